@@ -1,0 +1,93 @@
+"""``python -m hmviz <verb>``: each verb is a thin wrapper over library calls.
+
+User errors (:class:`hmviz.errors.HmvizError`) and bad flags print one ``error: ...`` line on
+stderr and exit with status 2, never a traceback. ``--debug`` shows the traceback of unexpected
+errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+from hmviz.errors import HmvizError
+
+log = logging.getLogger("hmviz")
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one ``error:`` line (exit 2) instead of usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see 'python -m hmviz {self._verb()}--help')\n")
+
+    def _verb(self) -> str:
+        parts = self.prog.split()
+        return (parts[-1] + " ") if len(parts) > 1 and parts[-1] != "hmviz" else ""
+
+
+# Each verb registers (name, help, add_arguments, run). Verbs live below, one block each.
+_VERBS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = []
+
+
+def verb(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register ``run(args) -> exit code`` as the verb ``name``."""
+
+    def deco(run: Callable[[argparse.Namespace], int]):
+        _VERBS.append((name, help, add_arguments, run))
+        return run
+
+    return deco
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m hmviz", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    for name, help_text, add_arguments, run in _VERBS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_verbs()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except HmvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written for the unfinished step.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless --debug
+        if args.debug:
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {exc}). This is a bug in hmviz; "
+              "rerun with --debug and report the traceback.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _load_verbs() -> None:
+    """Import the modules that define verbs (each registers itself with :func:`verb`)."""
+    if _VERBS:
+        return
+    import hmviz.cli_data  # noqa: F401  validate, convert
+    import hmviz.cli_model  # noqa: F401  train, evaluate, models
+    import hmviz.cli_explain  # noqa: F401  explain
+    import hmviz.cli_tracks  # noqa: F401  build-table

@@ -1,0 +1,71 @@
+"""Data verbs: ``validate`` (read and describe a dataset) and ``convert`` (to the long format).
+
+Both are thin wrappers over :func:`hmviz.data.io.read_dataset` and
+:func:`hmviz.data.io.write_long`; bad input raises DataError, which :mod:`hmviz.cli` prints as one
+``error: ...`` line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hmviz.cli import verb
+from hmviz.data.dataset import MultiCellDataset
+from hmviz.data.formats.long import output_kind
+from hmviz.data.io import FORMATS, read_dataset, write_long
+from hmviz.errors import DataError
+
+
+def _input_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
+                   help="input format (default: detect from the content)")
+    p.add_argument("--expression", metavar="PATH",
+                   help="expression table (gene_id, expression; CSV/TSV) joined by gene id")
+
+
+def _validate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="data file(s) or folder(s)")
+    _input_arguments(p)
+
+
+@verb("validate", "read a dataset, check it and describe it (genes, bins, marks, labels, splits)",
+      _validate_arguments)
+def validate(args: argparse.Namespace) -> int:
+    data = read_dataset(args.paths, format=args.format, expression=args.expression)
+    print(data.describe())
+    cells = data.cells.values() if isinstance(data, MultiCellDataset) else [data]
+    notes = list(dict.fromkeys(n for ds in cells for n in ds.meta.get("notes", [])))
+    for note in notes:
+        print(f"note:     {note}")
+    return 0
+
+
+def _convert_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="IN... OUT",
+                   help="input file(s) or folder(s), then the output file (.csv, .csv.gz, .tsv, .tsv.gz, .parquet)")
+    _input_arguments(p)
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+
+@verb("convert", "convert a dataset in any supported format to hmviz's long format", _convert_arguments)
+def convert(args: argparse.Namespace) -> int:
+    if len(args.paths) < 2:
+        raise DataError("convert needs at least one input and an output: convert IN... OUT "
+                        "(e.g. convert data/ data.parquet).")
+    *inputs, out = args.paths
+    out = Path(out)
+    output_kind(out)  # an unknown suffix fails before anything is read
+    if out.exists() and not args.force:
+        raise DataError(f"{out} already exists; choose another name, or add --force to overwrite it.")
+    if out.is_dir():
+        raise DataError(f"{out} is a folder; give a file name for the output (e.g. {out / 'data.parquet'}).")
+    data = read_dataset(inputs, format=args.format, expression=args.expression)
+    write_long(data, out)
+    cells = list(data.cells.values()) if isinstance(data, MultiCellDataset) else [data]
+    first = cells[0]
+    rows = sum(ds.n_genes * ds.n_bins for ds in cells)
+    where = f" in {len(cells)} cells ({', '.join(c.cell or '' for c in cells)})" if len(cells) > 1 else ""
+    print(f"wrote {out}: {rows} rows, {first.n_genes} genes x {first.n_bins} bins x {first.n_marks} marks "
+          f"({', '.join(first.marks)}){where}, {first.bin_size}-bp bins, TSS at bin {first.tss_bin}")
+    return 0

@@ -1,0 +1,134 @@
+"""CLI verbs ``train`` and ``evaluate`` (thin wrappers over :mod:`hmviz.training`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hmviz.cli import verb
+from hmviz.errors import HmvizError
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                   help="dataset: a file or folder in any supported format (see README)")
+    p.add_argument("--format", default="auto", choices=["auto", "deepchrome", "deepdiff", "long"])
+    p.add_argument("--expression", metavar="PATH", help="expression table (gene_id, expression) to join")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    p.add_argument("--model", required=True, help="model name (see 'python -m hmviz models')")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for the model and its card")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: the model's)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    p.add_argument("--marks", help="comma-separated marks to use, e.g. H3K4me3,H3K36me3 (default: all)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--label", default=None, metavar="RULE",
+                   help="median | quantile:Q | threshold:T | file (default: the file's labels, else median)")
+    p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"])
+    p.add_argument("--cells", help="differential models: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
+    p.add_argument("--force", action="store_true", help="replace an existing model in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bars: dict = {}
+
+    def on_progress(ev) -> None:
+        key = (ev.stage, ev.epoch)
+        bar = bars.get(key)
+        if bar is None:
+            for old in bars.values():
+                old.close()
+            bars.clear()
+            bar = bars[key] = tqdm(total=ev.steps, desc=f"{ev.stage} epoch {ev.epoch}/{ev.epochs}",
+                                   file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar.n = ev.step
+        bar.set_postfix(loss=f"{ev.train_loss:.4f}" if ev.train_loss is not None else "-", refresh=False)
+        bar.refresh()
+        if ev.epoch_end:
+            bar.close()
+            bars.clear()
+            print(f"{ev.stage} epoch {ev.epoch}/{ev.epochs}: loss {ev.train_loss:.4f}, "
+                  f"{ev.metric_name or 'valid'} {ev.valid_metric:.4f} ({ev.seconds:.1f} s)", file=sys.stderr)
+
+    return on_progress
+
+
+def _read(args):
+    from hmviz.data import read_dataset
+
+    return read_dataset(args.data if len(args.data) > 1 else args.data[0], format=args.format,
+                        expression=args.expression)
+
+
+@verb("train", "train a model on a dataset and save it with its model card", _train_args)
+def cmd_train(args: argparse.Namespace) -> int:
+    from hmviz.checkpoints import save_model
+    from hmviz.models import get_spec
+    from hmviz.training import TrainOptions, train
+
+    get_spec(args.model)  # unknown model: clear error before reading data
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise HmvizError(f"{out} already holds files; choose a new --out directory or add --force to replace it.")
+    if args.epochs is not None and args.epochs < 1:
+        raise HmvizError(f"--epochs must be at least 1; got {args.epochs}.")
+    dataset = _read(args)
+    options = TrainOptions(
+        model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, label_rule=args.label, split=args.split, patience=args.patience,
+        marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
+        cells=tuple(c.strip() for c in args.cells.split(",")) if args.cells else None,
+    )
+    if options.cells is not None and len(options.cells) != 2:
+        raise HmvizError(f"--cells takes two cell names separated by a comma; got '{args.cells}'.")
+    result = train(dataset, options, progress=_progress_printer(args.quiet))
+    save_model(result.model, result.card, out)
+    print(f"saved {args.model} to {out}", file=sys.stderr)
+    print(json.dumps({"model": args.model, "out": str(out), **result.metrics}))
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="DIR", help="a model directory made by 'train'")
+    _add_data_args(p)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+@verb("evaluate", "evaluate a saved model on a dataset (one JSON line of metrics)", _evaluate_args)
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hmviz.checkpoints import read_card
+    from hmviz.training import evaluate
+
+    read_card(args.model)  # a bad model directory fails before the data is read
+    metrics = evaluate(args.model, _read(args), device=args.device)
+    print(json.dumps(metrics))
+    return 0
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@verb("models", "list the model families hmviz can train", _models_args)
+def cmd_models(args: argparse.Namespace) -> int:
+    from hmviz.models import MODEL_REGISTRY
+
+    if args.json:
+        print(json.dumps({n: {"task": s.task, "inputs": s.inputs, "description": s.description}
+                          for n, s in MODEL_REGISTRY.items()}))
+    else:
+        for name, spec in MODEL_REGISTRY.items():
+            print(f"{name:24s} {spec.task:12s} {spec.description}")
+    return 0

@@ -1,0 +1,233 @@
+"""Every evaluation metric once, named for what it is.
+
+All functions take array-likes (numpy arrays, lists, CPU tensors) and return a Python ``float``.
+Inputs that make a metric undefined (one class only, a constant vector, no comparable pair, NaN)
+raise :class:`~hmviz.errors.HmvizError` with the reason instead of returning NaN.
+
+Naming: :func:`pearson_r` is the Pearson correlation; :func:`r2` is the coefficient of
+determination ``1 - SS_res / SS_tot``. They are different numbers (DeepDiff's "R2" was Pearson r).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
+
+from hmviz.errors import HmvizError
+
+ArrayLike = Any
+
+
+def _vector(values: ArrayLike, name: str) -> np.ndarray:
+    arr = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise HmvizError(f"{name} must be one value per gene (a 1-D array), got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise HmvizError(f"{name} contains {int(np.sum(~np.isfinite(arr)))} NaN or infinite value(s).")
+    return arr
+
+
+def _pair(a: ArrayLike, b: ArrayLike, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _vector(a, name_a), _vector(b, name_b)
+    if x.shape != y.shape:
+        raise HmvizError(f"{name_a} and {name_b} must have one value per gene each, got {x.size} and {y.size}.")
+    if x.size == 0:
+        raise HmvizError("No genes to evaluate: the arrays are empty.")
+    return x, y
+
+
+def _binary_labels(y_true: ArrayLike, metric: str) -> np.ndarray:
+    y = _vector(y_true, "y_true")
+    values = np.unique(y)
+    if not np.all(np.isin(values, (0.0, 1.0))):
+        raise HmvizError(f"{metric} needs 0/1 labels, got values {values[:5].tolist()}.")
+    if values.size < 2:
+        raise HmvizError(
+            f"{metric} needs both classes in the test split, but every gene is labelled {int(values[0])}. "
+            "Use a larger or stratified split."
+        )
+    return y
+
+
+# -- binary classification ---------------------------------------------------------------------
+
+
+def auroc(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Area under the ROC curve for 0/1 labels and any monotone score (logit or probability)."""
+    y = _binary_labels(y_true, "AUROC")
+    _, s = _pair(y, scores, "y_true", "scores")
+    return float(roc_auc_score(y, s))
+
+
+def auprc(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Area under the precision-recall curve, computed as **average precision** (sklearn's
+    ``average_precision_score``: sum over thresholds of precision x recall increment, no
+    trapezoidal interpolation). A random classifier scores the positive fraction."""
+    y = _binary_labels(y_true, "AUPRC")
+    _, s = _pair(y, scores, "y_true", "scores")
+    return float(average_precision_score(y, s))
+
+
+def accuracy(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.0) -> float:
+    """Fraction of genes whose predicted class (``score > threshold``) equals the 0/1 label.
+
+    The default ``threshold=0.0`` is for logits (hmviz models output logits; sigmoid(0) = 0.5).
+    Pass ``threshold=0.5`` when ``scores`` are probabilities.
+    """
+    y, s = _pair(y_true, scores, "y_true", "scores")
+    return float(np.mean((s > threshold) == (y > 0.5)))
+
+
+# -- regression --------------------------------------------------------------------------------
+
+
+def _check_not_constant(x: np.ndarray, name: str, metric: str) -> None:
+    if x.size < 2 or np.all(x == x[0]):
+        raise HmvizError(f"{metric} is undefined when {name} is constant (or has fewer than 2 genes).")
+
+
+def pearson_r(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Pearson correlation coefficient between truth and prediction (not R^2; see :func:`r2`)."""
+    y, p = _pair(y_true, y_pred, "y_true", "y_pred")
+    _check_not_constant(y, "y_true", "Pearson r")
+    _check_not_constant(p, "y_pred", "Pearson r")
+    return float(stats.pearsonr(y, p)[0])
+
+
+def spearman_r(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Spearman rank correlation (Pearson r of the average ranks; ties get their mean rank)."""
+    y, p = _pair(y_true, y_pred, "y_true", "y_pred")
+    _check_not_constant(y, "y_true", "Spearman r")
+    _check_not_constant(p, "y_pred", "Spearman r")
+    return float(stats.spearmanr(y, p)[0])
+
+
+def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Coefficient of determination ``1 - sum((y - p)^2) / sum((y - mean(y))^2)``; can be negative."""
+    y, p = _pair(y_true, y_pred, "y_true", "y_pred")
+    _check_not_constant(y, "y_true", "R^2")
+    return float(r2_score(y, p))
+
+
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean of ``(y_true - y_pred)^2``."""
+    y, p = _pair(y_true, y_pred, "y_true", "y_pred")
+    return float(np.mean((y - p) ** 2))
+
+
+# -- ranking -----------------------------------------------------------------------------------
+
+
+def pairwise_accuracy(y_true: ArrayLike, scores: ArrayLike, pairs: ArrayLike) -> float:
+    """Fraction of the given gene pairs ordered correctly by ``scores``.
+
+    Args:
+        y_true: ``(genes,)`` true expression.
+        scores: ``(genes,)`` predicted scores.
+        pairs: ``(n_pairs, 2)`` integer gene indices ``(i, j)``.
+
+    Pairs with tied truth are excluded; a pair with tied scores counts 1/2.
+    """
+    y, s = _pair(y_true, scores, "y_true", "scores")
+    idx = np.asarray(pairs)
+    if idx.ndim != 2 or idx.shape[1] != 2 or not np.issubdtype(idx.dtype, np.integer):
+        raise HmvizError(f"pairs must be an (n_pairs, 2) integer array of gene indices, got shape {idx.shape}.")
+    if idx.size and (idx.min() < -y.size or idx.max() >= y.size):
+        raise HmvizError(f"pairs refer to gene indices outside 0..{y.size - 1}.")
+    true_sign = np.sign(y[idx[:, 0]] - y[idx[:, 1]])
+    comparable = true_sign != 0
+    if not np.any(comparable):
+        raise HmvizError("Pairwise accuracy needs at least one pair whose true expression differs.")
+    score_sign = np.sign(s[idx[comparable, 0]] - s[idx[comparable, 1]])
+    credit = np.where(score_sign == 0, 0.5, (score_sign == true_sign[comparable]).astype(np.float64))
+    return float(np.mean(credit))
+
+
+def _tied_pairs(values: np.ndarray) -> int:
+    counts = np.unique(values, return_counts=True)[1].astype(np.int64)
+    return int(np.sum(counts * (counts - 1) // 2))
+
+
+def concordance_index(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Harrell's concordance index over all gene pairs, in O(n log n).
+
+    ``(concordant + 0.5 * tied_scores) / comparable`` over pairs with different truth (pairs with
+    tied truth are not comparable). Equal to the pairwise accuracy over all comparable pairs.
+
+    It follows from Kendall's tau-b (computed by scipy in O(n log n)): with ``P - Q =
+    tau_b * sqrt((n0 - ties_truth) * (n0 - ties_scores))`` and ``comparable = n0 - ties_truth``,
+    ``C = 0.5 + (P - Q) / (2 * comparable)``.
+    """
+    y, s = _pair(y_true, scores, "y_true", "scores")
+    n0 = y.size * (y.size - 1) // 2
+    comparable = n0 - _tied_pairs(y)
+    if comparable == 0:
+        raise HmvizError("The concordance index needs at least two genes with different true expression.")
+    untied_scores = n0 - _tied_pairs(s)
+    if untied_scores == 0:
+        return 0.5  # every score tied: every comparable pair counts 1/2
+    tau_b = stats.kendalltau(y, s, variant="b")[0]
+    concordant_minus_discordant = tau_b * np.sqrt(float(comparable) * float(untied_scores))
+    return float(0.5 + concordant_minus_discordant / (2.0 * comparable))
+
+
+def antisymmetry_error(p_ab: ArrayLike, p_ba: ArrayLike) -> float:
+    """``max |p_ab + p_ba - 1|`` over pairs: 0 for a ranker whose P(b above a) = 1 - P(a above b)."""
+    a, b = _pair(p_ab, p_ba, "p_ab", "p_ba")
+    return float(np.max(np.abs(a + b - 1.0)))
+
+
+# -- differential expression -------------------------------------------------------------------
+
+
+def direction_auroc(true_logfc: ArrayLike, pred_logfc: ArrayLike) -> float:
+    """AUROC for the direction of change: up (true log fold change > 0) vs down (< 0).
+
+    Genes whose true log fold change is exactly 0 are excluded; the predicted log fold change is
+    the score.
+    """
+    t, p = _pair(true_logfc, pred_logfc, "true_logfc", "pred_logfc")
+    keep = t != 0
+    up = (t[keep] > 0).astype(np.float64)
+    if up.size == 0 or np.all(up == up[0]):
+        raise HmvizError(
+            "Direction AUROC needs genes that go up and genes that go down between the two cells; "
+            f"this split has {int(up.sum())} up and {int(up.size - up.sum())} down (unchanged genes are excluded)."
+        )
+    return float(roc_auc_score(up, p[keep]))
+
+
+# -- bundles -----------------------------------------------------------------------------------
+
+
+def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.0) -> dict[str, float]:
+    """Binary-task metrics: ``{"auroc", "auprc", "accuracy", "n_genes", "positive_fraction"}``.
+
+    ``scores`` are logits by default; see :func:`accuracy` for ``threshold``.
+    """
+    y, s = _pair(y_true, scores, "y_true", "scores")
+    return {
+        "auroc": auroc(y, s),
+        "auprc": auprc(y, s),
+        "accuracy": accuracy(y, s, threshold),
+        "n_genes": float(y.size),
+        "positive_fraction": float(np.mean(y)),
+    }
+
+
+def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """Regression metrics: ``{"pearson_r", "spearman_r", "r2", "mse", "concordance_index", "n_genes"}``."""
+    y, p = _pair(y_true, y_pred, "y_true", "y_pred")
+    return {
+        "pearson_r": pearson_r(y, p),
+        "spearman_r": spearman_r(y, p),
+        "r2": r2(y, p),
+        "mse": mean_squared_error(y, p),
+        "concordance_index": concordance_index(y, p),
+        "n_genes": float(y.size),
+    }

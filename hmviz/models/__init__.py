@@ -1,0 +1,195 @@
+"""Models that predict a gene's expression from its binned histone-mark signal.
+
+Every model is a plain ``nn.Module`` with one ``@dataclass`` config. Inputs are float32 tensors
+shaped ``(batch, bins, marks)``; single-cell models return one logit per gene ``(batch,)``.
+The registry maps a name to its :class:`ModelSpec`::
+
+    module, config = build_model("attentivechrome", n_marks=5, n_bins=100, lr=1e-4)
+    same = build_from_config("attentivechrome", dataclasses.asdict(config))
+
+Families that predict one score per gene (DeepChrome, AttentiveChrome, SimpleChrome, the rankers'
+backbones) can also be trained with MSE on a continuous target; ``ModelSpec.task`` is the default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from torch import nn
+
+from hmviz.errors import ModelError
+from hmviz.models._common import ModelConfig, check_input
+from hmviz.models.attentivechrome import AttentionOutput, AttentiveChrome, AttentiveChromeConfig
+from hmviz.models.baselines import BASELINES, baseline_scores, fit_baseline
+from hmviz.models.deepchrome import DeepChrome, DeepChromeConfig
+from hmviz.models.deepdiff import DeepDiff, DeepDiffConfig, DeepDiffOutput, contrastive_loss, log2_fold_change
+from hmviz.models.ranker import (
+    PairwiseRanker,
+    RankerAttentiveChromeConfig,
+    RankerDeepChromeConfig,
+    ranknet_loss,
+    ranknet_targets,
+)
+from hmviz.models.simplechrome import SimpleChrome, SimpleChromeConfig
+
+Task = Literal["binary", "ranking", "differential"]
+Inputs = Literal["single", "pair-of-genes", "two-cells"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model.
+
+    Attributes:
+        name: registry name (``"deepchrome"``, ...).
+        config_cls: the config dataclass.
+        module_cls: the ``nn.Module`` class that :attr:`build` returns.
+        build: ``config -> module``.
+        task: default task: ``"binary"`` (high/low expression), ``"ranking"`` (which gene of a
+            pair is higher) or ``"differential"`` (log2 fold change between two cells).
+        description: one line for the UI.
+        inputs: ``"single"`` (one gene), ``"pair-of-genes"`` (two genes, one cell) or
+            ``"two-cells"`` (one gene in two cells).
+    """
+
+    name: str
+    config_cls: type[ModelConfig]
+    module_cls: type[nn.Module]
+    build: Callable[[Any], nn.Module]
+    task: Task
+    description: str
+    inputs: Inputs
+
+
+MODEL_REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "deepchrome",
+            DeepChromeConfig,
+            DeepChrome,
+            DeepChrome,
+            "binary",
+            "Convolutional network that scans the mark profiles for local patterns (DeepChrome, 2016).",
+            "single",
+        ),
+        ModelSpec(
+            "attentivechrome",
+            AttentiveChromeConfig,
+            AttentiveChrome,
+            AttentiveChrome,
+            "binary",
+            "Recurrent network that shows which bins and which marks it attends to (AttentiveChrome, 2017).",
+            "single",
+        ),
+        ModelSpec(
+            "simplechrome",
+            SimpleChromeConfig,
+            SimpleChrome,
+            SimpleChrome,
+            "binary",
+            "Compresses each gene's mark profile to 10 numbers (a VAE), then classifies those (SimpleChrome, 2020).",
+            "single",
+        ),
+        ModelSpec(
+            "deepdiff",
+            DeepDiffConfig,
+            DeepDiff,
+            DeepDiff,
+            "differential",
+            "Predicts how much a gene's expression changes between two cell types from both cells' marks (DeepDiff, 2018).",
+            "two-cells",
+        ),
+        ModelSpec(
+            "ranker-deepchrome",
+            RankerDeepChromeConfig,
+            PairwiseRanker,
+            lambda config: PairwiseRanker(DeepChrome(config)),
+            "ranking",
+            "Says which of two genes is expressed higher, scoring each gene with a DeepChrome network.",
+            "pair-of-genes",
+        ),
+        ModelSpec(
+            "ranker-attentivechrome",
+            RankerAttentiveChromeConfig,
+            PairwiseRanker,
+            lambda config: PairwiseRanker(AttentiveChrome(config)),
+            "ranking",
+            "Says which of two genes is expressed higher, scoring each gene with an AttentiveChrome network.",
+            "pair-of-genes",
+        ),
+    )
+}
+
+
+def list_models() -> list[str]:
+    """Registry names, in display order."""
+    return list(MODEL_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` for ``name``; an unknown name raises :class:`ModelError` with the valid names."""
+    try:
+        return MODEL_REGISTRY[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name).lower(), list(MODEL_REGISTRY), n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ModelError(f"Unknown model {name!r}. Valid models: {', '.join(MODEL_REGISTRY)}.{hint}") from None
+
+
+def build_model(name: str, n_marks: int, n_bins: int, **overrides: Any) -> tuple[nn.Module, ModelConfig]:
+    """Build model ``name`` for ``n_marks`` marks x ``n_bins`` bins; ``overrides`` set config fields.
+
+    Returns ``(module, config)``. Unknown override names raise :class:`ModelError`.
+    """
+    spec = get_spec(name)
+    config = spec.config_cls.from_dict({"n_marks": n_marks, "n_bins": n_bins, **overrides})
+    return spec.build(config), config
+
+
+def build_from_config(name: str, config: dict[str, Any] | ModelConfig) -> nn.Module:
+    """Rebuild model ``name`` from a config dict (``dataclasses.asdict`` output, e.g. a model card).
+
+    Unknown keys raise :class:`ModelError` naming them.
+    """
+    spec = get_spec(name)
+    if isinstance(config, ModelConfig):
+        if not isinstance(config, spec.config_cls):
+            raise ModelError(f"Model {name!r} needs a {spec.config_cls.__name__}, got {type(config).__name__}.")
+        return spec.build(config)
+    return spec.build(spec.config_cls.from_dict(dict(config)))
+
+
+__all__ = [
+    "BASELINES",
+    "MODEL_REGISTRY",
+    "AttentionOutput",
+    "AttentiveChrome",
+    "AttentiveChromeConfig",
+    "DeepChrome",
+    "DeepChromeConfig",
+    "DeepDiff",
+    "DeepDiffConfig",
+    "DeepDiffOutput",
+    "ModelConfig",
+    "ModelSpec",
+    "PairwiseRanker",
+    "RankerAttentiveChromeConfig",
+    "RankerDeepChromeConfig",
+    "SimpleChrome",
+    "SimpleChromeConfig",
+    "baseline_scores",
+    "build_from_config",
+    "build_model",
+    "check_input",
+    "contrastive_loss",
+    "fit_baseline",
+    "get_spec",
+    "list_models",
+    "log2_fold_change",
+    "ranknet_loss",
+    "ranknet_targets",
+]

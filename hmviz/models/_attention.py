@@ -1,0 +1,45 @@
+"""Attention pooling with a learned context vector (AttentiveChrome, DeepDiff).
+
+Scores are dot products with a learned vector, ``score_t = h_t . w`` (no tanh or projection, as
+in the AttentiveChrome paper); ``alpha = softmax_t(score)``; the pooled vector is
+``sum_t alpha_t h_t``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ContextAttention(nn.Module):
+    """Pool a sequence of states with weights from a learned context vector.
+
+    Args:
+        dim: size D of each state.
+        n_groups: ``None`` for one shared context vector ``(D,)``; an integer G for G independent
+            context vectors ``(G, D)``, one per group (AttentiveChrome: one per mark).
+        init_range: context vectors are drawn from U(-init_range, init_range).
+
+    ``forward(states)`` with ``states`` shaped ``(batch, L, D)`` (or ``(batch, G, L, D)`` with
+    groups) returns the pooled ``(batch, D)`` (``(batch, G, D)``); with ``return_weights=True`` it
+    returns ``(pooled, weights)`` where ``weights`` is ``(batch, L)`` (``(batch, G, L)``) and sums
+    to 1 over L.
+    """
+
+    def __init__(self, dim: int, n_groups: int | None = None, init_range: float = 0.1) -> None:
+        super().__init__()
+        shape = (dim,) if n_groups is None else (n_groups, dim)
+        self.context = nn.Parameter(torch.empty(shape).uniform_(-init_range, init_range))
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(
+        self, states: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        # (batch, [G,] L, D) @ ([G,] D, 1) -> (batch, [G,] L): one score per position
+        scores = torch.matmul(states, self.context.unsqueeze(-1)).squeeze(-1)
+        weights = self.softmax(scores)
+        # (batch, [G,] 1, L) @ (batch, [G,] L, D) -> (batch, [G,] D)
+        pooled = torch.matmul(weights.unsqueeze(-2), states).squeeze(-2)
+        if return_weights:
+            return pooled, weights
+        return pooled

@@ -1,0 +1,99 @@
+"""Pieces every model shares: the config base class and the input-shape check.
+
+Every model config is a ``@dataclass`` that derives from :class:`ModelConfig`. It holds the data
+shape (``n_marks``, ``n_bins``), every architectural hyperparameter and the training defaults
+(``optimizer``, ``lr``, ``batch_size``, ``epochs``, ``grad_clip``, ``weight_decay``) that the
+training engine reads. ``dataclasses.asdict(config)`` is JSON-serialisable and
+``Config.from_dict(d)`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import torch
+
+from hmviz.errors import ModelError
+
+C = TypeVar("C", bound="ModelConfig")
+
+OptimizerName = Literal["adam", "adamw", "sgd"]
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    """Fields every model config has.
+
+    Attributes:
+        n_marks: number of histone marks (input channels); the dataset's mark order is recorded
+            in the model card, not here.
+        n_bins: number of bins around the TSS (sequence length).
+        optimizer: optimiser name the training engine builds (``"adam"``, ``"adamw"``, ``"sgd"``).
+        lr: learning rate.
+        batch_size: genes (or gene pairs) per training step.
+        epochs: maximum number of epochs (the engine may stop earlier on validation).
+        grad_clip: max global gradient norm, or ``None`` for no clipping.
+        weight_decay: L2 penalty passed to the optimiser.
+    """
+
+    n_marks: int
+    n_bins: int
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-3
+    batch_size: int = 64
+    epochs: int = 30
+    grad_clip: float | None = None
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("n_marks", "n_bins", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelError(f"{type(self).__name__}.{name} must be a positive integer, got {value!r}.")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ModelError(
+                f"{type(self).__name__}.optimizer must be one of 'adam', 'adamw', 'sgd', got {self.optimizer!r}."
+            )
+        if self.lr <= 0:
+            raise ModelError(f"{type(self).__name__}.lr must be > 0, got {self.lr!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (JSON-serialisable); the inverse of :meth:`from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], values: dict[str, Any]) -> C:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys raise :class:`ModelError`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelError(
+                f"Unknown setting(s) for {cls.__name__}: {', '.join(unknown)}. Valid settings: "
+                f"{', '.join(sorted(known))}. (A saved config with extra keys was written for another model "
+                "or hmviz version.)"
+            )
+        missing = sorted(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values
+        )
+        if missing:
+            raise ModelError(f"{cls.__name__} needs {', '.join(missing)} (the data shape the model was built for).")
+        return cls(**values)
+
+
+def check_input(x: torch.Tensor, n_bins: int, n_marks: int, model_name: str) -> None:
+    """Raise :class:`ModelError` unless ``x`` is a ``(batch, n_bins, n_marks)`` floating tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise ModelError(f"{model_name} expects a torch.Tensor shaped (batch, bins, marks), got {type(x).__name__}.")
+    if x.ndim != 3 or x.shape[1] != n_bins or x.shape[2] != n_marks:
+        hint = " For a single gene add a batch axis: x.unsqueeze(0)." if x.ndim == 2 else ""
+        raise ModelError(
+            f"{model_name} was built for input (batch, {n_bins} bins, {n_marks} marks) but got shape "
+            f"{tuple(x.shape)}.{hint} Check that the dataset has the same bins and marks, in the same "
+            "order, as the model (see its model card)."
+        )
+    if not x.is_floating_point():
+        raise ModelError(f"{model_name} expects floating-point input (float32), got {x.dtype}. Use x.float().")

@@ -1,0 +1,255 @@
+"""DeepDiff (Sekhon, Singh, Qi; Bioinformatics 2018): differential expression between two cells.
+
+The model reads the same gene's marks in cell A and cell B and predicts the log2 fold change of
+B over A::
+
+    diff = log2((count_b + 1) / (count_a + 1)) = log2(count_b + 1) - log2(count_a + 1)
+
+A positive prediction means "higher in cell B". Use :func:`log2_fold_change` to build the target
+so the sign convention cannot drift.
+
+Variants (``DeepDiffConfig.variant``), built from the AttentiveChrome blocks:
+
+* ``"aux"`` (default): each cell has its own bin-level encoder (per-mark BiLSTM + attention) and
+  mark-level encoder (BiLSTM + attention) giving a 32-d cell vector; an auxiliary
+  ``Linear(32 -> 1)`` per cell predicts ``log2(count + 1)`` of that cell, and a joint MLP
+  ``Linear(64 -> 32) -> ReLU -> Linear(32 -> 1)`` on ``[cell_a, cell_b]`` predicts ``diff``.
+  With ``siamese=True`` both cells share one bin-level encoder and the loss adds
+  ``gamma * contrastive(emb_a, emb_b)`` on the flattened bin-level mark embeddings.
+* ``"raw_d"``: one AttentiveChrome on the difference ``x_b - x_a``. (The paper feeds
+  ``x_a - x_b``; hmviz uses ``x_b - x_a`` so that more signal in B points the same way as a
+  positive ``diff``. A network learns either; only the sign of attributions is affected.)
+
+The loss (:meth:`DeepDiff.loss`) is ``MSE(pred, diff)`` + ``aux_weight * (MSE(pred_a, abs_a) +
+MSE(pred_b, abs_b))`` (aux only) + ``contrastive_weight * contrastive`` (siamese only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hmviz.errors import ModelError
+from hmviz.models._common import ModelConfig, OptimizerName, check_input
+from hmviz.models._recurrent import BinLSTMImpl
+from hmviz.models.attentivechrome import BinLevelEncoder, MarkLevelEncoder, init_uniform_
+
+
+def log2_fold_change(count_a: torch.Tensor, count_b: torch.Tensor) -> torch.Tensor:
+    """``log2((count_b + 1) / (count_a + 1))``: the DeepDiff target, positive when B is higher."""
+    return torch.log2(count_b + 1.0) - torch.log2(count_a + 1.0)
+
+
+@dataclass(kw_only=True)
+class DeepDiffConfig(ModelConfig):
+    """DeepDiff hyperparameters; defaults are the paper code's.
+
+    Attributes:
+        variant: ``"aux"`` (per-cell encoders + auxiliary heads + joint MLP) or ``"raw_d"``
+            (AttentiveChrome on ``x_b - x_a``).
+        siamese: share the bin-level encoder between the two cells and add the contrastive term
+            (``variant="aux"`` only).
+        bin_hidden, mark_hidden: LSTM sizes per direction, as AttentiveChrome (32, 16).
+        joint_hidden: hidden width of the joint MLP (32).
+        aux_weight: weight of the two auxiliary MSE terms (paper: 1).
+        contrastive_weight: gamma, weight of the contrastive term (paper: 4.0).
+        contrastive_margin: margin of the contrastive loss (paper: 2.0).
+        contrastive_threshold: a gene counts as a "different" pair (y = 1, pushed apart) when
+            ``|diff| >= contrastive_threshold`` (paper: 2.0), else it is pulled together.
+        dropout: dropout on LSTM outputs (0.0 = paper behaviour).
+        init_range: every parameter from U(-init_range, init_range) (paper: 0.1).
+        bin_lstm_impl: see :class:`~hmviz.models.attentivechrome.AttentiveChromeConfig`.
+        Training: Adam, lr 1e-4, batch 10, 90 epochs, clip-norm 1 (paper).
+    """
+
+    variant: Literal["aux", "raw_d"] = "aux"
+    siamese: bool = False
+    bin_hidden: int = 32
+    mark_hidden: int = 16
+    joint_hidden: int = 32
+    aux_weight: float = 1.0
+    contrastive_weight: float = 4.0
+    contrastive_margin: float = 2.0
+    contrastive_threshold: float = 2.0
+    dropout: float = 0.0
+    init_range: float = 0.1
+    bin_lstm_impl: BinLSTMImpl = "per_mark"
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-4
+    batch_size: int = 10
+    epochs: int = 90
+    grad_clip: float | None = 1.0
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.variant not in ("aux", "raw_d"):
+            raise ModelError(f"DeepDiff variant must be 'aux' or 'raw_d', got {self.variant!r}.")
+        if self.siamese and self.variant != "aux":
+            raise ModelError("siamese=True needs variant='aux' (raw_d has a single encoder to share).")
+
+
+class CellAttention(NamedTuple):
+    """Attention weights for one input: ``bin`` (batch, marks, bins), ``mark`` (batch, marks)."""
+
+    bin: torch.Tensor
+    mark: torch.Tensor
+
+
+class DeepDiffOutput(NamedTuple):
+    """Everything DeepDiff computes (``forward(x_a, x_b, return_all=True)``).
+
+    Attributes:
+        pred: ``(batch,)`` predicted log2 fold change of B over A.
+        pred_a, pred_b: ``(batch,)`` auxiliary predictions of ``log2(count + 1)`` per cell
+            (``None`` for ``raw_d``).
+        embeddings: ``(emb_a, emb_b)``, each ``(batch, marks * 2 * bin_hidden)``, the flattened
+            bin-level mark embeddings used by the contrastive loss (``None`` for ``raw_d``).
+        attention: ``{"a": CellAttention, "b": CellAttention}`` for ``aux``;
+            ``{"b-a": CellAttention}`` for ``raw_d``.
+    """
+
+    pred: torch.Tensor
+    pred_a: torch.Tensor | None
+    pred_b: torch.Tensor | None
+    embeddings: tuple[torch.Tensor, torch.Tensor] | None
+    attention: dict[str, CellAttention]
+
+
+def contrastive_loss(
+    emb_a: torch.Tensor, emb_b: torch.Tensor, different: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """Hadsell-style contrastive loss, mean over the batch.
+
+    ``(1 - y) * d**2 + y * max(0, margin - d)**2`` with ``d = ||emb_a - emb_b||_2`` and
+    ``y = different`` (1 = push apart, 0 = pull together).
+    """
+    d = torch.linalg.vector_norm(emb_a - emb_b, dim=-1)
+    y = different.to(d.dtype)
+    return ((1 - y) * d.pow(2) + y * torch.clamp(margin - d, min=0).pow(2)).mean()
+
+
+class DeepDiff(nn.Module):
+    """Two-cell model. ``forward(x_a, x_b)``, each ``(batch, bins, marks)`` -> ``(batch,)`` log2 FC (B over A).
+
+    ``forward(x_a, x_b, return_all=True)`` returns a :class:`DeepDiffOutput`. The siamese
+    variant runs its shared encoder once on both cells stacked along the batch axis, so every
+    module runs once per forward (as Captum's DeepLift requires).
+    """
+
+    def __init__(self, config: DeepDiffConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        enc = dict(hidden=c.bin_hidden, dropout=c.dropout, impl=c.bin_lstm_impl, init_range=c.init_range)
+        if c.variant == "raw_d":
+            self.bin_encoder = BinLevelEncoder(c.n_marks, **enc)
+            self.mark_encoder = MarkLevelEncoder(self.bin_encoder.out_dim, c.mark_hidden, c.dropout, c.init_range)
+            self.head = nn.Linear(self.mark_encoder.out_dim, 1)
+        else:
+            if c.siamese:
+                self.bin_encoder = BinLevelEncoder(c.n_marks, **enc)
+            else:
+                self.bin_encoder_a = BinLevelEncoder(c.n_marks, **enc)
+                self.bin_encoder_b = BinLevelEncoder(c.n_marks, **enc)
+            emb_dim = 2 * c.bin_hidden
+            self.mark_encoder_a = MarkLevelEncoder(emb_dim, c.mark_hidden, c.dropout, c.init_range)
+            self.mark_encoder_b = MarkLevelEncoder(emb_dim, c.mark_hidden, c.dropout, c.init_range)
+            cell_dim = 2 * c.mark_hidden
+            self.aux_head_a = nn.Linear(cell_dim, 1)
+            self.aux_head_b = nn.Linear(cell_dim, 1)
+            self.joint = nn.Sequential(nn.Linear(2 * cell_dim, c.joint_hidden), nn.ReLU(), nn.Linear(c.joint_hidden, 1))
+        init_uniform_(self, c.init_range)
+
+    def forward(
+        self, x_a: torch.Tensor, x_b: torch.Tensor, return_all: bool = False
+    ) -> torch.Tensor | DeepDiffOutput:
+        c = self.config
+        check_input(x_a, c.n_bins, c.n_marks, "DeepDiff (cell A)")
+        check_input(x_b, c.n_bins, c.n_marks, "DeepDiff (cell B)")
+        if x_a.shape[0] != x_b.shape[0]:
+            raise ModelError(
+                f"DeepDiff needs the same genes in both cells, got {x_a.shape[0]} genes for A and {x_b.shape[0]} for B."
+            )
+        if c.variant == "raw_d":
+            return self._forward_raw_d(x_b - x_a, return_all)
+        return self._forward_aux(x_a, x_b, return_all)
+
+    def _forward_raw_d(self, x_diff: torch.Tensor, return_all: bool) -> torch.Tensor | DeepDiffOutput:
+        if not return_all:
+            return self.head(self.mark_encoder(self.bin_encoder(x_diff))).squeeze(-1)
+        emb, alpha = self.bin_encoder(x_diff, return_attention=True)
+        gene, beta = self.mark_encoder(emb, return_attention=True)
+        pred = self.head(gene).squeeze(-1)
+        return DeepDiffOutput(pred, None, None, None, {"b-a": CellAttention(alpha, beta)})
+
+    def _forward_aux(self, x_a: torch.Tensor, x_b: torch.Tensor, return_all: bool) -> torch.Tensor | DeepDiffOutput:
+        batch = x_a.shape[0]
+        if self.config.siamese:
+            both = self.bin_encoder(torch.cat([x_a, x_b], dim=0), return_attention=return_all)
+            if return_all:
+                emb, alpha = both
+                alpha_a, alpha_b = alpha[:batch], alpha[batch:]
+            else:
+                emb = both
+            emb_a, emb_b = emb[:batch], emb[batch:]
+        elif return_all:
+            emb_a, alpha_a = self.bin_encoder_a(x_a, return_attention=True)
+            emb_b, alpha_b = self.bin_encoder_b(x_b, return_attention=True)
+        else:
+            emb_a, emb_b = self.bin_encoder_a(x_a), self.bin_encoder_b(x_b)
+        if return_all:
+            cell_a, beta_a = self.mark_encoder_a(emb_a, return_attention=True)
+            cell_b, beta_b = self.mark_encoder_b(emb_b, return_attention=True)
+        else:
+            cell_a, cell_b = self.mark_encoder_a(emb_a), self.mark_encoder_b(emb_b)
+        pred = self.joint(torch.cat([cell_a, cell_b], dim=-1)).squeeze(-1)
+        if not return_all:
+            return pred
+        return DeepDiffOutput(
+            pred=pred,
+            pred_a=self.aux_head_a(cell_a).squeeze(-1),
+            pred_b=self.aux_head_b(cell_b).squeeze(-1),
+            embeddings=(emb_a.flatten(1), emb_b.flatten(1)),
+            attention={"a": CellAttention(alpha_a, beta_a), "b": CellAttention(alpha_b, beta_b)},
+        )
+
+    def loss_terms(
+        self,
+        outputs: DeepDiffOutput,
+        diff: torch.Tensor,
+        abs_a: torch.Tensor | None = None,
+        abs_b: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The weighted loss terms, keyed ``"mse"``, ``"aux"`` (aux variant), ``"contrastive"`` (siamese).
+
+        Args:
+            outputs: ``forward(x_a, x_b, return_all=True)``.
+            diff: ``(batch,)`` target ``log2((count_b + 1) / (count_a + 1))`` (:func:`log2_fold_change`).
+            abs_a, abs_b: ``(batch,)`` targets ``log2(count + 1)`` per cell (needed for ``aux``).
+        """
+        c = self.config
+        terms = {"mse": F.mse_loss(outputs.pred, diff)}
+        if c.variant == "aux":
+            if abs_a is None or abs_b is None:
+                raise ModelError("DeepDiff variant 'aux' needs abs_a and abs_b = log2(count + 1) for each cell.")
+            terms["aux"] = c.aux_weight * (F.mse_loss(outputs.pred_a, abs_a) + F.mse_loss(outputs.pred_b, abs_b))
+        if c.siamese:
+            emb_a, emb_b = outputs.embeddings
+            different = diff.abs() >= c.contrastive_threshold
+            terms["contrastive"] = c.contrastive_weight * contrastive_loss(emb_a, emb_b, different, c.contrastive_margin)
+        return terms
+
+    def loss(
+        self,
+        outputs: DeepDiffOutput,
+        diff: torch.Tensor,
+        abs_a: torch.Tensor | None = None,
+        abs_b: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Total training loss: the sum of :meth:`loss_terms` (a scalar tensor)."""
+        return sum(self.loss_terms(outputs, diff, abs_a, abs_b).values())

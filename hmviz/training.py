@@ -1,0 +1,695 @@
+"""One training engine for every model family.
+
+:func:`train` takes a dataset and :class:`TrainOptions`, and
+
+1. seeds everything from one seed (:func:`seed_everything`),
+2. selects the marks, assigns the split (the file's, a seeded random one, or a chromosome hold-out),
+3. builds the target on the training genes only (labels by a rule, ranking pairs, or log fold change),
+4. fits the input transform (log1p + per-mark scaling) on the training genes only,
+5. trains on the train split with early stopping on the validation metric, reporting progress
+   through a callback and checking a cancel flag between batches,
+6. evaluates the best model once on the test split,
+
+and returns the model with its model card. :func:`evaluate` applies a saved model to new data with
+the transform, marks and label rule recorded in its card.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hmviz import metrics as M
+from hmviz.data.dataset import HistoneDataset, MultiCellDataset
+from hmviz.data.splits import ensure_split
+from hmviz.data.targets import LabelRule, sample_pairs
+from hmviz.data.transforms import SignalTransform
+from hmviz.errors import DataError, HmvizError, ModelError
+
+log = logging.getLogger(__name__)
+
+EVAL_BATCH = 1024
+
+
+# --------------------------------------------------------------------------- basics
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) from one number; cuDNN made deterministic."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def choose_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto``: CUDA when present, otherwise CPU. Asking for CUDA without a GPU is an error."""
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HmvizError("--device cuda was asked for but no CUDA GPU is available here; use --device auto or cpu.")
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    raise HmvizError(f"Unknown device '{device}'; use auto, cpu or cuda.")
+
+
+class TrainingCancelled(HmvizError):
+    """Training was cancelled by the user; nothing was saved."""
+
+
+@dataclass
+class TrainOptions:
+    """Everything that decides a training run (all of it is written into the model card)."""
+
+    model: str
+    epochs: int | None = None            # None: the model config's default
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 1
+    device: str = "auto"
+    marks: tuple[str, ...] | None = None  # None: every mark in the data, in its order
+    label_rule: str | None = None        # None: the file's labels if present, else "median"
+    split: str = "auto"                  # auto (file's split, else random) | file | random | chromosome
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    valid_chroms: tuple[str, ...] | None = None
+    test_chroms: tuple[str, ...] | None = None
+    patience: int = 5                    # epochs without validation improvement before stopping
+    log1p: bool = True
+    scaling: str = "standard"
+    pairs_per_gene: int = 4              # ranking: training pairs drawn per training gene and epoch
+    cells: tuple[str, str] | None = None  # differential: (cell A, cell B); target log2((B+1)/(A+1))
+    amp: bool | None = None              # mixed precision: None = on for CUDA
+    model_overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class ProgressEvent:
+    """What the progress callback receives, after every batch and at the end of every epoch."""
+
+    stage: str                  # "pretrain" (unsupervised stage of SimpleChrome) or "train"
+    epoch: int                  # 1-based
+    epochs: int
+    step: int                   # batches done in this epoch
+    steps: int
+    train_loss: float | None
+    valid_metric: float | None = None
+    metric_name: str = ""
+    epoch_end: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    card: dict
+    history: list[dict]
+
+    @property
+    def metrics(self) -> dict:
+        return self.card["metrics"]
+
+
+# ------------------------------------------------------------------------ tasks
+class _Task:
+    """How one kind of target becomes batches, a loss, predictions and metrics."""
+
+    metric_name = ""
+    higher_is_better = True
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def train_batches(self, rng: np.random.Generator, batch_size: int) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def valid_metric(self, model: nn.Module) -> float:
+        raise NotImplementedError
+
+    def test_metrics(self, model: nn.Module) -> dict:
+        raise NotImplementedError
+
+
+def _predict(model_fn: Callable, x: torch.Tensor, index: np.ndarray, device: torch.device, *more: torch.Tensor) -> np.ndarray:
+    """Model outputs for the genes in ``index``, in batches, in inference mode; float64 numpy."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(index), EVAL_BATCH):
+            idx = torch.as_tensor(index[start:start + EVAL_BATCH], dtype=torch.long)
+            args = [t[idx].to(device, non_blocking=True) for t in (x, *more)]
+            out.append(model_fn(*args).float().cpu())
+    if not out:
+        return np.zeros(0)
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+class _SingleCellTask(_Task):
+    def __init__(self, device, x: torch.Tensor, split: np.ndarray, expression: np.ndarray | None,
+                 labels: np.ndarray | None, seed: int):
+        super().__init__(device)
+        self.x = x
+        self.train_idx = np.flatnonzero(split == "train")
+        self.valid_idx = np.flatnonzero(split == "valid")
+        self.test_idx = np.flatnonzero(split == "test")
+        self.expression = expression
+        self.labels = labels
+        self.seed = seed
+
+    def scores(self, model, index) -> np.ndarray:
+        fn = getattr(model, "score", model)
+        return _predict(fn, self.x, index, self.device)
+
+    def _ranking_metrics(self, scores: np.ndarray, index: np.ndarray, prefix: str) -> dict:
+        out: dict = {}
+        truth = self.expression[index] if self.expression is not None else None
+        if truth is not None and np.isfinite(truth).all():
+            out[f"{prefix}concordance_index"] = M.concordance_index(truth, scores)
+            try:
+                i, j, _ = sample_pairs(truth, np.arange(len(index)), n_pairs=min(20000, 10 * len(index)),
+                                       seed=self.seed)
+                out[f"{prefix}pairwise_accuracy"] = M.pairwise_accuracy(truth, scores, np.stack([i, j], 1))
+            except DataError:
+                pass
+            out[f"{prefix}spearman_r"] = M.spearman_r(truth, scores)
+        elif self.labels is not None:
+            # Only classes are known: pairs are (high, low) genes, i.e. pairwise accuracy == AUROC.
+            out[f"{prefix}pairwise_accuracy"] = M.auroc(self.labels[index], scores)
+        return out
+
+
+class _BinaryTask(_SingleCellTask):
+    metric_name = "valid_auroc"
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.y = torch.as_tensor(self.labels, dtype=torch.float32)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def train_batches(self, rng, batch_size):
+        order = rng.permutation(self.train_idx)
+        for start in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[start:start + batch_size], dtype=torch.long)
+            yield self.x[idx].to(self.device, non_blocking=True), self.y[idx].to(self.device, non_blocking=True)
+
+    def loss(self, model, batch):
+        x, y = batch
+        return self.loss_fn(model(x).float(), y)
+
+    def valid_metric(self, model):
+        return M.auroc(self.labels[self.valid_idx], self.scores(model, self.valid_idx))
+
+    def test_metrics(self, model):
+        s = self.scores(model, self.test_idx)
+        y = self.labels[self.test_idx]
+        out = {
+            "test_auroc": M.auroc(y, s),
+            "test_auprc": M.auprc(y, s),
+            "test_accuracy": M.accuracy(y, 1.0 / (1.0 + np.exp(-s))),
+        }
+        out.update(self._ranking_metrics(s, self.test_idx, "test_"))
+        return out
+
+
+class _RankingTask(_SingleCellTask):
+    """RankNet on gene pairs: P(A above B) = sigmoid(s_A - s_B); pairs never cross splits."""
+
+    metric_name = "valid_pairwise_accuracy"
+
+    def __init__(self, *args, pairs_per_gene: int = 4, **kw):
+        super().__init__(*args, **kw)
+        if self.expression is not None:
+            self.order_value = np.log1p(self.expression)
+        elif self.labels is not None:
+            self.order_value = self.labels.astype(np.float64)  # pairs only between classes
+        else:
+            raise DataError("The ranker needs expression values (or at least high/low labels) per gene.")
+        self.pairs_per_gene = pairs_per_gene
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self._valid_pairs = self._pairs(self.valid_idx, seed=self.seed + 1)
+
+    def _pairs(self, index, seed, n=None):
+        n = n or max(1, self.pairs_per_gene * len(index))
+        i, j, t = sample_pairs(self.order_value, index, n_pairs=n, seed=seed)
+        return i, j, t
+
+    def train_batches(self, rng, batch_size):
+        i, j, t = self._pairs(self.train_idx, seed=int(rng.integers(2**31)))
+        tt = torch.as_tensor(t, dtype=torch.float32)
+        for start in range(0, len(i), batch_size):
+            a = torch.as_tensor(i[start:start + batch_size], dtype=torch.long)
+            b = torch.as_tensor(j[start:start + batch_size], dtype=torch.long)
+            yield (self.x[a].to(self.device), self.x[b].to(self.device), tt[start:start + batch_size].to(self.device))
+
+    def loss(self, model, batch):
+        xa, xb, t = batch
+        return self.loss_fn(model(xa, xb).float(), t)
+
+    def valid_metric(self, model):
+        i, j, t = self._valid_pairs
+        s = self.scores(model, np.arange(len(self.order_value)))
+        return float(np.mean((s[i] > s[j]) == (t == 1)))
+
+    def test_metrics(self, model):
+        s = self.scores(model, self.test_idx)
+        out = self._ranking_metrics(s, self.test_idx, "test_")
+        if "test_pairwise_accuracy" not in out:
+            i, j, t = self._pairs(self.test_idx, seed=self.seed + 2, n=10 * len(self.test_idx))
+            sa = self.scores(model, np.arange(len(self.order_value)))
+            out["test_pairwise_accuracy"] = float(np.mean((sa[i] > sa[j]) == (t == 1)))
+        if self.labels is not None and len(np.unique(self.labels[self.test_idx])) == 2:
+            out["test_auroc"] = M.auroc(self.labels[self.test_idx], s)
+        # Antisymmetry: P(A>B) + P(B>A) must be exactly 1.
+        i, j, _ = self._pairs(self.test_idx, seed=self.seed + 3, n=min(2000, 10 * len(self.test_idx)))
+        idx_i = torch.as_tensor(i, dtype=torch.long)
+        idx_j = torch.as_tensor(j, dtype=torch.long)
+        with torch.inference_mode():
+            xa, xb = self.x[idx_i].to(self.device), self.x[idx_j].to(self.device)
+            p_ab = torch.sigmoid(model(xa, xb).float()).cpu().numpy()
+            p_ba = torch.sigmoid(model(xb, xa).float()).cpu().numpy()
+        out["test_antisymmetry_error"] = M.antisymmetry_error(p_ab, p_ba)
+        return out
+
+
+class _DifferentialTask(_Task):
+    """DeepDiff: two cells' marks -> log2((count_B + 1) / (count_A + 1))."""
+
+    metric_name = "valid_pearson_r"
+
+    def __init__(self, device, xa, xb, split, expr_a, expr_b):
+        super().__init__(device)
+        self.xa, self.xb = xa, xb
+        self.train_idx = np.flatnonzero(split == "train")
+        self.valid_idx = np.flatnonzero(split == "valid")
+        self.test_idx = np.flatnonzero(split == "test")
+        self.diff = np.log2((expr_b + 1.0) / (expr_a + 1.0))
+        self.abs_a = np.log2(expr_a + 1.0)
+        self.abs_b = np.log2(expr_b + 1.0)
+        self.t = [torch.as_tensor(v, dtype=torch.float32) for v in (self.diff, self.abs_a, self.abs_b)]
+
+    def train_batches(self, rng, batch_size):
+        order = rng.permutation(self.train_idx)
+        for start in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[start:start + batch_size], dtype=torch.long)
+            yield tuple(t[idx].to(self.device) for t in (self.xa, self.xb, *self.t))
+
+    def loss(self, model, batch):
+        xa, xb, diff, abs_a, abs_b = batch
+        out = model(xa, xb, return_all=True)
+        return model.loss(out, diff, abs_a, abs_b)
+
+    def predict(self, model, index):
+        return _predict(lambda a, b: model(a, b), self.xa, index, self.device, self.xb)
+
+    def valid_metric(self, model):
+        return M.pearson_r(self.diff[self.valid_idx], self.predict(model, self.valid_idx))
+
+    def test_metrics(self, model):
+        p = self.predict(model, self.test_idx)
+        d = self.diff[self.test_idx]
+        out = {
+            "test_pearson_r": M.pearson_r(d, p),
+            "test_spearman_r": M.spearman_r(d, p),
+            "test_mse": float(np.mean((d - p) ** 2)),
+        }
+        try:
+            out["test_direction_auroc"] = M.direction_auroc(d, p)
+        except HmvizError as exc:
+            log.warning("direction AUROC not computed: %s", exc)
+        return out
+
+
+# ------------------------------------------------------------------ preparation
+def _check_window(card: dict, ds: HistoneDataset, what: str) -> None:
+    if ds.n_bins != card["n_bins"] or ds.bin_size != card["bin_size"]:
+        raise DataError(
+            f"{what} has {ds.n_bins} bins of {ds.bin_size} bp but the model was trained on "
+            f"{card['n_bins']} bins of {card['bin_size']} bp; rebuild the table with the model's window "
+            "or train a model on this data."
+        )
+
+
+def _select_marks(ds, marks: Sequence[str] | None, what: str):
+    """Marks by name; missing marks are an error naming them (never a silent reorder)."""
+    if marks is None:
+        return ds
+    from hmviz.data.validation import check_marks
+
+    missing = [m for m in marks if m not in ds.marks]
+    if missing:
+        check_marks(ds.marks, tuple(marks), what=what)
+    return ds.select_marks(list(marks))
+
+
+def _make_task(dataset, options: TrainOptions, spec, device, transform: SignalTransform | None,
+               rule: LabelRule | None, threshold: float | None):
+    """Build the task for ``spec.task`` from a dataset whose split is already assigned."""
+    if spec.task == "differential":
+        a, b = _differential_cells(dataset, options.cells)
+        if a.expression is None or b.expression is None:
+            raise DataError("DeepDiff needs expression counts for both cells (an expression table per cell).")
+        ok = np.isfinite(a.expression) & np.isfinite(b.expression)
+        split = np.where(ok, a.split, "none")
+        xa = torch.from_numpy(transform.transform(a.signal))
+        xb = torch.from_numpy(transform.transform(b.signal))
+        return _DifferentialTask(device, xa, xb, split, np.nan_to_num(a.expression), np.nan_to_num(b.expression))
+    x = torch.from_numpy(transform.transform(dataset.signal))
+    split = dataset.split.copy()
+    expression = dataset.expression
+    if expression is not None:
+        missing = ~np.isfinite(expression)
+        if missing.any():
+            log.warning("%d genes have no expression value and are left out of training and evaluation.",
+                        int(missing.sum()))
+            split[missing] = "none"
+    labels = dataset.labels
+    if spec.task == "binary":
+        if rule is not None:
+            labels = rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
+        if labels is None:
+            raise DataError("A binary model needs labels or expression values; this dataset has neither.")
+        return _BinaryTask(device, x, split, expression, labels, options.seed)
+    if spec.task == "ranking":
+        if rule is not None and labels is None:
+            labels = rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
+        return _RankingTask(device, x, split, expression, labels, options.seed, pairs_per_gene=options.pairs_per_gene)
+    raise ModelError(f"Unknown task '{spec.task}'.")
+
+
+def _differential_cells(dataset, cells) -> tuple[HistoneDataset, HistoneDataset]:
+    if not isinstance(dataset, MultiCellDataset):
+        raise DataError(
+            "DeepDiff compares two cell types: give a dataset with two cells over the same genes "
+            "(a DeepDiff folder, or a long-format table with a 'cell' column)."
+        )
+    names = dataset.cell_names
+    a, b = cells if cells else (names[0], names[1])
+    return dataset.pair(a, b)
+
+
+def _resolve_label_rule(dataset, options: TrainOptions) -> LabelRule | None:
+    first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
+    if options.label_rule in (None, "file"):
+        if first.labels is not None or options.label_rule == "file":
+            if first.labels is None:
+                raise DataError("--label file was asked for but the data has no label column.")
+            return None
+        if first.expression is None:
+            return None
+        return LabelRule.parse("median")
+    if first.expression is None:
+        raise DataError(
+            f"The label rule '{options.label_rule}' needs expression values, but the data has none; "
+            "add an expression table (--expression) or use the file's labels (--label file)."
+        )
+    return LabelRule.parse(options.label_rule)
+
+
+# ------------------------------------------------------------------------- loop
+def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_size, patience, grad_clip,
+                seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None):
+    """Train ``params`` of ``model``; keep the state with the best validation metric."""
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    rng = np.random.default_rng(seed)
+    loss_fn = loss_fn or task.loss
+    metric_fn = metric_fn if metric_fn is not None else task.valid_metric
+    best, best_state, best_epoch, bad = -math.inf, None, 0, 0
+    use_amp = bool(amp) and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    history = history if history is not None else []
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        batches = list(task.train_batches(rng, batch_size))
+        total, count = 0.0, 0
+        for step, batch in enumerate(batches, 1):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled("Training was cancelled; nothing was saved.")
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise ModelError(
+                    f"The training loss became {loss.item()} at epoch {epoch}; lower the learning rate "
+                    "(--lr) or check the input values."
+                )
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total += float(loss.detach()) * len(batch[0])
+            count += len(batch[0])
+            if progress is not None:
+                progress(ProgressEvent(stage, epoch, epochs, step, len(batches), total / max(count, 1)))
+        model.eval()
+        metric = float(metric_fn(model))
+        seconds = time.perf_counter() - t0
+        history.append({"stage": stage, "epoch": epoch, "train_loss": total / max(count, 1),
+                        task.metric_name if metric_fn is task.valid_metric else "valid_metric": metric,
+                        "seconds": round(seconds, 3)})
+        if progress is not None:
+            progress(ProgressEvent(stage, epoch, epochs, len(batches), len(batches), total / max(count, 1),
+                                   metric, task.metric_name, epoch_end=True, seconds=seconds))
+        score = metric if task.higher_is_better or metric_fn is not task.valid_metric else -metric
+        if not math.isfinite(score):
+            score = -math.inf
+        if best_state is None or score > best:
+            best, best_epoch, bad = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if patience and bad >= patience:
+                log.info("early stop at epoch %d (best epoch %d)", epoch, best_epoch)
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return best_epoch, best
+
+
+def train(
+    dataset: HistoneDataset | MultiCellDataset,
+    options: TrainOptions,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
+    from hmviz.models import build_model, get_spec
+
+    spec = get_spec(options.model)
+    device = choose_device(options.device)
+    seed_everything(options.seed)
+    fingerprint = _fingerprint(dataset)
+    source = dataset.source
+
+    if spec.task == "differential":
+        if not isinstance(dataset, MultiCellDataset):
+            _differential_cells(dataset, options.cells)  # raises the explanatory error
+        dataset = _select_marks(dataset, options.marks, "the data")
+        a, b = _differential_cells(dataset, options.cells)
+        a = ensure_split(a, how=options.split, seed=options.seed, fractions=options.split_fractions,
+                         valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
+        # One split for both cells: a gene is in the same split in every cell.
+        cells = {n: dataclasses.replace(c, split=a.split, meta=dict(a.meta)) for n, c in dataset.cells.items()}
+        dataset = MultiCellDataset(cells, source=source)
+        first = a
+        rule, threshold = None, None
+    else:
+        if isinstance(dataset, MultiCellDataset):
+            raise DataError(
+                f"{spec.name} models one cell type but the data has {len(dataset.cells)} cells "
+                f"({', '.join(dataset.cell_names)}); choose one cell, or use deepdiff for the difference."
+            )
+        dataset = _select_marks(dataset, options.marks, "the data")
+        dataset = ensure_split(dataset, how=options.split, seed=options.seed, fractions=options.split_fractions,
+                               valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
+        first = dataset
+        rule = _resolve_label_rule(dataset, options) if spec.task in ("binary", "ranking") else None
+        threshold = None
+        if rule is not None:
+            threshold = rule.fit(dataset.expression, dataset.split_indices("train"))
+
+    train_idx = first.split_indices("train")
+    if len(train_idx) == 0 or len(first.split_indices("valid")) == 0 or len(first.split_indices("test")) == 0:
+        raise DataError("Every split (train, valid, test) needs at least one gene; use more genes or another split.")
+
+    transform = SignalTransform(log1p=options.log1p, scaling=options.scaling)
+    if spec.task == "differential":
+        cells = list(dataset.cells.values())
+        stacked = np.concatenate([c.signal[train_idx] for c in cells[:2]])
+        transform.fit(stacked, np.arange(len(stacked)), marks=first.marks)
+    else:
+        transform.fit(first.signal, train_idx, marks=first.marks)
+
+    model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
+    model.to(device)
+    task = _make_task(dataset, options, spec, device, transform, rule, threshold)
+
+    epochs = options.epochs if options.epochs is not None else config.epochs
+    batch_size = options.batch_size or config.batch_size
+    lr = options.lr or config.lr
+    if epochs < 1:
+        raise HmvizError(f"--epochs must be at least 1; got {epochs}.")
+    amp = options.amp if options.amp is not None else device.type == "cuda"
+    history: list[dict] = []
+    common = dict(batch_size=batch_size, patience=options.patience, seed=options.seed, device=device, amp=amp,
+                  progress=progress, should_stop=should_stop, history=history,
+                  grad_clip=getattr(config, "grad_clip", None), weight_decay=getattr(config, "weight_decay", 0.0))
+    t_start = time.perf_counter()
+    if hasattr(model, "vae_loss"):
+        # SimpleChrome stage 1: the VAE learns from the training genes' signal only, without labels.
+        vae_epochs = getattr(config, "vae_epochs", epochs)
+        _run_epochs(model, task, params=list(model.vae_parameters()), lr=getattr(config, "vae_lr", lr),
+                    epochs=vae_epochs, stage="pretrain",
+                    loss_fn=lambda m, batch: m.vae_loss(batch[0]),
+                    metric_fn=lambda m: -_vae_valid_loss(m, task), **common)
+        for p in model.vae_parameters():
+            p.requires_grad_(False)
+        params = list(model.head_parameters())
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+    best_epoch, best_metric = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train", **common)
+    train_seconds = time.perf_counter() - t_start
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+    metrics = {task.metric_name: best_metric, "best_epoch": best_epoch}
+    metrics.update(task.test_metrics(model))
+    metrics = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
+    split_counts = {s: int(len(first.split_indices(s))) for s in ("train", "valid", "test")}
+    card = {
+        "model": spec.name,
+        "task": spec.task,
+        "description": spec.description,
+        "config": dataclasses.asdict(config),
+        "marks": list(first.marks),
+        "n_bins": first.n_bins,
+        "bin_size": first.bin_size,
+        "tss_bin": first.tss_bin,
+        "strand_aware": first.strand_aware,
+        "transform": transform.to_dict(),
+        "label_rule": str(rule) if rule is not None else ("file" if spec.task != "differential" else None),
+        "label_threshold": threshold,
+        "cells": list(options.cells) if options.cells else (
+            dataset.cell_names[:2] if isinstance(dataset, MultiCellDataset) else None),
+        "split": {**first.meta.get("split", {}), "counts": split_counts},
+        "training": {
+            "epochs_max": epochs, "epochs_run": len([h for h in history if h["stage"] == "train"]),
+            "best_epoch": best_epoch, "batch_size": batch_size, "lr": lr, "patience": options.patience,
+            "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
+        },
+        "seed": options.seed,
+        "metrics": metrics,
+        "history": history,
+        "data": {"source": source, "fingerprint": fingerprint, "genes": first.n_genes},
+    }
+    return TrainResult(model=model, card=card, history=history)
+
+
+def _vae_valid_loss(model, task) -> float:
+    idx = task.valid_idx
+    x = task.x if hasattr(task, "x") else task.xa
+    with torch.inference_mode():
+        losses = [float(model.vae_loss(x[torch.as_tensor(idx[s:s + EVAL_BATCH])].to(task.device)))
+                  for s in range(0, len(idx), EVAL_BATCH)]
+    return float(np.mean(losses)) if losses else 0.0
+
+
+def _fingerprint(dataset) -> str:
+    if isinstance(dataset, MultiCellDataset):
+        return "+".join(c.fingerprint() for c in dataset.cells.values())
+    return dataset.fingerprint()
+
+
+# --------------------------------------------------------------------- inference
+def prepare_inputs(card: dict, dataset: HistoneDataset, what: str = "the data") -> torch.Tensor:
+    """The model-ready input tensor (genes, bins, marks) for ``dataset`` under ``card``:
+    marks selected by name (missing marks are an error), window checked, the card's transform applied."""
+    ds = _select_marks(dataset, card["marks"], what)
+    _check_window(card, ds, what)
+    transform = SignalTransform.from_dict(card["transform"])
+    return torch.from_numpy(transform.transform(ds.signal))
+
+
+def predict_scores(model: nn.Module, card: dict, dataset: HistoneDataset, device: str = "cpu") -> np.ndarray:
+    """One score per gene: the logit of 'high' for binary models, the ranking score for rankers."""
+    x = prepare_inputs(card, dataset)
+    fn = getattr(model, "score", model)
+    return _predict(fn, x, np.arange(dataset.n_genes), torch.device(device))
+
+
+def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str = "auto") -> dict:
+    """Metrics of a saved model on ``dataset``, with the card's marks, transform and label rule.
+
+    Genes evaluated: the card's test split when ``dataset`` is the training data (same fingerprint);
+    otherwise the dataset's own test split when it has one; otherwise every gene.
+    """
+    from hmviz.checkpoints import load_model
+    from hmviz.models import get_spec
+
+    dev = choose_device(device)
+    model, card = load_model(model_dir, device=dev)
+    spec = get_spec(card["model"])
+    same_data = _fingerprint(dataset) == card.get("data", {}).get("fingerprint")
+    first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
+    if same_data:
+        split_meta = card.get("split", {})
+        first = ensure_split(first, how=split_meta.get("kind", "file"), seed=split_meta.get("seed", card.get("seed", 1)),
+                             fractions=tuple(split_meta.get("fractions", (0.7, 0.15, 0.15))),
+                             valid_chroms=split_meta.get("valid_chroms"), test_chroms=split_meta.get("test_chroms"))
+        split = first.split
+        evaluated_on = "test split of the training data"
+    elif first.split is not None and (first.split == "test").any():
+        split = first.split
+        evaluated_on = "test split of this data"
+    else:
+        split = np.full(first.n_genes, "test", dtype=object)
+        evaluated_on = "all genes of this data"
+    transform = SignalTransform.from_dict(card["transform"])
+    options = TrainOptions(model=card["model"], seed=card.get("seed", 1),
+                           cells=tuple(card["cells"]) if card.get("cells") and spec.task == "differential" else None)
+    rule = LabelRule.parse(card["label_rule"]) if card.get("label_rule") not in (None, "file") else None
+    if spec.task == "differential":
+        a, b = _differential_cells(dataset, options.cells)
+        cells = {}
+        for name, c in dataset.cells.items():
+            c = _select_marks(c, card["marks"], f"cell {name}")
+            _check_window(card, c, f"cell {name}")
+            cells[name] = dataclasses.replace(c, split=split)
+        ds = MultiCellDataset(cells, source=dataset.source)
+    else:
+        if isinstance(dataset, MultiCellDataset):
+            raise DataError(f"{spec.name} models one cell type; give the data of one cell.")
+        ds = _select_marks(dataset, card["marks"], "the data")
+        _check_window(card, ds, "the data")
+        ds = dataclasses.replace(ds, split=split)
+        if rule is not None and ds.expression is None:
+            if ds.labels is None:
+                raise DataError("The data has neither expression values nor labels to evaluate against.")
+            rule = None  # fall back to the file's labels
+    task = _make_task(ds, options, spec, dev, transform, rule, card.get("label_threshold"))
+    if len(task.test_idx) == 0:
+        raise DataError("No genes to evaluate on (the test split is empty).")
+    out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
+           for k, v in task.test_metrics(model).items()}
+    out["evaluated_on"] = evaluated_on
+    out["genes_evaluated"] = int(len(task.test_idx))
+    out["model"] = card["model"]
+    return out

@@ -1,0 +1,35 @@
+"""Shared fixtures: paths to the real REMC data in ../shared/data (tests skip when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test when that data is not on this machine."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture
+def e123_dir() -> Path:
+    """600 K562 genes in DeepChrome CSV format (train/valid/test, 100 bins x 5 marks)."""
+    return shared_path("remc-E123-deepchrome")
+
+
+@pytest.fixture
+def toy_dir() -> Path:
+    return shared_path("deepchrome-toy")
+
+
+@pytest.fixture
+def deepdiff_dir() -> Path:
+    """The same 600 genes in K562 (Cell1) and H1 (Cell2), DeepDiff format, 200 bins."""
+    return shared_path("deepdiff-E123-E003")

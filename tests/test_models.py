@@ -1,0 +1,444 @@
+"""Behaviour the rest of hmviz relies on: shapes, attention, exact per-mark LSTMs, ranker symmetry,
+DeepDiff's sign convention, config round trips, the registry, and that every family can learn."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hmviz.errors import ModelError
+from hmviz.models import (
+    MODEL_REGISTRY,
+    AttentionOutput,
+    DeepDiffOutput,
+    PairwiseRanker,
+    baseline_scores,
+    build_from_config,
+    build_model,
+    fit_baseline,
+    get_spec,
+    list_models,
+    log2_fold_change,
+    ranknet_loss,
+)
+from hmviz.models._recurrent import PerMarkBiLSTM
+
+SHAPES = [(3, 40), (5, 100), (7, 200)]
+SINGLE = ["deepchrome", "attentivechrome", "simplechrome"]
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def toy_binary(n_genes: int, n_bins: int, n_marks: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Genes labelled 1 carry a strong peak of mark 0 at the TSS; label 0 genes do not."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.1 * torch.rand(n_genes, n_bins, n_marks, generator=g)
+    y = (torch.arange(n_genes) % 2).float()
+    centre = slice(n_bins // 2 - 3, n_bins // 2 + 3)
+    x[y == 1, centre, 0] += 1.0
+    return x, y
+
+
+# -- shapes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_marks,n_bins", SHAPES)
+@pytest.mark.parametrize("name", list_models())
+def test_output_shape_follows_data(name: str, n_marks: int, n_bins: int) -> None:
+    model, config = build_model(name, n_marks=n_marks, n_bins=n_bins)
+    assert (config.n_marks, config.n_bins) == (n_marks, n_bins)
+    model.eval()
+    x = torch.rand(3, n_bins, n_marks)
+    with torch.no_grad():
+        out = model(x, torch.rand(3, n_bins, n_marks)) if get_spec(name).inputs != "single" else model(x)
+    assert out.shape == (3,)
+    assert out.dtype == torch.float32
+
+
+def test_deepchrome_flattened_size_follows_bins() -> None:
+    model, _ = build_model("deepchrome", n_marks=5, n_bins=100)
+    assert model.fc1.in_features == 50 * ((100 - 10 + 1) // 5) == 900
+    model, _ = build_model("deepchrome", n_marks=7, n_bins=200)
+    assert model.fc1.in_features == 50 * ((200 - 10 + 1) // 5)
+
+
+def test_wrong_input_shape_is_a_model_error() -> None:
+    model, _ = build_model("attentivechrome", n_marks=5, n_bins=100)
+    with pytest.raises(ModelError, match="100 bins, 5 marks"):
+        model(torch.rand(2, 100, 4))
+    with pytest.raises(ModelError, match="unsqueeze"):
+        model(torch.rand(100, 5))
+    with pytest.raises(ModelError, match="at least"):
+        build_model("deepchrome", n_marks=5, n_bins=12)
+
+
+# -- attention ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_attentivechrome() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    x, y = toy_binary(16, 20, 3)
+    model, _ = build_model("attentivechrome", n_marks=3, n_bins=20)
+    model.train()
+    _fit(model, lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y), steps=40, lr=1e-2)
+    return model.eval(), x, y
+
+
+def test_attention_is_real(trained_attentivechrome) -> None:
+    model, x, y = trained_attentivechrome
+    with torch.no_grad():
+        out = model(x, return_attention=True)
+        logits = model(x)
+    assert isinstance(out, AttentionOutput)
+    assert out.bin_attention.shape == (16, 3, 20) and out.mark_attention.shape == (16, 3)
+    torch.testing.assert_close(out.logits, logits)
+    torch.testing.assert_close(out.bin_attention.sum(-1), torch.ones(16, 3))
+    torch.testing.assert_close(out.mark_attention.sum(-1), torch.ones(16))
+    assert (out.bin_attention >= 0).all() and (out.mark_attention >= 0).all()
+    # weights differ between genes (not a constant, and not uniform)
+    assert out.bin_attention.std(dim=0).max() > 1e-3
+    assert out.mark_attention.std(dim=0).max() > 1e-3
+    assert (out.bin_attention - 1 / 20).abs().max() > 1e-2
+
+
+# -- per-mark LSTMs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["block", "per_mark"])
+def test_per_mark_lstm_equals_separate_lstms(impl: str) -> None:
+    n_marks, hidden, bins = 4, 8, 12
+    separate = [nn.LSTM(1, hidden, bidirectional=True, batch_first=True) for _ in range(n_marks)]
+    block = PerMarkBiLSTM(n_marks, hidden, impl=impl)
+    for m, lstm in enumerate(separate):
+        block.load_mark_lstm(m, lstm)
+    x = torch.randn(5, bins, n_marks)
+    with torch.no_grad():
+        expected = torch.stack([lstm(x[:, :, m : m + 1])[0] for m, lstm in enumerate(separate)], dim=1)
+        got = block(x)
+    assert got.shape == (5, n_marks, bins, 2 * hidden)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_block_lstm_stays_block_diagonal_under_training() -> None:
+    """Mark m's states never depend on another mark's input, even after optimiser steps."""
+    n_marks, hidden = 3, 4
+    lstm = PerMarkBiLSTM(n_marks, hidden, impl="block")
+    opt = torch.optim.Adam(lstm.parameters(), lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        lstm(torch.randn(4, 10, n_marks)).pow(2).sum().backward()
+        opt.step()
+    w_hh = lstm.block_parameters()["weight_hh_l0"].view(4, n_marks, hidden, n_marks, hidden)
+    off_block = ~torch.eye(n_marks, dtype=torch.bool).view(1, n_marks, 1, n_marks, 1).expand_as(w_hh)
+    assert (w_hh[off_block] == 0).all()
+    x = torch.randn(2, 10, n_marks)
+    x2 = x.clone()
+    x2[:, :, 0] += 5.0  # perturb mark 0 only
+    with torch.no_grad():
+        a, b = lstm(x), lstm(x2)
+    assert torch.equal(a[:, 1:], b[:, 1:])
+    assert not torch.equal(a[:, 0], b[:, 0])
+
+
+def test_lstm_implementations_share_state_dict() -> None:
+    fast, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="per_mark")
+    block, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="block")
+    block.load_state_dict(fast.state_dict())
+    x = torch.rand(4, 30, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), fast(x), rtol=1e-5, atol=1e-6)
+
+
+def test_attentivechrome_init_is_uniform_0_1() -> None:
+    model, _ = build_model("attentivechrome", n_marks=5, n_bins=20)
+    values = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert values.abs().max() <= 0.1
+    assert values.abs().max() > 0.09
+
+
+# -- ranker ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ranker-deepchrome", "ranker-attentivechrome"])
+def test_ranker_swap_is_exact(name: str) -> None:
+    model, _ = build_model(name, n_marks=5, n_bins=40)
+    model.eval()
+    x_a, x_b = torch.rand(8, 40, 5), torch.rand(8, 40, 5)
+    with torch.no_grad():
+        ab, ba = model(x_a, x_b), model(x_b, x_a)
+        assert torch.equal(ab, -ba)
+        torch.testing.assert_close(model.prob_a_above_b(x_b, x_a), 1 - model.prob_a_above_b(x_a, x_b))
+        scores = model(x_a)  # one gene at a time: scores
+        assert scores.shape == (8,)
+        torch.testing.assert_close(scores, model.score(x_a))
+        torch.testing.assert_close(ab, scores - model.score(x_b))
+
+
+def test_ranknet_loss_targets() -> None:
+    logits = torch.tensor([0.0, 0.0, 0.0])
+    y_a, y_b = torch.tensor([2.0, 1.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])
+    # at logit 0 every target (1, 0, 1/2) costs log 2
+    torch.testing.assert_close(ranknet_loss(logits, y_a, y_b), torch.tensor(np.log(2.0), dtype=torch.float32))
+    big = torch.tensor([20.0, -20.0, 0.0])
+    assert ranknet_loss(big, y_a, y_b) < 0.25
+
+
+# -- DeepDiff ----------------------------------------------------------------------------------
+
+
+def test_log2_fold_change_is_b_over_a() -> None:
+    count_a, count_b = torch.tensor([1.0, 7.0]), torch.tensor([7.0, 1.0])
+    torch.testing.assert_close(log2_fold_change(count_a, count_b), torch.tensor([2.0, -2.0]))
+
+
+@pytest.mark.parametrize("variant,siamese", [("aux", False), ("aux", True), ("raw_d", False)])
+def test_deepdiff_outputs_and_loss_terms(variant: str, siamese: bool) -> None:
+    model, config = build_model("deepdiff", n_marks=3, n_bins=20, variant=variant, siamese=siamese)
+    x_a, x_b = torch.rand(4, 20, 3), torch.rand(4, 20, 3)
+    out = model(x_a, x_b, return_all=True)
+    assert isinstance(out, DeepDiffOutput)
+    torch.testing.assert_close(out.pred, model(x_a, x_b))
+    for att in out.attention.values():
+        torch.testing.assert_close(att.bin.sum(-1), torch.ones(4, 3))
+        torch.testing.assert_close(att.mark.sum(-1), torch.ones(4))
+    diff = torch.tensor([0.0, 3.0, -3.0, 1.0])
+    terms = model.loss_terms(out, diff, torch.zeros(4), torch.zeros(4))
+    expected_keys = {"mse"} | ({"aux"} if variant == "aux" else set()) | ({"contrastive"} if siamese else set())
+    assert set(terms) == expected_keys
+    torch.testing.assert_close(terms["mse"], ((out.pred - diff) ** 2).mean())
+    if variant == "aux":
+        assert out.embeddings[0].shape == (4, 3 * 2 * config.bin_hidden)
+    with pytest.raises(ModelError):
+        model(x_a, x_b[:2])
+
+
+def test_deepdiff_contrastive_term_by_hand() -> None:
+    from hmviz.models import contrastive_loss
+
+    emb_a = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    emb_b = torch.tensor([[3.0, 4.0], [0.5, 0.0]])  # distances 5 and 0.5
+    # pair 0 "same" (pulled): 25; pair 1 "different" (pushed, margin 2): (2 - 0.5)^2 = 2.25
+    got = contrastive_loss(emb_a, emb_b, torch.tensor([0.0, 1.0]), margin=2.0)
+    torch.testing.assert_close(got, torch.tensor((25.0 + 2.25) / 2))
+
+
+def test_deepdiff_siamese_needs_aux() -> None:
+    with pytest.raises(ModelError, match="siamese"):
+        build_model("deepdiff", n_marks=3, n_bins=20, variant="raw_d", siamese=True)
+
+
+# -- configs and registry ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_config_round_trip_through_json(name: str) -> None:
+    model, config = build_model(name, n_marks=4, n_bins=30)
+    payload = json.loads(json.dumps(dataclasses.asdict(config)))
+    assert type(config).from_dict(payload) == config
+    rebuilt = build_from_config(name, payload)
+    rebuilt.load_state_dict(model.state_dict())
+    model.eval()
+    rebuilt.eval()
+    x = torch.rand(2, 30, 4)
+    with torch.no_grad():
+        args = (x, x.flip(1)) if get_spec(name).inputs != "single" else (x,)
+        torch.testing.assert_close(rebuilt(*args), model(*args))
+    for field in ("lr", "batch_size", "epochs", "optimizer", "grad_clip", "weight_decay", "n_marks", "n_bins"):
+        assert field in payload
+
+
+def test_paper_training_defaults() -> None:
+    _, deepchrome = build_model("deepchrome", 5, 100)
+    assert (deepchrome.n_filters, deepchrome.kernel_size, deepchrome.pool_size) == (50, 10, 5)
+    paper = type(deepchrome).paper_defaults(5, 100)
+    assert (paper.optimizer, paper.lr, paper.batch_size) == ("sgd", 1e-3, 1)
+    _, attentive = build_model("attentivechrome", 5, 100)
+    assert (attentive.lr, attentive.grad_clip, attentive.bin_hidden, attentive.mark_hidden) == (2e-4, 1.0, 32, 16)
+    _, deepdiff = build_model("deepdiff", 5, 200)
+    assert (deepdiff.lr, deepdiff.batch_size, deepdiff.contrastive_weight, deepdiff.contrastive_margin) == (
+        1e-4,
+        10,
+        4.0,
+        2.0,
+    )
+    _, simple = build_model("simplechrome", 5, 100)
+    assert (simple.latent_dim, simple.kl_weight) == (10, 5e-5)
+
+
+def test_registry_lists_every_model_with_spec() -> None:
+    assert list_models() == [
+        "deepchrome",
+        "attentivechrome",
+        "simplechrome",
+        "deepdiff",
+        "ranker-deepchrome",
+        "ranker-attentivechrome",
+    ]
+    for name, spec in MODEL_REGISTRY.items():
+        assert spec.name == name
+        assert spec.task in ("binary", "ranking", "differential")
+        assert spec.inputs in ("single", "pair-of-genes", "two-cells")
+        assert spec.description and "\n" not in spec.description
+    assert get_spec("ranker-deepchrome").module_cls is PairwiseRanker
+
+
+def test_unknown_model_name_lists_valid_names_and_closest() -> None:
+    with pytest.raises(ModelError) as info:
+        get_spec("attentive-chrome")
+    message = str(info.value)
+    assert "deepchrome" in message and "ranker-attentivechrome" in message
+    assert "Did you mean 'attentivechrome'?" in message
+
+
+def test_unknown_config_keys_are_named() -> None:
+    with pytest.raises(ModelError, match="n_filter"):
+        build_model("deepchrome", n_marks=5, n_bins=100, n_filter=20)
+    _, config = build_model("deepchrome", n_marks=5, n_bins=100)
+    payload = dataclasses.asdict(config) | {"colour": "red"}
+    with pytest.raises(ModelError, match="colour"):
+        build_from_config("deepchrome", payload)
+
+
+# -- every family learns -----------------------------------------------------------------------
+
+
+def _fit(model: nn.Module, loss_fn, steps: int, lr: float) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_deepchrome_overfits_toy_batch() -> None:
+    x, y = toy_binary(16, 20, 3)
+    model, _ = build_model("deepchrome", n_marks=3, n_bins=20)
+    model.train()
+    _fit(model, lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y), steps=40, lr=1e-2)
+    model.eval()
+    with torch.no_grad():
+        assert ((model(x) > 0).float() == y).all()
+
+
+def test_attentivechrome_overfits_toy_batch(trained_attentivechrome) -> None:
+    model, x, y = trained_attentivechrome
+    with torch.no_grad():
+        assert ((model(x) > 0).float() == y).all()
+
+
+def test_simplechrome_two_stage_training() -> None:
+    x, y = toy_binary(16, 20, 3)
+    model, _ = build_model("simplechrome", n_marks=3, n_bins=20)
+    vae_losses = _fit_params(model, model.vae_parameters(), lambda: model.vae_loss(x), steps=30, lr=1e-2)
+    assert vae_losses[-1] < 0.5 * vae_losses[0]
+    model.freeze_vae()
+    before = [p.detach().clone() for p in model.vae_parameters()]
+    _fit_params(
+        model,
+        model.head_parameters(),
+        lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y),
+        steps=40,
+        lr=1e-2,
+    )
+    assert all(torch.equal(a, b) for a, b in zip(before, model.vae_parameters()))
+    model.eval()
+    with torch.no_grad():
+        assert ((model(x) > 0).float() == y).all()
+        assert model.reconstruct(x).shape == x.shape
+        mu, logvar = model.encode(x)
+        assert mu.shape == logvar.shape == (16, 10)
+        torch.testing.assert_close(model(x), model(x))  # mu, not a sample: deterministic
+
+
+def _fit_params(model: nn.Module, params, loss_fn, steps: int, lr: float) -> list[float]:
+    opt = torch.optim.Adam(params, lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("name", ["ranker-deepchrome", "ranker-attentivechrome"])
+def test_ranker_learns_order(name: str) -> None:
+    n, bins, marks = 12, 20, 3
+    x = 0.05 * torch.rand(n, bins, marks)
+    expression = torch.arange(n, dtype=torch.float32)
+    x[:, bins // 2 - 2 : bins // 2 + 2, 0] += expression.view(n, 1) / n  # more mark 0 -> higher
+    i, j = torch.triu_indices(n, n, offset=1)
+    model, _ = build_model(name, n_marks=marks, n_bins=bins)
+    model.train()
+    _fit(model, lambda: ranknet_loss(model(x[i], x[j]), expression[i], expression[j]), steps=60, lr=1e-2)
+    model.eval()
+    with torch.no_grad():
+        scores = model(x)
+    from hmviz.metrics import concordance_index
+
+    assert concordance_index(expression.numpy(), scores.numpy()) > 0.9
+
+
+@pytest.mark.parametrize("variant", ["aux", "raw_d"])
+def test_deepdiff_learns_sign_of_fold_change(variant: str) -> None:
+    """Genes where cell B has more mark 0 than cell A are higher in B: positive predictions."""
+    n, bins, marks = 16, 20, 3
+    x_a = 0.05 * torch.rand(n, bins, marks)
+    x_b = 0.05 * torch.rand(n, bins, marks)
+    up = torch.arange(n) % 2 == 0
+    x_b[up, :, 0] += 1.0
+    x_a[~up, :, 0] += 1.0
+    count_a = torch.where(up, 1.0, 15.0)
+    count_b = torch.where(up, 15.0, 1.0)
+    diff = log2_fold_change(count_a, count_b)  # +4 for "up" genes
+    abs_a, abs_b = torch.log2(count_a + 1), torch.log2(count_b + 1)
+    model, _ = build_model("deepdiff", n_marks=marks, n_bins=bins, variant=variant)
+    model.train()
+    losses = _fit(model, lambda: model.loss(model(x_a, x_b, return_all=True), diff, abs_a, abs_b), 60, 1e-2)
+    assert losses[-1] < 0.1 * losses[0]
+    model.eval()
+    with torch.no_grad():
+        pred = model(x_a, x_b)
+        swapped = model(x_b, x_a)
+    assert (pred[up] > 1).all() and (pred[~up] < -1).all()
+    assert (swapped[up] < 0).all()  # the same genes read B -> A go down
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["logistic", "boosted-trees"])
+def test_baselines_fit_and_score(name: str) -> None:
+    x, y = toy_binary(40, 20, 3)
+    est = fit_baseline(name, x.numpy(), y.numpy(), task="binary", seed=0)
+    scores = baseline_scores(est, x.numpy())
+    assert scores.shape == (40,) and scores.dtype == np.float64
+    assert scores[y.numpy() == 1].min() > scores[y.numpy() == 0].max()
+    target = x[:, 8:12, 0].mean(1).numpy()
+    reg = fit_baseline(name, x.numpy(), target, task="regression", seed=0)
+    assert np.corrcoef(baseline_scores(reg, x.numpy()), target)[0, 1] > 0.9
+
+
+def test_baseline_errors() -> None:
+    x, y = toy_binary(10, 20, 3)
+    with pytest.raises(ModelError, match="logistic"):
+        fit_baseline("logistc", x.numpy(), y.numpy())
+    with pytest.raises(ModelError, match="both classes"):
+        fit_baseline("logistic", x.numpy(), np.zeros(10))
+    with pytest.raises(ModelError, match="genes, bins, marks"):
+        fit_baseline("logistic", x.numpy()[:, :, 0], y.numpy())
