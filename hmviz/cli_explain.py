@@ -168,8 +168,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         table = pe.to_frame()
         table["gene"] = table["gene"].map({names[0]: ids[0], names[1]: ids[1]})
         if pe.probability is not None:
+            what = "score" if pe.kind == "ranking" else "logit (a classifier's logits compared)"
             out_lines.append(f"{names[0]} vs {names[1]}: P({names[0]} > {names[1]}) = {pe.probability:.3f} "
-                             f"(score difference {pe.difference:+.4g})")
+                             f"({what} difference {pe.difference:+.4g})")
         else:
             out_lines.append(f"{ds.gene_ids[rows[0]]}: predicted log2 fold change {cell_b} over {cell_a} "
                              f"{pe.difference:+.4g}")

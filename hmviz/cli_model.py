@@ -132,3 +132,29 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name, spec in MODEL_REGISTRY.items():
             print(f"{name:24s} {spec.task:12s} {spec.description}")
     return 0
+
+
+def _baselines_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    p.add_argument("--compare-with", default="deepchrome", metavar="MODEL",
+                   help="the deep model whose task, split, labels and transform the baselines share "
+                        "(a binary model: classifiers on the labels; a ranker: regressors on log expression)")
+    p.add_argument("--marks", help="comma-separated marks to use (default: all)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--label", default=None, metavar="RULE", help="median | quantile:Q | threshold:T | file")
+    p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"])
+
+
+@verb("baselines", "logistic regression and boosted trees on the same split (one JSON line each)", _baselines_args)
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from hmviz.models.baselines import BASELINES
+    from hmviz.training import TrainOptions, train_baseline
+
+    dataset = _read(args)
+    options = TrainOptions(
+        model=args.compare_with, seed=args.seed, label_rule=args.label, split=args.split,
+        marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
+    )
+    for name in BASELINES:
+        print(json.dumps(train_baseline(dataset, name, options)), flush=True)
+    return 0

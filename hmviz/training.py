@@ -220,7 +220,7 @@ class _BinaryTask(_SingleCellTask):
         out = {
             "test_auroc": M.auroc(y, s),
             "test_auprc": M.auprc(y, s),
-            "test_accuracy": M.accuracy(y, 1.0 / (1.0 + np.exp(-s))),
+            "test_accuracy": M.accuracy(y, s),  # logits: class high when the logit > 0
         }
         out.update(self._ranking_metrics(s, self.test_idx, "test_"))
         return out
@@ -402,6 +402,16 @@ def _differential_cells(dataset, cells) -> tuple[HistoneDataset, HistoneDataset]
     return dataset.pair(a, b)
 
 
+def _split_kind(dataset: HistoneDataset, split: str) -> str:
+    """``auto``: the file's split when it has one, else a seeded random split by gene."""
+    if split == "auto":
+        return "file" if dataset.split is not None else "random"
+    if split == "file" and dataset.split is None:
+        raise DataError("--split file was asked for but the data has no split column; use --split random "
+                        "or --split chromosome, or add a 'split' column (train/valid/test).")
+    return split
+
+
 def _resolve_label_rule(dataset, options: TrainOptions) -> LabelRule | None:
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     if options.label_rule in (None, "file"):
@@ -484,18 +494,21 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     return best_epoch, best
 
 
-def train(
-    dataset: HistoneDataset | MultiCellDataset,
-    options: TrainOptions,
-    progress: Callable[[ProgressEvent], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> TrainResult:
-    """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
-    from hmviz.models import build_model, get_spec
+@dataclass
+class _Prepared:
+    """A dataset made ready for one task: marks selected, split assigned, targets and transform fitted."""
 
-    spec = get_spec(options.model)
-    device = choose_device(options.device)
-    seed_everything(options.seed)
+    dataset: HistoneDataset | MultiCellDataset
+    first: HistoneDataset                # the (first) cell, which carries the split
+    rule: LabelRule | None
+    threshold: float | None
+    transform: SignalTransform
+    fingerprint: str
+    source: str
+
+
+def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
+    """Select marks, assign the split, fit the label threshold and the transform on training genes only."""
     fingerprint = _fingerprint(dataset)
     source = dataset.source
 
@@ -504,7 +517,7 @@ def train(
             _differential_cells(dataset, options.cells)  # raises the explanatory error
         dataset = _select_marks(dataset, options.marks, "the data")
         a, b = _differential_cells(dataset, options.cells)
-        a = ensure_split(a, how=options.split, seed=options.seed, fractions=options.split_fractions,
+        a = ensure_split(a, how=_split_kind(a, options.split), seed=options.seed, fractions=options.split_fractions,
                          valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
         # One split for both cells: a gene is in the same split in every cell.
         cells = {n: dataclasses.replace(c, split=a.split, meta=dict(a.meta)) for n, c in dataset.cells.items()}
@@ -518,7 +531,8 @@ def train(
                 f"({', '.join(dataset.cell_names)}); choose one cell, or use deepdiff for the difference."
             )
         dataset = _select_marks(dataset, options.marks, "the data")
-        dataset = ensure_split(dataset, how=options.split, seed=options.seed, fractions=options.split_fractions,
+        dataset = ensure_split(dataset, how=_split_kind(dataset, options.split), seed=options.seed,
+                               fractions=options.split_fractions,
                                valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
         first = dataset
         rule = _resolve_label_rule(dataset, options) if spec.task in ("binary", "ranking") else None
@@ -537,6 +551,25 @@ def train(
         transform.fit(stacked, np.arange(len(stacked)), marks=first.marks)
     else:
         transform.fit(first.signal, train_idx, marks=first.marks)
+
+    return _Prepared(dataset, first, rule, threshold, transform, fingerprint, source)
+
+
+def train(
+    dataset: HistoneDataset | MultiCellDataset,
+    options: TrainOptions,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
+    from hmviz.models import build_model, get_spec
+
+    spec = get_spec(options.model)
+    device = choose_device(options.device)
+    seed_everything(options.seed)
+    prep = _prepare(dataset, options, spec)
+    dataset, first, rule, threshold, transform = prep.dataset, prep.first, prep.rule, prep.threshold, prep.transform
+    fingerprint, source = prep.fingerprint, prep.source
 
     model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
     model.to(device)
@@ -601,6 +634,48 @@ def train(
         "data": {"source": source, "fingerprint": fingerprint, "genes": first.n_genes},
     }
     return TrainResult(model=model, card=card, history=history)
+
+
+class _BaselineScorer:
+    """A fitted scikit-learn baseline behind the scorer interface the tasks use (score, pair logit)."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        from hmviz.models.baselines import baseline_scores
+
+        return torch.as_tensor(baseline_scores(self.estimator, x.cpu().numpy()))
+
+    def __call__(self, x_a: torch.Tensor, x_b: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(x_a) if x_b is None else self.score(x_a) - self.score(x_b)
+
+
+def train_baseline(dataset: HistoneDataset, name: str, options: TrainOptions) -> dict:
+    """Test metrics of the scikit-learn baseline ``name`` (``logistic`` or ``boosted-trees``) trained on
+    exactly the split, labels, marks and input transform that ``options`` gives a deep model.
+
+    ``options.model`` names the deep model it is compared with: a binary model's baseline is a
+    classifier on the labels; a ranker's baseline is a regressor on log1p expression (a classifier
+    when only labels exist).
+    """
+    from hmviz.models import get_spec
+    from hmviz.models.baselines import fit_baseline
+
+    spec = get_spec(options.model)
+    if spec.task == "differential":
+        raise ModelError("Baselines are defined for single-cell models (binary or ranking), not for deepdiff.")
+    seed_everything(options.seed)
+    prep = _prepare(dataset, options, spec)
+    task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
+    x_train = task.x[torch.as_tensor(task.train_idx)].numpy()
+    if spec.task == "ranking" and task.expression is not None:
+        est = fit_baseline(name, x_train, np.log1p(task.expression[task.train_idx]), task="ranking", seed=options.seed)
+    else:
+        est = fit_baseline(name, x_train, task.labels[task.train_idx], task="binary", seed=options.seed)
+    out = task.test_metrics(_BaselineScorer(est))
+    out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+    return {"model": name, "compared_with": spec.name, **out}
 
 
 def _vae_valid_loss(model, task) -> float:

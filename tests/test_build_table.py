@@ -203,7 +203,8 @@ def test_duplicate_gene_ids_keep_the_first_record(tmp_path):
 # ------------------------------------------------------------------------------ expression
 def test_expression_from_the_table_or_a_separate_file(tmp_path):
     bw = write_bigwig(tmp_path / "a.bw")
-    genes = genes_table(tmp_path / "g.tsv", [("a", "chr1", 1000, "+", "SYMA", 2.5), ("b", "chr1", 3000, "-", "SYMB", "")],
+    genes = genes_table(tmp_path / "g.tsv",
+                        [("a", "chr1", 1000, "+", "SYMA", 2.5), ("b", "chr1", 3000, "-", "SYMB", "")],
                         header="gene_id\tchrom\ttss\tstrand\tsymbol\texpression")
     ds, report = build_table({"m": bw}, genes, **WINDOW)
     assert ds.expression[0] == 2.5 and np.isnan(ds.expression[1]) and report.genes_with_expression == 1
@@ -279,7 +280,8 @@ def test_error_gene_annotations(tmp_path):
     table = write_text(tmp_path / "g.csv", ["id,chromosome,tss", "g,chr1,1000"])
     msg = _error(tmp_path, {"m": bw}, genes=table)
     assert "needs the column(s) gene_id, chrom" in msg and "rename chromosome to chrom" in msg
-    no_strand = genes_table(tmp_path / "s.tsv", [("g", "chr1", 10, 20, ".")], header="gene_id\tchrom\tstart\tend\tstrand")
+    no_strand = genes_table(tmp_path / "s.tsv", [("g", "chr1", 10, 20, ".")],
+                            header="gene_id\tchrom\tstart\tend\tstrand")
     assert "s.tsv line 2: gene g has strand '.'" in _error(tmp_path, {"m": bw}, genes=no_strand)
     bed = write_text(tmp_path / "g.bed", ["chr1\t10\t20\tg"])
     assert "needs 6 columns" in _error(tmp_path, {"m": bw}, genes=bed)
@@ -345,7 +347,8 @@ def test_built_table_trains_one_epoch(tmp_path):
     tracks = {}
     for mark in ("H3K4me3", "H3K27me3"):
         starts = np.arange(0, 1_000_000, 50)
-        tracks[mark] = write_bigwig(tmp_path / f"{mark}.bw", list(zip(starts, starts + 50, rng.gamma(1, 2, starts.size))),
+        values = rng.gamma(1, 2, starts.size)
+        tracks[mark] = write_bigwig(tmp_path / f"{mark}.bw", list(zip(starts, starts + 50, values)),
                                     chroms=(("chr1", 1_000_000),))
     ds, _ = build_table(tracks, genes, bin_size=100, flank=5000)
     out = tmp_path / "t.parquet"

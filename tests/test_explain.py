@@ -134,6 +134,17 @@ def test_deeplift_and_smoothgrad_on_linear(linear):
     assert sg.label == "Saliency + SmoothGrad" and sg.options["noise_stdev"] == 0.5
 
 
+def test_smoothgrad_applies_to_every_gradient_method(linear):
+    model, w, x = linear
+    sample = make_baseline("gene_sample", torch.randn(10, N_BINS, N_MARKS), n_genes=5)
+    for method in ("integrated_gradients", "saliency", "gradient_shap", "deeplift"):
+        base = sample if method == "gradient_shap" else "zeros"
+        attr = explain(model, x, method, baseline=base, smoothgrad=True, nt_samples=3, n_samples=3) \
+            if method == "gradient_shap" else explain(model, x, method, baseline=base, smoothgrad=True, nt_samples=3)
+        assert attr.values.shape == x.shape and attr.convergence_delta is None  # noise breaks completeness
+        assert attr.label.endswith("+ SmoothGrad")
+
+
 def test_wrapped_outputs_and_targets(linear):
     _, w, x = linear
     tup = explain(WithExtras(w).eval(), x, "integrated_gradients")
@@ -164,6 +175,10 @@ def test_one_gene_input_and_summaries(linear):
     assert len(table) == N_BINS * N_MARKS
     row = table[(table.bin == 3) & (table.mark == "b")].iloc[0]
     assert row.bin_start_bp == starts[3] and row.attribution == pytest.approx(float(attr.values[0, 3, 1]))
+    unplaced = explain(model, x[:2], "saliency").to_frame()  # positions unknown: missing, not invented
+    assert len(unplaced) == 2 * N_BINS * N_MARKS and unplaced.bin_start_bp.isna().all()
+    with pytest.raises(HmvizError, match="bin_starts_bp"):
+        explain(model, x[:2], "saliency").by_region()
 
 
 # ------------------------------------------------------------------------------- baselines

@@ -106,8 +106,9 @@ def test_swapping_a_and_b_negates_the_attributions():
     g = torch.Generator().manual_seed(1)
     x_a, x_b = torch.randn(N_BINS, N_MARKS, generator=g), torch.randn(N_BINS, N_MARKS, generator=g)
     ref = torch.randn(16, N_BINS, N_MARKS, generator=g)
-    ab = explain_pair(model, x_a, x_b, baseline="train_mean", reference_inputs=ref, n_steps=32)
-    ba = explain_pair(model, x_b, x_a, baseline="train_mean", reference_inputs=ref, n_steps=32)
+    kw = dict(baseline="train_mean", reference_inputs=ref, n_steps=32, bin_starts_bp=STARTS)
+    ab = explain_pair(model, x_a, x_b, **kw)
+    ba = explain_pair(model, x_b, x_a, **kw)
     np.testing.assert_allclose(ba.values_a, -ab.values_b, atol=1e-5)
     np.testing.assert_allclose(ba.values_b, -ab.values_a, atol=1e-5)
     assert ba.probability == pytest.approx(1 - ab.probability, abs=1e-6)
@@ -146,7 +147,8 @@ def test_other_methods_on_pairs():
                             n_samples=50)
     assert gs.convergence_delta is not None and abs(gs.convergence_delta) < 2.0
     with pytest.raises(HmvizError, match="one input per gene"):
-        explain_pair(planted_ranker()[0], torch.zeros(2, N_BINS, N_MARKS), torch.zeros(2, N_BINS, N_MARKS))
+        explain_pair(planted_ranker()[0], torch.zeros(2, N_BINS, N_MARKS), torch.zeros(2, N_BINS, N_MARKS),
+                     bin_starts_bp=STARTS)
 
 
 def test_deeplift_pair_on_a_cnn_ranker_is_complete():
@@ -157,9 +159,9 @@ def test_deeplift_pair_on_a_cnn_ranker_is_complete():
                                                        pool_size=2, hidden1=16, hidden2=8))).eval()
     g = torch.Generator().manual_seed(3)
     x_a, x_b = torch.rand(N_BINS, N_MARKS, generator=g) * 3, torch.rand(N_BINS, N_MARKS, generator=g) * 3
-    pe = explain_pair(model, x_a, x_b, "deeplift")
+    pe = explain_pair(model, x_a, x_b, "deeplift", bin_starts_bp=STARTS)
     assert abs(pe.convergence_delta) < 1e-4
-    ig = explain_pair(model, x_a, x_b, "integrated_gradients")
+    ig = explain_pair(model, x_a, x_b, "integrated_gradients", bin_starts_bp=STARTS)
     assert abs(ig.convergence_delta) < 1e-3
 
 

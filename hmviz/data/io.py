@@ -63,6 +63,15 @@ def read_dataset(paths: PathLike | Sequence[PathLike], format: str = "auto", exp
     if not given:
         raise DataError("No input given: name a data file or folder.")
     files = expand(given)
+    # A folder may carry its expression table beside the histone table (expression.tsv, as in sample_data/).
+    tables = [f for f in files if _is_expression_table(f)]
+    if tables and len(tables) < len(files):
+        files = [f for f in files if f not in tables]
+        if expression is None and len(tables) == 1:
+            expression = tables[0]
+        elif expression is None:
+            raise DataError(f"Several expression tables found ({', '.join(map(str, tables))}); name one with "
+                            "--expression (expression= in Python).")
     fmt = resolve_format(files, format)
     source = f"{_TITLES[fmt]} {', '.join(map(str, given))}"
     notes: list[tuple[int, str]] = []  # (logging level, text)
@@ -137,6 +146,11 @@ def expand(given: Sequence[PathLike]) -> list[Path]:
             raise DataError(f"{f} is given more than once; name each file once.")
         seen.add(key)
     return files
+
+
+def _is_expression_table(path: Path) -> bool:
+    """A file named like an expression table (expression.tsv, expr.csv, ...), not histone data."""
+    return Path(strip_gz(path.name)).stem.lower() in ("expression", "expr", "expression_table")
 
 
 def _folder_order(path: Path) -> tuple[str, int, str]:

@@ -77,6 +77,8 @@ _BIGWIG_PIECE_BP = 1 << 22   # read a bigWig in pieces of at most 4 Mbp (16 MB o
 _BIGWIG_MERGE_GAP = 1 << 15  # windows closer than this are read in one call (a call costs ~30 kbp)
 _BIGWIG_PROBE_BP = 1 << 18   # the stretch read once to learn the resolution (see BigWigTrack._probe)
 _HEADER_PREFIXES = (b"track", b"browser", b"#")
+_BIGWIG_MAGIC = (b"\x26\xfc\x8f\x88", b"\x88\x8f\xfc\x26")  # 0x888FFC26, either byte order
+_BIGBED_MAGIC = (b"\xeb\xf2\x89\x87", b"\x87\x89\xf2\xeb")  # 0x8789F2EB
 
 
 def track_kind(path: Path) -> str:
@@ -235,17 +237,22 @@ class BigWigTrack(Track):
         super().__init__(mark, path)
         import pyBigWig
 
-        try:
-            bw = pyBigWig.open(str(path))
-        except RuntimeError:
-            bw = None
+        # Check the signature first: libBigWig prints to stderr on a failed open, and a failed open
+        # in a process that also runs torch and pyarrow threads can abort it at exit.
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic in _BIGBED_MAGIC:
+            raise DataError(f"{path}: is a bigBed file, not a bigWig. Give the signal bigWig of this mark, "
+                            "or its peaks as narrowPeak/broadPeak.")
+        bw = None
+        if magic in _BIGWIG_MAGIC:
+            try:
+                bw = pyBigWig.open(str(path))
+            except RuntimeError:
+                pass
         if bw is None:
             raise DataError(f"{path}: is not a bigWig file, or it is damaged (pyBigWig cannot open it). "
                             "Download it again; a text bedGraph must be named .bedGraph.")
-        if not bw.isBigWig():
-            bw.close()
-            raise DataError(f"{path}: is a bigBed file, not a bigWig. Give the signal bigWig of this mark, "
-                            "or its peaks as narrowPeak/broadPeak.")
         self._bw = bw
         self._sizes = {str(k): int(v) for k, v in (bw.chroms() or {}).items()}
         self._grid = 0

@@ -109,7 +109,7 @@ def check_mark_values(src: SourceFile, pos: np.ndarray | None, name: str, values
         )
 
 
-def check_gene_ids(src: SourceFile, pos: np.ndarray | None, ids: np.ndarray, empty: np.ndarray) -> None:
+def check_gene_ids(src: SourceFile, pos: np.ndarray | None, empty: np.ndarray) -> None:
     """Gene ids must not be empty; ``empty`` marks the rows whose id is blank."""
     if empty.any():
         i = int(np.argmax(empty))

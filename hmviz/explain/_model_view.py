@@ -17,12 +17,25 @@ import inspect
 import logging
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
-from hmviz.errors import ModelError
+from hmviz.errors import HmvizError, ModelError
 
 log = logging.getLogger(__name__)
+
+
+def as_inputs(x) -> torch.Tensor:
+    """A float32 tensor ``(genes, bins, marks)`` from a tensor or array (one gene ``(bins, marks)`` too).
+
+    Always a new tensor object (detached), so setting ``requires_grad`` on it never reaches the caller's."""
+    t = torch.as_tensor(x.detach() if torch.is_tensor(x) else np.asarray(x), dtype=torch.float32)
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    if t.ndim != 3 or t.shape[0] == 0:
+        raise HmvizError(f"inputs must be shaped (genes, bins, marks) with at least one gene; got {tuple(t.shape)}.")
+    return t
 
 
 def require_module(model) -> nn.Module:

@@ -58,7 +58,8 @@ class Region:
         return keep
 
 
-def tss_regions(upstream_bp: float = PROMOTER_UPSTREAM_BP, downstream_bp: float = PROMOTER_DOWNSTREAM_BP) -> tuple[Region, ...]:
+def tss_regions(upstream_bp: float = PROMOTER_UPSTREAM_BP,
+                downstream_bp: float = PROMOTER_DOWNSTREAM_BP) -> tuple[Region, ...]:
     """``upstream`` (< -upstream_bp), ``promoter`` (-upstream_bp .. +downstream_bp), ``downstream``."""
     if upstream_bp < 0 or downstream_bp <= 0:
         raise HmvizError(f"Promoter boundaries must be positive distances from the TSS; got {upstream_bp} "

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from hmviz.errors import DataError, HmvizError, ModelError
-from hmviz.explain._model_view import eval_view, model_device, require_module
-from hmviz.explain.attributions import Attribution, _as_tensor
+from hmviz.explain._model_view import as_inputs, eval_view, model_device, require_module
+from hmviz.explain.attributions import Attribution
 
 ATTENTION_BATCH = 512
 
@@ -67,7 +67,7 @@ def attention_maps(model: nn.Module, inputs: torch.Tensor | np.ndarray,
     """
     module = _attention_module(require_module(model))
     module = eval_view(module)
-    x = _as_tensor(inputs).to(model_device(module))
+    x = as_inputs(inputs).to(model_device(module))
     alphas, betas = [], []
     with torch.inference_mode():
         for start in range(0, x.shape[0], batch_size):
@@ -89,7 +89,7 @@ def attention_maps_per_cell(model: nn.Module, x_a: torch.Tensor | np.ndarray, x_
         raise ModelError(f"{type(model).__name__} does not expose per-cell attention; use attention_maps(model, x).")
     view = eval_view(model)
     device = model_device(view)
-    xa, xb = _as_tensor(x_a).to(device), _as_tensor(x_b).to(device)
+    xa, xb = as_inputs(x_a).to(device), as_inputs(x_b).to(device)
     parts: dict[str, tuple[list, list]] = {}
     with torch.inference_mode():
         for start in range(0, xa.shape[0], batch_size):

@@ -24,7 +24,8 @@ from torch import nn
 from hmviz.errors import HmvizError
 from hmviz.explain._baselines import BASELINES, Baseline, as_baseline, make_baseline
 from hmviz.explain._methods import METHODS, attribute, check_method, forward_in_batches, resolve_options, rows_budget
-from hmviz.explain._model_view import ScalarOutput, eval_view, grad_context, has_recurrent, model_device
+from hmviz.explain._model_view import (ScalarOutput, as_inputs, eval_view, grad_context, has_recurrent,
+                                      model_device)
 from hmviz.explain._regions import Region, region_masks
 
 log = logging.getLogger(__name__)
@@ -104,24 +105,16 @@ class Attribution:
         if len(genes) != g or len(mark_names) != m:
             raise HmvizError(f"{len(genes)} gene ids and {len(mark_names)} marks given for values shaped "
                              f"{self.values.shape}.")
-        starts = self._starts(bin_starts_bp) if (bin_starts_bp is not None or self.bin_starts_bp is not None) \
-            else np.arange(b)
+        known = bin_starts_bp is not None or self.bin_starts_bp is not None
+        starts = np.tile(np.repeat(np.asarray(self._starts(bin_starts_bp), dtype=np.int64), m), g) if known \
+            else pd.array([pd.NA] * (g * b * m), dtype="Int64")  # positions unknown: say so, do not invent
         return pd.DataFrame({
             "gene": np.repeat(np.asarray(genes, dtype=object), b * m),
             "bin": np.tile(np.repeat(np.arange(b), m), g),
-            "bin_start_bp": np.tile(np.repeat(np.asarray(starts, dtype=np.int64), m), g),
+            "bin_start_bp": starts,
             "mark": np.tile(np.asarray(mark_names, dtype=object), g * b),
             "attribution": self.values.reshape(-1).astype(np.float64),
         })
-
-
-def _as_tensor(x) -> torch.Tensor:
-    t = torch.as_tensor(x.detach() if torch.is_tensor(x) else np.asarray(x), dtype=torch.float32)
-    if t.ndim == 2:
-        t = t.unsqueeze(0)
-    if t.ndim != 3:
-        raise HmvizError(f"inputs must be shaped (genes, bins, marks); got {tuple(t.shape)}.")
-    return t
 
 
 def resolve_baseline(baseline, spec_name: str, n_bins: int, n_marks: int, **make_kw) -> Baseline | None:
@@ -190,7 +183,7 @@ def explain(
     """
     spec = check_method(method, model)
     opts = resolve_options(method, options)
-    x = _as_tensor(inputs)
+    x = as_inputs(inputs)
     n_genes, n_bins, n_marks = x.shape
     base = resolve_baseline(baseline, method, n_bins, n_marks, reference_inputs=reference_inputs, labels=labels,
                             expression=expression, transform=transform)
@@ -204,9 +197,10 @@ def explain(
     x = x.to(device)
     budget = rows_budget(opts, recurrent)
     b = base.tensor(x) if base is not None else None
+    # Outputs first: a shape mismatch is reported for the genes given, not for Captum's expanded batch.
+    out = forward_in_batches(forward, [x if b is None else torch.cat([x, b])], budget)
     with grad_context(view):
         values, = attribute(forward, (x,), (b,) if b is not None else None, method, opts, recurrent, progress)
-    out = forward_in_batches(forward, [x if b is None else torch.cat([x, b])], budget)
     outputs = out[:n_genes]
     baseline_outputs = delta = None
     if b is not None:  # the output at the baseline (its mean over a distribution), the same for every gene

@@ -27,11 +27,11 @@ from torch import nn
 from hmviz.errors import HmvizError
 from hmviz.explain._baselines import Baseline
 from hmviz.explain._methods import METHODS, attribute, check_method, forward_in_batches, resolve_options, rows_budget
-from hmviz.explain._model_view import (PairDifference, ScalarOutput, eval_view, grad_context, has_recurrent,
-                                      model_device)
+from hmviz.explain._model_view import (PairDifference, ScalarOutput, as_inputs, eval_view, grad_context,
+                                      has_recurrent, model_device)
 from hmviz.explain._regions import (PROMOTER_DOWNSTREAM_BP, PROMOTER_UPSTREAM_BP, Region, format_bp, region_masks,
                                     tss_regions)
-from hmviz.explain.attributions import _as_tensor, resolve_baseline
+from hmviz.explain.attributions import resolve_baseline
 
 
 @dataclass
@@ -185,9 +185,9 @@ def explain_pair(
     method: str = "integrated_gradients",
     baseline: str | Baseline | np.ndarray | None = "zeros",
     *,
+    bin_starts_bp: np.ndarray,
     names: tuple[str, str] = ("A", "B"),
     marks: Sequence[str] | None = None,
-    bin_starts_bp: np.ndarray | None = None,
     promoter_bp: tuple[float, float] = (PROMOTER_UPSTREAM_BP, PROMOTER_DOWNSTREAM_BP),
     regions: Sequence[Region] | None = None,
     target: int | None = None,
@@ -208,14 +208,15 @@ def explain_pair(
             baseline is used for both genes.
         names: how the two inputs are called in the table and the sentence (gene ids or symbols;
             for DeepDiff, the two cell types).
-        marks: mark names in input order; ``bin_starts_bp``: bp of each bin's start relative to the
-            TSS (``dataset.bin_starts_bp()``); both default to plain numbering / bins around the middle.
+        bin_starts_bp: bp of each bin's start relative to the TSS (``dataset.bin_starts_bp()``);
+            required, since the regions are placed by it.
+        marks: mark names in input order (default ``mark1..markM``).
         promoter_bp: ``(upstream, downstream)`` bp bounding the promoter (default 1 kb each way);
             ``regions`` overrides the three regions entirely.
     """
     spec = check_method(method, model)
     opts = resolve_options(method, options)
-    xa, xb = _as_tensor(x_a), _as_tensor(x_b)
+    xa, xb = as_inputs(x_a), as_inputs(x_b)
     if xa.shape != xb.shape or xa.shape[0] != 1:
         raise HmvizError(f"explain_pair takes one input per gene shaped (bins, marks); got {tuple(xa.shape)} "
                          f"and {tuple(xb.shape)}.")
@@ -223,8 +224,8 @@ def explain_pair(
     marks = tuple(marks) if marks is not None else tuple(f"mark{k + 1}" for k in range(n_marks))
     if len(marks) != n_marks:
         raise HmvizError(f"{len(marks)} mark names given for inputs with {n_marks} marks.")
-    starts = np.asarray(bin_starts_bp) if bin_starts_bp is not None else (np.arange(n_bins) - n_bins // 2) * 100
-    if len(starts) != n_bins:
+    starts = np.asarray(bin_starts_bp)
+    if starts.shape != (n_bins,):
         raise HmvizError(f"{len(starts)} bin positions given for {n_bins} bins.")
     regions = tuple(regions) if regions is not None else tss_regions(*promoter_bp)
     if method == "feature_ablation":  # a whole mark is ablated at once: its effect has no region
@@ -238,10 +239,6 @@ def explain_pair(
     device = model_device(view)
     xa, xb = xa.to(device), xb.to(device)
     b = base.tensor(xa) if base is not None else None
-    with grad_context(view):
-        va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent, progress)
-    va, vb = va[0].float().cpu().numpy(), vb[0].float().cpu().numpy()
-
     budget = rows_budget(opts, recurrent)
     kind = "differential" if forward.two_input else ("ranking" if hasattr(view, "score") else "scores")
     score_a = score_b = probability = baseline_difference = delta = None
@@ -261,6 +258,10 @@ def explain_pair(
         probability = 1.0 / (1.0 + math.exp(-difference))
         # Both genes share the baseline (or its distribution): f(b, b) = s(b) - s(b) = 0.
         baseline_difference = 0.0 if b is not None else None
+    with grad_context(view):
+        va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent, progress)
+    va, vb = va[0].float().cpu().numpy(), vb[0].float().cpu().numpy()
+
     if baseline_difference is not None and spec.additive and not opts["smoothgrad"]:
         delta = float(va.astype(np.float64).sum() + vb.astype(np.float64).sum() - (difference - baseline_difference))
 

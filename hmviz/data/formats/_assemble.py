@@ -87,7 +87,7 @@ def assemble(rows: Rows) -> Part:
     codes, names = encode(rows.gene)
     blank = np.char.str_len(np.char.strip(names.astype(str))) == 0
     if blank.any():
-        v.check_gene_ids(src, pos, names, blank[codes])
+        v.check_gene_ids(src, pos, blank[codes])
     for name, values in zip(rows.marks, rows.values):
         v.check_mark_values(src, pos, name, values)
 

@@ -1,0 +1,156 @@
+"""The training engine: every family trains, cards reload to identical models, science is honest."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hmviz.checkpoints import load_model, save_model
+from hmviz.data.dataset import MultiCellDataset
+from hmviz.data.synthetic import make_sample_dataset
+from hmviz.errors import DataError, HmvizError
+from hmviz.training import (TrainingCancelled, TrainOptions, choose_device, evaluate, predict_scores,
+                            seed_everything, train, train_baseline)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """400 synthetic genes with planted rules, expression, labels and a 70/15/15 split."""
+    ds, _ = make_sample_dataset(n_genes=400, seed=3)
+    return ds
+
+
+FAST = {"epochs": 2, "batch_size": 64}
+
+
+@pytest.mark.parametrize("name", ["deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome",
+                                  "ranker-attentivechrome"])
+def test_every_single_cell_family_trains_and_reloads_identically(small, tmp_path, name):
+    result = train(small, TrainOptions(model=name, seed=7, **FAST))
+    card = result.card
+    assert card["marks"] == list(small.marks) and card["n_bins"] == small.n_bins
+    assert card["seed"] == 7 and card["data"]["fingerprint"] == small.fingerprint()
+    key = "test_auroc" if card["task"] == "binary" else "test_pairwise_accuracy"
+    assert 0.0 <= result.metrics[key] <= 1.0
+    save_model(result.model, card, tmp_path / name)
+    loaded, loaded_card = load_model(tmp_path / name)
+    np.testing.assert_array_equal(predict_scores(result.model, card, small), predict_scores(loaded, loaded_card, small))
+
+
+def test_same_seed_same_model_and_metrics(small):
+    a = train(small, TrainOptions(model="deepchrome", seed=11, **FAST))
+    b = train(small, TrainOptions(model="deepchrome", seed=11, **FAST))
+    assert a.metrics == b.metrics
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+
+
+def test_transform_and_threshold_fitted_on_training_genes_only(small):
+    """Changing the test genes' signal and expression changes neither the transform nor the label threshold."""
+    opts = TrainOptions(model="deepchrome", seed=1, label_rule="median", epochs=1)
+    base = train(small, opts).card
+    test = small.split == "test"
+    signal = small.signal.copy()
+    signal[test] *= 50
+    expression = small.expression.copy()
+    expression[test] = np.random.default_rng(0).permutation(expression[test]) * 3.0
+    changed = dataclasses.replace(small, signal=signal, expression=expression, meta=dict(small.meta))
+    card = train(changed, opts).card
+    assert card["transform"] == base["transform"]
+    assert card["label_threshold"] == base["label_threshold"]
+
+
+def test_ranker_antisymmetry_is_exact(small):
+    result = train(small, TrainOptions(model="ranker-deepchrome", seed=2, **FAST))
+    assert result.metrics["test_antisymmetry_error"] == 0.0
+
+
+def test_deepdiff_trains_on_two_cells(small):
+    rng = np.random.default_rng(0)
+    other = dataclasses.replace(small, cell="B", signal=small.signal[:, :, ::-1].copy(),
+                                expression=small.expression * rng.uniform(0.2, 5, small.n_genes), meta={})
+    multi = MultiCellDataset({"A": dataclasses.replace(small, cell="A", meta=dict(small.meta)), "B": other})
+    result = train(multi, TrainOptions(model="deepdiff", seed=1, epochs=1, batch_size=64))
+    assert -1 <= result.metrics["test_pearson_r"] <= 1
+    assert result.card["cells"] == ["A", "B"]
+
+
+def test_deepdiff_on_one_cell_explains_what_it_needs(small):
+    with pytest.raises(DataError, match="two cell"):
+        train(small, TrainOptions(model="deepdiff", epochs=1))
+
+
+def test_progress_and_cancel(small):
+    events = []
+    train(small, TrainOptions(model="deepchrome", **FAST), progress=events.append)
+    ends = [e for e in events if e.epoch_end]
+    assert [e.epoch for e in ends] == [1, 2] and all(e.valid_metric is not None for e in ends)
+    assert any(not e.epoch_end for e in events)
+    calls = {"n": 0}
+
+    def stop_after_three():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(TrainingCancelled):
+        train(small, TrainOptions(model="deepchrome", **FAST), should_stop=stop_after_three)
+
+
+def test_marks_subset_and_missing_mark(small):
+    result = train(small, TrainOptions(model="deepchrome", marks=("H3K4me3", "H3K36me3"), epochs=1))
+    assert result.card["marks"] == ["H3K4me3", "H3K36me3"]
+    with pytest.raises(DataError, match="H3K27ac"):
+        train(small, TrainOptions(model="deepchrome", marks=("H3K27ac",), epochs=1))
+
+
+def test_label_rule_needs_expression(small):
+    no_expr = dataclasses.replace(small, expression=None, meta={})
+    with pytest.raises(DataError, match="needs expression"):
+        train(no_expr, TrainOptions(model="deepchrome", label_rule="quantile:0.75", epochs=1))
+
+
+def test_evaluate_on_training_data_uses_the_same_test_split(small, tmp_path):
+    result = train(small, TrainOptions(model="deepchrome", seed=5, split="random", **FAST))
+    save_model(result.model, result.card, tmp_path / "m")
+    metrics = evaluate(tmp_path / "m", small, device="cpu")
+    assert metrics["evaluated_on"] == "test split of the training data"
+    assert metrics["genes_evaluated"] == result.card["split"]["counts"]["test"]
+    assert metrics["test_auroc"] == pytest.approx(result.metrics["test_auroc"])
+
+
+def test_evaluate_refuses_data_with_other_marks_or_window(small, tmp_path):
+    result = train(small, TrainOptions(model="deepchrome", epochs=1))
+    save_model(result.model, result.card, tmp_path / "m")
+    renamed = dataclasses.replace(small, marks=("a", "b", "c", "d", "e"), meta={})
+    with pytest.raises(DataError, match="H3K4me3"):
+        evaluate(tmp_path / "m", renamed, device="cpu")
+    shorter = small.subset(slice(None))
+    shorter = dataclasses.replace(shorter, signal=shorter.signal[:, :60], tss_bin=30, meta={})
+    with pytest.raises(DataError, match="60 bins"):
+        evaluate(tmp_path / "m", shorter, device="cpu")
+
+
+def test_baselines_share_the_split(small):
+    out = train_baseline(small, "logistic", TrainOptions(model="deepchrome"))
+    assert out["model"] == "logistic" and 0.5 < out["test_auroc"] <= 1.0
+
+
+def test_device_choice():
+    assert choose_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert choose_device("auto").type == "cpu"
+        with pytest.raises(HmvizError, match="no CUDA"):
+            choose_device("cuda")
+    with pytest.raises(HmvizError, match="Unknown device"):
+        choose_device("tpu")
+
+
+def test_seed_everything_repeats_torch_and_numpy():
+    seed_everything(3)
+    a = (torch.rand(3), np.random.rand(3))
+    seed_everything(3)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
