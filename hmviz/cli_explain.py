@@ -144,17 +144,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     base = None
     if METHODS[args.method].needs_baseline:
         reference = x[ref_rows] if not differential else torch.cat([xa[ref_rows], xb[ref_rows]])
+        if differential and args.baseline == "low_expression_mean":
+            raise HmvizError("low_expression_mean is defined for one cell type; for a two-cell model choose "
+                             "zeros, train_mean or gene_sample (with gradient_shap).")
         labels = ds.labels[ref_rows] if ds.labels is not None else None
         expression = ds.expression[ref_rows] if ds.expression is not None and labels is None else None
-        if differential:
-            labels = expression = None
         base = make_baseline(args.baseline, reference, labels=labels, expression=expression,
                              transform=card["transform"])
 
     out_lines: list[str] = []
     if differential or args.vs:
+        gene = None
         if differential:
-            names = (f"{_display(ds, rows[0])} in {cell_a}", f"{_display(ds, rows[0])} in {cell_b}")
+            names, gene = (str(cell_a), str(cell_b)), _display(ds, rows[0])
             ids = (f"{ds.gene_ids[rows[0]]}@{cell_a}", f"{ds.gene_ids[rows[0]]}@{cell_b}")
             pair_in = (xa[rows[0]], xb[rows[0]])
         else:
@@ -163,8 +165,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             if names[0] == names[1]:
                 names = ids
             pair_in = (x[rows[0]], x[rows[1]])
-        pe = explain_pair(model, *pair_in, args.method, base, names=names, marks=marks, bin_starts_bp=starts,
-                          promoter_bp=promoter, **options)
+        pe = explain_pair(model, *pair_in, args.method, base, names=names, gene=gene, marks=marks,
+                          bin_starts_bp=starts, promoter_bp=promoter, **options)
         table = pe.to_frame()
         table["gene"] = table["gene"].map({names[0]: ids[0], names[1]: ids[1]})
         if pe.probability is not None:
@@ -172,8 +174,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             out_lines.append(f"{names[0]} vs {names[1]}: P({names[0]} > {names[1]}) = {pe.probability:.3f} "
                              f"({what} difference {pe.difference:+.4g})")
         else:
-            out_lines.append(f"{ds.gene_ids[rows[0]]}: predicted log2 fold change {cell_b} over {cell_a} "
-                             f"{pe.difference:+.4g}")
+            out_lines.append(f"{gene}: predicted log2 fold change {cell_b} over {cell_a} {pe.difference:+.4g}")
         out_lines.append(pe.sentence)
         if pe.convergence_delta is not None:
             total = float(pe.values_a.sum() + pe.values_b.sum())

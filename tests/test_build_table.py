@@ -271,6 +271,8 @@ def test_error_missing_files_and_bad_window(tmp_path):
     assert "--flank 250 is not a multiple of --bin-size 100" in _error(tmp_path, {"m": bw}, flank=250)
     (tmp_path / "not.bw").write_text("not a bigwig")
     assert "is not a bigWig file" in _error(tmp_path, {"m": tmp_path / "not.bw"})
+    (tmp_path / "peaks.bw").write_bytes(b"\xeb\xf2\x89\x87" + bytes(60))  # the bigBed signature
+    assert "is a bigBed file, not a bigWig" in _error(tmp_path, {"m": tmp_path / "peaks.bw"})
 
 
 def test_error_gene_annotations(tmp_path):

@@ -417,3 +417,75 @@ def test_cli_errors_are_one_line_with_exit_2(trained, capsys):
                    "--method", "deeplift", "--out", out) == 2
     assert "DeepLift is not available for AttentiveChrome" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_deepdiff_explains_one_gene_between_two_cells(tmp_path, capsys):
+    import pandas as pd
+
+    from hmviz.checkpoints import save_model
+    from hmviz.data import HistoneDataset, MultiCellDataset, write_long
+    from hmviz.training import TrainOptions, train
+
+    def cell(name: str, seed: int) -> HistoneDataset:
+        signal = np.random.default_rng(seed).poisson(4.0, size=(30, N_BINS, N_MARKS)).astype(np.float32)
+        return HistoneDataset(signal=signal, gene_ids=[f"ENSG{k:05d}" for k in range(30)], marks=("a", "b", "c"),
+                              bin_size=100, tss_bin=10, symbols=[f"GENE{k}" for k in range(30)], cell=name,
+                              expression=signal[:, 8:12, 0].sum(1), split=np.array(["train"] * 20 + ["valid"] * 5
+                                                                                     + ["test"] * 5))
+
+    data = write_long(MultiCellDataset({"K562": cell("K562", 1), "H1": cell("H1", 2)}), tmp_path / "two.csv")
+    result = train(MultiCellDataset({"K562": cell("K562", 1), "H1": cell("H1", 2)}),
+                   TrainOptions(model="deepdiff", epochs=1, device="cpu", split="file",
+                                model_overrides={"bin_hidden": 4, "mark_hidden": 2, "joint_hidden": 4}))
+    model = save_model(result.model, result.card, tmp_path / "deepdiff")
+    out = tmp_path / "dd.csv"
+    assert run_cli("explain", "--model", model, "--data", data, "--gene", "GENE3", "--steps", "16", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "GENE3: predicted log2 fold change H1 over K562" in printed
+    assert "The model predicts GENE3 higher in " in printed and "completeness" in printed
+    table = pd.read_csv(out)
+    assert set(table.gene) == {"ENSG00003@K562", "ENSG00003@H1"} and len(table) == 2 * N_BINS * N_MARKS
+    assert run_cli("explain", "--model", model, "--data", data, "--gene", "GENE3", "--vs", "GENE4", "--out", out) == 2
+    assert "drop --vs" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ planted ground truth (sample data)
+def test_attributions_find_the_planted_marks_and_regions():
+    """A DeepChrome trained on sample_data/ attributes to the marks and regions the generator planted
+    (ground_truth.json): the decoy mark least, each planted mark with its planted sign, H3K4me3 at the
+    promoter and H3K36me3 over the gene body."""
+    import json
+    from pathlib import Path
+
+    from hmviz.data import read_dataset
+    from hmviz.training import TrainOptions, prepare_inputs, train
+
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    if not (root / "ground_truth.json").exists():
+        pytest.skip("sample_data/ has not been generated")
+    truth = json.loads((root / "ground_truth.json").read_text())
+    ds = read_dataset(root / "histone.csv.gz", expression=root / "expression.tsv")
+    result = train(ds, TrainOptions(model="deepchrome", epochs=6, device="cpu", split="file", seed=1))
+    x = prepare_inputs(result.card, ds)
+    genes = ds.split_indices("test")[:200]
+    base = make_baseline("train_mean", x[ds.split_indices("train")])
+    attr = explain(result.model, x[genes], baseline=base, marks=ds.marks, bin_starts_bp=ds.bin_starts_bp())
+    assert np.median(np.abs(attr.convergence_delta)) < 0.01
+
+    magnitude = dict(zip(ds.marks, np.abs(attr.values).sum(axis=1).mean(axis=0)))
+    (decoy,) = truth["decoy_marks"]
+    assert min(magnitude, key=magnitude.get) == decoy, magnitude
+    shift = (x[genes].numpy() - base.values).sum(axis=1)  # (genes, marks): signal above the baseline
+    for k, mark in enumerate(ds.marks):
+        sign = truth["expected_sign"][mark]
+        if sign:
+            r = np.corrcoef(shift[:, k], attr.by_mark()[:, k])[0, 1]
+            assert np.sign(r) == sign and abs(r) > 0.7, (mark, r)
+
+    starts = ds.bin_starts_bp()
+    profile = np.abs(attr.values).mean(axis=0)  # (bins, marks)
+    for term in truth["terms"][:2]:  # promoter H3K4me3, gene-body H3K36me3
+        k = ds.marks.index(term["mark"])
+        inside = (starts >= term["region_bp"][0]) & (starts < term["region_bp"][1])
+        share = profile[inside, k].sum() / profile[:, k].sum()
+        assert share > inside.mean() + 0.15, (term["name"], share, inside.mean())

@@ -13,7 +13,7 @@ Formats (by suffix; text may be gzipped):
   are ignored. TSS = start (``+``) or end (``-``).
 * **table** (``.csv``, ``.tsv``, ``.txt``, ``.parquet``) with a header: ``gene_id``, ``chrom``
   and either ``tss`` (0-based; ``strand`` optional) or ``start``, ``end`` and ``strand`` (0-based,
-  half-open like BED); optional ``symbol`` and ``expression`` columns.
+  half-open like BED); optional ``symbol`` (or ``gene_name``) and ``expression`` columns.
 
 A gene id listed twice keeps its first record (the report counts the others).
 """
@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 
 from hmviz.data.formats._assemble import float_column, int_column
 from hmviz.data.formats._files import (
-    GZIP_MAGIC, coerce_columns, first_line, missing_file_error, read_csv_table, read_parquet_table, read_source,
+    GZIP_MAGIC, PYARROW_THREADS, coerce_columns, first_line, missing_file_error, read_csv_table, read_parquet_table, read_source,
     sniff_delimiter, split_fields, strip_gz,
 )
 from hmviz.data.tracks import bed_fields, parse_bed, read_bed_text
@@ -109,7 +109,7 @@ def _dedupe(ann: GeneAnnotation) -> GeneAnnotation:
     out = _annotation(*(None if a is None else a[keep] for a in (
         ann.gene_ids, ann.chrom, ann.tss, ann.strand, ann.symbols, ann.expression)), source=ann.source)
     out.duplicates = ann.gene_ids[dropped].tolist()
-    log.warning("%s: %d gene id(s) listed more than once (%s); the first record of each is used.",
+    log.info("%s: %d gene id(s) listed more than once (%s); the first record of each is used.",
                 ann.source, dropped.size, listing(out.duplicates))
     return out
 
@@ -154,7 +154,8 @@ def _read_gtf(path: Path) -> GeneAnnotation:
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot be read as {'gzip' if gz else 'text'} ({exc}). Download it again.") from None
     columns = ["seqname", "feature", "start", "end", "strand", "attribute"]
-    read = pacsv.ReadOptions(column_names=_GTF_COLUMNS, skip_rows=skip, block_size=1 << 24)
+    read = pacsv.ReadOptions(column_names=_GTF_COLUMNS, skip_rows=skip, block_size=1 << 24,
+                             use_threads=PYARROW_THREADS)
     parse = pacsv.ParseOptions(delimiter="\t", quote_char=False)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in _GTF_COLUMNS}, include_columns=columns,
                                    strings_can_be_null=False)

@@ -117,10 +117,10 @@ def check_window(bin_size: int, flank: int) -> None:
     if bin_size <= 0 or flank <= 0:
         raise DataError(f"--bin-size and --flank must be positive numbers of bp; got {bin_size} and {flank}.")
     if flank % bin_size:
-        lo, hi = flank // bin_size * bin_size, (flank // bin_size + 1) * bin_size
+        near = sorted({max(flank // bin_size, 1) * bin_size, (flank // bin_size + 1) * bin_size})
         raise DataError(
             f"--flank {flank} is not a multiple of --bin-size {bin_size}, so the TSS would not fall on a bin "
-            f"edge. Use --flank {lo or hi} or {hi}, or a bin size that divides {flank}."
+            f"edge. Use --flank {' or '.join(map(str, near))}, or a bin size that divides {flank}."
         )
 
 

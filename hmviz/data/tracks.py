@@ -36,7 +36,6 @@ Bins finer than that would only repeat its values, so :func:`check_resolution` r
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,6 @@ from hmviz.data.formats._files import first_line, missing_file_error, read_csv_t
 from hmviz.data.validation import SourceFile
 from hmviz.errors import DataError
 
-log = logging.getLogger(__name__)
 
 Stat = Literal["sum", "mean", "max"]
 STATS: tuple[str, ...] = ("sum", "mean", "max")
@@ -221,7 +219,8 @@ class Track:
         res = self.resolution_bp
         detail = "" if self.absent_chromosome_is_zero else (
             f", resolution {res} bp" if res else ", resolution not determined")
-        return f"{self.kind}, {len(self.chromosomes)} chromosomes{detail}"
+        n = len(self.chromosomes)
+        return f"{self.kind}, {n} chromosome{'' if n == 1 else 's'}{detail}"
 
     def close(self) -> None:
         pass
@@ -237,8 +236,7 @@ class BigWigTrack(Track):
         super().__init__(mark, path)
         import pyBigWig
 
-        # Check the signature first: libBigWig prints to stderr on a failed open, and a failed open
-        # in a process that also runs torch and pyarrow threads can abort it at exit.
+        # Check the signature first: on a failed open libBigWig prints its own lines to stderr.
         with open(path, "rb") as fh:
             magic = fh.read(4)
         if magic in _BIGBED_MAGIC:
@@ -411,7 +409,7 @@ class PeakTrack(Track):
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{src.where(i)}: signalValue (column {signal_col + 1}) is {values[i]!r}; it must "
+            raise DataError(f"{src.where(i)}: signalValue (column {signal_col + 1}) is {values[i]:g}; it must "
                             f"be a non-negative number. {hint}")
         _check_chrom_names(src, chroms, codes)
         order = np.argsort(codes, kind="stable")

@@ -193,6 +193,8 @@ def as_baseline(baseline, n_bins: int, n_marks: int) -> Baseline:
         if torch.is_tensor(baseline):
             baseline = baseline.detach().cpu().numpy()
         values = np.asarray(baseline, dtype=np.float32)
+        if values.ndim == 3 and values.shape[0] == 1:  # one input with a batch axis, not a sample of one
+            values = values[0]
         if values.ndim == 0:
             values = np.full((n_bins, n_marks), float(values), dtype=np.float32)
         out = Baseline("custom", "a baseline given by the caller", values)

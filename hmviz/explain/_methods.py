@@ -155,7 +155,11 @@ def resolve_options(name: str, options: dict) -> dict:
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Seed torch and NumPy's global generators (Captum draws from them), then restore their state."""
+    """Seed torch and NumPy's global generators (Captum draws from them), then restore their state.
+
+    Like Captum's own draws this touches process-wide state: two stochastic attributions running at
+    the same moment in two threads may interleave their draws (results stay valid, not reproducible).
+    """
     state = np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -125,7 +125,7 @@ def _region_phrase(region: Region) -> str:
 def pair_sentence(
     gene_a: str, gene_b: str, difference: float, probability: float | None, marks: Sequence[str],
     regions: Sequence[Region], contrib_a: np.ndarray | None, contrib_b: np.ndarray | None,
-    signal_diff: np.ndarray, kind: str = "ranking", max_reasons: int = 2,
+    signal_diff: np.ndarray, kind: str = "ranking", max_reasons: int = 2, gene: str | None = None,
 ) -> str:
     """One sentence naming the winner and the (mark, region) cells that most favour it.
 
@@ -134,17 +134,19 @@ def pair_sentence(
             the ranking only (for saliency, whose values are slopes, not contributions).
         signal_diff: ``(regions, marks)`` summed input signal of A minus B (sign gives higher/lower).
         kind: ``"ranking"``/``"scores"``: "ranks A above B (P = ...)"; ``"differential"``: "predicts
-            higher expression in B than in A (log2 fold change ...)".
+            GENE higher in B than in A (log2 fold change ...)", where A and B name the two cells and
+            ``gene`` the gene (optional).
 
     A reason is stated as the winner's signal relative to the loser's ("higher H3K4me3 at the
     promoter of A") with its contribution in favour of the winner, in output units. Reasons
     smaller than a quarter of the first are left out.
     """
     if kind == "differential":
+        subject = f"{gene} " if gene else "expression "
         if difference == 0:
-            return f"The model predicts the same expression in {gene_a} and {gene_b} (log2 fold change 0.00)."
+            return f"The model predicts {subject}equal in {gene_a} and {gene_b} (log2 fold change 0.00)."
         winner, loser, sign = (gene_b, gene_a, 1.0) if difference > 0 else (gene_a, gene_b, -1.0)
-        head = (f"The model predicts higher expression in {winner} than in {loser} "
+        head = (f"The model predicts {subject}higher in {winner} than in {loser} "
                 f"(log2 fold change {gene_b} over {gene_a}: {difference:+.2f})")
         of = "in"
     else:
@@ -187,6 +189,7 @@ def explain_pair(
     *,
     bin_starts_bp: np.ndarray,
     names: tuple[str, str] = ("A", "B"),
+    gene: str | None = None,
     marks: Sequence[str] | None = None,
     promoter_bp: tuple[float, float] = (PROMOTER_UPSTREAM_BP, PROMOTER_DOWNSTREAM_BP),
     regions: Sequence[Region] | None = None,
@@ -207,7 +210,7 @@ def explain_pair(
         method, baseline, target, **options: as in :func:`hmviz.explain.explain`; the same
             baseline is used for both genes.
         names: how the two inputs are called in the table and the sentence (gene ids or symbols;
-            for DeepDiff, the two cell types).
+            for DeepDiff, the two cell types). ``gene``: for DeepDiff, the gene, named in the sentence.
         bin_starts_bp: bp of each bin's start relative to the TSS (``dataset.bin_starts_bp()``);
             required, since the regions are placed by it.
         marks: mark names in input order (default ``mark1..markM``).
@@ -220,13 +223,16 @@ def explain_pair(
     if xa.shape != xb.shape or xa.shape[0] != 1:
         raise HmvizError(f"explain_pair takes one input per gene shaped (bins, marks); got {tuple(xa.shape)} "
                          f"and {tuple(xb.shape)}.")
+    gene_a, gene_b = (str(n) for n in names)
+    if gene_a == gene_b:
+        raise HmvizError(f"The two inputs need different names for the table and the sentence; both are '{gene_a}'.")
     _, n_bins, n_marks = xa.shape
     marks = tuple(marks) if marks is not None else tuple(f"mark{k + 1}" for k in range(n_marks))
     if len(marks) != n_marks:
         raise HmvizError(f"{len(marks)} mark names given for inputs with {n_marks} marks.")
     starts = np.asarray(bin_starts_bp)
     if starts.shape != (n_bins,):
-        raise HmvizError(f"{len(starts)} bin positions given for {n_bins} bins.")
+        raise HmvizError(f"bin_starts_bp has shape {starts.shape}; expected one position per bin ({n_bins},).")
     regions = tuple(regions) if regions is not None else tss_regions(*promoter_bp)
     if method == "feature_ablation":  # a whole mark is ablated at once: its effect has no region
         regions = (Region("window", None, None),)
@@ -268,16 +274,15 @@ def explain_pair(
     masks = region_masks(starts, regions).astype(np.float64)  # (regions, bins)
     ra, rb = masks @ va.astype(np.float64), masks @ vb.astype(np.float64)  # (regions, marks)
     signal = masks @ (xa[0] - xb[0]).double().cpu().numpy()
-    gene_a, gene_b = (str(n) for n in names)
     rows = []
-    for gene, contrib in ((gene_a, ra), (gene_b, rb)):
+    for name, contrib in ((gene_a, ra), (gene_b, rb)):
         for m, mark in enumerate(marks):
             for r, region in enumerate(regions):
-                rows.append((gene, mark, region.name, region.bounds, float(contrib[r, m])))
+                rows.append((name, mark, region.name, region.bounds, float(contrib[r, m])))
     table = pd.DataFrame(rows, columns=["gene", "mark", "region", "region_bp", "attribution"])
     saliency = method == "saliency"  # slopes, not contributions: state the ranking only
     sentence = pair_sentence(gene_a, gene_b, difference, probability, marks, regions, None if saliency else ra,
-                             None if saliency else rb, signal, kind)
+                             None if saliency else rb, signal, kind, gene=gene)
     return PairExplanation(
         gene_a=gene_a, gene_b=gene_b, values_a=va, values_b=vb, difference=difference,
         baseline_difference=baseline_difference, probability=probability, score_a=score_a, score_b=score_b,

@@ -57,10 +57,6 @@ class PerMarkBiLSTM(nn.Module):
             self.register_parameter(f"weight_hh_l0{d}", nn.Parameter(torch.empty(m, 4 * h, h).uniform_(-bound, bound)))
             self.register_parameter(f"bias_ih_l0{d}", nn.Parameter(torch.empty(m, 4 * h).uniform_(-bound, bound)))
             self.register_parameter(f"bias_hh_l0{d}", nn.Parameter(torch.empty(m, 4 * h).uniform_(-bound, bound)))
-        # Parameter-free shells run through torch.func.functional_call with the weights above.
-        # Kept out of the module tree (object.__setattr__) so they add nothing to the state_dict.
-        object.__setattr__(self, "_mark_lstm", nn.LSTM(1, h, bidirectional=True, batch_first=True))
-        object.__setattr__(self, "_block_lstm", nn.LSTM(m, m * h, bidirectional=True, batch_first=True))
 
     def extra_repr(self) -> str:
         return f"n_marks={self.n_marks}, hidden_size={self.hidden_size}, bidirectional=True, impl={self.impl!r}"
@@ -94,14 +90,20 @@ class PerMarkBiLSTM(nn.Module):
                 out[name] = p.reshape(m, 4, h).permute(1, 0, 2).reshape(4 * m * h)
         return out
 
+    def _lstm_shell(self, input_size: int, hidden_size: int) -> nn.LSTM:
+        # A weightless nn.LSTM (meta device) run through torch.func.functional_call with our
+        # weights. A fresh shell per forward keeps concurrent forwards (threads sharing one cached
+        # model) from swapping weights into each other's call.
+        return nn.LSTM(input_size, hidden_size, bidirectional=True, batch_first=True, device="meta")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, bins, _ = x.shape
         m, h = self.n_marks, self.hidden_size
         if self.impl == "block":
-            states, _ = functional_call(self._block_lstm, self.block_parameters(), (x,))
+            shell = self._lstm_shell(m, m * h)
+            states, _ = functional_call(shell, self.block_parameters(), (x,))
             # (batch, bins, direction*mark*unit) -> (batch, mark, bins, direction*unit)
             return states.reshape(batch, bins, 2, m, h).permute(0, 3, 1, 2, 4).reshape(batch, m, bins, 2 * h)
-        per_mark = [
-            functional_call(self._mark_lstm, self.mark_parameters(i), (x[:, :, i : i + 1],))[0] for i in range(m)
-        ]
+        shell = self._lstm_shell(1, h)
+        per_mark = [functional_call(shell, self.mark_parameters(i), (x[:, :, i : i + 1],))[0] for i in range(m)]
         return torch.stack(per_mark, dim=1)  # (batch, mark, bins, 2H)

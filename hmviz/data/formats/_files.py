@@ -25,6 +25,9 @@ import pyarrow.parquet as pq
 from hmviz.data.validation import SourceFile
 from hmviz.errors import DataError
 
+# Threads in pyarrow readers crash torch processes at exit (see read_csv_table); keep them off.
+PYARROW_THREADS = False
+
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -203,7 +206,10 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     ``types``; a value that does not parse is reported with its line and text.
     """
     src.header_lines = 0 if names else 1
-    read = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24)
+    # use_threads=False: pyarrow's CSV thread pool makes a process that also loaded torch abort at exit
+    # ("terminate called without an active exception", exit 134), whatever the exit path.
+    read = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24,
+                             use_threads=PYARROW_THREADS)
     parse = pacsv.ParseOptions(delimiter=delimiter)
     convert = pacsv.ConvertOptions(column_types=dict(types), strings_can_be_null=False)
     try:
@@ -289,7 +295,7 @@ def _first_not_numeric(col: pa.ChunkedArray, *, integer: bool) -> int | None:
 # ---------------------------------------------------------------------------------- Parquet
 def read_parquet_table(src: SourceFile, data: bytes) -> pa.Table:
     try:
-        return pq.read_table(io.BytesIO(data))
+        return pq.read_table(io.BytesIO(data), use_threads=PYARROW_THREADS)
     except (pa.ArrowException, OSError) as exc:
         raise src.error(
             f"is not a readable Parquet file ({str(exc).splitlines()[0]}); it is corrupt or truncated. "
