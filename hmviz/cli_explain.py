@@ -75,17 +75,13 @@ def _promoter(text: str) -> tuple[float, float]:
 
 def _training_genes(card: dict, ds) -> tuple[np.ndarray, str]:
     """Rows of the reference (training) genes for baselines, and how they were chosen."""
-    from hmviz.data.splits import ensure_split
-    from hmviz.training import _fingerprint
+    from hmviz.training import training_split
 
+    trained_on = training_split(card, ds)
+    if trained_on is not None:
+        return trained_on.split_indices("train"), "the model's training genes"
     if ds.split is not None and (ds.split == "train").any():
         return ds.split_indices("train"), "the training split of the data"
-    if _fingerprint(ds) == card.get("data", {}).get("fingerprint"):
-        meta = card.get("split", {})
-        ds = ensure_split(ds, how=meta.get("kind", "file"), seed=meta.get("seed", card.get("seed", 1)),
-                          fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
-                          valid_chroms=meta.get("valid_chroms"), test_chroms=meta.get("test_chroms"))
-        return ds.split_indices("train"), "the model's training genes"
     return np.arange(ds.n_genes), f"all {ds.n_genes} genes of the data (it has no training split)"
 
 

@@ -710,6 +710,21 @@ def predict_scores(model: nn.Module, card: dict, dataset: HistoneDataset, device
     return _predict(fn, x, np.arange(dataset.n_genes), torch.device(device))
 
 
+def training_split(card: dict, dataset: HistoneDataset | MultiCellDataset) -> HistoneDataset | None:
+    """When ``dataset`` is the data the model was trained on (same fingerprint), its first cell with the
+    model's train/valid/test split rebuilt from the card; otherwise None.
+
+    Use it to keep the test split for evaluation and to draw baselines from training genes only.
+    """
+    if _fingerprint(dataset) != card.get("data", {}).get("fingerprint"):
+        return None
+    first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
+    meta = card.get("split", {})
+    return ensure_split(first, how=meta.get("kind", "file"), seed=meta.get("seed", card.get("seed", 1)),
+                        fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
+                        valid_chroms=meta.get("valid_chroms"), test_chroms=meta.get("test_chroms"))
+
+
 def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str = "auto") -> dict:
     """Metrics of a saved model on ``dataset``, with the card's marks, transform and label rule.
 
@@ -722,14 +737,10 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
     dev = choose_device(device)
     model, card = load_model(model_dir, device=dev)
     spec = get_spec(card["model"])
-    same_data = _fingerprint(dataset) == card.get("data", {}).get("fingerprint")
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
-    if same_data:
-        split_meta = card.get("split", {})
-        first = ensure_split(first, how=split_meta.get("kind", "file"), seed=split_meta.get("seed", card.get("seed", 1)),
-                             fractions=tuple(split_meta.get("fractions", (0.7, 0.15, 0.15))),
-                             valid_chroms=split_meta.get("valid_chroms"), test_chroms=split_meta.get("test_chroms"))
-        split = first.split
+    training_data = training_split(card, dataset)
+    if training_data is not None:
+        split = training_data.split
         evaluated_on = "test split of the training data"
     elif first.split is not None and (first.split == "test").any():
         split = first.split
