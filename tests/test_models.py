@@ -177,8 +177,27 @@ def test_lstm_implementations_share_state_dict() -> None:
     block, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="block")
     block.load_state_dict(fast.state_dict())
     x = torch.rand(4, 30, 5)
+    out_fast, out_block = fast(x), block(x)
+    torch.testing.assert_close(out_block, out_fast, rtol=1e-5, atol=1e-6)
+    out_fast.sum().backward()
+    out_block.sum().backward()
+    for (name, p_fast), p_block in zip(fast.named_parameters(), block.parameters()):
+        torch.testing.assert_close(p_block.grad, p_fast.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_concurrent_forwards_do_not_interfere() -> None:
+    """A model cached once and shared by app sessions (threads) gives each caller its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, _ = build_model("attentivechrome", n_marks=4, n_bins=30)
+    model.eval()
+    inputs = [torch.rand(3, 30, 4) for _ in range(32)]
     with torch.no_grad():
-        torch.testing.assert_close(block(x), fast(x), rtol=1e-5, atol=1e-6)
+        expected = [model(x) for x in inputs]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            got = list(pool.map(lambda x: model(x), inputs))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
 
 
 def test_attentivechrome_init_is_uniform_0_1() -> None:

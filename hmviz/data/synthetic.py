@@ -400,6 +400,40 @@ the noiseless values from the signal; `planted_terms` gives each term per gene.
 """
 
 
+def make_second_cell(dataset: HistoneDataset, seed: int = 1, fraction_changed: float = 0.4,
+                     cell_noise_sd: float = 0.5, cell: str = "synthetic-B") -> HistoneDataset:
+    """A second cell type over the same genes, for differential models (DeepDiff).
+
+    A random ``fraction_changed`` of the genes switch chromatin state: their marks are redrawn from
+    the same generator. Expression follows the same :data:`PLANTED_RULES`; each gene keeps its
+    gene-specific noise from ``dataset`` (what the marks do not explain is shared by both cells) plus
+    a cell-specific Gaussian term of sd ``cell_noise_sd`` (log scale). So the log fold change between
+    the cells is the change of the planted terms plus noise. Same split as ``dataset``; no labels.
+    """
+    rng = np.random.default_rng(seed)
+    redrawn, _ = _simulate_counts(rng, dataset.n_genes, dataset.n_bins, dataset.bin_size, dataset.tss_bin)
+    changed = rng.random(dataset.n_genes) < fraction_changed
+    signal = np.where(changed[:, None, None], redrawn, dataset.signal).astype(np.float32)
+    gene_noise = np.log1p(dataset.expression) - oracle_log_expression(dataset)
+    other = dataclasses.replace(dataset, signal=signal, cell=cell, labels=None, expression=None,
+                                source=f"{dataset.source}, second cell (seed {seed})", meta={})
+    log_expr = oracle_log_expression(other) + gene_noise + cell_noise_sd * rng.standard_normal(dataset.n_genes)
+    other = dataclasses.replace(other, expression=np.round(np.maximum(0.0, np.expm1(log_expr)), 3))
+    other.meta.update(split=dict(dataset.meta.get("split", {})), changed_genes=int(changed.sum()),
+                      generator={"name": GENERATOR, "second_cell_seed": int(seed)})
+    return other
+
+
+def make_two_cell_sample(n_genes: int = DEFAULT_N_GENES, seed: int = 0) -> "MultiCellDataset":
+    """The sample dataset (cell ``synthetic``) and a :func:`make_second_cell` partner (``synthetic-B``)."""
+    from hmviz.data.dataset import MultiCellDataset
+
+    first, _ = make_sample_dataset(n_genes, seed=seed)
+    second = make_second_cell(first, seed=seed + 1)
+    return MultiCellDataset({first.cell: first, second.cell: second},
+                            source=f"hmviz synthetic two-cell sample (seed {seed})")
+
+
 def write_sample_data(out_dir: str | Path, seed: int = 0, n_genes: int = DEFAULT_N_GENES) -> dict[str, Path]:
     """Generate the sample data and write it to ``out_dir``; returns ``{file name: path}``.
 

@@ -1,0 +1,224 @@
+"""Benchmark of the model zoo: speed on the standard shape, accuracy over seeds next to baselines.
+
+Usage::
+
+    python bench/bench_models.py speed  [--device cpu|cuda] [--models a,b]   # s/epoch, peak memory
+    python bench/bench_models.py accuracy [--seeds 5] [--models a,b]        # test AUROC / pairwise acc.
+
+``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
+process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
+training pass over 6,601 genes plus validation and test passes over 6,601 genes each (the median of
+3 epochs after a warm-up epoch). Rankers train on ``pairs_per_gene`` x 6,601 pairs per epoch.
+
+``accuracy``: on ../shared/data/remc-E123-deepchrome (600 K562 genes, the file's split) and on
+sample_data/ (3,000 synthetic genes), test AUROC and pairwise accuracy over N seeds (mean and
+standard deviation) for every single-cell model and both baselines on the same split, next to the
+published numbers in ../shared/data/published/.
+
+Prints a table and writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+SHARED = ROOT.parent / "shared" / "data"
+SINGLE_CELL = ["deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome", "ranker-attentivechrome"]
+ALL = SINGLE_CELL + ["deepdiff"]
+N_GENES = 6601
+
+
+def _standard_dataset(n_genes: int, seed: int = 0, two_cells: bool = False):
+    """Counts shaped like REMC data: 3 x n_genes genes (train/valid/test), 100 bins, 5 marks."""
+    import numpy as np
+
+    from hmviz.data.dataset import HistoneDataset, MultiCellDataset
+
+    rng = np.random.default_rng(seed)
+    n = 3 * n_genes
+
+    def cell(name):
+        signal = rng.negative_binomial(1.5, 0.5, size=(n, 100, 5)).astype(np.float32)
+        expression = np.expm1(rng.normal(2, 1.5, n)).clip(0)
+        return HistoneDataset(signal=signal, gene_ids=[f"G{i}" for i in range(n)],
+                              marks=("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3"),
+                              expression=expression, split=np.repeat(["train", "valid", "test"], n_genes),
+                              cell=name, source="bench")
+    if two_cells:
+        return MultiCellDataset({"A": cell("A"), "B": cell("B")})
+    return cell("A")
+
+
+def speed_one(name: str, device: str) -> dict:
+    """One model's epoch time and peak memory (run in its own process)."""
+    import torch
+
+    from hmviz.training import TrainOptions, train
+
+    ds = _standard_dataset(N_GENES, two_cells=(name == "deepdiff"))
+    t0 = time.perf_counter()
+    result = train(ds, TrainOptions(model=name, epochs=4, patience=0, seed=1, device=device))
+    wall = time.perf_counter() - t0
+    epochs = [h for h in result.history if h["stage"] == "train"]
+    seconds = [h["seconds"] for h in epochs[1:]]  # skip the warm-up epoch
+    # history seconds = train pass + validation pass; add one test pass, timed the same way
+    task_test = _time_test_pass(result, ds, device)
+    per_epoch = statistics.median(seconds) + task_test
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {"model": name, "device": device, "seconds_per_epoch": round(per_epoch, 3),
+           "train_plus_valid_s": round(statistics.median(seconds), 3), "test_pass_s": round(task_test, 3),
+           "batch_size": result.card["training"]["batch_size"], "peak_rss_mb": round(peak_mb, 1),
+           "total_wall_s": round(wall, 1), "threads": torch.get_num_threads()}
+    if device.startswith("cuda"):
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def _time_test_pass(result, ds, device: str) -> float:
+    import numpy as np
+    import torch
+
+    from hmviz.data.dataset import MultiCellDataset
+    from hmviz.training import prepare_inputs
+
+    model, card = result.model, result.card
+    dev = torch.device("cuda" if device.startswith("cuda") else "cpu")
+    test = np.flatnonzero((ds.first if isinstance(ds, MultiCellDataset) else ds).split == "test")
+    if isinstance(ds, MultiCellDataset):
+        xa = prepare_inputs(card, ds.first.subset(test))
+        xb = prepare_inputs(card, list(ds.cells.values())[1].subset(test))
+        fn = lambda i: model(xa[i].to(dev), xb[i].to(dev))  # noqa: E731
+    else:
+        x = prepare_inputs(card, ds.subset(test))
+        score = getattr(model, "score", model)
+        fn = lambda i: score(x[i].to(dev))  # noqa: E731
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, len(test), 1024):
+            fn(slice(s, s + 1024))
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def run_speed(models: list[str], device: str) -> list[dict]:
+    rows = []
+    for name in models:
+        proc = subprocess.run([sys.executable, __file__, "_speed_one", name, "--device", device],
+                              capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            rows.append({"model": name, "device": device, "error": proc.stderr.strip().splitlines()[-1:]})
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"\nSpeed on the standard shape: {N_GENES} genes x 100 bins x 5 marks per split "
+          f"(epoch = train pass + valid pass + test pass), device {device}")
+    print(f"{'model':24s} {'s/epoch':>8s} {'train+valid':>11s} {'test':>6s} {'batch':>6s} {'peak RSS MB':>12s}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['model']:24s} error: {r['error']}")
+            continue
+        print(f"{r['model']:24s} {r['seconds_per_epoch']:8.2f} {r['train_plus_valid_s']:11.2f} "
+              f"{r['test_pass_s']:6.2f} {r['batch_size']:6d} {r['peak_rss_mb']:12.0f}")
+    return rows
+
+
+def _published() -> dict:
+    import pandas as pd
+
+    out = {}
+    path = SHARED / "published" / "deepchrome_auc_per_celltype_CellInfo.csv"
+    if path.exists():
+        table = pd.read_csv(path)
+        row = table[table["eid"] == "E123"]
+        if len(row):
+            out["DeepChrome E123 test AUROC (full gene set, published)"] = float(row["deepchrome_test_auc"].iloc[0])
+    path = SHARED / "published" / "attentivechrome_neurips2017_poster_summary.csv"
+    if path.exists():
+        table = pd.read_csv(path).set_index("statistic")
+        out["AttentiveChrome mean AUROC over 56 cell types (published)"] = float(table.loc["mean_auc_56_celltypes", "AttentiveChrome"])
+    return out
+
+
+def run_accuracy(models: list[str], seeds: int) -> dict:
+    from hmviz.data import read_dataset
+    from hmviz.training import TrainOptions, train, train_baseline
+
+    datasets = {"sample_data": (ROOT / "sample_data", {})}
+    if (SHARED / "remc-E123-deepchrome").exists():
+        datasets["E123 (600 genes)"] = (SHARED / "remc-E123-deepchrome", {})
+    else:
+        print("../shared/data/remc-E123-deepchrome not found: E123 skipped", file=sys.stderr)
+    results: dict = {}
+    for dname, (path, _) in datasets.items():
+        ds = read_dataset(path)
+        results[dname] = {}
+        for name in models + ["logistic", "boosted-trees"]:
+            values: dict[str, list[float]] = {"test_auroc": [], "test_pairwise_accuracy": []}
+            t0 = time.perf_counter()
+            for seed in range(1, seeds + 1):
+                if name in ("logistic", "boosted-trees"):
+                    m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed))
+                else:
+                    m = train(ds, TrainOptions(model=name, seed=seed, device="cpu")).metrics
+                for k in values:
+                    if k in m:
+                        values[k].append(m[k])
+            summary = {k: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4) if len(v) > 1 else 0.0,
+                           "values": v} for k, v in values.items() if v}
+            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            results[dname][name] = summary
+            print(f"{dname} {name}: {json.dumps({k: v for k, v in summary.items() if k != 'values'})}",
+                  file=sys.stderr, flush=True)
+    published = _published()
+    print(f"\nTest metrics over {seeds} seeds (mean ± sd); baselines on the same split and labels")
+    for dname, rows in results.items():
+        print(f"\n{dname}")
+        print(f"{'model':24s} {'test AUROC':>16s} {'pairwise acc.':>16s} {'seconds':>8s}")
+        for name, s in rows.items():
+            def fmt(k):
+                return f"{s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" if k in s else "-"
+            print(f"{name:24s} {fmt('test_auroc'):>16s} {fmt('test_pairwise_accuracy'):>16s} {s['seconds']:8.1f}")
+    print()
+    for k, v in published.items():
+        print(f"{k}: {v}")
+    return {"seeds": seeds, "results": results, "published": published}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["speed", "accuracy", "_speed_one"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--models", help="comma-separated model names")
+    p.add_argument("--seeds", type=int, default=5)
+    args = p.parse_args()
+    if args.what == "_speed_one":
+        print(json.dumps(speed_one(args.name, args.device)))
+        return 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.what == "speed":
+        models = args.models.split(",") if args.models else ALL
+        rows = run_speed(models, args.device)
+        (RESULTS / f"models_speed_{args.device}.json").write_text(json.dumps(rows, indent=2))
+    else:
+        models = args.models.split(",") if args.models else SINGLE_CELL
+        out = run_accuracy(models, args.seeds)
+        (RESULTS / "models_accuracy.json").write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.exit(main())

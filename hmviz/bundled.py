@@ -1,0 +1,148 @@
+"""The models bundled with hmviz: one trained model of every family for the sample data.
+
+They live in ``models/<name>/`` (safetensors weights + model card) so that the app works on first
+start without training. Remake them all with::
+
+    python -m hmviz.bundled --out models
+
+which trains every family on ``sample_data/`` (DeepDiff on the sample data plus its generated second
+cell, see :func:`hmviz.data.synthetic.make_two_cell_sample`) with fixed seeds, and writes
+``models/README.md`` with their test metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hmviz.errors import HmvizError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_DIR = ROOT / "models"
+SAMPLE_DIR = ROOT / "sample_data"
+
+
+@dataclass(frozen=True)
+class BundledRecipe:
+    """How one bundled model is trained (every field is recorded in its card)."""
+
+    name: str
+    epochs: int
+    seed: int = 1
+    batch_size: int | None = None
+    overrides: dict = field(default_factory=dict)
+
+
+RECIPES: tuple[BundledRecipe, ...] = (
+    BundledRecipe("deepchrome", epochs=40),
+    BundledRecipe("attentivechrome", epochs=40),
+    BundledRecipe("simplechrome", epochs=40),
+    BundledRecipe("ranker-deepchrome", epochs=25),
+    BundledRecipe("ranker-attentivechrome", epochs=20),
+    BundledRecipe("deepdiff", epochs=40),
+)
+
+
+def list_bundled(models_dir: str | Path = BUNDLED_DIR) -> dict[str, Path]:
+    """Bundled model directories by name (those with a model card), in recipe order."""
+    models_dir = Path(models_dir)
+    found = {p.name: p for p in sorted(models_dir.iterdir()) if (p / "model_card.json").exists()} \
+        if models_dir.is_dir() else {}
+    order = [r.name for r in RECIPES]
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def make_bundled_models(out_dir: str | Path = BUNDLED_DIR, sample_dir: str | Path = SAMPLE_DIR,
+                        only: list[str] | None = None) -> dict[str, dict]:
+    """Train every recipe on the sample data and save it under ``out_dir/<name>``; returns metrics."""
+    from hmviz.checkpoints import save_model
+    from hmviz.data import read_dataset
+    from hmviz.data.synthetic import make_second_cell
+    from hmviz.data.dataset import MultiCellDataset
+    from hmviz.training import TrainOptions, train
+
+    out_dir = Path(out_dir)
+    sample = read_dataset(sample_dir)
+    two_cells = None
+    results: dict[str, dict] = {}
+    for recipe in RECIPES:
+        if only and recipe.name not in only:
+            continue
+        data = sample
+        if recipe.name == "deepdiff":
+            if two_cells is None:
+                second = make_second_cell(sample, seed=1)
+                two_cells = MultiCellDataset({sample.cell or "synthetic": sample, second.cell: second},
+                                             source=f"{sample.source} + generated second cell (seed 1)")
+            data = two_cells
+        t0 = time.perf_counter()
+        result = train(data, TrainOptions(model=recipe.name, epochs=recipe.epochs, seed=recipe.seed,
+                                          batch_size=recipe.batch_size, device="cpu",
+                                          model_overrides=dict(recipe.overrides)))
+        card = result.card
+        card["bundled"] = {"recipe": {"name": recipe.name, "epochs": recipe.epochs, "seed": recipe.seed},
+                           "remake": "python -m hmviz.bundled --out models"}
+        save_model(result.model, card, out_dir / recipe.name)
+        results[recipe.name] = {**result.metrics, "train_seconds": round(time.perf_counter() - t0, 1)}
+        print(f"{recipe.name}: {json.dumps(results[recipe.name])}", file=sys.stderr, flush=True)
+    _write_readme(out_dir)
+    return results
+
+
+def _write_readme(out_dir: Path) -> None:
+    rows = []
+    for name, path in list_bundled(out_dir).items():
+        card = json.loads((path / "model_card.json").read_text())
+        m = card["metrics"]
+        main = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_pearson_r"}[card["task"]]
+        size = (path / "model.safetensors").stat().st_size / 1e6
+        rows.append(f"| `{name}` | {card['task']} | {main} = {m.get(main, float('nan')):.3f} | "
+                    f"{card['training']['best_epoch']}/{card['training']['epochs_max']} | {card['seed']} | {size:.1f} MB |")
+    text = f"""# Bundled models
+
+One trained model of every family for the sample data (`sample_data/`), so that the app works on
+first start without training. Each folder holds `model.safetensors` (weights; loading them cannot
+execute code) and `model_card.json` (model and config, marks in order, bin size, the fitted input
+transform, label rule, split, metrics, seed, versions, training history and a fingerprint of the
+training data).
+
+Remake them all (about 10 minutes on 2 CPU cores) with:
+
+```bash
+python -m hmviz.bundled --out models
+```
+
+DeepDiff is trained on the sample data plus a generated second cell
+(`hmviz.data.synthetic.make_second_cell`, seed 1). Metrics are on each model's test split.
+
+| model | task | test metric | best epoch / max | seed | weights |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+"""
+    (out_dir / "README.md").write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hmviz.bundled", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(BUNDLED_DIR), help="where to write the models (default: models/)")
+    parser.add_argument("--data", default=str(SAMPLE_DIR), help="the sample data folder")
+    parser.add_argument("--only", help="comma-separated model names to remake (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        make_bundled_models(args.out, args.data, only=args.only.split(",") if args.only else None)
+    except HmvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Mark ablation: subsets, resumable parallel retraining, masking a trained model, the CLI verb."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hmviz.cli import main
+from hmviz.data import read_dataset
+from hmviz.data.synthetic import make_sample_dataset
+from hmviz.data.transforms import SignalTransform
+from hmviz.errors import DataError, HmvizError
+from hmviz.explain.ablation import (NONE_MASKED, RUNS_DIR, AblationCancelled, ablate_mask, ablate_retrain,
+                                    load_ablation, mark_subsets, read_published_ablation, smallest_within_margin,
+                                    subset_name)
+from hmviz.training import TrainOptions, train
+from tests.conftest import ROOT, shared_path
+
+THREE = ("H3K4me3", "H3K36me3", "H3K4me1")
+TINY = {"epochs": 1, "marks": THREE}
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds, _ = make_sample_dataset(n_genes=200, seed=3)
+    return ds
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return read_dataset(ROOT / "sample_data")
+
+
+@pytest.fixture(scope="module")
+def trained(sample):
+    """DeepChrome trained 3 epochs on the sample data (planted: H3K4me3, H3K36me3 up; H3K27me3, H3K9me3 down)."""
+    return train(sample, TrainOptions(model="deepchrome", seed=1, epochs=3, device="cpu"))
+
+
+# ----------------------------------------------------------------------------- subsets
+def test_every_non_empty_subset_once_all_marks_first_names_stable():
+    marks = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
+    subsets = mark_subsets(marks)
+    assert len(subsets) == 31 == len(set(subsets))
+    assert subsets[0] == marks and all(subsets)
+    assert [sum(len(s) == k for s in subsets) for k in (1, 2, 3, 4, 5)] == [5, 10, 10, 5, 1]
+    for s in subsets:  # each subset keeps the dataset's mark order
+        assert list(s) == sorted(s, key=marks.index)
+    assert subset_name(("H3K4me3", "H3K36me3")) == "H3K4me3+H3K36me3"
+    assert mark_subsets(marks) == subsets
+    with pytest.raises(DataError, match=r"\+"):
+        mark_subsets(("a+b", "c"))
+
+
+def test_smallest_within_margin_picks_fewest_marks_then_best():
+    t = pd.DataFrame({"marks": ["A+B+C", "A+B", "B+C", "A", "C"], "n_marks": [3, 2, 2, 1, 1],
+                      "metric": "test_auroc", "mean": [0.90, 0.895, 0.899, 0.885, 0.50]})
+    assert smallest_within_margin(t, 0.02)["marks"] == "A"
+    assert smallest_within_margin(t, 0.01)["marks"] == "B+C"  # both pairs qualify: the better one
+    assert smallest_within_margin(t, 0.0)["marks"] == "A+B+C"
+    with pytest.raises(HmvizError, match="margin"):
+        smallest_within_margin(t, -1)
+    with pytest.raises(DataError, match="all-marks"):
+        smallest_within_margin(t[t["n_marks"] < 3], 0.01)
+
+
+# ------------------------------------------------------------------------ retraining
+def test_retrain_in_parallel_then_rerun_recomputes_nothing(small, tmp_path):
+    events = []
+    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=2, progress=events.append, **TINY)
+    assert len(events) == 7 and not any(e.from_cache for e in events) and events[-1].done == 7
+    assert len(table) == 7 and set(table["marks"]) == {subset_name(s) for s in mark_subsets(THREE)}
+    assert {"marks", "n_marks", "metric", "mean", "std", "n_runs", "valid_metric", "valid_mean", "seed_1",
+            "rank"} <= set(table.columns)
+    assert (table["metric"] == "test_auroc").all() and (table["n_runs"] == 1).all()
+    assert table["rank"].is_monotonic_increasing and table["rank"].iloc[0] == 1
+    files = sorted((tmp_path / RUNS_DIR).glob("*.json"))
+    assert len(files) == 7
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+
+    again = []
+    table2 = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, progress=again.append, **TINY)
+    assert all(e.from_cache for e in again) and table2.attrs["computed"] == 0 and table2.attrs["reused"] == 7
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes
+    pd.testing.assert_frame_equal(table2, table)
+    # Another metric of the same runs, without training.
+    other = load_ablation(tmp_path, metric="test_pairwise_accuracy")
+    assert (other["metric"] == "test_pairwise_accuracy").all() and len(other) == 7
+
+
+def test_interrupted_run_keeps_finished_results_and_resumes(small, tmp_path):
+    seen = []
+    with pytest.raises(AblationCancelled, match="saved"):
+        ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, progress=seen.append,
+                       should_stop=lambda: len(seen) >= 3, **TINY)
+    assert len(list((tmp_path / RUNS_DIR).glob("*.json"))) == 3
+    assert len(load_ablation(tmp_path)) == 3  # the finished subsets already make a table
+    resumed = []
+    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, progress=resumed.append,
+                           **TINY)
+    assert sum(e.from_cache for e in resumed) == 3 and table.attrs["computed"] == 4 and len(table) == 7
+
+
+def test_out_dir_with_other_settings_is_refused(small, tmp_path):
+    ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, epochs=1, marks=("H3K4me3",))
+    with pytest.raises(HmvizError, match=r"other settings \(epochs: 1 there, 2 now\)"):
+        ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, epochs=2, marks=("H3K4me3",))
+    with pytest.raises(HmvizError, match="different data"):
+        ablate_retrain(small.subset(np.arange(150)), "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, epochs=1,
+                       marks=("H3K4me3",))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"] == "deepchrome" and config["epochs"] == 1 and config["data"]["fingerprint"]
+
+
+def test_bad_arguments_are_clear(small):
+    with pytest.raises(HmvizError, match="seeds"):
+        ablate_retrain(small, "deepchrome", seeds=(), n_jobs=1)
+    with pytest.raises(HmvizError, match="differential"):
+        ablate_retrain(small, "deepdiff", n_jobs=1)
+    with pytest.raises(DataError, match="H3K79me2"):
+        ablate_retrain(small, "deepchrome", marks=("H3K79me2",), n_jobs=1)
+
+
+# --------------------------------------------------------------------------- masking
+def test_masking_nothing_reproduces_the_models_test_metric(trained, sample):
+    table = ablate_mask(trained.model, trained.card, sample, subsets="leave-one-out")
+    ref = table[table["masked_marks"] == NONE_MASKED].iloc[0]
+    assert ref["value"] == pytest.approx(trained.metrics["test_auroc"], abs=1e-6) and ref["drop"] == 0
+    assert "test split" in table.attrs["evaluated_on"] and table.attrs["genes_evaluated"] == 450
+    assert len(table) == 1 + len(sample.marks)
+    assert set(table.columns) >= {"marks", "masked_marks", "n_marks", "metric", "value", "drop", "rank"}
+
+
+def test_masking_planted_marks_drops_the_metric_and_the_decoy_does_not(trained, sample):
+    table = ablate_mask(trained.model, trained.card, sample,
+                        subsets=[("H3K4me3", "H3K36me3"), ("H3K4me1",)]).set_index("masked_marks")
+    assert table.loc["H3K36me3+H3K4me3", "drop"] > 0.05
+    assert table.loc["H3K4me1", "drop"] < 0.02
+    single = ablate_mask(trained.model, trained.card, sample, subsets="single").set_index("marks")
+    assert abs(single.loc["H3K4me1", "value"] - 0.5) < 0.1  # the decoy alone knows nothing
+    assert single.loc["H3K36me3", "value"] > 0.75
+
+
+def test_zeros_baseline_means_no_reads_and_other_data_uses_all_genes(trained, sample):
+    other = sample.subset(np.arange(300))  # not the training data: every gene is evaluated
+    table = ablate_mask(trained.model, trained.card, other, subsets="leave-one-out", baseline="zeros")
+    assert "all genes" in table.attrs["evaluated_on"] and table.attrs["genes_evaluated"] == 300
+    assert "transform applied to 0" in table.attrs["baseline"]
+    from hmviz.explain.ablation import _mask_baseline
+    from hmviz.training import prepare_inputs
+
+    x = prepare_inputs(trained.card, sample)
+    zero = _mask_baseline("zeros", trained.card, x, None).values
+    expected = SignalTransform.from_dict(trained.card["transform"]).transform(np.zeros((1, 100, 5), np.float32))[0]
+    np.testing.assert_allclose(zero, expected)
+    assert not np.allclose(zero, 0)
+    with pytest.raises(HmvizError, match="Unknown masking baseline"):
+        ablate_mask(trained.model, trained.card, sample, baseline="gene_sample")
+    with pytest.raises(HmvizError, match="at least one mark"):
+        ablate_mask(trained.model, trained.card, sample, subsets=[sample.marks])
+
+
+# ------------------------------------------------------------------------------- CLI
+def test_cli_retrain_round_trip(tmp_path, capsys):
+    out = tmp_path / "abl"
+    argv = ["ablate", "--data", str(ROOT / "sample_data"), "--model", "deepchrome", "--out", str(out),
+            "--seeds", "1", "--epochs", "1", "--marks", "H3K4me3,H3K4me1", "--jobs", "1", "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "smallest subset within 0.01 of all marks" in printed
+    table = pd.read_csv(out / "ablation.csv")
+    assert list(table.columns) == ["marks", "n_marks", "metric", "mean", "std", "n_runs", "valid_metric",
+                                   "valid_mean", "seed_1", "rank"]
+    assert set(table["marks"]) == {"H3K4me3+H3K4me1", "H3K4me3", "H3K4me1"}
+    assert main(argv) == 0  # resumed: nothing to train
+
+
+def test_cli_mask_round_trip(trained, tmp_path, capsys):
+    from hmviz.checkpoints import save_model
+
+    save_model(trained.model, trained.card, tmp_path / "model")
+    code = main(["ablate", "--mode", "mask", "--data", str(ROOT / "sample_data"), "--model", str(tmp_path / "model"),
+                 "--out", str(tmp_path / "mask"), "--subsets", "leave-one-out"])
+    assert code == 0
+    table = pd.read_csv(tmp_path / "mask" / "ablation.csv")
+    assert len(table) == 6 and NONE_MASKED in set(table["masked_marks"])
+    assert "evaluated on the model's test split" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--mode", "mask", "--jobs", "2"], "--jobs applies to --mode retrain only"),
+    (["--mode", "sideways"], "invalid choice"),
+    (["--model", "nonet"], "Unknown model 'nonet'"),
+])
+def test_cli_bad_flags_are_one_error_line(tmp_path, capsys, extra, message):
+    argv = ["ablate", "--data", str(ROOT / "sample_data"), "--model", "deepchrome", "--out", str(tmp_path)] + extra
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+# ------------------------------------------------------------------------- published
+def test_published_table_reads_as_an_ablation_table():
+    path = shared_path("published", "pairwise_E066_HepG2_results.csv")
+    table = read_published_ablation(path, cell="E066")
+    assert len(table) == 31 and table["n_marks"].max() == 5
+    assert table.loc[table["marks"] == "H3K9me3", "mean"].item() == pytest.approx(0.5684)
+    assert smallest_within_margin(table, 0.01)["n_marks"] == 1
+    with pytest.raises(DataError, match="E066, HepG2"):
+        read_published_ablation(path)

@@ -1,0 +1,186 @@
+"""hmviz.plots: every function returns a Figure whose traces carry the input data; bad shapes are clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from hmviz import plots
+from hmviz.errors import DataError
+
+MARKS = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
+N_BINS, BIN_SIZE, TSS_BIN = 20, 100, 10
+STARTS = (np.arange(N_BINS) - TSS_BIN) * BIN_SIZE  # -1000 .. +900 bp
+
+
+@pytest.fixture
+def values() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(N_BINS, len(MARKS)))
+
+
+def _tss_lines(fig: go.Figure) -> list:
+    return [s for s in fig.layout.shapes if s.type == "line" and s.x0 == 0 and s.x1 == 0]
+
+
+def test_attribution_heatmap_is_marks_by_bp_with_tss_and_centred_scale(values):
+    fig = plots.attribution_heatmap(values, MARKS, STARTS, bin_size=BIN_SIZE)
+    assert isinstance(fig, go.Figure)
+    hm = fig.data[0]
+    np.testing.assert_array_equal(np.asarray(hm.z), values.T)
+    np.testing.assert_array_equal(hm.x, STARTS + BIN_SIZE / 2)  # bin centres in bp relative to the TSS
+    assert tuple(hm.y) == MARKS
+    assert hm.zmid == 0 and hm.zmin == -hm.zmax == -np.abs(values).max()
+    assert len(_tss_lines(fig)) == 1
+    assert "TSS" in fig.layout.xaxis.title.text and fig.layout.title.text
+    # bin size read from the spacing of the starts when not given
+    np.testing.assert_array_equal(plots.attribution_heatmap(values, MARKS, STARTS).data[0].x, hm.x)
+
+
+def test_heatmap_shape_errors_name_the_expected_shape(values):
+    with pytest.raises(DataError, match=r"\(bins, marks\)"):
+        plots.attribution_heatmap(values.T, MARKS, STARTS)
+    with pytest.raises(DataError, match="bin starts"):
+        plots.attribution_heatmap(values, MARKS, STARTS[:-1])
+    with pytest.raises(DataError, match="dimension"):
+        plots.attribution_heatmap(values[None], MARKS, STARTS)
+
+
+def test_pair_heatmaps_share_one_symmetric_scale_and_show_the_difference(values):
+    b = values[::-1] * 0.5
+    fig = plots.pair_heatmaps(values, b, MARKS, STARTS, gene_a="GATA1", gene_b="TAL1")
+    assert len(fig.data) == 3 and all(t.coloraxis == "coloraxis" for t in fig.data)
+    np.testing.assert_allclose(np.asarray(fig.data[2].z), (values - b).T)
+    zmax = np.abs(values - b).max()
+    assert fig.layout.coloraxis.cmid == 0 and fig.layout.coloraxis.cmax == pytest.approx(zmax)
+    assert len(_tss_lines(fig)) == 3
+    titles = [a.text for a in fig.layout.annotations]
+    assert "GATA1" in titles and "TAL1" in titles and "GATA1 minus TAL1" in titles
+    summed = plots.pair_heatmaps(values, b, MARKS, STARTS, combine="sum")
+    np.testing.assert_allclose(np.asarray(summed.data[2].z), (values + b).T)
+    with pytest.raises(DataError):
+        plots.pair_heatmaps(values, b[:, :3], MARKS, STARTS)
+
+
+def test_mark_and_region_bars():
+    v = np.array([0.5, -0.2, 0.0, 1.0, -1.0])
+    fig = plots.mark_bars(v, MARKS)
+    assert tuple(fig.data[0].x) == MARKS and np.allclose(fig.data[0].y, v)
+    pair = plots.mark_bars(np.stack([v, -v]), MARKS, series_names=("A", "B"))
+    assert [t.name for t in pair.data] == ["A", "B"] and pair.layout.barmode == "group"
+    np.testing.assert_allclose(pair.data[1].y, -v)
+    regions = ("upstream (< -1 kb)", "promoter (-1 kb to +1 kb)", "downstream (>= +1 kb)")
+    r = np.arange(15, dtype=float).reshape(3, 5)
+    fig = plots.region_bars(r, MARKS, regions)
+    assert [t.name for t in fig.data] == list(MARKS)
+    np.testing.assert_allclose(fig.data[3].y, r[:, 3])
+    assert tuple(fig.data[0].x) == regions
+    with pytest.raises(DataError, match="expected"):
+        plots.mark_bars(v[:4], MARKS)
+    with pytest.raises(DataError, match=r"\(regions, marks\)"):
+        plots.region_bars(r.T, MARKS, regions)
+
+
+def test_attention_heatmap_and_beta():
+    alpha = np.random.default_rng(1).dirichlet(np.ones(N_BINS), size=len(MARKS))  # (marks, bins)
+    fig = plots.attention_heatmap(alpha, MARKS, STARTS)
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), alpha)
+    assert fig.data[0].zmin == 0 and len(_tss_lines(fig)) == 1
+    beta = np.array([[0.1, 0.2, 0.3, 0.2, 0.2], [0.3, 0.1, 0.1, 0.4, 0.1]])
+    fig = plots.attention_beta_bars(beta, MARKS, series_names=("low", "high"))
+    assert [t.name for t in fig.data] == ["low", "high"]
+    assert len(plots.attention_beta_bars(beta[0], MARKS).data) == 1
+    with pytest.raises(DataError):
+        plots.attention_heatmap(alpha.T, MARKS, STARTS)
+
+
+def _ablation_table() -> pd.DataFrame:
+    rows = [("A+B+C", 3, 0.90, 0.01), ("A+B", 2, 0.895, 0.01), ("A+C", 2, 0.85, 0.02), ("B+C", 2, 0.80, 0.01),
+            ("A", 1, 0.885, 0.005), ("B", 1, 0.70, 0.02), ("C", 1, 0.51, 0.03)]
+    t = pd.DataFrame(rows, columns=["marks", "n_marks", "mean", "std"])
+    t["metric"] = "test_auroc"
+    return t
+
+
+def test_ablation_chart_sorts_marks_reference_and_highlights_smallest_within_margin():
+    t = _ablation_table()
+    fig = plots.ablation_chart(t, margin=0.02)
+    main, chosen = fig.data
+    assert list(main.y) == list(t.sort_values("mean")["marks"])  # best at the top
+    np.testing.assert_allclose(main.error_x.array, t.sort_values("mean")["std"])
+    assert list(chosen.y) == ["A"]  # 0.885 >= 0.90 - 0.02 with one mark
+    assert list(plots.ablation_chart(t, margin=0.001).data[1].y) == ["A+B+C"]
+    assert list(plots.ablation_chart(t, margin=0.01).data[1].y) == ["A+B"]
+    ref = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(ref) == 1 and ref[0].x0 == pytest.approx(0.90)
+    assert list(plots.ablation_chart(t, highlight="B+C").data[1].y) == ["B+C"]
+    with pytest.raises(DataError, match="not a subset"):
+        plots.ablation_chart(t, highlight="D")
+    with pytest.raises(DataError, match="'metric'"):
+        plots.ablation_chart(t.drop(columns="metric"))
+
+
+def test_ablation_chart_takes_a_masking_table():
+    t = _ablation_table().drop(columns="std").rename(columns={"mean": "value"})
+    fig = plots.ablation_chart(t)
+    assert fig.data[0].error_x.array is None and list(fig.data[1].y) == ["A+B"]
+
+
+def test_roc_and_pr_curves_name_the_area_in_the_legend():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 300)
+    good, poor = y + rng.normal(0, 0.5, 300), rng.normal(size=300)
+    fig = plots.roc_curves({"DeepChrome": (y, good), "random": (y, poor)})
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    assert fig.data[0].name == f"DeepChrome (AUROC {roc_auc_score(y, good):.3f})"
+    assert fig.data[0].x[0] == 0 and fig.data[0].y[-1] == 1
+    assert "chance" in fig.data[-1].name
+    fig = plots.pr_curves({"DeepChrome": (y, good)})
+    assert fig.data[0].name == f"DeepChrome (AUPRC {average_precision_score(y, good):.3f})"
+    assert fig.layout.shapes[0].y0 == pytest.approx(y.mean())
+    with pytest.raises(DataError, match="labels"):
+        plots.roc_curves({"x": (y[:10], good)})
+    with pytest.raises(DataError, match="both classes"):
+        plots.roc_curves({"x": (np.ones(5), np.arange(5))})
+
+
+def test_predicted_vs_actual_groups_by_label():
+    expr = np.array([0.0, 1.0, 3.0, 10.0, 100.0, np.nan])
+    pred = np.array([-2.0, -1.0, 0.0, 1.0, 2.0, 0.5])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    fig = plots.predicted_vs_actual(pred, expr, labels=labels, gene_names=list("abcdef"))
+    low, high = fig.data
+    np.testing.assert_allclose(low.x, np.log1p(expr[:3]))
+    np.testing.assert_allclose(high.y, pred[3:5])  # the gene without expression is left out
+    assert "Spearman r = 1.000" in fig.layout.title.text
+    with pytest.raises(DataError, match="one of each"):
+        plots.predicted_vs_actual(pred[:3], expr)
+
+
+def test_mark_profiles_means_per_group_and_mark():
+    rng = np.random.default_rng(3)
+    signal = rng.poisson(2.0, size=(40, N_BINS, len(MARKS))).astype(float)
+    groups = np.repeat([0, 1], 20)
+    fig = plots.mark_profiles(signal, MARKS, STARTS, groups)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 2 * len(MARKS)
+    high_k4me3 = [t for t in lines if t.name.startswith("high") and t.yaxis == "y4"][0]
+    np.testing.assert_allclose(high_k4me3.y, np.log1p(signal[20:, :, 3]).mean(axis=0))
+    np.testing.assert_array_equal(high_k4me3.x, STARTS + BIN_SIZE / 2)
+    assert len(_tss_lines(fig)) == len(MARKS)
+    with pytest.raises(DataError, match="one group per gene"):
+        plots.mark_profiles(signal, MARKS, STARTS, groups[:5])
+
+
+def test_training_curves_from_a_card_history():
+    history = [{"stage": "train", "epoch": e, "train_loss": 1.0 / e, "valid_metric": 0.5 + e / 100, "seconds": 1.0}
+               for e in range(1, 6)]
+    fig = plots.training_curves(history, best_epoch=4)
+    loss, valid = fig.data
+    assert list(loss.x) == [1, 2, 3, 4, 5] and np.allclose(loss.y, [1.0 / e for e in range(1, 6)])
+    assert np.allclose(valid.y, [0.5 + e / 100 for e in range(1, 6)])
+    assert any(s.x0 == 4 for s in fig.layout.shapes)
+    with pytest.raises(DataError, match="train_loss"):
+        plots.training_curves([{"epoch": 1}])
