@@ -81,7 +81,11 @@ def _progress_printer(quiet: bool):
 
 def format_table(table, margin: float) -> str:
     """The table as text, best first, and a line naming the smallest subset within ``margin`` of all marks."""
-    from hmviz.explain.ablation import reference_row, smallest_within_margin, value_column
+    from hmviz.explain.ablation import (
+        reference_row,
+        smallest_within_margin,
+        value_column,
+    )
 
     col = value_column(table)
     show = [c for c in ("rank", "marks", "masked_marks", "n_marks", col, "std", "drop", "n_runs", "valid_mean")

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from hmviz.cli import verb
 from hmviz.cli_model import _add_data_args, _read
-from hmviz.errors import DataError, HmvizError
+from hmviz.errors import HmvizError
 
 _SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
@@ -73,31 +72,13 @@ def _promoter(text: str) -> tuple[float, float]:
     return up, down
 
 
-def _training_genes(card: dict, ds) -> tuple[np.ndarray, str]:
-    """Rows of the reference (training) genes for baselines, and how they were chosen."""
-    from hmviz.training import training_split
-
-    trained_on = training_split(card, ds)
-    if trained_on is not None:
-        return trained_on.split_indices("train"), "the model's training genes"
-    if ds.split is not None and (ds.split == "train").any():
-        return ds.split_indices("train"), "the training split of the data"
-    return np.arange(ds.n_genes), f"all {ds.n_genes} genes of the data (it has no training split)"
-
-
-def _display(ds, row: int) -> str:
-    gene_id = str(ds.gene_ids[row])
-    symbol = str(ds.symbols[row]) if ds.symbols is not None else ""
-    return symbol if symbol and symbol not in ("nan", "None", gene_id) else gene_id
-
-
 @verb("explain", "attributions of a model's output for a gene or a gene pair, as a long table", _explain_args)
 def cmd_explain(args: argparse.Namespace) -> int:
     from hmviz.checkpoints import load_model
-    from hmviz.data.dataset import MultiCellDataset
-    from hmviz.explain import BASELINES, METHODS, explain, explain_pair, make_baseline
+    from hmviz.explain import BASELINES, METHODS
     from hmviz.explain._methods import check_method
-    from hmviz.training import choose_device, prepare_inputs
+    from hmviz.explain.session import prepare
+    from hmviz.training import choose_device
 
     # Cheap checks first: names, output suffix, model/method compatibility; then the data.
     if args.method not in METHODS:
@@ -112,65 +93,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
     model, card = load_model(args.model, device=choose_device(args.device))
     check_method(args.method, model)
     options = {"n_steps": args.steps} if args.steps is not None else {}
-    dataset = _read(args)
-    differential = card.get("task") == "differential"
-
-    if differential:
-        if not isinstance(dataset, MultiCellDataset):
-            raise DataError(f"{card['model']} compares two cell types; give data with both cells over the same genes.")
-        if args.vs:
-            raise HmvizError(f"{card['model']} explains one gene between two cell types; drop --vs.")
-        cell_a, cell_b = (card.get("cells") or dataset.cell_names)[:2]
-        ds_a, ds_b = dataset.pair(cell_a, cell_b)
-        row = ds_a.index_of(args.gene)
-        xa, xb = prepare_inputs(card, ds_a, f"cell {cell_a}"), prepare_inputs(card, ds_b, f"cell {cell_b}")
-        ds, x = ds_a, xa
-        rows = [row]
-    else:
-        if isinstance(dataset, MultiCellDataset):
-            raise DataError(f"{card['model']} models one cell type; the data has {len(dataset.cells)} "
-                            f"({', '.join(dataset.cell_names)}). Give the data of one cell.")
-        ds = dataset
-        rows = [ds.index_of(args.gene)] + ([ds.index_of(args.vs)] if args.vs else [])
-        x = prepare_inputs(card, ds)
-    marks = tuple(card["marks"])
-    starts = ds.bin_starts_bp()
-
-    ref_rows, ref_note = _training_genes(card, ds)
-    base = None
-    if METHODS[args.method].needs_baseline:
-        reference = x[ref_rows] if not differential else torch.cat([xa[ref_rows], xb[ref_rows]])
-        if differential and args.baseline == "low_expression_mean":
-            raise HmvizError("low_expression_mean is defined for one cell type; for a two-cell model choose "
-                             "zeros, train_mean or gene_sample (with gradient_shap).")
-        labels = ds.labels[ref_rows] if ds.labels is not None else None
-        expression = ds.expression[ref_rows] if ds.expression is not None and labels is None else None
-        base = make_baseline(args.baseline, reference, labels=labels, expression=expression,
-                             transform=card["transform"])
+    if card.get("task") == "differential" and args.vs:
+        raise HmvizError(f"{card['model']} explains one gene between two cell types; drop --vs.")
+    session = prepare(model, card, _read(args))  # checks the data against the model (cells, marks, window)
+    marks = session.marks
 
     out_lines: list[str] = []
-    if differential or args.vs:
-        gene = None
-        if differential:
-            names, gene = (str(cell_a), str(cell_b)), _display(ds, rows[0])
-            ids = (f"{ds.gene_ids[rows[0]]}@{cell_a}", f"{ds.gene_ids[rows[0]]}@{cell_b}")
-            pair_in = (xa[rows[0]], xb[rows[0]])
-        else:
-            names = (_display(ds, rows[0]), _display(ds, rows[1]))
-            ids = (str(ds.gene_ids[rows[0]]), str(ds.gene_ids[rows[1]]))
-            if names[0] == names[1]:
-                names = ids
-            pair_in = (x[rows[0]], x[rows[1]])
-        pe = explain_pair(model, *pair_in, args.method, base, names=names, gene=gene, marks=marks,
-                          bin_starts_bp=starts, promoter_bp=promoter, **options)
-        table = pe.to_frame()
-        table["gene"] = table["gene"].map({names[0]: ids[0], names[1]: ids[1]})
+    base = None
+    if session.differential or args.vs:
+        pair = session.explain_pair(args.gene, args.vs, args.method, args.baseline, promoter_bp=promoter, **options)
+        pe, names, gene = pair.explanation, pair.names, pair.gene
+        base = pe.baseline
+        table = pair.to_frame()
         if pe.probability is not None:
             what = "score" if pe.kind == "ranking" else "logit (a classifier's logits compared)"
             out_lines.append(f"{names[0]} vs {names[1]}: P({names[0]} > {names[1]}) = {pe.probability:.3f} "
                              f"({what} difference {pe.difference:+.4g})")
         else:
-            out_lines.append(f"{gene}: predicted log2 fold change {cell_b} over {cell_a} {pe.difference:+.4g}")
+            out_lines.append(f"{gene}: predicted log2 fold change {names[1]} over {names[0]} {pe.difference:+.4g}")
         out_lines.append(pe.sentence)
         if pe.convergence_delta is not None:
             total = float(pe.values_a.sum() + pe.values_b.sum())
@@ -178,12 +118,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
                              f"{pe.difference - pe.baseline_difference:+.4g} (delta {pe.convergence_delta:.2g})")
         label = pe.label
     else:
-        attr = explain(model, x[rows], args.method, baseline=base, marks=marks,
-                       gene_ids=[str(ds.gene_ids[rows[0]])], bin_starts_bp=starts, **options)
+        row = session.row(args.gene)
+        attr = session.explain_genes([row], args.method, args.baseline, **options)
+        base = attr.baseline
         table = attr.to_frame()
         by_mark = attr.by_mark()[0]
         order = np.argsort(-np.abs(by_mark))
-        out_lines.append(f"{_display(ds, rows[0])}: {attr.target} {attr.outputs[0]:+.4g}"
+        out_lines.append(f"{session.display(row)}: {attr.target} {attr.outputs[0]:+.4g}"
                          + (f" (at the baseline {attr.baseline_outputs[0]:+.4g})" if attr.baseline_outputs is not None
                             else ""))
         out_lines.append("top marks: " + ", ".join(f"{marks[k]} {by_mark[k]:+.3g}" for k in order[:3]))
@@ -192,7 +133,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                              "(sum of attributions minus (output - baseline output))")
         label = attr.label
     if base is not None:
-        out_lines.append(f"method: {label}; baseline: {base.name} ({base.description}; from {ref_note})"
+        out_lines.append(f"method: {label}; baseline: {base.name} ({base.description}; from {session.reference_note})"
                          if base.name != "zeros" else f"method: {label}; baseline: {base.name} ({base.description})")
     else:
         out_lines.append(f"method: {label} (no baseline)")

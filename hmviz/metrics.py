@@ -80,7 +80,9 @@ def accuracy(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.0) -> fl
     Pass ``threshold=0.5`` when ``scores`` are probabilities.
     """
     y, s = _pair(y_true, scores, "y_true", "scores")
-    return float(np.mean((s > threshold) == (y > 0.5)))
+    if not np.all(np.isin(y, (0.0, 1.0))):
+        raise HmvizError(f"Accuracy needs 0/1 labels, got values {np.unique(y)[:5].tolist()}.")
+    return float(np.mean((s > threshold) == (y == 1.0)))
 
 
 # -- regression --------------------------------------------------------------------------------

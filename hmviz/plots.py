@@ -28,7 +28,7 @@ the bin that ends at the TSS and the bin that starts there.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ MARK_TITLE = "Histone mark"
 ATTRIBUTION_UNITS = "contribution to the model output (logit)"
 DIVERGING = "RdBu_r"  # red raises the output, blue lowers it, white is 0
 SEQUENTIAL = "Viridis"
-TSS_LINE = dict(color="black", width=1, dash="dash")
+TSS_LINE = {"color": "black", "width": 1, "dash": "dash"}
 HIGHLIGHT = "#d62728"
 MAIN = "#1f77b4"
 SERIES_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -94,9 +94,9 @@ def _heatmap(z: np.ndarray, x: np.ndarray, marks: list[str], bin_size: float, *,
              coloraxis: str | None = None, value_name: str = "attribution") -> go.Heatmap:
     starts = x - bin_size / 2.0
     custom = np.broadcast_to(np.stack([starts, starts + bin_size], axis=-1), (z.shape[0], z.shape[1], 2))
-    kw = dict(z=z, x=x, y=marks, customdata=custom,
-              hovertemplate="%{y}, %{customdata[0]:+,.0f} to %{customdata[1]:+,.0f} bp<br>"
-                            f"{value_name}: " + "%{z:.3g}<extra></extra>")
+    kw = {"z": z, "x": x, "y": marks, "customdata": custom,
+              "hovertemplate": "%{y}, %{customdata[0]:+,.0f} to %{customdata[1]:+,.0f} bp<br>"
+                            f"{value_name}: " + "%{z:.3g}<extra></extra>"}
     if coloraxis:
         return go.Heatmap(coloraxis=coloraxis, **kw)
     if signed:
@@ -131,7 +131,7 @@ def attribution_heatmap(
                         f"({', '.join(marks)}).")
     x, size = _bin_positions(bin_starts_bp, z.shape[0], bin_size)
     fig = go.Figure(_heatmap(z.T, x, marks, size, signed=signed, zmax=zmax))
-    fig.data[0].colorbar = dict(title=dict(text=colorbar_title, side="right"))
+    fig.data[0].colorbar = {"title": {"text": colorbar_title, "side": "right"}}
     _mark_tss(fig, annotation_text="TSS", annotation_position="top")
     fig.update_layout(title=title, xaxis_title=POSITION_TITLE, yaxis_title=MARK_TITLE)
     return fig
@@ -176,8 +176,8 @@ def pair_heatmaps(
     zmax = _symmetric_range(a, b, third)
     fig.update_layout(
         title=title or f"Why the model ranks {gene_a} vs {gene_b}: contributions by mark and position",
-        coloraxis=dict(colorscale=DIVERGING, cmid=0.0, cmin=-zmax, cmax=zmax,
-                       colorbar=dict(title=dict(text=colorbar_title, side="right"))),
+        coloraxis={"colorscale": DIVERGING, "cmid": 0.0, "cmin": -zmax, "cmax": zmax,
+                       "colorbar": {"title": {"text": colorbar_title, "side": "right"}}},
         height=650,
     )
     fig.update_xaxes(title_text=POSITION_TITLE, row=3, col=1)
@@ -202,7 +202,7 @@ def _bars(values, labels: list[str], series_names, *, what: str, title: str, x_t
             fig.add_trace(go.Bar(x=labels, y=row, name=name, marker_color=SERIES_COLOURS[k % len(SERIES_COLOURS)],
                                  hovertemplate=f"{name}, " + "%{x}: %{y:.3g}<extra></extra>"))
         fig.update_layout(barmode="group")
-    fig.add_hline(y=0, line=dict(color="black", width=1))
+    fig.add_hline(y=0, line={"color": "black", "width": 1})
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
     return fig
 
@@ -264,7 +264,7 @@ def attention_heatmap(
         raise DataError(f"alpha has shape {a.shape}; expected (marks, bins) with {len(marks)} marks.")
     x, size = _bin_positions(bin_starts_bp, a.shape[1], bin_size)
     fig = go.Figure(_heatmap(a, x, marks, size, signed=False, zmax=None, value_name="attention"))
-    fig.data[0].colorbar = dict(title=dict(text="attention weight (sums to 1 per mark)", side="right"))
+    fig.data[0].colorbar = {"title": {"text": "attention weight (sums to 1 per mark)", "side": "right"}}
     _mark_tss(fig, annotation_text="TSS", annotation_position="top")
     fig.update_layout(title=title, xaxis_title=POSITION_TITLE, yaxis_title=MARK_TITLE)
     return fig
@@ -310,7 +310,11 @@ def ablation_chart(
     smallest subset within the margin (``smallest_within_margin``), or the subset named by
     ``highlight``, is drawn as a red diamond.
     """
-    from hmviz.explain.ablation import reference_row, smallest_within_margin, value_column
+    from hmviz.explain.ablation import (
+        reference_row,
+        smallest_within_margin,
+        value_column,
+    )
 
     for col in ("marks", "n_marks", "metric"):
         if col not in table.columns:
@@ -326,25 +330,25 @@ def ablation_chart(
     label = _metric_label(metric)
     err = None
     if "std" in t.columns and t["std"].notna().any():
-        err = dict(type="data", array=t["std"].fillna(0).to_numpy(), visible=True, thickness=1)
+        err = {"type": "data", "array": t["std"].fillna(0).to_numpy(), "visible": True, "thickness": 1}
     fig = go.Figure()
     fig.add_vrect(x0=ref[col] - margin, x1=ref[col], fillcolor="grey", opacity=0.15, line_width=0)
     fig.add_trace(go.Scatter(
         x=t[col], y=t["marks"], mode="markers", error_x=err, name="subset of marks",
-        marker=dict(color=MAIN, size=8), customdata=np.stack([t["n_marks"]], axis=-1),
+        marker={"color": MAIN, "size": 8}, customdata=np.stack([t["n_marks"]], axis=-1),
         hovertemplate="%{y} (%{customdata[0]} marks)<br>" + label + ": %{x:.4f}<extra></extra>"))
     chosen = t[t["marks"].astype(str) == name]
     fig.add_trace(go.Scatter(
         x=chosen[col], y=chosen["marks"], mode="markers", name=(
             f"smallest subset within {margin:g} of all marks" if pick is not None else "highlighted subset"),
-        marker=dict(color=HIGHLIGHT, size=14, symbol="diamond"), hoverinfo="skip"))
-    fig.add_vline(x=ref[col], line=dict(color="black", width=1, dash="dash"),
+        marker={"color": HIGHLIGHT, "size": 14, "symbol": "diamond"}, hoverinfo="skip"))
+    fig.add_vline(x=ref[col], line={"color": "black", "width": 1, "dash": "dash"},
                   annotation_text=f"all marks: {ref[col]:.3f}", annotation_position="top")
     fig.update_layout(
         title=title or f"Which marks does the model need? {label} per subset of marks",
         xaxis_title=label + (" (mean over seeds ± SD)" if err is not None else ""),
         yaxis_title="marks used", height=max(350, 22 * len(t) + 150),
-        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom"), margin=dict(t=110))
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"}, margin={"t": 110})
     return fig
 
 
@@ -379,10 +383,10 @@ def roc_curves(curves: Mapping[str, tuple], *, title: str = "ROC curve: high vs 
         fpr, tpr, _ = roc_curve(y, s)
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUROC {auroc(y, s):.3f})"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUROC 0.5)",
-                             line=dict(color="grey", dash="dot")))
+                             line={"color": "grey", "dash": "dot"}))
     fig.update_layout(title=title, xaxis_title="false positive rate (low genes called high)",
                       yaxis_title="true positive rate (high genes found)",
-                      xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1.02]))
+                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]})
     return fig
 
 
@@ -400,11 +404,11 @@ def pr_curves(curves: Mapping[str, tuple], *,
         precision, recall, _ = precision_recall_curve(y, s)
         fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", name=f"{name} (AUPRC {auprc(y, s):.3f})"))
         prevalence = float(y.mean()) if prevalence is None else prevalence
-    fig.add_hline(y=prevalence, line=dict(color="grey", dash="dot"),
+    fig.add_hline(y=prevalence, line={"color": "grey", "dash": "dot"},
                   annotation_text=f"random ranking ({prevalence:.2f} of genes are high)")
     fig.update_layout(title=title, xaxis_title="recall (high genes found)",
                       yaxis_title="precision (genes called high that are high)",
-                      xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1.02]))
+                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]})
     return fig
 
 
@@ -445,7 +449,7 @@ def predicted_vs_actual(
     for name, sel, colour in groups:
         sel = sel & ok
         fig.add_trace(go.Scatter(x=e[sel], y=p[sel], mode="markers", name=name, text=np.asarray(names)[sel],
-                                 marker=dict(color=colour, size=5, opacity=0.6),
+                                 marker={"color": colour, "size": 5, "opacity": 0.6},
                                  hovertemplate="%{text}<br>expression %{x:.3g}<br>score %{y:.3g}<extra></extra>"))
     rho = float(spearmanr(e[ok], p[ok])[0]) if ok.sum() > 2 else float("nan")
     fig.update_layout(title=title or f"Predicted vs measured expression (Spearman r = {rho:.3f}, {int(ok.sum())} genes)",
@@ -501,10 +505,10 @@ def mark_profiles(
             band_x = np.concatenate([x, x[::-1]])
             band_y = np.concatenate([mean[:, m] + sem[:, m], (mean[:, m] - sem[:, m])[::-1]])
             fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=colour, opacity=0.2,
-                                     line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=label),
+                                     line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=label),
                           row=m + 1, col=1)
             fig.add_trace(go.Scatter(x=x, y=mean[:, m], mode="lines", name=label, legendgroup=label,
-                                     line=dict(color=colour), showlegend=m == 0,
+                                     line={"color": colour}, showlegend=m == 0,
                                      hovertemplate=f"{marks[m]}, {label}<br>" + "%{x:+,.0f} bp: %{y:.3g}<extra></extra>"),
                           row=m + 1, col=1)
     for m in range(len(marks)):
@@ -542,14 +546,14 @@ def training_curves(
         suffix = "" if len(stages) == 1 else f" ({stage})"
         epochs = [r["epoch"] for r in sel]
         fig.add_trace(go.Scatter(x=epochs, y=[r["train_loss"] for r in sel], mode="lines+markers",
-                                 name="training loss" + suffix, line=dict(color=colour)), row=1, col=1)
+                                 name="training loss" + suffix, line={"color": colour}), row=1, col=1)
         if key is not None:
             fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in sel], mode="lines+markers",
-                                     name=key.replace("_", " ") + suffix, line=dict(color=colour, dash="dash")),
+                                     name=key.replace("_", " ") + suffix, line={"color": colour, "dash": "dash"}),
                           row=1, col=2)
     if best_epoch is not None:
         for col in (1, 2):
-            fig.add_vline(x=best_epoch, line=dict(color="grey", dash="dot"), row=1, col=col)
+            fig.add_vline(x=best_epoch, line={"color": "grey", "dash": "dot"}, row=1, col=col)
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="validation metric", row=1, col=2)

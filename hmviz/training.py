@@ -241,7 +241,7 @@ class _RankingTask(_SingleCellTask):
             raise DataError("The ranker needs expression values (or at least high/low labels) per gene.")
         self.pairs_per_gene = pairs_per_gene
         self.loss_fn = nn.BCEWithLogitsLoss()
-        self._valid_pairs = self._pairs(self.valid_idx, seed=self.seed + 1)
+        self._valid_pairs = None  # drawn on first use: evaluation on new data has no validation genes
 
     def _pairs(self, index, seed, n=None):
         n = n or max(1, self.pairs_per_gene * len(index))
@@ -261,6 +261,8 @@ class _RankingTask(_SingleCellTask):
         return self.loss_fn(model(xa, xb).float(), t)
 
     def valid_metric(self, model):
+        if self._valid_pairs is None:
+            self._valid_pairs = self._pairs(self.valid_idx, seed=self.seed + 1)
         i, j, t = self._valid_pairs
         s = self.scores(model, np.arange(len(self.order_value)))
         return float(np.mean((s[i] > s[j]) == (t == 1)))
@@ -437,7 +439,8 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     loss_fn = loss_fn or task.loss
-    metric_fn = metric_fn if metric_fn is not None else task.valid_metric
+    own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
+    metric_fn = task.valid_metric if own_metric else metric_fn
     best, best_state, best_epoch, bad = -math.inf, None, 0, 0
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -473,12 +476,13 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
         metric = float(metric_fn(model))
         seconds = time.perf_counter() - t0
         history.append({"stage": stage, "epoch": epoch, "train_loss": total / max(count, 1),
-                        task.metric_name if metric_fn is task.valid_metric else "valid_metric": metric,
+                        task.metric_name if own_metric else "valid_metric": metric,
                         "seconds": round(seconds, 3)})
         if progress is not None:
             progress(ProgressEvent(stage, epoch, epochs, len(batches), len(batches), total / max(count, 1),
-                                   metric, task.metric_name, epoch_end=True, seconds=seconds))
-        score = metric if task.higher_is_better or metric_fn is not task.valid_metric else -metric
+                                   metric, task.metric_name if own_metric else "valid_metric",
+                                   epoch_end=True, seconds=seconds))
+        score = metric if task.higher_is_better or not own_metric else -metric
         if not math.isfinite(score):
             score = -math.inf
         if best_state is None or score > best:

@@ -13,9 +13,18 @@ from hmviz.data import read_dataset
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, HmvizError
-from hmviz.explain.ablation import (NONE_MASKED, RUNS_DIR, AblationCancelled, ablate_mask, ablate_retrain,
-                                    load_ablation, mark_subsets, read_published_ablation, smallest_within_margin,
-                                    subset_name)
+from hmviz.explain.ablation import (
+    NONE_MASKED,
+    RUNS_DIR,
+    AblationCancelled,
+    ablate_mask,
+    ablate_retrain,
+    load_ablation,
+    mark_subsets,
+    read_published_ablation,
+    smallest_within_margin,
+    subset_name,
+)
 from hmviz.training import TrainOptions, train
 from tests.conftest import ROOT, shared_path
 
@@ -212,3 +221,11 @@ def test_published_table_reads_as_an_ablation_table():
     assert smallest_within_margin(table, 0.01)["n_marks"] == 1
     with pytest.raises(DataError, match="E066, HepG2"):
         read_published_ablation(path)
+
+
+def test_masking_a_ranker_on_other_data_evaluates_every_gene(small, sample):
+    result = train(small, TrainOptions(model="ranker-deepchrome", seed=1, epochs=1, device="cpu"))
+    other = sample.subset(np.arange(250))
+    table = ablate_mask(result.model, result.card, other, subsets="leave-one-out")
+    assert (table["metric"] == "test_pairwise_accuracy").all() and table.attrs["genes_evaluated"] == 250
+    assert "all genes" in table.attrs["evaluated_on"]

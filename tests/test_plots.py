@@ -166,7 +166,7 @@ def test_mark_profiles_means_per_group_and_mark():
     fig = plots.mark_profiles(signal, MARKS, STARTS, groups)
     lines = [t for t in fig.data if t.mode == "lines"]
     assert len(lines) == 2 * len(MARKS)
-    high_k4me3 = [t for t in lines if t.name.startswith("high") and t.yaxis == "y4"][0]
+    high_k4me3 = next(t for t in lines if t.name.startswith("high") and t.yaxis == "y4")
     np.testing.assert_allclose(high_k4me3.y, np.log1p(signal[20:, :, 3]).mean(axis=0))
     np.testing.assert_array_equal(high_k4me3.x, STARTS + BIN_SIZE / 2)
     assert len(_tss_lines(fig)) == len(MARKS)

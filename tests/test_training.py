@@ -154,3 +154,18 @@ def test_seed_everything_repeats_torch_and_numpy():
     seed_everything(3)
     b = (torch.rand(3), np.random.rand(3))
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_history_names_the_validation_metric(small):
+    result = train(small, TrainOptions(model="deepchrome", **FAST))
+    assert all("valid_auroc" in h for h in result.history if h["stage"] == "train")
+
+
+def test_ranker_evaluates_on_new_data_without_a_split(small, tmp_path):
+    result = train(small, TrainOptions(model="ranker-deepchrome", **FAST))
+    save_model(result.model, result.card, tmp_path / "r")
+    other, _ = make_sample_dataset(n_genes=120, seed=99)
+    other = dataclasses.replace(other, split=None, meta={})
+    metrics = evaluate(tmp_path / "r", other, device="cpu")
+    assert metrics["evaluated_on"] == "all genes of this data" and metrics["genes_evaluated"] == 120
+    assert 0.5 < metrics["test_pairwise_accuracy"] <= 1.0

@@ -48,9 +48,10 @@ import re
 import signal
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -263,11 +264,13 @@ def _read_runs(runs_dir: Path) -> list[dict]:
     for path in sorted(runs_dir.glob("*.json")):
         try:
             r = json.loads(path.read_text(encoding="utf-8"))
-            if not (isinstance(r.get("marks"), list) and isinstance(r.get("seed"), int)
-                    and isinstance(r.get("metrics"), dict)):
-                raise ValueError("missing marks, seed or metrics")
         except (OSError, ValueError) as exc:
-            log.warning("Ignoring %s (not a finished ablation run: %s); it will be recomputed.", path, exc)
+            r, why = None, str(exc)
+        else:
+            why = "no marks, seed or metrics"
+        if not (isinstance(r, dict) and isinstance(r.get("marks"), list) and isinstance(r.get("seed"), int)
+                and isinstance(r.get("metrics"), dict)):
+            log.warning("Ignoring %s (not a finished ablation run: %s); it will be recomputed.", path, why)
             continue
         records.append(r)
     return records
@@ -308,16 +311,13 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
     """One writer per out_dir at a time (an advisory lock; released when the process ends)."""
     import fcntl
 
-    fh = open(out_dir / ".lock", "w")
-    try:
+    with open(out_dir / ".lock", "w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise HmvizError(f"Another ablation is writing to {out_dir} right now; wait for it to finish or "
                              "choose another output directory.") from None
         yield
-    finally:
-        fh.close()
 
 
 # Set in each worker process by _init_worker: the dataset (sent once per worker, not per run) and
@@ -615,12 +615,11 @@ def ablate_mask(
         ``n_marks``, ``metric``, ``value``, ``drop`` (reference - value), ``rank``; sorted best
         first. ``attrs``: ``evaluated_on``, ``genes_evaluated``, ``baseline`` (its description).
     """
-    from hmviz.data.splits import ensure_split
     from hmviz.data.targets import LabelRule
     from hmviz.data.transforms import SignalTransform
     from hmviz.explain._model_view import eval_view, model_device, require_module
     from hmviz.models import get_spec
-    from hmviz.training import TrainOptions, _make_task, prepare_inputs
+    from hmviz.training import TrainOptions, _make_task, prepare_inputs, training_split
 
     spec = get_spec(card["model"])
     if spec.task not in DEFAULT_METRIC:
@@ -633,15 +632,15 @@ def ablate_mask(
     mask_sets = _mask_sets(marks, subsets)
     x = prepare_inputs(card, dataset)  # marks selected by name, window checked, card's transform applied
     ds = dataset.select_marks(list(marks))
-    if dataset.fingerprint() == card.get("data", {}).get("fingerprint"):
-        meta = card.get("split", {})
-        chroms = {k: meta[k] for k in ("valid_chroms", "test_chroms") if meta.get(k)}
-        ds = ensure_split(ds, how=meta.get("kind", "file"), seed=meta.get("seed", card.get("seed", 1)),
-                          fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))), **chroms)
+    trained_on = training_split(card, dataset)
+    if trained_on is not None:
+        ds = dataclasses.replace(ds, split=trained_on.split, meta=dict(trained_on.meta))
         train_rows = ds.split_indices("train")
         evaluated_on = "the model's test split (this is its training data)"
     else:
-        ds = dataclasses.replace(ds, split=np.full(ds.n_genes, "test", dtype=object), meta=dict(ds.meta))
+        # Every gene is evaluated. The ranking task samples validation pairs when it is built and fails on an
+        # empty validation split, so the genes enter as "valid" and are then used as the test genes.
+        ds = dataclasses.replace(ds, split=np.full(ds.n_genes, "valid", dtype=object), meta=dict(ds.meta))
         train_rows = None
         evaluated_on = "all genes of this data (it is not the model's training data)"
     rule = LabelRule.parse(card["label_rule"]) if card.get("label_rule") not in (None, "file") else None
@@ -651,6 +650,8 @@ def ablate_mask(
         rule = None  # the file's labels
     task = _make_task(ds, TrainOptions(model=spec.name, seed=card.get("seed", 1)), spec, model_device(model),
                       SignalTransform.from_dict(card["transform"]), rule, card.get("label_threshold"))
+    if train_rows is None:
+        task.test_idx = task.valid_idx
     if len(task.test_idx) == 0:
         raise DataError("No genes to evaluate on (the test split is empty).")
     base = _mask_baseline(baseline, card, x, train_rows)
@@ -676,7 +677,7 @@ def ablate_mask(
     table["drop"] = table["value"].iloc[0] - table["value"]
     table["rank"] = _rank(table["value"])
     table = table.sort_values(["rank", "n_marks"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    table.attrs.update({"evaluated_on": evaluated_on, "genes_evaluated": int(len(task.test_idx)),
+    table.attrs.update({"evaluated_on": evaluated_on, "genes_evaluated": len(task.test_idx),
                         "baseline": f"{base.name}: {base.description}", "model": spec.name})
     return table
 
@@ -703,7 +704,8 @@ def read_published_ablation(path: str | Path, cell: str | None = None, model: st
         if model not in models:
             raise DataError(f"{path.name} holds several models; choose one with model=: {', '.join(models)}.")
         raw = raw[raw["model"].astype(str) == model]
-    cells = sorted({c[: -len("_test_acc")] for c in raw.columns if c.endswith("_test_acc")})
+    cells = sorted(c[: -len("_test_acc")] for c in raw.columns
+                   if c.endswith("_test_acc") and f"{c[: -len('_test_acc')]}_val_acc" in raw.columns)
     if cells:
         if cell not in cells:
             raise DataError(f"{path.name} holds several cells; choose one with cell=: {', '.join(cells)}.")

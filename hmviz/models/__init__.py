@@ -23,7 +23,6 @@ from torch import nn
 from hmviz.errors import ModelError
 from hmviz.models._common import ModelConfig, check_input
 from hmviz.models.attentivechrome import AttentionOutput, AttentiveChrome, AttentiveChromeConfig
-from hmviz.models.baselines import BASELINES, baseline_scores, fit_baseline
 from hmviz.models.deepchrome import DeepChrome, DeepChromeConfig
 from hmviz.models.deepdiff import DeepDiff, DeepDiffConfig, DeepDiffOutput, contrastive_loss, log2_fold_change
 from hmviz.models.ranker import (
@@ -123,6 +122,19 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
         ),
     )
 }
+
+
+_LAZY_BASELINES = ("BASELINES", "baseline_scores", "fit_baseline")
+
+
+def __getattr__(name: str) -> Any:
+    # The scikit-learn baselines load on first use: importing sklearn costs about a second, and
+    # most callers of hmviz.models never need it.
+    if name in _LAZY_BASELINES:
+        from hmviz.models import baselines
+
+        return getattr(baselines, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_models() -> list[str]:

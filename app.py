@@ -1,0 +1,52 @@
+"""hmviz app: the router. ``streamlit run app.py``.
+
+One page per task in ``pages/``; this file only sets up navigation and the shared sidebar (the
+current dataset and model, running jobs, the figure download format).
+"""
+
+import streamlit as st
+
+from hmviz_app import state
+
+st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
+
+PAGES = [
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
+    st.Page("pages/gene_pairs.py", title="Gene pairs", icon=":material/compare_arrows:", url_path="gene_pairs"),
+    st.Page("pages/attributions.py", title="Attributions", icon=":material/grid_on:", url_path="attributions"),
+    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
+    st.Page("pages/ablation.py", title="Ablation", icon=":material/filter_alt:", url_path="ablation"),
+]
+
+
+def _trained(job: state.Job) -> None:
+    entry = state.add_session_model(job.result["path"], job.result["card"], job.result.get("name"))
+    st.session_state["model_key"] = entry.key
+
+
+page = st.navigation(PAGES)
+state.collect_jobs({"train": _trained})
+
+with st.sidebar:
+    data = state.current_data()
+    st.markdown(f"**Dataset**  \n{data.name}  \n:gray[{data.describe()}]")
+    models = state.all_models()
+    if models:
+        current = state.current_model()  # sets the widget's value when none is chosen yet
+        labels = {m.key: m.label for m in models}
+        st.selectbox("Model", list(labels), format_func=labels.__getitem__, key="model_key",
+                     help="Bundled models come with hmviz; models you train here are listed too (Train page).")
+        if not state.fits(current, data):
+            st.caption(":orange[This model does not fit the current dataset (cells, marks or window).]")
+    else:
+        st.info("No model yet: the bundled models are missing. Train one on the Train page.")
+    for job in state.jobs().values():
+        if job.running:
+            st.caption(f":blue[{job.title}: running for {job.seconds:.0f} s]")
+    st.radio("Figure downloads", ["png", "svg"], horizontal=True, key=state.sticky("image_format", "png"),
+             format_func=str.upper, help="The camera button above each figure saves it in this format.")
+
+page.run()
+state.prewarm()

@@ -1,0 +1,1 @@
+"""The Streamlit app's session helpers (the library, ``hmviz``, never imports streamlit)."""

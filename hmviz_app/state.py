@@ -1,0 +1,721 @@
+"""Session state, caches and long-running jobs of the app.
+
+What lives where:
+
+* **Shared by every session** (``st.cache_resource``; never mutated): the sample datasets, the
+  bundled models, and each model's :class:`hmviz.explain.session.ExplainSession` for a dataset.
+  Keys name the content (a model's path and file time, a dataset's content hash), never a session.
+* **Cached by content** (``st.cache_data``, copies per caller): uploaded datasets (keyed by the
+  hash of the uploaded bytes and their roles), built tables, metrics, scores, explanations.
+* **Per session** (``st.session_state``): the current dataset and model, models trained in this
+  session, widget choices, jobs. Files go to a per-session temporary folder under generated names.
+
+Long work (training, ablation) runs in a :class:`Job` thread, so the page stays live, the user can
+cancel, and other sessions keep being served; pages poll it with ``st.fragment(run_every=...)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from hmviz.bundled import BUNDLED_DIR, SAMPLE_DIR, list_bundled
+from hmviz.errors import HmvizError
+
+log = logging.getLogger("hmviz_app")
+
+#: How often a page showing a running job refreshes (seconds).
+POLL_SECONDS = 0.5
+#: The test metric that sums up a model of each task.
+MAIN_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_pearson_r"}
+
+
+# ----------------------------------------------------------------------------- basics
+def bundled_dir() -> Path:
+    """Where the bundled models live (``HMVIZ_MODELS_DIR`` overrides, e.g. for tests)."""
+    return Path(os.environ.get("HMVIZ_MODELS_DIR") or BUNDLED_DIR)
+
+
+_torch_lock = threading.Lock()
+_torch_configured = False
+
+
+def configure_torch() -> None:
+    """Import torch and keep its thread pool modest: the server shares the CPU between sessions
+    (``HMVIZ_TORCH_THREADS`` overrides; default half the cores, at most 4)."""
+    global _torch_configured
+    import torch
+
+    with _torch_lock:
+        if not _torch_configured:
+            n = int(os.environ.get("HMVIZ_TORCH_THREADS") or 0) or max(1, min(4, (os.cpu_count() or 2) // 2))
+            torch.set_num_threads(n)
+            _torch_configured = True
+
+
+def _warm_imports() -> None:
+    try:
+        configure_torch()
+        import hmviz.explain  # noqa: F401  (captum)
+        import hmviz.explain.session  # noqa: F401
+        import hmviz.models  # noqa: F401  (sklearn)
+        import hmviz.plots  # noqa: F401
+        import hmviz.training  # noqa: F401
+        import scipy.stats  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+    except Exception:  # a broken install shows up on the page that needs it, with its message
+        log.exception("warming up imports failed")
+
+
+@st.cache_resource(show_spinner=False)
+def prewarm() -> threading.Thread:
+    """Import torch, Captum and scikit-learn in the background once per server, after the first page
+    is shown, so that the first visit to a model page does not wait for them."""
+    thread = threading.Thread(target=_warm_imports, name="hmviz-prewarm", daemon=True)
+    thread.start()
+    return thread
+
+
+def session_dir() -> Path:
+    """This session's private folder (removed when the server exits)."""
+    path = st.session_state.get("_session_dir")
+    if path is None or not Path(path).is_dir():
+        path = tempfile.mkdtemp(prefix="hmviz-session-")
+        atexit.register(shutil.rmtree, path, True)
+        st.session_state["_session_dir"] = path
+    return Path(path)
+
+
+def new_folder(kind: str) -> Path:
+    """A new folder with a generated name under this session's folder."""
+    path = session_dir() / kind / uuid.uuid4().hex[:12]
+    path.mkdir(parents=True)
+    return path
+
+
+def sticky(key: str, default: Any = None) -> str:
+    """A widget key whose value survives page switches (Streamlit forgets widgets that are not drawn).
+
+    Call it as the widget's ``key`` and do not pass the widget a default value; ``default`` is used
+    the first time."""
+    store = st.session_state.setdefault("_sticky", {})
+    if key in st.session_state:
+        store[key] = st.session_state[key]
+    elif key in store:
+        st.session_state[key] = store[key]
+    elif default is not None:
+        st.session_state[key] = default
+    return key
+
+
+def forget(key: str) -> None:
+    """Drop a sticky widget value (so that it falls back to its default)."""
+    st.session_state.get("_sticky", {}).pop(key, None)
+    st.session_state.pop(key, None)
+
+
+def set_sticky(key: str, value: Any) -> None:
+    """Set a sticky widget's value (call before the widget is drawn, e.g. in a callback)."""
+    st.session_state.setdefault("_sticky", {})[key] = value
+    st.session_state[key] = value
+
+
+def show_error(exc: BaseException, what_next: str = "") -> None:
+    """A user's error as one message (never a traceback); an unexpected one says it is a bug."""
+    if isinstance(exc, HmvizError):
+        st.error(f"{exc}{' ' + what_next if what_next else ''}")
+    else:
+        log.error("unexpected error", exc_info=exc)
+        st.error(f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {exc}. "
+                 f"{what_next}".strip())
+
+
+def image_format() -> str:
+    return st.session_state.get("image_format", "png")
+
+
+def plot(fig, name: str, key: str | None = None) -> None:
+    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "figure"
+    config = {"displaylogo": False,
+              "toImageButtonOptions": {"format": image_format(), "filename": safe, "scale": 2}}
+    st.plotly_chart(fig, config=config, key=key)
+
+
+def csv_button(table, file_name: str, label: str = "Download table (CSV)", key: str | None = None) -> None:
+    """A download button for a pandas table as CSV."""
+    st.download_button(label, table.to_csv(index=False).encode(), file_name=file_name, mime="text/csv", key=key,
+                       icon=":material/download:")
+
+
+# ---------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class DataEntry:
+    """A dataset the app can use: ``key`` identifies its content (for caches), ``name`` is shown."""
+
+    key: str
+    name: str
+    dataset: Any  # HistoneDataset | MultiCellDataset
+    origin: str  # "sample", "two-cell sample", "upload" or "build"
+    report: str | None = None
+
+    @property
+    def first(self):
+        return getattr(self.dataset, "first", self.dataset)
+
+    @property
+    def multi_cell(self) -> bool:
+        return hasattr(self.dataset, "cells")
+
+    def describe(self) -> str:
+        first = self.first
+        cells = f", {len(self.dataset.cells)} cells" if self.multi_cell else ""
+        return f"{first.n_genes:,} genes x {first.n_bins} bins x {first.n_marks} marks{cells}"
+
+
+def _fingerprint(dataset) -> str:
+    if hasattr(dataset, "cells"):
+        return "+".join(c.fingerprint() for c in dataset.cells.values())
+    return dataset.fingerprint()
+
+
+@st.cache_resource(show_spinner="Loading the sample data...")
+def sample_data() -> DataEntry:
+    """The bundled sample (3000 synthetic genes with planted rules); shared, never mutated."""
+    from hmviz.data import read_dataset
+
+    ds = read_dataset(SAMPLE_DIR)
+    return DataEntry(f"sample:{ds.fingerprint()}", "Sample data (3,000 synthetic genes)", ds, "sample")
+
+
+@st.cache_resource(show_spinner="Making the two-cell sample...")
+def two_cell_sample() -> DataEntry:
+    """The sample plus a generated second cell (for DeepDiff), as the bundled DeepDiff was trained."""
+    from hmviz.data.dataset import MultiCellDataset
+    from hmviz.data.synthetic import make_second_cell
+
+    sample = sample_data().dataset
+    second = make_second_cell(sample, seed=1)
+    ds = MultiCellDataset({sample.cell or "synthetic": sample, second.cell: second},
+                          source=f"{sample.source} + generated second cell (seed 1)")
+    return DataEntry(f"two-cell:{_fingerprint(ds)}", "Two-cell sample (for DeepDiff)", ds, "two-cell sample")
+
+
+def current_data() -> DataEntry:
+    entry = st.session_state.get("data")
+    return entry if entry is not None else sample_data()
+
+
+def set_data(entry: DataEntry) -> None:
+    st.session_state["data"] = entry
+
+
+# ------------------------------------------------------------------------------ uploads
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+ANNOTATION_SUFFIXES = (".gtf", ".bed", ".csv", ".tsv", ".txt", ".parquet", ".pq")
+EXPRESSION_SUFFIXES = (".csv", ".tsv", ".txt")
+ROLES = {"data": "histone table", "train": "train split", "valid": "validation split", "test": "test split",
+         "expression": "expression table"}
+
+
+def _track_suffixes() -> tuple[str, ...]:
+    from hmviz.data.tracks import SUFFIXES
+
+    return tuple(SUFFIXES)
+
+
+def checked_suffix(name: str, allowed: tuple[str, ...], what: str, gzip_ok: bool = True) -> str:
+    """The file's suffix (``.csv``, ``.csv.gz``, ...) when it is one hmviz reads for ``what``, else a
+    :class:`DataError`. Only this suffix of an uploaded file's name is ever used."""
+    from hmviz.errors import DataError
+
+    low = name.lower()
+    gz = low.endswith(".gz")
+    base = low[:-3] if gz else low
+    for suffix in sorted(allowed, key=len, reverse=True):
+        if base.endswith(suffix) and (not gz or (gzip_ok and suffix not in (".parquet", ".pq", ".bw", ".bigwig"))):
+            return suffix + (".gz" if gz else "")
+    kinds = ", ".join(allowed) + (" (text files may be gzipped, .gz)" if gzip_ok else "")
+    raise DataError(f"{name}: hmviz cannot read this kind of file as {what}; it reads {kinds}. "
+                    "Rename the file with the suffix of its format.")
+
+
+def _stem(name: str) -> str:
+    low = name[:-3] if name.lower().endswith(".gz") else name
+    return low.rsplit(".", 1)[0] if "." in low else low
+
+
+def clean_label(text: str, limit: int = 40) -> str:
+    """Letters, digits, ``_`` and ``-`` of ``text`` (a cell or mark label), at most ``limit`` of them."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "", str(text))[:limit]
+
+
+def guess_role(name: str) -> tuple[str, str]:
+    """(role, cell) guessed from an uploaded file's name: ``Cell1.train.csv`` -> ``("train", "Cell1")``,
+    ``expression.tsv`` -> ``("expression", "")``, ``valid.csv.gz`` -> ``("valid", "")``."""
+    from hmviz.data.formats.deepdiff import EXPR_RE, FILE_RE
+
+    if m := EXPR_RE.match(name):
+        return "expression", clean_label(m.group("cell"))
+    if m := FILE_RE.match(name):
+        return m.group("split").lower(), clean_label(m.group("cell"))
+    stem = _stem(name).lower()
+    if stem in ("expression", "expr", "expression_table"):
+        return "expression", ""
+    for split in ("train", "valid", "test"):
+        if stem == split or stem.endswith(("." + split, "_" + split, "-" + split)):
+            return split, ""
+    return "data", ""
+
+
+@dataclass
+class Upload:
+    """An uploaded file: its original name (shown, never used as a path), bytes, role and cell."""
+
+    name: str
+    data: bytes
+    role: str = "data"
+    cell: str = ""
+
+
+def _content_key(*parts) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else repr(part).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:20]
+
+
+def _friendly(message: str, names: dict[str, str]) -> str:
+    """Replace generated paths in a message by the names the user knows."""
+    for path, shown in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        message = message.replace(path, shown)
+    return message
+
+
+def _place_uploads(folder: Path, uploads: list[Upload], fmt: str) -> dict[str, str]:
+    """Write ``uploads`` into ``folder`` under names made from their role and cell only (the
+    readers take the split and the cell from file names); returns generated path -> original name."""
+    from hmviz.data.io import resolve_format
+    from hmviz.errors import DataError
+
+    names: dict[str, str] = {str(folder): "the upload"}
+    staged = []
+    raw = folder / ".staged"
+    raw.mkdir()
+    for i, up in enumerate(uploads):
+        allowed = EXPRESSION_SUFFIXES if up.role == "expression" else TABLE_SUFFIXES
+        suffix = checked_suffix(up.name, allowed, ROLES.get(up.role, "a table"))
+        path = raw / f"part{i + 1}{suffix}"
+        path.write_bytes(up.data)
+        names[str(path)] = up.name
+        staged.append((up, path, suffix))
+    data_files = [p for up, p, _ in staged if up.role != "expression"]
+    if not data_files:
+        raise DataError("Only expression tables were uploaded; add the histone table(s) they belong to.")
+    detected = resolve_format(data_files, fmt)
+    deepdiff = detected == "deepdiff"
+    taken: dict[str, str] = {}
+    for i, (up, path, suffix) in enumerate(staged):
+        cell = clean_label(up.cell) if deepdiff else ""
+        if up.role == "expression":
+            target = f"{cell}.expr{suffix}" if deepdiff and cell else f"expression{suffix}"
+        elif up.role in ("train", "valid", "test"):
+            target = f"{cell}.{up.role}{suffix}" if cell else f"{up.role}{suffix}"
+        else:
+            target = f"{cell}{suffix}" if cell else f"table{i + 1}{suffix}"
+        key = target.lower().removesuffix(".gz")
+        if key in taken:
+            raise DataError(f"{taken[key]} and {up.name} are both the {ROLES[up.role]}"
+                            f"{' of cell ' + cell if cell else ''}; give each file its own role (and cell).")
+        taken[key] = up.name
+        final = folder / target
+        os.replace(path, final)
+        names[str(final)] = up.name
+    raw.rmdir()
+    return names
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _read_uploads(key: str, fmt: str, _uploads: list[Upload], _folder: str):
+    from hmviz.data import read_dataset
+
+    names = _place_uploads(Path(_folder), _uploads, fmt)
+    try:
+        return read_dataset(Path(_folder), format=fmt)
+    except HmvizError as exc:
+        raise type(exc)(_friendly(str(exc), names)) from None
+
+
+def load_uploads(uploads: list[Upload], fmt: str = "auto") -> DataEntry:
+    """Read uploaded histone tables (and expression tables) into a dataset; cached by content."""
+    from hmviz.errors import DataError
+
+    if not uploads:
+        raise DataError("Upload at least one histone table first.")
+    key = _content_key(fmt, *[(u.role, u.cell, u.name.lower().rsplit(".", 2)[-2:], u.data) for u in uploads])
+    folder = new_folder("uploads")
+    try:
+        ds = _read_uploads(key, fmt, uploads, str(folder))
+    except HmvizError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise type(exc)(_friendly(str(exc), {str(folder): "the upload"})) from None
+    shown = ", ".join(u.name for u in uploads)
+    for cell in getattr(ds, "cells", {None: ds}).values():
+        cell.source = f"upload: {shown}"
+        cell.meta["files"] = [u.name for u in uploads]
+    if hasattr(ds, "cells"):
+        ds.source = f"upload: {shown}"
+    name = uploads[0].name if len(uploads) == 1 else f"{uploads[0].name} and {len(uploads) - 1} more"
+    return DataEntry(f"upload:{_fingerprint(ds)}", f"Upload: {name}", ds, "upload")
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _build(key: str, marks: tuple[str, ...], bin_size: int, flank: int, stat: str, strand_aware: bool,
+           _tracks: list[Upload], _genes: Upload, _expression: Upload | None, _folder: str):
+    from hmviz.data.annotation import SUPPORTED as GENES_SUPPORTED  # noqa: F401  (the reader's own message)
+    from hmviz.data.build import build_table
+
+    folder = Path(_folder)
+    names = {str(folder): "the upload"}
+    paths = {}
+    for i, (mark, up) in enumerate(zip(marks, _tracks)):
+        path = folder / f"track{i + 1}{checked_suffix(up.name, _track_suffixes(), 'a signal track')}"
+        path.write_bytes(up.data)
+        names[str(path)] = up.name
+        paths[mark] = path
+    genes = folder / f"genes{checked_suffix(_genes.name, ANNOTATION_SUFFIXES, 'a gene annotation')}"
+    genes.write_bytes(_genes.data)
+    names[str(genes)] = _genes.name
+    expression = None
+    if _expression is not None:
+        expression = folder / f"expression{checked_suffix(_expression.name, EXPRESSION_SUFFIXES, 'an expression table')}"
+        expression.write_bytes(_expression.data)
+        names[str(expression)] = _expression.name
+    try:
+        ds, report = build_table(paths, genes, bin_size=bin_size, flank=flank, stat=stat, strand_aware=strand_aware,
+                                 expression=expression)
+    except HmvizError as exc:
+        raise type(exc)(_friendly(str(exc), names)) from None
+    ds.meta["build"]["tracks"] = {m: up.name for m, up in zip(marks, _tracks)}
+    ds.meta["build"]["genes"] = _genes.name
+    ds.source = f"built from {len(marks)} tracks around the TSS of {_genes.name}"
+    return ds, _friendly(str(report), names)
+
+
+def build_from_tracks(tracks: list[tuple[str, Upload]], genes: Upload | None, expression: Upload | None,
+                      bin_size: int, flank: int, stat: str, strand_aware: bool) -> DataEntry:
+    """Bin uploaded tracks around each TSS of an uploaded annotation (``hmviz.data.build``)."""
+    from hmviz.errors import DataError
+
+    if not tracks:
+        raise DataError("Upload at least one signal track (bigWig, bedGraph or peak file).")
+    if genes is None:
+        raise DataError("Upload a gene annotation (GTF, BED6 or a table with gene_id, chrom and tss).")
+    marks = tuple(str(m).strip() for m, _ in tracks)
+    empty = [up.name for m, up in tracks if not str(m).strip()]
+    if empty:
+        raise DataError(f"Name the mark of {', '.join(empty)} (e.g. H3K4me3).")
+    repeated = sorted({m for m in marks if marks.count(m) > 1})
+    if repeated:
+        raise DataError(f"Each track needs its own mark name; {', '.join(repeated)} is given twice.")
+    ups = [up for _, up in tracks]
+    key = _content_key(marks, bin_size, flank, stat, strand_aware, *[(u.name.lower(), u.data) for u in ups],
+                       genes.name.lower(), genes.data, *([expression.name.lower(), expression.data] if expression else []))
+    folder = new_folder("build")
+    try:
+        ds, report = _build(key, marks, int(bin_size), int(flank), stat, bool(strand_aware), ups, genes, expression,
+                            str(folder))
+    except HmvizError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return DataEntry(f"build:{ds.fingerprint()}", f"Built: {len(marks)} tracks around {genes.name}", ds, "build",
+                     report=report)
+
+
+@st.cache_data(max_entries=4, show_spinner="Writing the table...")
+def long_table_bytes(key: str, _dataset) -> bytes:
+    """The dataset in hmviz's long format, gzipped CSV (what the CLI and the app read back)."""
+    from hmviz.data import write_long
+
+    with tempfile.TemporaryDirectory(prefix="hmviz-export-") as tmp:
+        path = Path(tmp) / "table.csv.gz"
+        write_long(_dataset, path)
+        return path.read_bytes()
+
+
+# ------------------------------------------------------------------------------- models
+@dataclass
+class ModelEntry:
+    """A model the app can use: bundled (shared, read-only) or trained in this session."""
+
+    key: str
+    name: str
+    path: Path
+    card: dict
+    bundled: bool
+    stamp: float = 0.0
+
+    @property
+    def family(self) -> str:
+        return str(self.card.get("model", "?"))
+
+    @property
+    def task(self) -> str:
+        return str(self.card.get("task", "binary"))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({'bundled' if self.bundled else 'trained here'})"
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.key}@{self.stamp}"
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return max((path / f).stat().st_mtime for f in ("model.safetensors", "model_card.json"))
+    except OSError:
+        return 0.0
+
+
+def _read_card(path: Path) -> dict:
+    # The card is plain JSON; reading it here keeps torch out of pages that only list models.
+    return json.loads((path / "model_card.json").read_text(encoding="utf-8"))
+
+
+@st.cache_resource(show_spinner=False)
+def _bundled_index(folder: str, stamps: tuple[tuple[str, float], ...]) -> list[ModelEntry]:
+    entries = []
+    for name, stamp in stamps:
+        path = Path(folder) / name
+        try:
+            card = _read_card(path)
+        except (OSError, ValueError) as exc:
+            log.warning("skipping bundled model %s: %s", path, exc)
+            continue
+        entries.append(ModelEntry(f"bundled:{name}", name, path, card, True, stamp))
+    return entries
+
+
+def bundled_models() -> list[ModelEntry]:
+    """The bundled models (``models/<name>/``), or none when that folder is empty."""
+    found = list_bundled(bundled_dir())
+    return _bundled_index(str(bundled_dir()), tuple((n, _stamp(p)) for n, p in found.items()))
+
+
+def session_models() -> dict[str, ModelEntry]:
+    return st.session_state.setdefault("models", {})
+
+
+def all_models() -> list[ModelEntry]:
+    return [*bundled_models(), *session_models().values()]
+
+
+def model_by_key(key: str | None) -> ModelEntry | None:
+    return next((m for m in all_models() if m.key == key), None)
+
+
+def fits(entry: ModelEntry, data: DataEntry) -> bool:
+    """Whether the model can read the data at all (one cell or two, its marks, its window)."""
+    card, first = entry.card, data.first
+    if (entry.task == "differential") != data.multi_cell:
+        return False
+    return set(card.get("marks", [])) <= set(first.marks) and card.get("n_bins") == first.n_bins \
+        and card.get("bin_size") == first.bin_size
+
+
+def current_model() -> ModelEntry | None:
+    """The model chosen in the sidebar; by default the first that fits the current data."""
+    entry = model_by_key(st.session_state.get("model_key"))
+    if entry is not None:
+        return entry
+    models = all_models()
+    data = current_data()
+    pick = next((m for m in models if fits(m, data)), models[0] if models else None)
+    if pick is not None:
+        st.session_state["model_key"] = pick.key
+    return pick
+
+
+def select_model(key: str) -> None:
+    st.session_state["model_key"] = key
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model...")
+def _load(path: str, stamp: float):
+    from hmviz.checkpoints import load_model
+    from hmviz.training import choose_device
+
+    configure_torch()
+    return load_model(path, device=choose_device("auto"))
+
+
+def load(entry: ModelEntry):
+    """``(model, card)`` of a model entry; shared and cached, never to be mutated."""
+    return _load(str(entry.path), entry.stamp)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Preparing the model's inputs...")
+def _explainer(model_key: str, data_key: str, _entry: ModelEntry, _data: DataEntry):
+    from hmviz.explain.session import prepare
+
+    model, card = load(_entry)
+    return prepare(model, card, _data.dataset)
+
+
+def explainer(entry: ModelEntry, data: DataEntry):
+    """The :class:`hmviz.explain.session.ExplainSession` of a model on a dataset (shared, cached).
+
+    Raises the library's :class:`DataError` when the data does not fit the model."""
+    return _explainer(entry.cache_key, data.key, entry, data)
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring every gene...")
+def scores(model_key: str, data_key: str, _session):
+    """The model's score for every gene (cached per model and dataset)."""
+    return _session.scores()
+
+
+def model_zip(entry: ModelEntry) -> bytes:
+    """The model folder (weights + card) as a zip, for download."""
+    return _zip(str(entry.path), entry.stamp)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _zip(path: str, stamp: float) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(Path(path).iterdir()):
+            if f.is_file() and not f.name.startswith("."):
+                zf.write(f, f.name)
+    return buf.getvalue()
+
+
+def add_session_model(path: Path, card: dict, name: str | None = None) -> ModelEntry:
+    models = session_models()
+    key = f"session:{path.name}"
+    n = sum(1 for m in models.values() if m.family == card["model"]) + 1
+    entry = ModelEntry(key, name or f"{card['model']} #{n}", path, card, False, _stamp(path))
+    models[key] = entry
+    return entry
+
+
+def delete_session_model(key: str) -> None:
+    entry = session_models().pop(key, None)
+    if entry is not None:
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if st.session_state.get("model_key") == key:
+            st.session_state.pop("model_key", None)
+
+
+def unique_model_name(name: str, exclude: str | None = None) -> str:
+    """``name``, or ``name (2)`` ... when another model is called that already."""
+    taken = {m.name for m in all_models() if m.key != exclude}
+    out, k = name, 2
+    while out in taken:
+        out, k = f"{name} ({k})", k + 1
+    return out
+
+
+# --------------------------------------------------------------------------------- jobs
+@dataclass
+class Job:
+    """Work running in a thread of its own: a training run or an ablation.
+
+    ``target(job)`` does the work; it reports through :meth:`report` (kept in ``events``/``history``)
+    and stops when ``job.cancel`` is set (the library's ``should_stop``). ``status`` is ``running``,
+    ``done``, ``cancelled`` or ``failed`` (``error`` holds the message shown to the user).
+    """
+
+    kind: str
+    title: str
+    target: Callable[["Job"], Any]
+    status: str = "running"
+    result: Any = None
+    error: str | None = None
+    last: Any = None
+    history: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    collected: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> "Job":
+        threading.Thread(target=self._run, name=f"hmviz-{self.kind}", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        from hmviz.training import TrainingCancelled
+
+        try:
+            configure_torch()
+            self.result = self.target(self)
+            self.status = "done"
+        except TrainingCancelled as exc:
+            self.error, self.status = str(exc), "cancelled"
+        except HmvizError as exc:
+            self.error, self.status = str(exc), "failed"
+        except Exception as exc:  # a bug: logged with its traceback on the server, one line for the user
+            log.exception("%s failed", self.title)
+            self.error = f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {exc}"
+            self.status = "failed"
+        finally:
+            self.finished = time.time()
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    def report(self, event: Any, epoch_row: dict | None = None) -> None:
+        with self.lock:
+            self.last = event
+            self.events.append(event)
+            if epoch_row is not None:
+                self.history.append(epoch_row)
+
+    def snapshot(self) -> tuple[Any, list, list]:
+        with self.lock:
+            return self.last, list(self.history), list(self.events)
+
+
+def jobs() -> dict[str, Job]:
+    return st.session_state.setdefault("jobs", {})
+
+
+def start_job(kind: str, title: str, target: Callable[[Job], Any]) -> Job:
+    job = Job(kind, title, target)
+    jobs()[kind] = job
+    return job.start()
+
+
+def collect_jobs(on_done: dict[str, Callable[[Job], None]]) -> None:
+    """Hand finished jobs' results to the session (once each); called at the top of every run."""
+    for kind, job in list(jobs().items()):
+        if not job.running and not job.collected:
+            job.collected = True
+            if job.status == "done" and kind in on_done:
+                on_done[kind](job)

@@ -1,0 +1,195 @@
+"""Data: the bundled sample, uploaded tables, or a table built from tracks; a report and a preview."""
+
+import re
+
+import numpy as np
+import streamlit as st
+
+from hmviz.errors import HmvizError
+from hmviz_app import state
+
+SOURCES = {
+    "sample": "Sample data",
+    "two_cell": "Two-cell sample (DeepDiff)",
+    "upload": "Upload tables",
+    "build": "Build from tracks",
+}
+FORMATS = {"auto": "detect from the content", "deepchrome": "DeepChrome / AttentiveChrome CSV",
+           "deepdiff": "DeepDiff CSV", "long": "hmviz long format"}
+TABLE_TYPES = ["csv", "tsv", "txt", "gz", "parquet", "pq"]
+TRACK_TYPES = ["bw", "bigwig", "bedgraph", "bdg", "bg", "narrowpeak", "broadpeak", "gappedpeak", "bed", "gz"]
+MARK_RE = re.compile(r"(H2A\.?Z|H[1-4][AB]?K\d+(?:me[123]|ac|ub\d?|cr)?)", re.IGNORECASE)
+
+st.title("Data")
+st.caption("Histone-mark ChIP-seq signal binned around each gene's transcription start site (TSS): "
+           "genes x bins x marks, with measured expression when you have it.")
+
+current = state.current_data()
+source = st.radio("Where the data comes from", list(SOURCES), format_func=SOURCES.get, horizontal=True,
+                  key=state.sticky("data_source", "sample"))
+
+
+def _use_button(entry: state.DataEntry, key: str) -> None:
+    if current.key == entry.key:
+        st.success(f"In use: {entry.name}.", icon=":material/check:")
+    else:
+        st.button(f"Use the {entry.name.split(' (')[0].lower()}", type="primary", key=key,
+                  on_click=state.set_data, args=(entry,))
+
+
+def _sample_panel() -> None:
+    st.markdown("3,000 synthetic genes with planted rules (H3K4me3 at the promoter and H3K36me3 over the gene "
+                "body raise expression; H3K27me3 and H3K9me3 lower it; H3K4me1 is a decoy), 100 bins of 100 bp "
+                "around the TSS, 5 marks, a train/validation/test split. The bundled models were trained on it.")
+    _use_button(state.sample_data(), "use_sample")
+
+
+def _two_cell_panel() -> None:
+    st.markdown("The sample data plus a generated second cell type in which 40% of the genes change their "
+                "marks and expression: the input of DeepDiff, which predicts the change between two cells.")
+    _use_button(state.two_cell_sample(), "use_two_cell")
+
+
+def _upload_panel() -> None:
+    st.markdown("Upload one table, or several at once: train/validation/test files, DeepDiff's "
+                "`CellX.train.csv` ... with `CellX.expr.csv`, or features plus an expression table "
+                "(`gene_id`, `expression`). Formats: DeepChrome/AttentiveChrome CSV, DeepDiff CSV, and the long "
+                "format (CSV, TSV or Parquet with `gene_id`, `bin` and one column per mark; text may be gzipped).")
+    files = st.file_uploader("Histone tables and expression tables", accept_multiple_files=True, type=TABLE_TYPES,
+                             key="upload_tables")
+    uploads = []
+    if files:
+        st.caption("What each file is (guessed from its name; change it if the guess is wrong):")
+        for f in files:
+            role, cell = state.guess_role(f.name)
+            c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="center")
+            c1.markdown(f"`{f.name}` :gray[({f.size / 1e6:.2f} MB)]")
+            role = c2.selectbox("Role", list(state.ROLES), index=list(state.ROLES).index(role),
+                                format_func=state.ROLES.get, key=f"role_{f.file_id}", label_visibility="collapsed")
+            cell = c3.text_input("Cell", value=cell, key=f"cell_{f.file_id}", label_visibility="collapsed",
+                                 placeholder="cell (DeepDiff files only)")
+            uploads.append(state.Upload(f.name, f.getvalue(), role, cell))
+    fmt = st.selectbox("Format", list(FORMATS), format_func=lambda k: f"{k}: {FORMATS[k]}",
+                       key=state.sticky("upload_format", "auto"))
+    if st.button("Load the uploaded data", type="primary", disabled=not files, key="load_upload"):
+        try:
+            with st.spinner("Reading and checking the files..."):
+                entry = state.load_uploads(uploads, fmt)
+        except HmvizError as exc:
+            state.show_error(exc, f"Nothing was changed: {current.name} is still loaded.")
+        else:
+            state.set_data(entry)
+            st.success(f"Loaded {entry.name}: {entry.describe()}.", icon=":material/check:")
+
+
+def _guess_mark(name: str) -> str:
+    m = MARK_RE.search(name)
+    return m.group(1) if m else state.clean_label(name.split(".")[0])
+
+
+def _build_panel() -> None:
+    st.markdown("From your own ChIP-seq: one signal file per mark (bigWig, bedGraph, or narrowPeak/broadPeak/"
+                "gappedPeak peak calls) and a gene annotation (GTF, BED6, or a table with `gene_id`, `chrom` and "
+                "`tss` or `start`/`end`/`strand`). hmviz cuts a window around every TSS into bins.")
+    tracks = st.file_uploader("Signal tracks, one file per mark", accept_multiple_files=True, type=TRACK_TYPES,
+                              key="build_tracks")
+    named = []
+    for f in tracks or []:
+        c1, c2 = st.columns([3, 2], vertical_alignment="center")
+        c1.markdown(f"`{f.name}` :gray[({f.size / 1e6:.2f} MB)]")
+        mark = c2.text_input("Mark", value=_guess_mark(f.name), key=f"mark_{f.file_id}", label_visibility="collapsed",
+                             placeholder="mark name, e.g. H3K4me3")
+        named.append((mark, state.Upload(f.name, f.getvalue())))
+    c1, c2 = st.columns(2)
+    genes = c1.file_uploader("Gene annotation", type=["gtf", "bed", "csv", "tsv", "txt", "parquet", "pq", "gz"],
+                             key="build_genes")
+    expression = c2.file_uploader("Expression table (optional: gene_id, expression)", type=["csv", "tsv", "txt", "gz"],
+                                  key="build_expression")
+    c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
+    bin_size = c1.number_input("Bin size (bp)", min_value=1, max_value=100_000, step=50,
+                               key=state.sticky("build_bin_size", 100))
+    flank = c2.number_input("Window either side of the TSS (bp)", min_value=1, max_value=1_000_000, step=500,
+                            key=state.sticky("build_flank", 5000))
+    stat = c3.selectbox("Signal per bin", ["sum", "mean", "max"], key=state.sticky("build_stat", "sum"),
+                        help="How a bigWig/bedGraph is summarised over a bin; peak files always give the mean "
+                             "signalValue of the peaks overlapping the bin (0 where none).")
+    strand = c4.checkbox("Strand-aware", key=state.sticky("build_strand", False),
+                         help="Reverse the bins of minus-strand genes so that they run in the direction of "
+                              "transcription (otherwise bins keep genomic order).")
+    st.caption(f"{2 * int(flank) // max(1, int(bin_size))} bins of {int(bin_size)} bp, from -{int(flank):,} to "
+               f"+{int(flank):,} bp around the TSS.")
+    if st.button("Build the table", type="primary", disabled=not (tracks and genes), key="build_table"):
+        try:
+            with st.spinner("Binning the tracks around every TSS..."):
+                entry = state.build_from_tracks(
+                    named, state.Upload(genes.name, genes.getvalue()),
+                    state.Upload(expression.name, expression.getvalue()) if expression else None,
+                    int(bin_size), int(flank), stat, bool(strand))
+        except HmvizError as exc:
+            state.show_error(exc, f"Nothing was changed: {current.name} is still loaded.")
+        else:
+            state.set_data(entry)
+            st.success(f"Built {entry.describe()}; it is now the dataset in use.", icon=":material/check:")
+
+
+{"sample": _sample_panel, "two_cell": _two_cell_panel, "upload": _upload_panel, "build": _build_panel}[source]()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _profiles(key: str, cell: str, _ds):
+    from hmviz.plots import mark_profiles
+
+    ds = _ds
+    if ds.labels is not None:
+        groups, names = ds.labels.astype(int), None
+    elif ds.expression is not None and np.isfinite(ds.expression).any():
+        median = float(np.nanmedian(ds.expression))
+        groups = np.where(np.isfinite(ds.expression), (ds.expression > median).astype(float), np.nan)
+        names = {0.0: "expression at or below the median", 1.0: "expression above the median"}
+    else:
+        groups, names = np.zeros(ds.n_genes, dtype=int), {0: "all genes"}
+    title = "Average mark profile around the TSS" + (", high vs low expressed genes" if names != {0: "all genes"} else "")
+    return mark_profiles(ds.signal, ds.marks, ds.bin_starts_bp(), groups, bin_size=ds.bin_size, group_names=names,
+                         title=title)
+
+
+def _preview(entry: state.DataEntry) -> None:
+    st.subheader(f"In use: {entry.name}")
+    ds = entry.first
+    if entry.multi_cell:
+        cells = list(entry.dataset.cells)
+        cell = st.selectbox("Cell type", cells, key="preview_cell", help="The cells share genes, marks and bins.")
+        ds = entry.dataset.cells[cell]
+    s = ds.summary()
+    c = st.columns(5)
+    c[0].metric("Genes", f"{ds.n_genes:,}")
+    c[1].metric("Bins", f"{ds.n_bins} x {ds.bin_size} bp")
+    c[2].metric("Marks", ds.n_marks)
+    if "labels" in s:
+        c[3].metric("High / low", f"{s['labels']['high']:,} / {s['labels']['low']:,}")
+    elif "expression" in s:
+        c[3].metric("With expression", f"{s['expression']['genes_with_value']:,}")
+    else:
+        c[3].metric("Labels", "none")
+    c[4].metric("Train / valid / test", "/".join(f"{v:,}" for v in s["split"].values()) if "split" in s else "random")
+    st.caption(f"Marks in order: {', '.join(ds.marks)}. Window {s['window_bp'][0]:+,} to {s['window_bp'][1]:+,} bp, "
+               f"TSS at bin {ds.tss_bin}. " + ("Bins run in the direction of transcription." if ds.strand_aware else
+                                               "Bins keep genomic order for every gene." if ds.strand_aware is False
+                                               else ""))
+    for note in ds.meta.get("notes", []):
+        st.info(note, icon=":material/info:")
+    if entry.report:
+        with st.expander("Build report", expanded=True):
+            st.code(entry.report, language=None)
+    with st.expander("Validation report", expanded=entry.origin in ("upload", "build")):
+        st.code(entry.dataset.describe(), language=None)
+    state.plot(_profiles(entry.key, ds.cell or "", ds), "mark_profiles")
+    st.markdown("**Genes**")
+    st.dataframe(ds.gene_table(), height=260, hide_index=True)
+    if entry.origin in ("upload", "build"):
+        st.download_button("Download as hmviz long table (CSV, gzipped)", state.long_table_bytes(entry.key, entry.dataset),
+                           file_name="hmviz_table.csv.gz", mime="application/gzip", icon=":material/download:",
+                           key="download_long")
+
+
+_preview(state.current_data())
