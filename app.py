@@ -21,22 +21,19 @@ PAGES = [
 ]
 
 
-def _trained(job: state.Job) -> None:
-    entry = state.add_session_model(job.result["path"], job.result["card"], job.result.get("name"))
-    st.session_state["model_key"] = entry.key
-
-
 page = st.navigation(PAGES)
-state.collect_jobs({"train": _trained})
+state.apply_model_param()
 
 with st.sidebar:
     data = state.current_data()
     st.markdown(f"**Dataset**  \n{data.name}  \n:gray[{data.describe()}]")
     models = state.all_models()
     if models:
-        current = state.current_model()  # sets the widget's value when none is chosen yet
+        current = state.current_model()
         labels = {m.key: m.label for m in models}
-        st.selectbox("Model", list(labels), format_func=labels.__getitem__, key="model_key",
+        st.session_state["model_select"] = current.key
+        st.selectbox("Model", list(labels), format_func=labels.__getitem__, key="model_select",
+                     on_change=lambda: state.select_model(st.session_state["model_select"]),
                      help="Bundled models come with hmviz; models you train here are listed too (Train page).")
         if not state.fits(current, data):
             st.caption(":orange[This model does not fit the current dataset (cells, marks or window).]")

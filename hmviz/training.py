@@ -88,6 +88,7 @@ class TrainOptions:
     valid_chroms: tuple[str, ...] | None = None
     test_chroms: tuple[str, ...] | None = None
     patience: int = 5                    # epochs without validation improvement before stopping
+    select_on: str = "loss"              # keep the epoch with the best validation "loss" or "metric"
     log1p: bool = True
     scaling: str = "standard"
     pairs_per_gene: int = 4              # ranking: training pairs drawn per training gene and epoch
@@ -140,6 +141,10 @@ class _Task:
         raise NotImplementedError
 
     def valid_metric(self, model: nn.Module) -> float:
+        return self.validate(model)[0]
+
+    def validate(self, model: nn.Module) -> tuple[float, float | None]:
+        """(validation metric, validation loss or None) from one pass over the validation genes."""
         raise NotImplementedError
 
     def test_metrics(self, model: nn.Module) -> dict:
@@ -157,6 +162,13 @@ def _predict(model_fn: Callable, x: torch.Tensor, index: np.ndarray, device: tor
     if not out:
         return np.zeros(0)
     return torch.cat(out).numpy().astype(np.float64)
+
+
+def _bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits against 0/1 targets (numerically stable)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
 
 
 class _SingleCellTask(_Task):
@@ -211,8 +223,10 @@ class _BinaryTask(_SingleCellTask):
         x, y = batch
         return self.loss_fn(model(x).float(), y)
 
-    def valid_metric(self, model):
-        return M.auroc(self.labels[self.valid_idx], self.scores(model, self.valid_idx))
+    def validate(self, model):
+        s = self.scores(model, self.valid_idx)
+        y = self.labels[self.valid_idx]
+        return M.auroc(y, s), _bce_with_logits(s, y)
 
     def test_metrics(self, model):
         s = self.scores(model, self.test_idx)
@@ -260,12 +274,13 @@ class _RankingTask(_SingleCellTask):
         xa, xb, t = batch
         return self.loss_fn(model(xa, xb).float(), t)
 
-    def valid_metric(self, model):
+    def validate(self, model):
         if self._valid_pairs is None:
             self._valid_pairs = self._pairs(self.valid_idx, seed=self.seed + 1)
         i, j, t = self._valid_pairs
-        s = self.scores(model, np.arange(len(self.order_value)))
-        return float(np.mean((s[i] > s[j]) == (t == 1)))
+        s = np.zeros(len(self.order_value))
+        s[self.valid_idx] = self.scores(model, self.valid_idx)
+        return float(np.mean((s[i] > s[j]) == (t == 1))), _bce_with_logits(s[i] - s[j], t)
 
     def test_metrics(self, model):
         s = self.scores(model, self.test_idx)
@@ -318,8 +333,10 @@ class _DifferentialTask(_Task):
     def predict(self, model, index):
         return _predict(lambda a, b: model(a, b), self.xa, index, self.device, self.xb)
 
-    def valid_metric(self, model):
-        return M.pearson_r(self.diff[self.valid_idx], self.predict(model, self.valid_idx))
+    def validate(self, model):
+        p = self.predict(model, self.valid_idx)
+        d = self.diff[self.valid_idx]
+        return M.pearson_r(d, p), float(np.mean((d - p) ** 2))
 
     def test_metrics(self, model):
         p = self.predict(model, self.test_idx)
@@ -434,8 +451,12 @@ def _resolve_label_rule(dataset, options: TrainOptions) -> LabelRule | None:
 
 # ------------------------------------------------------------------------- loop
 def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_size, patience, grad_clip,
-                seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None):
-    """Train ``params`` of ``model``; keep the state with the best validation metric."""
+                seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None,
+                select_on="loss"):
+    """Train ``params`` of ``model``; keep the state with the best validation loss (or metric).
+
+    ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
+    """
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     loss_fn = loss_fn or task.loss
@@ -473,16 +494,26 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
             if progress is not None:
                 progress(ProgressEvent(stage, epoch, epochs, step, len(batches), total / max(count, 1)))
         model.eval()
-        metric = float(metric_fn(model))
+        valid_loss = None
+        if own_metric:
+            metric, valid_loss = task.validate(model)
+            metric = float(metric)
+        else:
+            metric = float(metric_fn(model))
         seconds = time.perf_counter() - t0
-        history.append({"stage": stage, "epoch": epoch, "train_loss": total / max(count, 1),
-                        task.metric_name if own_metric else "valid_metric": metric,
-                        "seconds": round(seconds, 3)})
+        record = {"stage": stage, "epoch": epoch, "train_loss": total / max(count, 1),
+                  task.metric_name if own_metric else "valid_metric": metric, "seconds": round(seconds, 3)}
+        if valid_loss is not None:
+            record["valid_loss"] = valid_loss
+        history.append(record)
         if progress is not None:
             progress(ProgressEvent(stage, epoch, epochs, len(batches), len(batches), total / max(count, 1),
                                    metric, task.metric_name if own_metric else "valid_metric",
                                    epoch_end=True, seconds=seconds))
-        score = metric if task.higher_is_better or not own_metric else -metric
+        if select_on == "loss" and valid_loss is not None:
+            score = -valid_loss
+        else:
+            score = metric if task.higher_is_better or not own_metric else -metric
         if not math.isfinite(score):
             score = -math.inf
         if best_state is None or score > best:
@@ -602,7 +633,13 @@ def train(
         params = list(model.head_parameters())
     else:
         params = [p for p in model.parameters() if p.requires_grad]
-    best_epoch, best_metric = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train", **common)
+    if options.select_on not in ("loss", "metric"):
+        raise HmvizError(f"select_on must be 'loss' or 'metric'; got '{options.select_on}'.")
+    select_on = "metric" if spec.task == "differential" else options.select_on  # DeepDiff: best Pearson r (paper)
+    best_epoch, _ = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train",
+                                select_on=select_on, **common)
+    best_record = next(h for h in history if h["stage"] == "train" and h["epoch"] == best_epoch)
+    best_metric = best_record[task.metric_name]
     train_seconds = time.perf_counter() - t_start
     for p in model.parameters():
         p.requires_grad_(True)
@@ -629,7 +666,8 @@ def train(
         "split": {**first.meta.get("split", {}), "counts": split_counts},
         "training": {
             "epochs_max": epochs, "epochs_run": len([h for h in history if h["stage"] == "train"]),
-            "best_epoch": best_epoch, "batch_size": batch_size, "lr": lr, "patience": options.patience,
+            "best_epoch": best_epoch, "selected_on": f"validation {select_on}",
+            "batch_size": batch_size, "lr": lr, "patience": options.patience,
             "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
         },
         "seed": options.seed,

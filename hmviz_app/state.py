@@ -29,9 +29,10 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 
@@ -69,16 +70,18 @@ def configure_torch() -> None:
             _torch_configured = True
 
 
-def _warm_imports() -> None:
+def _warm_imports(delay_s: float = 2.0) -> None:
+    time.sleep(delay_s)  # let the first page reach the browser and draw before competing for the CPU
     try:
         configure_torch()
-        import hmviz.explain  # noqa: F401  (captum)
-        import hmviz.explain.session  # noqa: F401
-        import hmviz.models  # noqa: F401  (sklearn)
-        import hmviz.plots  # noqa: F401
-        import hmviz.training  # noqa: F401
         import scipy.stats  # noqa: F401
         import sklearn.metrics  # noqa: F401
+
+        import hmviz.explain
+        import hmviz.explain.session
+        import hmviz.models
+        import hmviz.plots
+        import hmviz.training  # noqa: F401
     except Exception:  # a broken install shows up on the page that needs it, with its message
         log.exception("warming up imports failed")
 
@@ -232,6 +235,7 @@ ANNOTATION_SUFFIXES = (".gtf", ".bed", ".csv", ".tsv", ".txt", ".parquet", ".pq"
 EXPRESSION_SUFFIXES = (".csv", ".tsv", ".txt")
 ROLES = {"data": "histone table", "train": "train split", "valid": "validation split", "test": "test split",
          "expression": "expression table"}
+_AS = {"expression": "an expression table"}  # what an upload of each role is read as, in words
 
 
 def _track_suffixes() -> tuple[str, ...]:
@@ -321,7 +325,7 @@ def _place_uploads(folder: Path, uploads: list[Upload], fmt: str) -> dict[str, s
     raw.mkdir()
     for i, up in enumerate(uploads):
         allowed = EXPRESSION_SUFFIXES if up.role == "expression" else TABLE_SUFFIXES
-        suffix = checked_suffix(up.name, allowed, ROLES.get(up.role, "a table"))
+        suffix = checked_suffix(up.name, allowed, _AS.get(up.role, "a histone table"))
         path = raw / f"part{i + 1}{suffix}"
         path.write_bytes(up.data)
         names[str(path)] = up.name
@@ -374,8 +378,9 @@ def load_uploads(uploads: list[Upload], fmt: str = "auto") -> DataEntry:
     try:
         ds = _read_uploads(key, fmt, uploads, str(folder))
     except HmvizError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
         raise type(exc)(_friendly(str(exc), {str(folder): "the upload"})) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the dataset is in memory now; the files are not needed
     shown = ", ".join(u.name for u in uploads)
     for cell in getattr(ds, "cells", {None: ds}).values():
         cell.source = f"upload: {shown}"
@@ -442,9 +447,8 @@ def build_from_tracks(tracks: list[tuple[str, Upload]], genes: Upload | None, ex
     try:
         ds, report = _build(key, marks, int(bin_size), int(flank), stat, bool(strand_aware), ups, genes, expression,
                             str(folder))
-    except HmvizError:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the table is in memory now; the uploaded files are not needed
     return DataEntry(f"build:{ds.fingerprint()}", f"Built: {len(marks)} tracks around {genes.name}", ds, "build",
                      report=report)
 
@@ -522,7 +526,15 @@ def bundled_models() -> list[ModelEntry]:
 
 
 def session_models() -> dict[str, ModelEntry]:
-    return st.session_state.setdefault("models", {})
+    """Models trained in this session; a finished training job's model is added (and chosen) here."""
+    models = st.session_state.setdefault("models", {})
+    job = jobs().get("train")
+    if job is not None and job.status == "done" and not job.collected:
+        job.collected = True
+        entry = _session_entry(job.result["path"], job.result["card"], models)
+        models[entry.key] = entry
+        select_model(entry.key)
+    return models
 
 
 def all_models() -> list[ModelEntry]:
@@ -544,19 +556,38 @@ def fits(entry: ModelEntry, data: DataEntry) -> bool:
 
 def current_model() -> ModelEntry | None:
     """The model chosen in the sidebar; by default the first that fits the current data."""
-    entry = model_by_key(st.session_state.get("model_key"))
+    entry = model_by_key(st.session_state.get("model"))
     if entry is not None:
         return entry
     models = all_models()
     data = current_data()
     pick = next((m for m in models if fits(m, data)), models[0] if models else None)
     if pick is not None:
-        st.session_state["model_key"] = pick.key
+        st.session_state["model"] = pick.key
     return pick
 
 
 def select_model(key: str) -> None:
-    st.session_state["model_key"] = key
+    """Choose the model every page uses (a plain session key, so that it survives page switches)."""
+    st.session_state["model"] = key
+
+
+def apply_model_param() -> None:
+    """A shared link's ``?model=KEY`` chooses the model (once per link; call before the sidebar)."""
+    key = st.query_params.get("model")
+    if not key or key == st.session_state.get("_url_model"):
+        return
+    st.session_state["_url_model"] = key
+    if model_by_key(key) is not None:
+        select_model(key)
+        st.session_state.pop("_url_model_missing", None)
+    else:
+        st.session_state["_url_model_missing"] = key
+
+
+def note_model_param(key: str) -> None:
+    """The page wrote ``?model=KEY`` itself: do not treat it as a new link."""
+    st.session_state["_url_model"] = key
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading the model...")
@@ -588,6 +619,27 @@ def explainer(entry: ModelEntry, data: DataEntry):
     return _explainer(entry.cache_key, data.key, entry, data)
 
 
+NO_MODEL = "No model yet: train one on the Train page (the bundled models are not installed)."
+MISFIT = "Choose another model in the sidebar, or load matching data on the Data page."
+
+
+def model_on_data():
+    """``(data, model entry, explain session)`` for the page, or a message and ``st.stop()`` when there
+    is no model or the data does not fit it."""
+    data, entry = current_data(), current_model()
+    if st.session_state.get("_url_model_missing"):
+        st.warning(f"The link names the model '{st.session_state['_url_model_missing']}', which is not available "
+                   "here (models trained in another session are not shared); showing the model chosen in the sidebar.")
+    if entry is None:
+        st.info(NO_MODEL)
+        st.stop()
+    try:
+        return data, entry, explainer(entry, data)
+    except HmvizError as exc:
+        show_error(exc, MISFIT)
+        st.stop()
+
+
 @st.cache_data(max_entries=16, show_spinner="Scoring every gene...")
 def scores(model_key: str, data_key: str, _session):
     """The model's score for every gene (cached per model and dataset)."""
@@ -609,21 +661,17 @@ def _zip(path: str, stamp: float) -> bytes:
     return buf.getvalue()
 
 
-def add_session_model(path: Path, card: dict, name: str | None = None) -> ModelEntry:
-    models = session_models()
-    key = f"session:{path.name}"
+def _session_entry(path: Path, card: dict, models: dict[str, ModelEntry]) -> ModelEntry:
     n = sum(1 for m in models.values() if m.family == card["model"]) + 1
-    entry = ModelEntry(key, name or f"{card['model']} #{n}", path, card, False, _stamp(path))
-    models[key] = entry
-    return entry
+    return ModelEntry(f"session:{path.name}", f"{card['model']} #{n}", path, card, False, _stamp(path))
 
 
 def delete_session_model(key: str) -> None:
     entry = session_models().pop(key, None)
     if entry is not None:
         shutil.rmtree(entry.path, ignore_errors=True)
-        if st.session_state.get("model_key") == key:
-            st.session_state.pop("model_key", None)
+        if st.session_state.get("model") == key:
+            st.session_state.pop("model", None)
 
 
 def unique_model_name(name: str, exclude: str | None = None) -> str:
@@ -647,7 +695,7 @@ class Job:
 
     kind: str
     title: str
-    target: Callable[["Job"], Any]
+    target: Callable[[Job], Any]
     status: str = "running"
     result: Any = None
     error: str | None = None
@@ -656,11 +704,12 @@ class Job:
     events: list = field(default_factory=list)
     started: float = field(default_factory=time.time)
     finished: float | None = None
-    collected: bool = False
+    collected: bool = False  # its result was handed to the session
+    announced: bool = False  # the page showing it reran the whole app once it finished
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> "Job":
+    def start(self) -> Job:
         threading.Thread(target=self._run, name=f"hmviz-{self.kind}", daemon=True).start()
         return self
 
@@ -710,12 +759,3 @@ def start_job(kind: str, title: str, target: Callable[[Job], Any]) -> Job:
     job = Job(kind, title, target)
     jobs()[kind] = job
     return job.start()
-
-
-def collect_jobs(on_done: dict[str, Callable[[Job], None]]) -> None:
-    """Hand finished jobs' results to the session (once each); called at the top of every run."""
-    for kind, job in list(jobs().items()):
-        if not job.running and not job.collected:
-            job.collected = True
-            if job.status == "done" and kind in on_done:
-                on_done[kind](job)

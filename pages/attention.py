@@ -1,2 +1,107 @@
+"""Attention: where attention models (AttentiveChrome, the ranker built on it, DeepDiff) look, over
+bins (alpha) and over marks (beta), per gene and per expression class, beside an attribution."""
+
 import streamlit as st
-st.title("TODO")
+
+from hmviz.errors import HmvizError, ModelError
+from hmviz_app import state
+
+st.title("Attention")
+data, entry, session = state.model_on_data()
+
+from hmviz import plots
+from hmviz.explain import (
+    attention_attribution_agreement,
+    attention_by_class,
+    attention_maps,
+    attention_maps_per_cell,
+)
+
+st.caption("Attention is where the model looked (weights that sum to 1), not what moved its output: read it beside "
+           "an attribution, as below.")
+ds, marks, starts = session.dataset, session.marks, session.bin_starts_bp
+
+
+def _where(key: str) -> str:
+    """Which input a DeepDiff attention map belongs to (its keys: a, b, or b-a)."""
+    if not key or not session.cells:
+        return ""
+    return {"a": f" (in {session.cells[0]})", "b": f" (in {session.cells[1]})"}.get(
+        key, f" ({session.cells[1]} minus {session.cells[0]})")
+
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the attention weights...")
+def _maps(model_key: str, data_key: str, rows: tuple[int, ...], _session) -> dict:
+    idx = list(rows)
+    if _session.differential:
+        return attention_maps_per_cell(_session.model, _session.x[idx], _session.x_other[idx])
+    return {"": attention_maps(_session.model, _session.x[idx])}
+
+
+gene_labels = [f"{s} · {g}" for s, g in zip(ds.symbols, ds.gene_ids)] if ds.symbols is not None \
+    else ds.gene_ids.tolist()
+rows_eval = session.evaluation_rows()
+row = st.selectbox("Gene (type an id or a symbol)", range(ds.n_genes), format_func=gene_labels.__getitem__,
+                   key=state.sticky("att_gene", int(rows_eval[0]) if len(rows_eval) else 0))
+try:
+    one = _maps(entry.cache_key, data.key, (int(row),), session)
+except ModelError as exc:
+    st.info(f"{exc} Choose an attention model (attentivechrome, ranker-attentivechrome or deepdiff) in the sidebar.")
+    st.stop()
+name = session.display(int(row))
+
+st.subheader(f"{name}: attention")
+for key, (alpha, beta) in one.items():
+    where = _where(key)
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        state.plot(plots.attention_heatmap(alpha[0], marks, starts, bin_size=ds.bin_size,
+                                           title=f"{name}{where}: attention over positions (alpha)"),
+                   f"attention_{name}{key}", key=f"att_alpha_{key}")
+    with c2:
+        state.plot(plots.attention_beta_bars(beta[0], marks, title=f"{name}{where}: attention over marks (beta)"),
+                   f"attention_marks_{name}{key}", key=f"att_beta_{key}")
+
+if not session.differential:
+    st.subheader(f"{name}: attention beside an attribution (Integrated Gradients)")
+    try:
+        attr = session.explain_genes([int(row)], "integrated_gradients", "zeros", n_steps=32)
+    except HmvizError as exc:
+        state.show_error(exc)
+        st.stop()
+    alpha, beta = one[""]
+    by_bins = attention_attribution_agreement(alpha, attr)
+    by_marks = attention_attribution_agreement(beta, attr)
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        state.plot(plots.attribution_heatmap(attr.values[0], marks, starts, bin_size=ds.bin_size,
+                                             title=f"{name}: contributions to the output (Integrated Gradients, "
+                                                   "no-reads baseline)"), f"attribution_{name}", key="att_attr")
+    with c2:
+        st.metric("Agreement over marks (Spearman, beta vs |attribution|)", f"{by_marks.mean:.2f}")
+        st.metric("Agreement over positions (Spearman, alpha vs |attribution|, mean over marks)", f"{by_bins.mean:.2f}")
+        st.caption("1: attention and attribution rank marks (positions) alike; 0: unrelated; below 0: opposite.")
+
+    labels = session.labels()
+    if labels is not None:
+        st.subheader("Attention per expression class (test genes)")
+        rows = rows_eval[labels[rows_eval] >= 0]
+        maps = _maps(entry.cache_key, data.key, tuple(int(r) for r in rows), session)[""]
+        classes = attention_by_class(maps[0], maps[1], labels[rows])
+        cols = st.columns(len(classes.classes))
+        for k, (col, cls) in enumerate(zip(cols, classes.classes)):
+            with col:
+                state.plot(plots.attention_heatmap(classes.alpha[k], marks, starts, bin_size=ds.bin_size,
+                                                   title=f"{cls} genes ({classes.counts[k]}): mean alpha"),
+                           f"attention_{cls}", key=f"att_class_alpha_{cls}")
+        state.plot(plots.attention_beta_bars(classes.beta, marks, series_names=[f"{c} genes" for c in classes.classes],
+                                             title="Mean attention over marks (beta) per class"),
+                   "attention_marks_by_class", key="att_class_beta")
+        import pandas as pd
+
+        table = pd.DataFrame(classes.beta, columns=list(marks), index=list(classes.classes)).rename_axis("class")
+        state.csv_button(table.reset_index(), "attention_beta_by_class.csv", "Download beta per class (CSV)",
+                         key="att_dl_beta")
+else:
+    st.caption("DeepDiff's attention is shown per cell; explain the gene's predicted change on the Gene pairs page.")

@@ -1,2 +1,181 @@
+"""Attributions: which bins and marks drive the model's output, for one gene or a set of genes (all
+high, all low, or an uploaded list), with the method and baseline chosen from the library's registries."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
-st.title("TODO")
+
+from hmviz.errors import DataError, HmvizError
+from hmviz_app import state
+
+SCOPES = {"one": "One gene", "high": "All high genes", "low": "All low genes", "list": "An uploaded list of genes"}
+
+st.title("Attributions")
+data, entry, session = state.model_on_data()
+if session.differential:
+    st.info(f"{entry.family} reads two cells per gene: its explanations attribute the predicted change to both "
+            "cells' marks, one gene at a time, on the Gene pairs page.")
+    st.stop()
+
+from hmviz import plots
+from hmviz.explain import BASELINES, METHODS
+from hmviz.explain._model_view import has_recurrent
+
+ds = session.dataset
+recurrent = has_recurrent(session.model)
+labels = session.labels()
+st.caption(f"**{entry.label}** on **{data.name}**. Values are contributions to the model's "
+           f"{'ranking score' if entry.task == 'ranking' else 'logit of high expression'}: "
+           "red raises it, blue lowers it.")
+
+c1, c2 = st.columns([2, 3])
+scope = c1.radio("Explain", list(SCOPES), format_func=SCOPES.get, key=state.sticky("attr_scope", "one"))
+methods = [m for m, spec in METHODS.items() if spec.supports(session.model)]
+with c2:
+    cc1, cc2 = st.columns(2)
+    method = cc1.selectbox("Method", methods, format_func=lambda m: METHODS[m].label,
+                           key=state.sticky("attr_method", "integrated_gradients"))
+    baselines = [b for b in BASELINES if b != "gene_sample" or method == "gradient_shap"]
+    if st.session_state.get("attr_baseline") not in baselines:
+        state.set_sticky("attr_baseline", "zeros")
+    baseline = cc2.selectbox("Baseline", baselines, format_func=lambda b: BASELINES[b].label,
+                             key=state.sticky("attr_baseline", "zeros"), disabled=not METHODS[method].needs_baseline,
+                             help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
+    cc1, cc2 = st.columns(2)
+    steps = cc1.slider("Integration steps", 8, 200, key=state.sticky("attr_steps", 32 if recurrent else 50),
+                       disabled=method != "integrated_gradients")
+    smooth = cc2.checkbox("SmoothGrad (average over noisy copies)", key=state.sticky("attr_smooth", False),
+                          disabled=not METHODS[method].gradient)
+    st.caption(f"{METHODS[method].label}: {METHODS[method].exactness}.")
+
+rows_eval = session.evaluation_rows()
+rows: list[int] = []
+title = ""
+if scope == "one":
+    gene_labels = [f"{s} · {g}" for s, g in zip(ds.symbols, ds.gene_ids)] if ds.symbols is not None \
+        else ds.gene_ids.tolist()
+    row = st.selectbox("Gene (type an id or a symbol)", range(ds.n_genes), format_func=gene_labels.__getitem__,
+                       key=state.sticky("attr_gene", int(rows_eval[0]) if len(rows_eval) else 0))
+    rows, title = [int(row)], session.display(int(row))
+elif scope in ("high", "low"):
+    if labels is None:
+        st.info("The data has neither labels nor expression, so there are no high or low genes.")
+        st.stop()
+    c1, c2 = st.columns(2)
+    where = c1.selectbox("From", ["test", "all"], key=state.sticky("attr_from", "test"),
+                         format_func={"test": "the test genes", "all": "all genes"}.get)
+    pool = rows_eval if where == "test" else np.arange(ds.n_genes)
+    pool = pool[labels[pool] == (1 if scope == "high" else 0)]
+    cap = 200 if recurrent else 1000
+    limit = c2.slider("At most this many genes (a random sample when there are more)", 10, cap,
+                      key=state.sticky(f"attr_limit_{recurrent}", 50 if recurrent else 200), step=10)
+    if len(pool) > limit:
+        pool = np.sort(np.random.default_rng(0).choice(pool, size=limit, replace=False))
+    rows = [int(r) for r in pool]
+    title = f"{len(rows)} {scope} genes"
+else:
+    up = st.file_uploader("A list of gene ids or symbols (one per line, or the first column of a CSV/TSV)",
+                          type=["txt", "csv", "tsv"], key="attr_list")
+    if up is not None:
+        text = up.getvalue().decode("utf-8", errors="replace")
+        names = [line.replace("\t", ",").split(",")[0].strip().strip('"') for line in text.splitlines()]
+        names = [n for n in dict.fromkeys(names) if n and n.lower() not in ("gene", "gene_id", "id", "symbol")]
+        missing = []
+        for n in names:
+            try:
+                rows.append(session.row(n))
+            except DataError as exc:
+                missing.append(str(exc))
+        if missing:
+            st.warning(f"{len(missing)} of {len(names)} genes are not in the dataset and are left out: "
+                       + " ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        rows = list(dict.fromkeys(rows))
+        title = f"{len(rows)} listed genes"
+    if not rows:
+        st.info("Upload a list of genes to explain them together.")
+        st.stop()
+
+options = {"n_steps": int(steps)} if method == "integrated_gradients" else {}
+if smooth and METHODS[method].gradient:
+    options["smoothgrad"] = True
+
+
+def _attributions(key: tuple, rows: list[int], method: str, baseline: str, options: dict):
+    """Attributions, kept for this session's last few requests (with a progress bar while computing)."""
+    cache = st.session_state.setdefault("_attr_cache", {})
+    if key not in cache:
+        bar = st.progress(0.0, text=f"Explaining {len(rows)} genes...")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / max(total, 1), text=f"Explaining {len(rows)} genes: {done} of {total} done")
+
+        attr = session.explain_genes(rows, method, baseline, progress=progress, **options)
+        bar.empty()
+        while len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = attr
+    return cache[key]
+
+
+auto = scope == "one" or len(rows) <= 20
+key = (entry.cache_key, data.key, tuple(rows), method, baseline, tuple(sorted(options.items())))
+if not auto and st.session_state.get("_attr_requested") != key:
+    st.button(f"Explain {len(rows)} genes", type="primary", key="attr_run",
+              on_click=lambda: st.session_state.update(_attr_requested=key))
+    st.stop()
+try:
+    attr = _attributions(key, rows, method, baseline, options)
+except HmvizError as exc:
+    state.show_error(exc)
+    st.stop()
+
+starts, marks = session.bin_starts_bp, session.marks
+mean = attr.values.mean(axis=0)
+if scope == "one":
+    st.subheader(f"{title}: output {attr.outputs[0]:+.3g}"
+                 + (f" (at the baseline {attr.baseline_outputs[0]:+.3g})" if attr.baseline_outputs is not None else ""))
+    heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size,
+                                     title=f"{title}: where each mark drives the prediction")
+else:
+    st.subheader(f"{title}: the mean attribution")
+    heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size,
+                                     title=f"Mean over {title}: where each mark drives the prediction",
+                                     colorbar_title="mean contribution (logit)")
+state.plot(heat, f"attributions_{state.clean_label(title)}", key="attr_heatmap")
+c1, c2 = st.columns(2)
+with c1:
+    state.plot(plots.mark_bars(attr.by_mark().mean(axis=0), marks,
+                               title="Contribution of each mark" + ("" if scope == "one" else " (mean over genes)")),
+               "attributions_marks", key="attr_mark_bars")
+with c2:
+    from hmviz.explain import tss_regions
+
+    regions = tss_regions()
+    state.plot(plots.region_bars(attr.by_region(regions=regions).mean(axis=0), marks, [r.label for r in regions],
+                                 title="Contribution by region around the TSS"
+                                       + ("" if scope == "one" else " (mean over genes)")),
+               "attributions_regions", key="attr_region_bars")
+if attr.max_abs_delta is not None:
+    st.caption(f"Largest convergence gap (sum of attributions minus (output - baseline output)): "
+               f"{attr.max_abs_delta:.2g}. Baseline: {attr.baseline.description}; {session.reference_note}.")
+
+aggregate = pd.DataFrame({"bin": np.repeat(np.arange(len(starts)), len(marks)),
+                          "bin_start_bp": np.repeat(starts, len(marks)),
+                          "mark": np.tile(marks, len(starts)), "mean_attribution": mean.reshape(-1),
+                          "sd_attribution": attr.values.std(axis=0).reshape(-1)})
+per_gene = pd.DataFrame(attr.by_mark(), columns=list(marks))
+per_gene.insert(0, "gene_id", [str(ds.gene_ids[r]) for r in rows])
+if ds.symbols is not None:
+    per_gene.insert(1, "symbol", [str(ds.symbols[r]) for r in rows])
+per_gene["output"] = attr.outputs
+st.markdown("**Per gene: contribution of each mark**")
+st.dataframe(per_gene, hide_index=True, height=min(320, 40 + 35 * len(per_gene)))
+c1, c2, c3 = st.columns(3)
+with c1:
+    state.csv_button(aggregate, "attributions_mean_per_bin.csv", "Mean per bin and mark (CSV)", key="attr_dl_mean")
+with c2:
+    state.csv_button(per_gene, "attributions_per_gene_mark.csv", "Per gene and mark (CSV)", key="attr_dl_genes")
+with c3:
+    if len(rows) <= 200:
+        state.csv_button(attr.to_frame(), "attributions_per_bin.csv", "Every gene, bin and mark (CSV)",
+                         key="attr_dl_all")

@@ -79,7 +79,8 @@ def _upload_panel() -> None:
             state.show_error(exc, f"Nothing was changed: {current.name} is still loaded.")
         else:
             state.set_data(entry)
-            st.success(f"Loaded {entry.name}: {entry.describe()}.", icon=":material/check:")
+            st.session_state["_data_flash"] = f"Loaded {entry.name}: {entry.describe()}."
+            st.rerun()  # so that the sidebar shows the new dataset too
 
 
 def _guess_mark(name: str) -> str:
@@ -126,13 +127,18 @@ def _build_panel() -> None:
                     state.Upload(expression.name, expression.getvalue()) if expression else None,
                     int(bin_size), int(flank), stat, bool(strand))
         except HmvizError as exc:
-            state.show_error(exc, f"Nothing was changed: {current.name} is still loaded.")
+            hint = " (--bin-size and --flank are the 'Bin size' and 'Window' fields above.)" \
+                if "--bin-size" in str(exc) or "--flank" in str(exc) else ""
+            state.show_error(exc, f"{hint} Nothing was changed: {current.name} is still loaded.".strip())
         else:
             state.set_data(entry)
-            st.success(f"Built {entry.describe()}; it is now the dataset in use.", icon=":material/check:")
+            st.session_state["_data_flash"] = f"Built {entry.describe()}; it is now the dataset in use."
+            st.rerun()  # so that the sidebar shows the new dataset too
 
 
 {"sample": _sample_panel, "two_cell": _two_cell_panel, "upload": _upload_panel, "build": _build_panel}[source]()
+if flash := st.session_state.pop("_data_flash", None):
+    st.success(flash, icon=":material/check:")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -161,21 +167,23 @@ def _preview(entry: state.DataEntry) -> None:
         cell = st.selectbox("Cell type", cells, key="preview_cell", help="The cells share genes, marks and bins.")
         ds = entry.dataset.cells[cell]
     s = ds.summary()
-    c = st.columns(5)
+    c = st.columns(4)
     c[0].metric("Genes", f"{ds.n_genes:,}")
-    c[1].metric("Bins", f"{ds.n_bins} x {ds.bin_size} bp")
-    c[2].metric("Marks", ds.n_marks)
+    c[1].metric("Marks", ds.n_marks, help=", ".join(ds.marks))
+    c[2].metric(f"Bins of {ds.bin_size} bp", ds.n_bins)
     if "labels" in s:
-        c[3].metric("High / low", f"{s['labels']['high']:,} / {s['labels']['low']:,}")
+        high, low = s["labels"]["high"], s["labels"]["low"]
+        c[3].metric("Highly expressed", f"{100 * high / max(1, high + low):.0f}%", help=f"{high:,} high, {low:,} low")
     elif "expression" in s:
         c[3].metric("With expression", f"{s['expression']['genes_with_value']:,}")
     else:
         c[3].metric("Labels", "none")
-    c[4].metric("Train / valid / test", "/".join(f"{v:,}" for v in s["split"].values()) if "split" in s else "random")
+    split = ("Split: " + ", ".join(f"{k} {v:,}" for k, v in s["split"].items()) + ". ") if "split" in s else \
+        "No split: a seeded random split by gene is made at training. "
     st.caption(f"Marks in order: {', '.join(ds.marks)}. Window {s['window_bp'][0]:+,} to {s['window_bp'][1]:+,} bp, "
-               f"TSS at bin {ds.tss_bin}. " + ("Bins run in the direction of transcription." if ds.strand_aware else
-                                               "Bins keep genomic order for every gene." if ds.strand_aware is False
-                                               else ""))
+               f"TSS at bin {ds.tss_bin}. " + ("Bins run in the direction of transcription. " if ds.strand_aware else
+                                               "Bins keep genomic order for every gene. " if ds.strand_aware is False
+                                               else "") + split)
     for note in ds.meta.get("notes", []):
         st.info(note, icon=":material/info:")
     if entry.report:

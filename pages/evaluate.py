@@ -1,2 +1,154 @@
+"""Evaluate: the model's test metrics beside baselines and published numbers; ROC and PR curves;
+predicted vs measured; a searchable, downloadable table of per-gene predictions."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
-st.title("TODO")
+
+from hmviz.errors import HmvizError
+from hmviz_app import state
+
+st.title("Evaluate")
+data, entry, session = state.model_on_data()
+st.caption(f"**{entry.label}** on **{data.name}**. Change them in the sidebar and on the Data page.")
+
+
+@st.cache_data(max_entries=16, show_spinner="Evaluating on the test genes...")
+def _evaluate(model_key: str, data_key: str, path: str, _dataset) -> dict:
+    from hmviz.training import evaluate
+
+    return evaluate(path, _dataset, device="auto")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _baselines(model_key: str, data_key: str, _card: dict, _dataset) -> list[dict]:
+    from hmviz.models.baselines import BASELINES
+    from hmviz.training import TrainOptions, train_baseline, training_split
+
+    card, split = _card, _card.get("split", {})
+    same_data = training_split(card, _dataset) is not None
+    options = TrainOptions(
+        model=card["model"], seed=int(split.get("seed", card.get("seed", 1))), marks=tuple(card["marks"]),
+        label_rule=card.get("label_rule") if same_data else None, split=split.get("kind", "auto") if same_data else "auto",
+        split_fractions=tuple(split.get("fractions", (0.7, 0.15, 0.15))),
+        valid_chroms=tuple(split["valid_chroms"]) if split.get("valid_chroms") else None,
+        test_chroms=tuple(split["test_chroms"]) if split.get("test_chroms") else None)
+    return [train_baseline(_dataset, name, options) for name in BASELINES]
+
+
+try:
+    metrics = _evaluate(entry.cache_key, data.key, str(entry.path), data.dataset)
+except HmvizError as exc:
+    state.show_error(exc, "Choose another model in the sidebar, or load matching data on the Data page.")
+    st.stop()
+
+from hmviz.published import published_for
+
+st.subheader("Test metrics")
+want_baselines = entry.task != "differential" and st.toggle(
+    "Compare with baselines (logistic regression, boosted trees) trained on the same genes",
+    key=state.sticky("eval_baselines", True))
+metrics_slot = st.empty()
+
+
+def _metrics_table(baselines: list[dict]) -> None:
+    """The model's test metrics, the baselines' and the published numbers, in one table."""
+    rows = [{"model": entry.label, "source": f"this model, {metrics['evaluated_on']}",
+             **{k: v for k, v in metrics.items() if k.startswith("test_")}}]
+    rows += [{"model": b["model"], "source": f"baseline, same split, marks and labels as {entry.family}",
+              **{k: v for k, v in b.items() if k.startswith("test_")}} for b in baselines]
+    rows += [{"model": f"{r.model} (published)", "source": f"{r.data}; {r.source}", r.metric: r.value}
+             for r in published_for(entry.family)]
+    table = pd.DataFrame(rows)
+    main = state.MAIN_METRIC[entry.task]
+    order = ["model", main, *[c for c in table.columns if c not in ("model", "source", main)], "source"]
+    with metrics_slot.container():
+        st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                                    if c.startswith("test_")})
+        st.caption(f"{metrics['genes_evaluated']:,} genes evaluated ({metrics['evaluated_on']}). Published numbers "
+                   "were measured on the real REMC data, not on the synthetic sample: a point of reference only. "
+                   "pearson_r is Pearson's r (not R²); auprc is average precision."
+                   + (" The baselines are being trained (once)..." if want_baselines and not baselines else ""))
+        state.csv_button(table, "metrics.csv", "Download metrics (CSV)", key=f"download_metrics_{len(baselines)}")
+
+
+_metrics_table([])  # at once; the baselines are added at the end of the page (they take seconds the first time)
+
+# ------------------------------------------------------------------------------ curves
+from hmviz import plots
+
+scores = state.scores(entry.cache_key, data.key, session)
+rows_eval = session.evaluation_rows()
+ds = session.dataset
+names = [session.display(r) for r in range(ds.n_genes)]
+if session.differential:
+    measured = session.measured()
+    st.subheader("Predicted vs measured change")
+    if measured is None:
+        st.info("The data has no expression for both cells, so there is no measured change to compare with.")
+    else:
+        ok = rows_eval[np.isfinite(measured[rows_eval])]
+        state.plot(plots.predicted_vs_actual(scores[ok], measured[ok], gene_names=[names[r] for r in ok],
+                                             log1p_expression=False, predicted_title="predicted log2 fold change",
+                                             title=None), "predicted_vs_measured")
+else:
+    labels = session.labels()
+    c1, c2 = st.columns(2)
+    if labels is not None:
+        ok = rows_eval[labels[rows_eval] >= 0]
+        if len(np.unique(labels[ok])) == 2:
+            curves = {entry.name: (labels[ok], scores[ok])}
+            with c1:
+                state.plot(plots.roc_curves(curves), "roc_curve")
+            with c2:
+                state.plot(plots.pr_curves(curves), "pr_curve")
+    if ds.expression is not None:
+        ok = rows_eval[np.isfinite(ds.expression[rows_eval])]
+        what = "ranking score" if entry.task == "ranking" else "predicted logit of 'high'"
+        state.plot(plots.predicted_vs_actual(scores[ok], ds.expression[ok], gene_names=[names[r] for r in ok],
+                                             labels=labels[ok] if labels is not None and (labels[ok] >= 0).all()
+                                             else None, predicted_title=what), "predicted_vs_actual")
+
+# ------------------------------------------------------------------------- predictions
+st.subheader("Per-gene predictions")
+genes = ds.gene_table()
+if session.split is not None:
+    genes["split"] = session.split
+if session.differential:
+    genes["predicted_log2fc"] = scores
+    measured = session.measured()
+    if measured is not None:
+        genes["measured_log2fc"] = measured
+else:
+    genes["score"] = scores
+    if entry.task == "binary":
+        genes["p_high"] = 1.0 / (1.0 + np.exp(-scores))
+    if session.labels() is not None:
+        genes["label"] = np.where(session.labels() >= 0, session.labels(), np.nan)
+    genes["rank"] = pd.Series(scores).rank(ascending=False, method="min").astype(int).to_numpy()
+c1, c2 = st.columns([3, 1])
+query = c1.text_input("Search genes by id or symbol", key=state.sticky("eval_search", ""),
+                      placeholder="e.g. SIMG12 or SIM00012")
+scope = c2.selectbox("Genes", ["test", "all"], key=state.sticky("eval_scope", "test"),
+                     format_func={"test": "test genes", "all": "all genes"}.get)
+shown = genes
+if scope == "test" and "split" in genes:
+    shown = shown[shown["split"] == "test"]
+if query.strip():
+    q = query.strip().lower()
+    hit = shown["gene_id"].str.lower().str.contains(q, regex=False)
+    if "symbol" in shown:
+        hit |= shown["symbol"].astype(str).str.lower().str.contains(q, regex=False)
+    shown = shown[hit]
+st.dataframe(shown, hide_index=True, height=320)
+st.caption(f"{len(shown):,} genes shown.")
+state.csv_button(shown, f"predictions_{state.clean_label(entry.name)}.csv", "Download predictions (CSV)",
+                 key="download_predictions")
+
+if want_baselines:
+    try:
+        with st.spinner("Training the baselines on the same split (once per model and dataset)..."):
+            _metrics_table(_baselines(entry.cache_key, data.key, entry.card, data.dataset))
+    except HmvizError as exc:
+        state.show_error(exc)

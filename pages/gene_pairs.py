@@ -1,2 +1,267 @@
+"""Gene pairs: why does the model rank gene A above gene B? P(A > B) with the measured expressions,
+both genes' attribution maps and their difference, contributions by mark and region, one sentence.
+The pair is kept in the URL (?a=...&b=...), so a view can be shared and reopened."""
+
+import numpy as np
+import pandas as pd
 import streamlit as st
-st.title("TODO")
+
+from hmviz.errors import HmvizError
+from hmviz_app import state
+
+st.title("Gene pairs")
+data, entry, session = state.model_on_data()
+
+from hmviz import plots
+from hmviz.explain import BASELINES, METHODS
+from hmviz.explain.session import SUGGESTION_KINDS, suggest_genes, suggest_pairs
+
+ds = session.dataset
+two_cells = session.differential
+KINDS = {"confident": "Confidently ranked", "surprising": "Surprisingly ranked", "close": "Close call"}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _gene_labels(data_key: str, _ds) -> list[str]:
+    ids = _ds.gene_ids.tolist()
+    if _ds.symbols is None:
+        return ids
+    return [f"{s} · {g}" if s not in ("", "nan", "None", g) else g for s, g in zip(_ds.symbols.tolist(), ids)]
+
+
+@st.cache_data(max_entries=16, show_spinner="Finding pairs worth a look...")
+def _suggestions(model_key: str, data_key: str, _session) -> pd.DataFrame:
+    measured = _session.measured()
+    if measured is None:
+        return pd.DataFrame()
+    scores = state.scores(model_key, data_key, _session)
+    rows = _session.evaluation_rows()
+    if _session.differential:
+        return suggest_genes(scores, measured, rows)
+    return suggest_pairs(scores, measured, rows)
+
+
+gene_labels = _gene_labels(data.key, ds)
+suggestions = _suggestions(entry.cache_key, data.key, session)
+
+# ------------------------------------------------------------------- the URL -> choices
+methods = [m for m, spec in METHODS.items() if spec.supports(session.model)]
+qp = st.query_params
+wanted = tuple(qp.get(k) for k in ("a", "b", "method", "baseline"))
+if any(wanted) and wanted != st.session_state.get("_pairs_url"):
+    st.session_state["_pairs_url"] = wanted  # a shared link, or the page opened with parameters
+    for key, gene in (("pair_a", wanted[0]), ("pair_b", wanted[1])):
+        if gene:
+            try:
+                state.set_sticky(key, session.row(gene))
+            except HmvizError as exc:
+                state.show_error(exc, "The link's gene is not in the dataset in use; pick a gene below.")
+    if wanted[2] in methods:
+        state.set_sticky("pair_method", wanted[2])
+    if wanted[3] in BASELINES:
+        state.set_sticky("pair_baseline", wanted[3])
+
+
+def _take_suggestion() -> None:
+    row = suggestions.iloc[st.session_state["pair_suggestion"]]
+    if two_cells:
+        state.set_sticky("pair_a", int(row["row"]))
+    else:
+        state.set_sticky("pair_a", int(row["row_a"]))
+        state.set_sticky("pair_b", int(row["row_b"]))
+
+
+def _swap() -> None:
+    a, b = st.session_state.get("pair_a"), st.session_state.get("pair_b")
+    state.set_sticky("pair_a", b)
+    state.set_sticky("pair_b", a)
+
+
+def _suggestion_label(i: int) -> str:
+    r = suggestions.iloc[i]
+    if two_cells:
+        return (f"{KINDS[r['kind']]}: {gene_labels[int(r['row'])].split(' · ')[0]} (predicted {r['predicted']:+.2f}, "
+                f"measured {r['measured']:+.2f} log2 fold change)")
+    return (f"{KINDS[r['kind']]}: {gene_labels[int(r['row_a'])].split(' · ')[0]} vs "
+            f"{gene_labels[int(r['row_b'])].split(' · ')[0]} (P = {r['probability']:.2f})")
+
+
+# ------------------------------------------------------------------------------ choices
+if two_cells:
+    st.caption(f"**{entry.label}** predicts how a gene's expression changes from cell **{session.cells[0]}** to "
+               f"**{session.cells[1]}**; pick a gene to see which marks in which cell drive that prediction.")
+else:
+    st.caption(f"**{entry.label}** on **{data.name}**: pick two genes (type an id or a symbol to search) or "
+               "take a suggested pair from the test genes.")
+
+if not suggestions.empty:
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1.selectbox("Suggested " + ("genes" if two_cells else "pairs") + " (test genes)", range(len(suggestions)),
+                 format_func=_suggestion_label, key="pair_suggestion",
+                 help="\n".join(f"- **{KINDS[k]}**: {v.split(': ', 1)[1]}" for k, v in SUGGESTION_KINDS.items()))
+    c2.button("Show this " + ("gene" if two_cells else "pair"), on_click=_take_suggestion, key="pair_take",
+              icon=":material/arrow_downward:")
+    first = suggestions.iloc[0]
+    default_a, default_b = (int(first["row"]), None) if two_cells else (int(first["row_a"]), int(first["row_b"]))
+else:
+    default_a, default_b = 0, min(1, ds.n_genes - 1)
+
+rows = list(range(ds.n_genes))
+if two_cells:
+    a = st.selectbox("Gene", rows, format_func=gene_labels.__getitem__, key=state.sticky("pair_a", default_a))
+    b = None
+else:
+    c1, c2, c3 = st.columns([6, 1, 6], vertical_alignment="bottom")
+    a = c1.selectbox("Gene A", rows, format_func=gene_labels.__getitem__, key=state.sticky("pair_a", default_a))
+    c2.button(":material/swap_horiz:", on_click=_swap, key="pair_swap", help="Swap A and B", width="stretch")
+    b = c3.selectbox("Gene B", rows, format_func=gene_labels.__getitem__, key=state.sticky("pair_b", default_b))
+
+with st.expander("Attribution method and baseline"):
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Method", methods, format_func=lambda m: METHODS[m].label,
+                          key=state.sticky("pair_method", "integrated_gradients"))
+    baselines = [b_ for b_ in BASELINES if (b_ != "gene_sample" or method == "gradient_shap")
+                 and not (two_cells and b_ == "low_expression_mean")]
+    if st.session_state.get("pair_baseline") not in baselines:
+        state.set_sticky("pair_baseline", "zeros")
+    baseline = c2.selectbox("Baseline", baselines, format_func=lambda b_: BASELINES[b_].label,
+                            key=state.sticky("pair_baseline", "zeros"), disabled=not METHODS[method].needs_baseline,
+                            help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
+    steps = c3.slider("Integration steps", 8, 200, key=state.sticky("pair_steps", 50),
+                      disabled=method != "integrated_gradients")
+    c1, c2 = st.columns(2)
+    up = c1.number_input("Promoter starts this far upstream (bp)", 0, 100_000, step=100,
+                         key=state.sticky("pair_promoter_up", 1000))
+    down = c2.number_input("...and ends this far downstream (bp)", 1, 100_000, step=100,
+                           key=state.sticky("pair_promoter_down", 1000))
+    st.caption(f"{METHODS[method].label}: {METHODS[method].exactness}.")
+
+# ------------------------------------------------------------------------- the URL <- choices
+params = {"model": entry.key, "a": str(ds.gene_ids[a]), "method": method, "baseline": baseline}
+if b is not None:
+    params["b"] = str(ds.gene_ids[b])
+st.query_params.from_dict(params)
+st.session_state["_pairs_url"] = (params["a"], params.get("b"), method, baseline)
+state.note_model_param(entry.key)
+
+if b is not None and a == b:
+    st.info("Gene A and gene B are the same gene: choose two different genes.")
+    st.stop()
+
+
+@st.cache_data(max_entries=64, show_spinner="Explaining the pair...")
+def _explain(model_key: str, data_key: str, a: int, b: int | None, method: str, baseline: str, steps: int,
+             promoter: tuple[float, float], _session):
+    options = {"n_steps": steps} if method == "integrated_gradients" else {}
+    return _session.explain_pair(a, b, method, baseline, promoter_bp=promoter, **options)
+
+
+try:
+    pair = _explain(entry.cache_key, data.key, a, b, method, baseline, int(steps), (float(up), float(down)), session)
+except HmvizError as exc:
+    state.show_error(exc)
+    st.stop()
+pe = pair.explanation
+name_a, name_b = pair.names
+
+
+def _expression_text(row: int) -> str:
+    parts = []
+    if ds.expression is not None and np.isfinite(ds.expression[row]):
+        parts.append(f"{ds.expression[row]:.3g}")
+    labels = session.labels()
+    if labels is not None and labels[row] >= 0:
+        parts.append("high" if labels[row] == 1 else "low")
+    return ", ".join(parts) if parts else "not measured"
+
+
+# ------------------------------------------------------------------------------- answer
+if two_cells:
+    st.subheader(f"{pair.gene}: {name_a} vs {name_b}")
+    measured = session.measured()
+    c = st.columns(3)
+    c[0].metric(f"Predicted log2 fold change ({name_b} over {name_a})", f"{pe.difference:+.2f}")
+    if measured is not None and np.isfinite(measured[a]):
+        c[1].metric("Measured log2 fold change", f"{measured[a]:+.2f}")
+        agree = np.sign(measured[a]) == np.sign(pe.difference)
+        c[2].metric("Direction", "agrees" if agree else "disagrees")
+else:
+    st.subheader(f"{name_a} vs {name_b}")
+    c = st.columns(4)
+    c[0].metric(f"P({name_a} ranked above {name_b})", f"{pe.probability:.2f}")
+    c[1].metric(f"{name_a}: measured expression", _expression_text(a))
+    c[2].metric(f"{name_b}: measured expression", _expression_text(b))
+    if ds.expression is not None and np.isfinite(ds.expression[[a, b]]).all():
+        truth = ds.expression[a] - ds.expression[b]
+        if truth == 0:
+            verdict = "measured equal"
+        else:
+            agree = (truth > 0) == (pe.difference > 0)
+            verdict = f"model {'agrees' if agree else 'disagrees'}"
+        c[3].metric("Measured: higher gene", name_a if truth > 0 else name_b if truth < 0 else "tie", verdict,
+                    delta_color="gray" if truth == 0 else "green" if agree else "red", delta_arrow="off")
+st.info(pe.sentence, icon=":material/lightbulb:")
+what = "predicted log2 fold change" if two_cells else ("score difference" if pe.kind == "ranking" else
+                                                       "difference of the two logits")
+note = f"Explained: the {what}, {pe.difference:+.3g}, with {pe.label}"
+if pe.baseline is not None:
+    note += f" against the '{pe.baseline.name}' baseline ({pe.baseline.description}; {session.reference_note})"
+if pe.convergence_delta is not None:
+    total = float(pe.values_a.sum() + pe.values_b.sum())
+    note += (f". The contributions add up to {total:+.3g} (the {what} minus its value at the baseline, "
+             f"{pe.difference - pe.baseline_difference:+.3g}; gap {pe.convergence_delta:.1g})")
+st.caption(note + ".")
+
+# -------------------------------------------------------------------------------- figures
+starts, bin_size = session.bin_starts_bp, ds.bin_size
+if two_cells:
+    own_a, own_b = pe.values_a, pe.values_b
+    heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
+                               combine="sum", title=f"{pair.gene}: where each cell's marks push the predicted change")
+else:
+    # The pair's attributions to B are those of -s_B: negate them to show each gene's push on its own score.
+    own_a, own_b = pe.values_a, -pe.values_b
+    heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
+                               combine="difference", title="Where each gene's marks push its score")
+state.plot(heat, f"pair_{name_a}_{name_b}_heatmaps", key="pair_heatmaps")
+st.caption("Red raises the " + ("predicted change" if two_cells else "gene's score") + ", blue lowers it. "
+           + (f"The bottom panel ({name_a} + {name_b}) adds up to the predicted log2 fold change." if two_cells else
+              f"The bottom panel ({name_a} minus {name_b}) adds up to the score difference behind P({name_a} > {name_b})."))
+
+c1, c2 = st.columns(2)
+with c1:
+    state.plot(plots.mark_bars(np.stack([own_a.sum(axis=0), own_b.sum(axis=0)]), pe.marks,
+                               series_names=(name_a, name_b),
+                               title="Contribution of each mark" + (" in each cell" if two_cells else "")),
+               f"pair_{name_a}_{name_b}_marks", key="pair_mark_bars")
+with c2:
+    by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
+    by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
+    state.plot(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
+                                 title=("By region: the predicted change" if two_cells else
+                                        f"By region (above 0 favours {name_a})")),
+               f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
+
+if st.toggle("Show the two genes' inputs (the model's view of the marks: log1p reads, scaled per mark)",
+             key=state.sticky("pair_show_inputs", False)):
+    c1, c2 = st.columns(2)
+    for col, values, name in ((c1, pe.x_a, name_a), (c2, pe.x_b, name_b)):
+        with col:
+            state.plot(plots.attribution_heatmap(values, pe.marks, starts, bin_size=bin_size, title=f"{name}: input",
+                                                 colorbar_title="scaled log1p(reads)"),
+                       f"input_{name}", key=f"pair_input_{name}")
+
+table = pe.by_region().reset_index()
+if not two_cells:  # as in the figures: each gene's push on its own score, and A minus B (which favours A)
+    table[name_b] = -table[name_b]
+    table = table.rename(columns={"total": f"{name_a} minus {name_b}"})
+st.markdown("**Contributions by mark and region**")
+st.dataframe(table, hide_index=True)
+c1, c2 = st.columns(2)
+with c1:
+    state.csv_button(table, f"pair_{name_a}_{name_b}_regions.csv", "Download contributions by mark and region (CSV)",
+                     key="download_pair_regions")
+with c2:
+    state.csv_button(pair.to_frame(), f"pair_{name_a}_{name_b}_bins.csv", "Download per-bin attributions (CSV)",
+                     key="download_pair_bins")
+st.caption("Share this view: its address holds the model, the two genes, the method and the baseline.")

@@ -173,8 +173,9 @@ def _progress_panel(job: state.Job) -> None:
             best = job.result["card"]["training"]["best_epoch"] if job.status == "done" else None
             state.plot(training_curves(history, best_epoch=best, title="Training loss and validation metric"),
                        "training_curves", key="train_live_curves")
-        if not job.running and not job.collected:
-            st.rerun()  # hand the new model to the session (the whole app reruns once)
+        if not job.running and not job.announced:
+            job.announced = True
+            st.rerun()  # the whole app reruns once, so that the sidebar lists the new model
 
     panel()
 
@@ -211,7 +212,7 @@ if st.session_state.get(key) not in labels:
     st.session_state[key] = next(iter(labels))
 pick = state.model_by_key(st.selectbox("Manage a model", list(labels), format_func=labels.get, key=key))
 c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
-if c1.button("Use this model", key="use_model", disabled=st.session_state.get("model_key") == pick.key):
+if c1.button("Use this model", key="use_model", disabled=st.session_state.get("model") == pick.key):
     state.select_model(pick.key)
     st.rerun()
 c2.download_button("Download (zip)", state.model_zip(pick), file_name=f"{state.clean_label(pick.name) or 'model'}.zip",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One torch/OpenMP thread per test process: the suite is many small models, where a second thread
+# only adds contention (and, on a shared 2-core machine, spin-waiting slows it tenfold). Set before
+# torch loads; ablation workers and the app server run in their own processes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
 

@@ -98,12 +98,17 @@ def trained_attentivechrome() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     x, y = toy_binary(12, 16, 3)
     model, _ = build_model("attentivechrome", n_marks=3, n_bins=16)
-    _fit(model, lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y), lr=3e-3, until=_separates(model, x, y))
+    _fit(
+        model,
+        lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y),
+        lr=3e-3,
+        until=_separates(model, x, y),
+    )
     return model.eval(), x, y
 
 
 def test_attention_is_real(trained_attentivechrome) -> None:
-    model, x, y = trained_attentivechrome
+    model, x, _ = trained_attentivechrome
     with torch.no_grad():
         out = model(x, return_attention=True)
         logits = model(x)
@@ -384,7 +389,12 @@ def _separates(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
 def test_deepchrome_overfits_toy_batch() -> None:
     x, y = toy_binary(16, 20, 3)
     model, _ = build_model("deepchrome", n_marks=3, n_bins=20)
-    _fit(model, lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y), lr=1e-3, until=_separates(model, x, y))
+    _fit(
+        model,
+        lambda: nn.functional.binary_cross_entropy_with_logits(model(x), y),
+        lr=1e-3,
+        until=_separates(model, x, y),
+    )
     with torch.no_grad():
         assert _separates(model, x, y)()
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self
 
 import torch
 
 from hmviz.errors import ModelError
-
-C = TypeVar("C", bound="ModelConfig")
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
 
@@ -64,7 +62,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls: type[C], values: dict[str, Any]) -> C:
+    def from_dict(cls, values: dict[str, Any]) -> Self:
         """Rebuild a config from :meth:`to_dict` output; unknown keys raise :class:`ModelError`."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)

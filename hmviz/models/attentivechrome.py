@@ -48,7 +48,7 @@ class AttentiveChromeConfig(ModelConfig):
             1.5-2x faster (the block call does ``n_marks`` times the recurrent FLOPs).
         optimizer, lr, grad_clip, epochs: paper values (Adam, 2e-4, clip-norm 1, 30 epochs).
         batch_size: 64. **Deviation**: the paper used 16; at 16 genes per step the LSTM kernels
-            are about 2x slower per gene on CPU. Set ``batch_size=16`` to reproduce the paper.
+            are 1.5-2x slower per gene on CPU. Set ``batch_size=16`` to reproduce the paper.
     """
 
     bin_hidden: int = 32
@@ -98,7 +98,12 @@ class BinLevelEncoder(nn.Module):
     """
 
     def __init__(
-        self, n_marks: int, hidden: int = 32, dropout: float = 0.0, impl: BinLSTMImpl = "per_mark", init_range: float = 0.1
+        self,
+        n_marks: int,
+        hidden: int = 32,
+        dropout: float = 0.0,
+        impl: BinLSTMImpl = "per_mark",
+        init_range: float = 0.1,
     ) -> None:
         super().__init__()
         self.lstm = PerMarkBiLSTM(n_marks, hidden, impl=impl)

@@ -120,9 +120,7 @@ class DeepDiffOutput(NamedTuple):
     attention: dict[str, CellAttention]
 
 
-def contrastive_loss(
-    emb_a: torch.Tensor, emb_b: torch.Tensor, different: torch.Tensor, margin: float
-) -> torch.Tensor:
+def contrastive_loss(emb_a: torch.Tensor, emb_b: torch.Tensor, different: torch.Tensor, margin: float) -> torch.Tensor:
     """Hadsell-style contrastive loss, mean over the batch.
 
     ``(1 - y) * d**2 + y * max(0, margin - d)**2`` with ``d = ||emb_a - emb_b||_2`` and
@@ -145,7 +143,7 @@ class DeepDiff(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        enc = dict(hidden=c.bin_hidden, dropout=c.dropout, impl=c.bin_lstm_impl, init_range=c.init_range)
+        enc = {"hidden": c.bin_hidden, "dropout": c.dropout, "impl": c.bin_lstm_impl, "init_range": c.init_range}
         if c.variant == "raw_d":
             self.bin_encoder = BinLevelEncoder(c.n_marks, **enc)
             self.mark_encoder = MarkLevelEncoder(self.bin_encoder.out_dim, c.mark_hidden, c.dropout, c.init_range)
@@ -165,9 +163,7 @@ class DeepDiff(nn.Module):
             self.joint = nn.Sequential(nn.Linear(2 * cell_dim, c.joint_hidden), nn.ReLU(), nn.Linear(c.joint_hidden, 1))
         init_uniform_(self, c.init_range)
 
-    def forward(
-        self, x_a: torch.Tensor, x_b: torch.Tensor, return_all: bool = False
-    ) -> torch.Tensor | DeepDiffOutput:
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, return_all: bool = False) -> torch.Tensor | DeepDiffOutput:
         c = self.config
         check_input(x_a, c.n_bins, c.n_marks, "DeepDiff (cell A)")
         check_input(x_b, c.n_bins, c.n_marks, "DeepDiff (cell B)")
@@ -241,7 +237,9 @@ class DeepDiff(nn.Module):
         if c.siamese:
             emb_a, emb_b = outputs.embeddings
             different = diff.abs() >= c.contrastive_threshold
-            terms["contrastive"] = c.contrastive_weight * contrastive_loss(emb_a, emb_b, different, c.contrastive_margin)
+            terms["contrastive"] = c.contrastive_weight * contrastive_loss(
+                emb_a, emb_b, different, c.contrastive_margin
+            )
         return terms
 
     def loss(

@@ -1,0 +1,341 @@
+"""The Streamlit app under ``streamlit.testing.v1.AppTest``: every page runs, widgets work, uploads
+(good and bad) and a built table do the right thing, training runs in the background and lists its model.
+
+AppTest runs the app in this process without a browser (no JavaScript, plotly figures are not drawn:
+only their JSON exists); ``tests/test_browser.py`` covers the real browser. Small models of every
+family are trained once (about 10 s) into a temporary models folder (``HMVIZ_MODELS_DIR``), so these
+tests do not depend on the bundled models in ``models/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from st_e2e import make_small_models
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGES = ["data", "train", "evaluate", "gene_pairs", "attributions", "attention", "ablation"]
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    return make_small_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def app(models_dir, monkeypatch) -> AppTest:
+    monkeypatch.setenv("HMVIZ_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("HMVIZ_TORCH_THREADS", "1")
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def ok(at: AppTest) -> AppTest:
+    """No exception and no error message on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    return at.switch_page(f"pages/{page}.py").run()
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+# ------------------------------------------------------------------------------ pages
+def test_first_start_without_models(tmp_path, monkeypatch):
+    """No bundled models and nothing trained: every page still runs and says what to do."""
+    monkeypatch.setenv("HMVIZ_MODELS_DIR", str(tmp_path / "empty"))
+    at = ok(AppTest.from_file(APP, default_timeout=TIMEOUT).run())
+    assert at.title[0].value == "Data"
+    assert "No model yet" in texts(at.sidebar.info)
+    for page in PAGES[1:]:
+        ok(goto(at, page))
+    for page in ("evaluate", "gene_pairs", "attributions", "attention"):
+        assert "No model yet" in texts(goto(at, page).info), page
+
+
+def test_every_page_with_each_model(app):
+    """Each page with a classifier, an attention model and a ranker on the sample data."""
+    ok(app)
+    assert app.session_state["model"] == "bundled:deepchrome"  # the first model that fits the sample
+    assert len(charts(app)) == 1  # the mean mark profiles, high vs low
+    for model in ("bundled:deepchrome", "bundled:attentivechrome", "bundled:ranker-deepchrome"):
+        app.session_state["model"] = model
+        for page in PAGES[1:]:
+            ok(goto(app, page))
+        assert "above" in texts(goto(app, "gene_pairs").info)  # the sentence
+        assert len(charts(app)) == 3  # pair heatmaps, marks, regions
+    goto(app, "attention")
+    assert "no attention weights" in texts(app.info)  # the ranker on deepchrome has none
+    app.session_state["model"] = "bundled:attentivechrome"
+    goto(app, "attention")
+    assert len(charts(app)) >= 5  # alpha, beta, attribution, per-class alpha x2, per-class beta
+
+
+def test_two_cell_sample_and_deepdiff(app):
+    app.radio(key="data_source").set_value("two_cell").run()
+    ok(app.button(key="use_two_cell").click().run())
+    assert app.session_state["data"].multi_cell
+    app.session_state["model"] = "bundled:deepdiff"
+    for page in PAGES[1:]:
+        ok(goto(app, page))
+    assert "predicts" in texts(goto(app, "gene_pairs").info)
+    assert len(charts(goto(app, "attention"))) == 4  # alpha and beta per cell
+    app.session_state["model"] = "bundled:deepchrome"  # a one-cell model on two cells: a clear message
+    goto(app, "gene_pairs")
+    assert "one cell type" in texts(app.error) and not app.exception
+
+
+# ----------------------------------------------------------------------------- uploads
+def _long_csv(path: Path, genes: int = 120) -> Path:
+    from hmviz.bundled import SAMPLE_DIR
+    from hmviz.data import read_dataset, write_long
+
+    ds = read_dataset(SAMPLE_DIR).subset(np.arange(genes))
+    return write_long(ds, path)
+
+
+def test_upload_good_then_bad_keeps_the_good(app, tmp_path):
+    app.radio(key="data_source").set_value("upload").run()
+    good = _long_csv(tmp_path / "my_genes.csv")
+    app.file_uploader(key="upload_tables").upload("my_genes.csv", good.read_bytes(), "text/csv").run()
+    ok(app.button(key="load_upload").click().run())
+    assert "Loaded" in texts(app.success)
+    assert app.session_state["data"].name == "Upload: my_genes.csv"
+    assert app.session_state["data"].first.n_genes == 120
+    assert len(charts(app)) == 1
+
+    bad = b"gene_id,bin,H3K4me3\nG1,0,abc\nG1,1,2\n"
+    app.file_uploader(key="upload_tables").upload("broken.csv", bad, "text/csv").run()
+    app.button(key="load_upload").click().run()
+    assert not app.exception
+    message = texts(app.error)
+    assert "broken.csv line 2: H3K4me3 is 'abc', which is not a number" in message  # the library's message
+    assert "/tmp" not in message and "hmviz-session" not in message  # generated paths never shown
+    assert "Upload: my_genes.csv is still loaded" in message
+    assert app.session_state["data"].name == "Upload: my_genes.csv"
+    goto(app, "evaluate")  # the model is evaluated on the uploaded genes
+    ok(app)
+
+
+def test_upload_splits_and_expression_by_role(app, tmp_path):
+    """train/valid/test files plus an expression table: roles from the names, changeable in the UI."""
+    from hmviz.bundled import SAMPLE_DIR
+    from hmviz.data import read_dataset, write_long
+
+    ds = read_dataset(SAMPLE_DIR).subset(np.arange(90))
+    ds.expression, ds.labels, ds.split = None, None, None
+    app.radio(key="data_source").set_value("upload").run()
+    uploads = app.file_uploader(key="upload_tables")
+    for k, name in enumerate(("train", "valid", "test")):
+        path = write_long(ds.subset(np.arange(30 * k, 30 * k + 30)), tmp_path / f"K562.{name}.csv.gz")
+        uploads.upload(path.name, path.read_bytes(), "application/gzip")
+    expr = "gene_id\texpression\n" + "".join(f"{g}\t{k}\n" for k, g in enumerate(ds.gene_ids))
+    uploads.upload("expression.tsv", expr.encode(), "text/tab-separated-values")
+    app.run()
+    roles = {s.key.split("_", 1)[0]: s.value for s in app.selectbox if s.key and s.key.startswith("role_")}
+    assert sorted(s.value for s in app.selectbox if s.key and s.key.startswith("role_")) == \
+        ["expression", "test", "train", "valid"], roles
+    ok(app.button(key="load_upload").click().run())
+    data = app.session_state["data"].dataset
+    assert data.n_genes == 90 and data.expression is not None
+    assert sorted(set(data.split)) == ["test", "train", "valid"]
+
+
+def test_upload_with_a_suffix_hmviz_does_not_read(app):
+    """The browser only offers table suffixes; a gzipped file of another kind is refused by name."""
+    app.radio(key="data_source").set_value("upload").run()
+    app.file_uploader(key="upload_tables").upload("reads.bam.gz", b"\x1f\x8b\x08\x00", "application/gzip").run()
+    app.button(key="load_upload").click().run()
+    assert "reads.bam.gz: hmviz cannot read this kind of file as a histone table;" in texts(app.error)
+    assert not app.exception and "data" not in app.session_state  # still the sample data
+
+
+def _tracks(tmp_path: Path) -> tuple[bytes, bytes, bytes]:
+    bedgraph = "".join(f"chr1\t{s}\t{s + 100}\t{v}\n" for s, v in ((800, 1), (900, 2), (1000, 3), (1100, 4)))
+    genes = "chr1\t1000\t3000\tGENE1\t0\t+\nchr1\t2000\t2600\tGENE2\t0\t-\n"
+    coarse = "".join(f"chr1\t{s}\t{s + 10_000}\t{k}\n" for k, s in enumerate(range(0, 30_000, 10_000)))
+    return bedgraph.encode(), genes.encode(), coarse.encode()
+
+
+def test_build_table_from_tracks(app, tmp_path):
+    bedgraph, genes, coarse = _tracks(tmp_path)
+    app.radio(key="data_source").set_value("build").run()
+    app.file_uploader(key="build_tracks").upload("sample_H3K4me3.bedGraph", bedgraph, "text/plain").run()
+    assert [t.value for t in app.text_input if t.key and t.key.startswith("mark_")] == ["H3K4me3"]
+    app.file_uploader(key="build_genes").upload("genes.bed", genes, "text/plain")
+    app.number_input(key="build_flank").set_value(200)
+    ok(app.run())
+    ok(app.button(key="build_table").click().run())
+    entry = app.session_state["data"]
+    assert entry.origin == "build" and entry.first.n_genes == 2 and entry.first.n_bins == 4
+    np.testing.assert_allclose(entry.first.signal[0, :, 0], [100, 200, 300, 400])  # sum over each 100-bp bin
+    assert "built 2 of 2 genes" in entry.report and "sample_H3K4me3.bedGraph" in entry.report
+
+    # a 10-kb bedGraph cannot give 100-bp bins: the library's error, the built table stays
+    tracks = app.file_uploader(key="build_tracks")
+    tracks.upload("sample_H3K4me3.bedGraph", bedgraph, "text/plain")
+    tracks.upload("coarse_H3K27me3.bedGraph", coarse, "text/plain")
+    app.run()
+    assert [t.value for t in app.text_input if t.key and t.key.startswith("mark_")] == ["H3K4me3", "H3K27me3"]
+    app.button(key="build_table").click().run()
+    message = texts(app.error)
+    assert "coarse_H3K27me3.bedGraph): its values change only on a 10000-bp grid" in message and not app.exception
+    assert "Bin size" in message  # the CLI's flag names are translated to the fields of the page
+    assert app.session_state["data"].key == entry.key
+
+
+# ------------------------------------------------------------------------------ training
+def test_train_in_background_then_rename_compare_delete(app):
+    goto(app, "train")
+    app.selectbox(key="train_family").set_value("deepchrome").run()
+    app.number_input(key="train_epochs_deepchrome").set_value(1)
+    next(m for m in app.multiselect if m.label == "Marks").set_value(["H3K4me3", "H3K36me3"])
+    ok(app.button(key="train_start").click().run())
+    deadline = time.monotonic() + 90
+    while not app.session_state["models"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        app.run()
+    ok(app)
+    (key, entry), = app.session_state["models"].items()
+    assert app.session_state["model"] == key  # the new model is the one in use
+    assert entry.card["marks"] == ["H3K4me3", "H3K36me3"] and entry.path.is_dir()
+    assert "Training finished" in texts(app.success)
+    assert key in app.selectbox(key="manage_model").options or True
+    app.selectbox(key="manage_model").set_value(key).run()
+    app.text_input(key=f"rename_{key}").set_value("two marks").run()
+    ok(app.button(key="rename_model").click().run())
+    assert app.session_state["models"][key].name == "two marks"
+    app.multiselect(key="compare_models").set_value(["bundled:deepchrome", key]).run()
+    ok(app)
+    ok(goto(app, "gene_pairs"))  # explained by the new model (two marks)
+    assert "two marks" in texts(app.caption)
+    goto(app, "train")
+    app.selectbox(key="manage_model").set_value(key).run()
+    ok(app.button(key="delete_model").click().run())
+    assert not app.session_state["models"] and not entry.path.exists()
+
+
+def test_cancel_training(app):
+    goto(app, "train")
+    app.selectbox(key="train_family").set_value("ranker-deepchrome").run()
+    app.number_input(key="train_epochs_ranker-deepchrome").set_value(50).run()
+    app.button(key="train_start").click().run()
+    job = app.session_state["jobs"]["train"]
+    app.button(key="train_cancel").click().run()
+    job_deadline = time.monotonic() + 60
+    while job.running and time.monotonic() < job_deadline:
+        time.sleep(0.2)
+    app.run()
+    assert job.status == "cancelled" and "cancelled" in texts(app.warning)
+    assert not app.session_state["models"]
+
+
+# ---------------------------------------------------------------------------- explanations
+def test_gene_pairs_from_the_url_suggestions_and_swap(app):
+    app.session_state["model"] = "bundled:ranker-deepchrome"
+    app.query_params.update({"a": "SIMG12", "b": "SIM00200", "method": "saliency"})
+    ok(goto(app, "gene_pairs"))
+    assert (app.selectbox(key="pair_a").value, app.selectbox(key="pair_b").value) == (11, 199)
+    assert app.selectbox(key="pair_method").value == "saliency"
+    assert app.query_params["a"] == "SIM00012" and app.query_params["b"] == "SIM00200"
+    assert app.metric[0].label == "P(SIMG12 ranked above SIMG200)"
+
+    app.toggle(key="pair_show_inputs").set_value(True).run()
+    assert len(charts(app)) == 5  # and the two genes' inputs
+    ok(app.button(key="pair_swap").click().run())
+    assert (app.selectbox(key="pair_a").value, app.selectbox(key="pair_b").value) == (199, 11)
+    assert app.query_params["a"] == "SIM00200"
+
+    suggestions = app.selectbox(key="pair_suggestion")
+    assert any(o.startswith("Surprisingly ranked") for o in suggestions.options)
+    surprising = next(i for i, o in enumerate(suggestions.options) if o.startswith("Surprisingly ranked"))
+    suggestions.set_value(surprising).run()
+    ok(app.button(key="pair_take").click().run())
+    assert "model disagrees" in [m.proto.delta for m in app.metric][-1]
+
+    app.query_params.update({"a": "SIMG12X", "b": "SIMG13"})
+    app.run()
+    assert "Gene 'SIMG12X' is not in the dataset" in texts(app.error) and "Closest matches" in texts(app.error)
+    assert not app.exception
+
+
+def test_attributions_one_gene_sets_and_list(app, tmp_path):
+    ok(goto(app, "attributions"))
+    assert len(charts(app)) == 3
+    app.radio(key="attr_scope").set_value("low").run()
+    app.slider(key="attr_limit_False").set_value(30).run()
+    ok(app.button(key="attr_run").click().run())
+    assert "30 low genes" in texts(app.subheader)
+    app.radio(key="attr_scope").set_value("list").run()
+    app.file_uploader(key="attr_list").upload("genes.txt", b"gene_id\nSIMG1\nSIM00002\nNOPE1\n", "text/plain")
+    ok(app.run())
+    assert "1 of 3 genes are not in the dataset" in texts(app.warning)
+    assert "2 listed genes" in texts(app.subheader)
+    app.selectbox(key="attr_method").set_value("occlusion").run()
+    ok(app)
+
+
+def test_evaluate_search_and_ablation(app):
+    ok(goto(app, "evaluate"))
+    metrics = app.dataframe[0].value
+    assert {"logistic", "boosted-trees"} <= set(metrics["model"]) and "deepchrome (published)" in set(metrics["model"])
+    app.text_input(key="eval_search").set_value("simg12").run()
+    assert set(app.dataframe[1].value["symbol"]).issubset({"SIMG12", "SIMG120", "SIMG121", "SIMG122", "SIMG123",
+                                                           "SIMG124", "SIMG125", "SIMG126", "SIMG127", "SIMG128",
+                                                           "SIMG129", *{f"SIMG12{k:02d}" for k in range(100)}})
+
+    ok(goto(app, "ablation"))
+    ok(app.button(key="abl_mask_run").click().run())
+    assert "Smallest subset within 0.01" in texts(app.success)
+    table = app.dataframe[0].value
+    assert len(table) == 6 and "(none)" in set(table["masked_marks"])
+    app.slider(key="abl_margin_ablation_mask_deepchrome").set_value(0.1).run()
+    ok(app)
+
+    published = b"histone_marker,test_accuracy,val_accuracy_avg\nA-B,70.0,70\nA,69.5,69\nB,60,60\n"
+    app.radio(key="abl_mode").set_value("load").run()
+    app.file_uploader(key="abl_upload").upload("pairwise.csv", published, "text/csv").run()
+    ok(app)
+    assert "**A** (1 mark" in texts(app.success)
+
+
+def test_bad_model_folder_is_skipped(tmp_path, monkeypatch, models_dir):
+    """A bundled folder with a broken card is left out, not a crash."""
+    import shutil
+
+    bad = tmp_path / "models"
+    shutil.copytree(models_dir / "deepchrome", bad / "deepchrome")
+    (bad / "broken").mkdir()
+    (bad / "broken" / "model_card.json").write_text("{not json")
+    monkeypatch.setenv("HMVIZ_MODELS_DIR", str(bad))
+    at = ok(AppTest.from_file(APP, default_timeout=TIMEOUT).run())
+    assert at.selectbox(key="model_select").options == ["deepchrome (bundled)"]
+
+
+def test_model_download_is_the_model_folder_zipped(models_dir):
+    import io
+    import zipfile
+
+    from hmviz_app.state import _zip
+
+    data = _zip(str(models_dir / "deepchrome"), 0.0)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert sorted(zf.namelist()) == ["model.safetensors", "model_card.json"]
+        assert json.loads(zf.read("model_card.json"))["model"] == "deepchrome"
