@@ -6,7 +6,7 @@ current dataset and model, running jobs, the figure download format).
 
 import streamlit as st
 
-from hmviz_app import state
+from hmviz_app import jobs, state
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
 
@@ -39,7 +39,7 @@ with st.sidebar:
             st.caption(":orange[This model does not fit the current dataset (cells, marks or window).]")
     else:
         st.info("No model yet: the bundled models are missing. Train one on the Train page.")
-    for job in state.jobs().values():
+    for job in jobs.jobs().values():
         if job.running:
             st.caption(f":blue[{job.title}: running for {job.seconds:.0f} s]")
     st.radio("Figure downloads", ["png", "svg"], horizontal=True, key=state.sticky("image_format", "png"),

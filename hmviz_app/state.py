@@ -1,4 +1,4 @@
-"""Session state, caches and long-running jobs of the app.
+"""Session state and caches of the app (uploads: :mod:`hmviz_app.uploads`; long work: :mod:`hmviz_app.jobs`).
 
 What lives where:
 
@@ -8,16 +8,13 @@ What lives where:
 * **Cached by content** (``st.cache_data``, copies per caller): uploaded datasets (keyed by the
   hash of the uploaded bytes and their roles), built tables, metrics, scores, explanations.
 * **Per session** (``st.session_state``): the current dataset and model, models trained in this
-  session, widget choices, jobs. Files go to a per-session temporary folder under generated names.
-
-Long work (training, ablation) runs in a :class:`Job` thread, so the page stays live, the user can
-cancel, and other sessions keep being served; pages poll it with ``st.fragment(run_every=...)``.
+  session, widget choices, jobs. Files go to a per-session temporary folder under generated names
+  (removed when the server exits; uploads are removed as soon as they are read).
 """
 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import io
 import json
 import logging
@@ -29,8 +26,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +37,6 @@ from hmviz.errors import HmvizError
 
 log = logging.getLogger("hmviz_app")
 
-#: How often a page showing a running job refreshes (seconds).
-POLL_SECONDS = 0.5
 #: The test metric that sums up a model of each task.
 MAIN_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_pearson_r"}
 
@@ -166,6 +160,11 @@ def csv_button(table, file_name: str, label: str = "Download table (CSV)", key: 
     st.download_button(label, table.to_csv(index=False).encode(), file_name=file_name, mime="text/csv", key=key,
                        icon=":material/download:")
 
+def clean_label(text: str, limit: int = 40) -> str:
+    """Letters, digits, ``_`` and ``-`` of ``text`` (a cell or mark label), at most ``limit`` of them."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "", str(text))[:limit]
+
+
 
 # ---------------------------------------------------------------------------- datasets
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ class DataEntry:
         return f"{first.n_genes:,} genes x {first.n_bins} bins x {first.n_marks} marks{cells}"
 
 
-def _fingerprint(dataset) -> str:
+def fingerprint(dataset) -> str:
     if hasattr(dataset, "cells"):
         return "+".join(c.fingerprint() for c in dataset.cells.values())
     return dataset.fingerprint()
@@ -217,7 +216,7 @@ def two_cell_sample() -> DataEntry:
     second = make_second_cell(sample, seed=1)
     ds = MultiCellDataset({sample.cell or "synthetic": sample, second.cell: second},
                           source=f"{sample.source} + generated second cell (seed 1)")
-    return DataEntry(f"two-cell:{_fingerprint(ds)}", "Two-cell sample (for DeepDiff)", ds, "two-cell sample")
+    return DataEntry(f"two-cell:{fingerprint(ds)}", "Two-cell sample (for DeepDiff)", ds, "two-cell sample")
 
 
 def current_data() -> DataEntry:
@@ -227,241 +226,6 @@ def current_data() -> DataEntry:
 
 def set_data(entry: DataEntry) -> None:
     st.session_state["data"] = entry
-
-
-# ------------------------------------------------------------------------------ uploads
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
-ANNOTATION_SUFFIXES = (".gtf", ".bed", ".csv", ".tsv", ".txt", ".parquet", ".pq")
-EXPRESSION_SUFFIXES = (".csv", ".tsv", ".txt")
-ROLES = {"data": "histone table", "train": "train split", "valid": "validation split", "test": "test split",
-         "expression": "expression table"}
-_AS = {"expression": "an expression table"}  # what an upload of each role is read as, in words
-
-
-def _track_suffixes() -> tuple[str, ...]:
-    from hmviz.data.tracks import SUFFIXES
-
-    return tuple(SUFFIXES)
-
-
-def checked_suffix(name: str, allowed: tuple[str, ...], what: str, gzip_ok: bool = True) -> str:
-    """The file's suffix (``.csv``, ``.csv.gz``, ...) when it is one hmviz reads for ``what``, else a
-    :class:`DataError`. Only this suffix of an uploaded file's name is ever used."""
-    from hmviz.errors import DataError
-
-    low = name.lower()
-    gz = low.endswith(".gz")
-    base = low[:-3] if gz else low
-    for suffix in sorted(allowed, key=len, reverse=True):
-        if base.endswith(suffix) and (not gz or (gzip_ok and suffix not in (".parquet", ".pq", ".bw", ".bigwig"))):
-            return suffix + (".gz" if gz else "")
-    kinds = ", ".join(allowed) + (" (text files may be gzipped, .gz)" if gzip_ok else "")
-    raise DataError(f"{name}: hmviz cannot read this kind of file as {what}; it reads {kinds}. "
-                    "Rename the file with the suffix of its format.")
-
-
-def _stem(name: str) -> str:
-    low = name[:-3] if name.lower().endswith(".gz") else name
-    return low.rsplit(".", 1)[0] if "." in low else low
-
-
-def clean_label(text: str, limit: int = 40) -> str:
-    """Letters, digits, ``_`` and ``-`` of ``text`` (a cell or mark label), at most ``limit`` of them."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "", str(text))[:limit]
-
-
-def guess_role(name: str) -> tuple[str, str]:
-    """(role, cell) guessed from an uploaded file's name: ``Cell1.train.csv`` -> ``("train", "Cell1")``,
-    ``expression.tsv`` -> ``("expression", "")``, ``valid.csv.gz`` -> ``("valid", "")``."""
-    from hmviz.data.formats.deepdiff import EXPR_RE, FILE_RE
-
-    if m := EXPR_RE.match(name):
-        return "expression", clean_label(m.group("cell"))
-    if m := FILE_RE.match(name):
-        return m.group("split").lower(), clean_label(m.group("cell"))
-    stem = _stem(name).lower()
-    if stem in ("expression", "expr", "expression_table"):
-        return "expression", ""
-    for split in ("train", "valid", "test"):
-        if stem == split or stem.endswith(("." + split, "_" + split, "-" + split)):
-            return split, ""
-    return "data", ""
-
-
-@dataclass
-class Upload:
-    """An uploaded file: its original name (shown, never used as a path), bytes, role and cell."""
-
-    name: str
-    data: bytes
-    role: str = "data"
-    cell: str = ""
-
-
-def _content_key(*parts) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else repr(part).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()[:20]
-
-
-def _friendly(message: str, names: dict[str, str]) -> str:
-    """Replace generated paths in a message by the names the user knows."""
-    for path, shown in sorted(names.items(), key=lambda kv: -len(kv[0])):
-        message = message.replace(path, shown)
-    return message
-
-
-def _place_uploads(folder: Path, uploads: list[Upload], fmt: str) -> dict[str, str]:
-    """Write ``uploads`` into ``folder`` under names made from their role and cell only (the
-    readers take the split and the cell from file names); returns generated path -> original name."""
-    from hmviz.data.io import resolve_format
-    from hmviz.errors import DataError
-
-    names: dict[str, str] = {str(folder): "the upload"}
-    staged = []
-    raw = folder / ".staged"
-    raw.mkdir()
-    for i, up in enumerate(uploads):
-        allowed = EXPRESSION_SUFFIXES if up.role == "expression" else TABLE_SUFFIXES
-        suffix = checked_suffix(up.name, allowed, _AS.get(up.role, "a histone table"))
-        path = raw / f"part{i + 1}{suffix}"
-        path.write_bytes(up.data)
-        names[str(path)] = up.name
-        staged.append((up, path, suffix))
-    data_files = [p for up, p, _ in staged if up.role != "expression"]
-    if not data_files:
-        raise DataError("Only expression tables were uploaded; add the histone table(s) they belong to.")
-    detected = resolve_format(data_files, fmt)
-    deepdiff = detected == "deepdiff"
-    taken: dict[str, str] = {}
-    for i, (up, path, suffix) in enumerate(staged):
-        cell = clean_label(up.cell) if deepdiff else ""
-        if up.role == "expression":
-            target = f"{cell}.expr{suffix}" if deepdiff and cell else f"expression{suffix}"
-        elif up.role in ("train", "valid", "test"):
-            target = f"{cell}.{up.role}{suffix}" if cell else f"{up.role}{suffix}"
-        else:
-            target = f"{cell}{suffix}" if cell else f"table{i + 1}{suffix}"
-        key = target.lower().removesuffix(".gz")
-        if key in taken:
-            raise DataError(f"{taken[key]} and {up.name} are both the {ROLES[up.role]}"
-                            f"{' of cell ' + cell if cell else ''}; give each file its own role (and cell).")
-        taken[key] = up.name
-        final = folder / target
-        os.replace(path, final)
-        names[str(final)] = up.name
-    raw.rmdir()
-    return names
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _read_uploads(key: str, fmt: str, _uploads: list[Upload], _folder: str):
-    from hmviz.data import read_dataset
-
-    names = _place_uploads(Path(_folder), _uploads, fmt)
-    try:
-        return read_dataset(Path(_folder), format=fmt)
-    except HmvizError as exc:
-        raise type(exc)(_friendly(str(exc), names)) from None
-
-
-def load_uploads(uploads: list[Upload], fmt: str = "auto") -> DataEntry:
-    """Read uploaded histone tables (and expression tables) into a dataset; cached by content."""
-    from hmviz.errors import DataError
-
-    if not uploads:
-        raise DataError("Upload at least one histone table first.")
-    key = _content_key(fmt, *[(u.role, u.cell, u.name.lower().rsplit(".", 2)[-2:], u.data) for u in uploads])
-    folder = new_folder("uploads")
-    try:
-        ds = _read_uploads(key, fmt, uploads, str(folder))
-    except HmvizError as exc:
-        raise type(exc)(_friendly(str(exc), {str(folder): "the upload"})) from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # the dataset is in memory now; the files are not needed
-    shown = ", ".join(u.name for u in uploads)
-    for cell in getattr(ds, "cells", {None: ds}).values():
-        cell.source = f"upload: {shown}"
-        cell.meta["files"] = [u.name for u in uploads]
-    if hasattr(ds, "cells"):
-        ds.source = f"upload: {shown}"
-    name = uploads[0].name if len(uploads) == 1 else f"{uploads[0].name} and {len(uploads) - 1} more"
-    return DataEntry(f"upload:{_fingerprint(ds)}", f"Upload: {name}", ds, "upload")
-
-
-@st.cache_data(max_entries=4, show_spinner=False)
-def _build(key: str, marks: tuple[str, ...], bin_size: int, flank: int, stat: str, strand_aware: bool,
-           _tracks: list[Upload], _genes: Upload, _expression: Upload | None, _folder: str):
-    from hmviz.data.annotation import SUPPORTED as GENES_SUPPORTED  # noqa: F401  (the reader's own message)
-    from hmviz.data.build import build_table
-
-    folder = Path(_folder)
-    names = {str(folder): "the upload"}
-    paths = {}
-    for i, (mark, up) in enumerate(zip(marks, _tracks)):
-        path = folder / f"track{i + 1}{checked_suffix(up.name, _track_suffixes(), 'a signal track')}"
-        path.write_bytes(up.data)
-        names[str(path)] = up.name
-        paths[mark] = path
-    genes = folder / f"genes{checked_suffix(_genes.name, ANNOTATION_SUFFIXES, 'a gene annotation')}"
-    genes.write_bytes(_genes.data)
-    names[str(genes)] = _genes.name
-    expression = None
-    if _expression is not None:
-        expression = folder / f"expression{checked_suffix(_expression.name, EXPRESSION_SUFFIXES, 'an expression table')}"
-        expression.write_bytes(_expression.data)
-        names[str(expression)] = _expression.name
-    try:
-        ds, report = build_table(paths, genes, bin_size=bin_size, flank=flank, stat=stat, strand_aware=strand_aware,
-                                 expression=expression)
-    except HmvizError as exc:
-        raise type(exc)(_friendly(str(exc), names)) from None
-    ds.meta["build"]["tracks"] = {m: up.name for m, up in zip(marks, _tracks)}
-    ds.meta["build"]["genes"] = _genes.name
-    ds.source = f"built from {len(marks)} tracks around the TSS of {_genes.name}"
-    return ds, _friendly(str(report), names)
-
-
-def build_from_tracks(tracks: list[tuple[str, Upload]], genes: Upload | None, expression: Upload | None,
-                      bin_size: int, flank: int, stat: str, strand_aware: bool) -> DataEntry:
-    """Bin uploaded tracks around each TSS of an uploaded annotation (``hmviz.data.build``)."""
-    from hmviz.errors import DataError
-
-    if not tracks:
-        raise DataError("Upload at least one signal track (bigWig, bedGraph or peak file).")
-    if genes is None:
-        raise DataError("Upload a gene annotation (GTF, BED6 or a table with gene_id, chrom and tss).")
-    marks = tuple(str(m).strip() for m, _ in tracks)
-    empty = [up.name for m, up in tracks if not str(m).strip()]
-    if empty:
-        raise DataError(f"Name the mark of {', '.join(empty)} (e.g. H3K4me3).")
-    repeated = sorted({m for m in marks if marks.count(m) > 1})
-    if repeated:
-        raise DataError(f"Each track needs its own mark name; {', '.join(repeated)} is given twice.")
-    ups = [up for _, up in tracks]
-    key = _content_key(marks, bin_size, flank, stat, strand_aware, *[(u.name.lower(), u.data) for u in ups],
-                       genes.name.lower(), genes.data, *([expression.name.lower(), expression.data] if expression else []))
-    folder = new_folder("build")
-    try:
-        ds, report = _build(key, marks, int(bin_size), int(flank), stat, bool(strand_aware), ups, genes, expression,
-                            str(folder))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # the table is in memory now; the uploaded files are not needed
-    return DataEntry(f"build:{ds.fingerprint()}", f"Built: {len(marks)} tracks around {genes.name}", ds, "build",
-                     report=report)
-
-
-@st.cache_data(max_entries=4, show_spinner="Writing the table...")
-def long_table_bytes(key: str, _dataset) -> bytes:
-    """The dataset in hmviz's long format, gzipped CSV (what the CLI and the app read back)."""
-    from hmviz.data import write_long
-
-    with tempfile.TemporaryDirectory(prefix="hmviz-export-") as tmp:
-        path = Path(tmp) / "table.csv.gz"
-        write_long(_dataset, path)
-        return path.read_bytes()
 
 
 # ------------------------------------------------------------------------------- models
@@ -527,6 +291,8 @@ def bundled_models() -> list[ModelEntry]:
 
 def session_models() -> dict[str, ModelEntry]:
     """Models trained in this session; a finished training job's model is added (and chosen) here."""
+    from hmviz_app.jobs import jobs
+
     models = st.session_state.setdefault("models", {})
     job = jobs().get("train")
     if job is not None and job.status == "done" and not job.collected:
@@ -681,81 +447,3 @@ def unique_model_name(name: str, exclude: str | None = None) -> str:
     while out in taken:
         out, k = f"{name} ({k})", k + 1
     return out
-
-
-# --------------------------------------------------------------------------------- jobs
-@dataclass
-class Job:
-    """Work running in a thread of its own: a training run or an ablation.
-
-    ``target(job)`` does the work; it reports through :meth:`report` (kept in ``events``/``history``)
-    and stops when ``job.cancel`` is set (the library's ``should_stop``). ``status`` is ``running``,
-    ``done``, ``cancelled`` or ``failed`` (``error`` holds the message shown to the user).
-    """
-
-    kind: str
-    title: str
-    target: Callable[[Job], Any]
-    status: str = "running"
-    result: Any = None
-    error: str | None = None
-    last: Any = None
-    history: list = field(default_factory=list)
-    events: list = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    collected: bool = False  # its result was handed to the session
-    announced: bool = False  # the page showing it reran the whole app once it finished
-    cancel: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self) -> Job:
-        threading.Thread(target=self._run, name=f"hmviz-{self.kind}", daemon=True).start()
-        return self
-
-    def _run(self) -> None:
-        from hmviz.training import TrainingCancelled
-
-        try:
-            configure_torch()
-            self.result = self.target(self)
-            self.status = "done"
-        except TrainingCancelled as exc:
-            self.error, self.status = str(exc), "cancelled"
-        except HmvizError as exc:
-            self.error, self.status = str(exc), "failed"
-        except Exception as exc:  # a bug: logged with its traceback on the server, one line for the user
-            log.exception("%s failed", self.title)
-            self.error = f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {exc}"
-            self.status = "failed"
-        finally:
-            self.finished = time.time()
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished or time.time()) - self.started
-
-    def report(self, event: Any, epoch_row: dict | None = None) -> None:
-        with self.lock:
-            self.last = event
-            self.events.append(event)
-            if epoch_row is not None:
-                self.history.append(epoch_row)
-
-    def snapshot(self) -> tuple[Any, list, list]:
-        with self.lock:
-            return self.last, list(self.history), list(self.events)
-
-
-def jobs() -> dict[str, Job]:
-    return st.session_state.setdefault("jobs", {})
-
-
-def start_job(kind: str, title: str, target: Callable[[Job], Any]) -> Job:
-    job = Job(kind, title, target)
-    jobs()[kind] = job
-    return job.start()

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
-from hmviz_app import state
+from hmviz_app import jobs, state, uploads
 
 MODES = {"mask": "Mask marks of the current model (seconds)", "retrain": "Retrain on every subset of marks (minutes)",
          "load": "Load saved or published results"}
@@ -75,7 +75,7 @@ def _retrain_panel() -> None:
         st.info("Retraining ablation is for single-cell models; load one cell on the Data page.")
         return
     ds = data.first
-    job = state.jobs().get("ablation")
+    job = jobs.jobs().get("ablation")
     running = job is not None and job.running
     families = [n for n, s in MODEL_REGISTRY.items() if s.task in ab.DEFAULT_METRIC]
     c1, c2, c3, c4, c5 = st.columns(5)
@@ -84,7 +84,7 @@ def _retrain_panel() -> None:
     epochs = c3.number_input("Epochs (at most)", 1, 500, key=state.sticky("abl_epochs", 5), disabled=running)
     patience = c4.number_input("Patience", 0, 50, key=state.sticky("abl_patience", ab.DEFAULT_PATIENCE),
                                disabled=running)
-    jobs = c5.number_input("Worker processes", 1, ab.default_n_jobs(), key=state.sticky("abl_jobs", 1),
+    workers = c5.number_input("Worker processes", 1, ab.default_n_jobs(), key=state.sticky("abl_jobs", 1),
                            disabled=running, help="More workers finish sooner but leave less CPU to other users.")
     marks = st.multiselect("Marks to ablate over", list(ds.marks), key=state.sticky(f"abl_marks_{data.key}",
                                                                                      list(ds.marks)), disabled=running)
@@ -96,18 +96,18 @@ def _retrain_panel() -> None:
     if not running and st.button("Start", type="primary", key="abl_start", disabled=not marks):
         dataset = ds
 
-        def work(job: state.Job) -> pd.DataFrame:
+        def work(job: jobs.Job) -> pd.DataFrame:
             return ab.ablate_retrain(dataset, family, seeds=range(1, int(seeds) + 1), epochs=int(epochs),
-                                     out_dir=out, n_jobs=int(jobs), progress=job.report, should_stop=job.cancel.is_set,
+                                     out_dir=out, n_jobs=int(workers), progress=job.report, should_stop=job.cancel.is_set,
                                      marks=marks, patience=int(patience))
 
-        job = state.start_job("ablation", f"Ablation of {family}", work)
+        job = jobs.start_job("ablation", f"Ablation of {family}", work)
     if job is not None:
         _job_panel(job)
 
 
-def _job_panel(job: state.Job) -> None:
-    @st.fragment(run_every=state.POLL_SECONDS if job.running else None)
+def _job_panel(job: jobs.Job) -> None:
+    @st.fragment(run_every=jobs.POLL_SECONDS if job.running else None)
     def panel() -> None:
         last, _, events = job.snapshot()
         if job.running:
@@ -162,7 +162,7 @@ def _load_panel() -> None:
     if up is None:
         return
     folder = state.new_folder("ablation-upload")
-    path = folder / f"table{state.checked_suffix(up.name, ('.csv',), 'an ablation table', gzip_ok=False)}"
+    path = folder / f"table{uploads.checked_suffix(up.name, ('.csv',), 'an ablation table', gzip_ok=False)}"
     path.write_bytes(up.getvalue())
     try:
         raw = pd.read_csv(path)

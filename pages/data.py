@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app import state
+from hmviz_app import state, uploads
 
 SOURCES = {
     "sample": "Sample data",
@@ -57,24 +57,24 @@ def _upload_panel() -> None:
                 "format (CSV, TSV or Parquet with `gene_id`, `bin` and one column per mark; text may be gzipped).")
     files = st.file_uploader("Histone tables and expression tables", accept_multiple_files=True, type=TABLE_TYPES,
                              key="upload_tables")
-    uploads = []
+    chosen = []
     if files:
         st.caption("What each file is (guessed from its name; change it if the guess is wrong):")
         for f in files:
-            role, cell = state.guess_role(f.name)
+            role, cell = uploads.guess_role(f.name)
             c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="center")
             c1.markdown(f"`{f.name}` :gray[({f.size / 1e6:.2f} MB)]")
-            role = c2.selectbox("Role", list(state.ROLES), index=list(state.ROLES).index(role),
-                                format_func=state.ROLES.get, key=f"role_{f.file_id}", label_visibility="collapsed")
+            role = c2.selectbox("Role", list(uploads.ROLES), index=list(uploads.ROLES).index(role),
+                                format_func=uploads.ROLES.get, key=f"role_{f.file_id}", label_visibility="collapsed")
             cell = c3.text_input("Cell", value=cell, key=f"cell_{f.file_id}", label_visibility="collapsed",
                                  placeholder="cell (DeepDiff files only)")
-            uploads.append(state.Upload(f.name, f.getvalue(), role, cell))
+            chosen.append(uploads.Upload(f.name, f.getvalue(), role, cell))
     fmt = st.selectbox("Format", list(FORMATS), format_func=lambda k: f"{k}: {FORMATS[k]}",
                        key=state.sticky("upload_format", "auto"))
     if st.button("Load the uploaded data", type="primary", disabled=not files, key="load_upload"):
         try:
             with st.spinner("Reading and checking the files..."):
-                entry = state.load_uploads(uploads, fmt)
+                entry = uploads.load_uploads(chosen, fmt)
         except HmvizError as exc:
             state.show_error(exc, f"Nothing was changed: {current.name} is still loaded.")
         else:
@@ -100,7 +100,7 @@ def _build_panel() -> None:
         c1.markdown(f"`{f.name}` :gray[({f.size / 1e6:.2f} MB)]")
         mark = c2.text_input("Mark", value=_guess_mark(f.name), key=f"mark_{f.file_id}", label_visibility="collapsed",
                              placeholder="mark name, e.g. H3K4me3")
-        named.append((mark, state.Upload(f.name, f.getvalue())))
+        named.append((mark, uploads.Upload(f.name, f.getvalue())))
     c1, c2 = st.columns(2)
     genes = c1.file_uploader("Gene annotation", type=["gtf", "bed", "csv", "tsv", "txt", "parquet", "pq", "gz"],
                              key="build_genes")
@@ -122,9 +122,9 @@ def _build_panel() -> None:
     if st.button("Build the table", type="primary", disabled=not (tracks and genes), key="build_table"):
         try:
             with st.spinner("Binning the tracks around every TSS..."):
-                entry = state.build_from_tracks(
-                    named, state.Upload(genes.name, genes.getvalue()),
-                    state.Upload(expression.name, expression.getvalue()) if expression else None,
+                entry = uploads.build_from_tracks(
+                    named, uploads.Upload(genes.name, genes.getvalue()),
+                    uploads.Upload(expression.name, expression.getvalue()) if expression else None,
                     int(bin_size), int(flank), stat, bool(strand))
         except HmvizError as exc:
             hint = " (--bin-size and --flank are the 'Bin size' and 'Window' fields above.)" \
@@ -195,7 +195,7 @@ def _preview(entry: state.DataEntry) -> None:
     st.markdown("**Genes**")
     st.dataframe(ds.gene_table(), height=260, hide_index=True)
     if entry.origin in ("upload", "build"):
-        st.download_button("Download as hmviz long table (CSV, gzipped)", state.long_table_bytes(entry.key, entry.dataset),
+        st.download_button("Download as hmviz long table (CSV, gzipped)", uploads.long_table_bytes(entry.key, entry.dataset),
                            file_name="hmviz_table.csv.gz", mime="application/gzip", icon=":material/download:",
                            key="download_long")
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app import state
+from hmviz_app import jobs, state
 
 TASKS = {"binary": "high vs low expression", "ranking": "which of two genes is expressed higher",
          "differential": "the change in expression between two cell types"}
@@ -21,7 +21,7 @@ with st.spinner("Loading the model families (PyTorch)..."):
     from hmviz.plots import training_curves
     from hmviz.training import TrainOptions, choose_device
 
-job = state.jobs().get("train")
+job = jobs.jobs().get("train")
 running = job is not None and job.running
 
 st.caption(f"Training on **{data.name}** ({data.describe()}). Change the data on the Data page.")
@@ -110,7 +110,7 @@ if problem:
     st.warning(problem, icon=":material/warning:")
 
 
-def _train(job: state.Job, dataset, options, out) -> dict:
+def _train(job: jobs.Job, dataset, options, out) -> dict:
     from hmviz.checkpoints import save_model
     from hmviz.training import train
 
@@ -135,14 +135,14 @@ if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=run
                                seed=int(seed), device="auto", marks=tuple(marks), label_rule=label_rule, split=split,
                                valid_chroms=valid_chroms, test_chroms=test_chroms, patience=int(patience), cells=cells)
         dataset, out = data.dataset, state.new_folder("models")
-        job = state.start_job("train", f"Training {family}", lambda j: _train(j, dataset, options, out))
+        job = jobs.start_job("train", f"Training {family}", lambda j: _train(j, dataset, options, out))
         running = True
     except HmvizError as exc:
         state.show_error(exc)
 
 
-def _progress_panel(job: state.Job) -> None:
-    @st.fragment(run_every=state.POLL_SECONDS if job.running else None)
+def _progress_panel(job: jobs.Job) -> None:
+    @st.fragment(run_every=jobs.POLL_SECONDS if job.running else None)
     def panel() -> None:
         last, history, _ = job.snapshot()
         if job.running:

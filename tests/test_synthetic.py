@@ -131,10 +131,11 @@ def test_files_are_byte_identical_for_a_seed(tmp_path):
     a = write_sample_data(tmp_path / "a", seed=0, n_genes=60)
     b = write_sample_data(tmp_path / "b", seed=0, n_genes=60)
     c = write_sample_data(tmp_path / "c", seed=1, n_genes=60)
-    assert sorted(a) == ["README.md", "expression.tsv", "ground_truth.json", "histone.csv.gz"]
+    assert sorted(a) == ["README.md", "expression.tsv", "ground_truth.json", "histone.csv.gz",
+                         "two_cells/histone.csv.gz"]
     for name in a:
         assert a[name].read_bytes() == b[name].read_bytes(), name
-    for name in ("histone.csv.gz", "expression.tsv", "ground_truth.json"):
+    for name in ("histone.csv.gz", "expression.tsv", "ground_truth.json", "two_cells/histone.csv.gz"):
         assert a[name].read_bytes() != c[name].read_bytes(), name
     lines = a["expression.tsv"].read_text().splitlines()
     assert lines[0] == "gene_id\texpression" and len(lines) == 61
@@ -171,3 +172,17 @@ def test_shipped_sample_data_is_current_and_small():
     assert ORACLE_RANGE[0] < shipped["oracle_auroc"]["all_genes"] < ORACLE_RANGE[1]
     total = sum(p.stat().st_size for p in SAMPLE_DATA.iterdir() if p.is_file())
     assert total < 5 * 1024 * 1024
+
+
+def test_two_cell_sample_reads_as_two_cells_with_expression(tmp_path):
+    from hmviz.data.dataset import MultiCellDataset
+    from hmviz.data.io import read_dataset
+
+    paths = write_sample_data(tmp_path / "s", seed=0, n_genes=60)
+    two = read_dataset(paths["two_cells/histone.csv.gz"])
+    assert isinstance(two, MultiCellDataset) and two.cell_names == ["synthetic", "synthetic-B"]
+    a, b = two.cells.values()
+    assert a.expression is not None and b.expression is not None
+    assert not np.array_equal(a.signal, b.signal) and np.array_equal(a.split, b.split)
+    one = read_dataset(tmp_path / "s")  # the folder itself stays the one-cell dataset
+    assert one.n_genes == 60 and one.cell == "synthetic"

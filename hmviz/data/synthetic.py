@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MARKS: tuple[str, ...] = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")  # DeepChrome order
 GENERATOR = "hmviz.data.synthetic v1"
 DEFAULT_N_GENES = 3000
+TWO_CELL_GENES = 1000  # genes in sample_data/two_cells/ (cells "synthetic" and "synthetic-B")
 
 # Chromosomes with weights roughly proportional to their number of protein-coding genes.
 CHROM_WEIGHTS: dict[str, int] = {
@@ -350,6 +351,11 @@ The same seed gives byte-identical files (tested in `tests/test_synthetic.py`).
   so loading shows the join by gene id:
   `hmviz.data.io.read_dataset("sample_data/histone.csv.gz", expression="sample_data/expression.tsv")`.
 * `ground_truth.json`: the planted rules below, machine-readable, with this run's facts.
+* `two_cells/histone.csv.gz`: two cell types over the first {min(run['n_genes'], TWO_CELL_GENES)} genes, for
+  differential models (DeepDiff): cell `synthetic` is this data, cell `synthetic-B` has the marks of 40% of
+  the genes redrawn and expression from the same rules (gene noise shared, plus cell noise of sd 0.5 on the
+  log scale); see `hmviz.data.synthetic.make_second_cell`. `python -m hmviz train --data sample_data/two_cells
+  --model deepdiff --out runs/dd` predicts log2((B + 1) / (A + 1)).
 
 {run['n_genes']} genes (`SIM00001`, ... with symbols `SIMG1`, ...) on chr1..chr22 and chrX (roughly in
 proportion to their protein-coding genes), both strands.
@@ -430,6 +436,7 @@ def make_two_cell_sample(n_genes: int = DEFAULT_N_GENES, seed: int = 0) -> "Mult
 
     first, _ = make_sample_dataset(n_genes, seed=seed)
     second = make_second_cell(first, seed=seed + 1)
+    first = dataclasses.replace(first, labels=None, meta=dict(first.meta))  # differential models use expression
     return MultiCellDataset({first.cell: first, second.cell: second},
                             source=f"hmviz synthetic two-cell sample (seed {seed})")
 
@@ -457,6 +464,12 @@ def write_sample_data(out_dir: str | Path, seed: int = 0, n_genes: int = DEFAULT
     with gzip.open(paths["histone.csv.gz"], "rt") as fh:
         header = fh.readline().strip()
     atomic_write(paths["README.md"], _readme(truth, sizes, header).encode())
+    # Two cell types over the first genes, for differential models (DeepDiff). A subfolder, so that
+    # reading the sample_data folder itself gives the one-cell dataset.
+    two = make_two_cell_sample(n_genes=min(n_genes, TWO_CELL_GENES), seed=seed)
+    paths["two_cells/histone.csv.gz"] = out / "two_cells" / "histone.csv.gz"
+    paths["two_cells/histone.csv.gz"].parent.mkdir(exist_ok=True)
+    write_long(two, paths["two_cells/histone.csv.gz"])
     log.info("Wrote %s (%d genes, seed %d)", out, n_genes, seed)
     return paths
 

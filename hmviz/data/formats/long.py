@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import logging
+
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.formats._assemble import ATTRIBUTE, PER_GENE, STRING_PER_GENE, Rows, float_column, int_column
 from hmviz.data.formats._files import (
@@ -35,6 +37,8 @@ from hmviz.data.formats._files import (
 )
 from hmviz.data.validation import SourceFile, listing
 from hmviz.errors import DataError
+
+log = logging.getLogger(__name__)
 
 NAME = "long"
 REQUIRED = ("gene_id", "bin")
@@ -226,6 +230,11 @@ def to_table(dataset: HistoneDataset | MultiCellDataset) -> pa.Table:
         raise DataError(f"mark name(s) {', '.join(clash)} are reserved column names of the long format; "
                         "rename the marks before writing.")
     n_bins = first.n_bins
+    # Several cells: a per-gene column is written only when every cell has it (the reader needs a
+    # value for every gene); the others are dropped with a warning.
+    partial = [c for c in PER_GENE if len({getattr(ds, ATTRIBUTE[c]) is None for _, ds in cells}) > 1]
+    if partial:
+        log.warning("Column(s) %s are known for some cells only and are not written.", ", ".join(partial))
     columns: dict[str, list[pa.Array]] = {}
     for cell, ds in cells:
         row_gene = pa.array(np.repeat(np.arange(ds.n_genes), n_bins))  # per gene -> per row
@@ -235,7 +244,7 @@ def to_table(dataset: HistoneDataset | MultiCellDataset) -> pa.Table:
         per_gene["gene_id"] = pa.array(ds.gene_ids.tolist(), type=pa.string())
         for column in PER_GENE:
             value = getattr(ds, ATTRIBUTE[column])
-            if value is None:
+            if value is None or column in partial:
                 continue
             if column in STRING_PER_GENE:
                 per_gene[column] = pa.array(value.tolist(), type=pa.string())
