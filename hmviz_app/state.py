@@ -219,6 +219,23 @@ def two_cell_sample() -> DataEntry:
     return DataEntry(f"two-cell:{fingerprint(ds)}", "Two-cell sample (for DeepDiff)", ds, "two-cell sample")
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def gene_labels(data_key: str, _dataset) -> list[str]:
+    """``"SYMBOL · ID"`` per gene (the id alone when there is no symbol): what gene pickers show, so
+    that typing either an id or a symbol finds the gene."""
+    ids = _dataset.gene_ids.tolist()
+    if _dataset.symbols is None:
+        return ids
+    return [f"{s} · {g}" if s not in ("", "nan", "None", g) else g for s, g in zip(_dataset.symbols.tolist(), ids)]
+
+
+def gene_picker(label: str, data: DataEntry, dataset, key: str, default: int = 0, container=st) -> int:
+    """A searchable gene chooser (id or symbol) over the rows of ``dataset``; its choice is sticky."""
+    labels = gene_labels(f"{data.key}:{dataset.cell}", dataset)
+    return container.selectbox(label, range(dataset.n_genes), format_func=labels.__getitem__,
+                               key=sticky(key, default))
+
+
 def current_data() -> DataEntry:
     entry = st.session_state.get("data")
     return entry if entry is not None else sample_data()

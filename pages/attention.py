@@ -22,13 +22,17 @@ st.caption("Attention is where the model looked (weights that sum to 1), not wha
 ds, marks, starts = session.dataset, session.marks, session.bin_starts_bp
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _attribution(model_key: str, data_key: str, row: int, _session):
+    return _session.explain_genes([row], "integrated_gradients", "zeros", n_steps=32)
+
+
 def _where(key: str) -> str:
     """Which input a DeepDiff attention map belongs to (its keys: a, b, or b-a)."""
     if not key or not session.cells:
         return ""
     return {"a": f" (in {session.cells[0]})", "b": f" (in {session.cells[1]})"}.get(
         key, f" ({session.cells[1]} minus {session.cells[0]})")
-
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the attention weights...")
@@ -39,11 +43,9 @@ def _maps(model_key: str, data_key: str, rows: tuple[int, ...], _session) -> dic
     return {"": attention_maps(_session.model, _session.x[idx])}
 
 
-gene_labels = [f"{s} · {g}" for s, g in zip(ds.symbols, ds.gene_ids)] if ds.symbols is not None \
-    else ds.gene_ids.tolist()
 rows_eval = session.evaluation_rows()
-row = st.selectbox("Gene (type an id or a symbol)", range(ds.n_genes), format_func=gene_labels.__getitem__,
-                   key=state.sticky("att_gene", int(rows_eval[0]) if len(rows_eval) else 0))
+row = state.gene_picker("Gene (type an id or a symbol)", data, ds, "att_gene",
+                        int(rows_eval[0]) if len(rows_eval) else 0)
 try:
     one = _maps(entry.cache_key, data.key, (int(row),), session)
 except ModelError as exc:
@@ -66,7 +68,7 @@ for key, (alpha, beta) in one.items():
 if not session.differential:
     st.subheader(f"{name}: attention beside an attribution (Integrated Gradients)")
     try:
-        attr = session.explain_genes([int(row)], "integrated_gradients", "zeros", n_steps=32)
+        attr = _attribution(entry.cache_key, data.key, int(row), session)
     except HmvizError as exc:
         state.show_error(exc)
         st.stop()

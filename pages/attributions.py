@@ -52,10 +52,8 @@ rows_eval = session.evaluation_rows()
 rows: list[int] = []
 title = ""
 if scope == "one":
-    gene_labels = [f"{s} · {g}" for s, g in zip(ds.symbols, ds.gene_ids)] if ds.symbols is not None \
-        else ds.gene_ids.tolist()
-    row = st.selectbox("Gene (type an id or a symbol)", range(ds.n_genes), format_func=gene_labels.__getitem__,
-                       key=state.sticky("attr_gene", int(rows_eval[0]) if len(rows_eval) else 0))
+    row = state.gene_picker("Gene (type an id or a symbol)", data, ds, "attr_gene",
+                            int(rows_eval[0]) if len(rows_eval) else 0)
     rows, title = [int(row)], session.display(int(row))
 elif scope in ("high", "low"):
     if labels is None:

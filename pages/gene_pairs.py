@@ -21,14 +21,6 @@ two_cells = session.differential
 KINDS = {"confident": "Confidently ranked", "surprising": "Surprisingly ranked", "close": "Close call"}
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _gene_labels(data_key: str, _ds) -> list[str]:
-    ids = _ds.gene_ids.tolist()
-    if _ds.symbols is None:
-        return ids
-    return [f"{s} · {g}" if s not in ("", "nan", "None", g) else g for s, g in zip(_ds.symbols.tolist(), ids)]
-
-
 @st.cache_data(max_entries=16, show_spinner="Finding pairs worth a look...")
 def _suggestions(model_key: str, data_key: str, _session) -> pd.DataFrame:
     measured = _session.measured()
@@ -41,7 +33,7 @@ def _suggestions(model_key: str, data_key: str, _session) -> pd.DataFrame:
     return suggest_pairs(scores, measured, rows)
 
 
-gene_labels = _gene_labels(data.key, ds)
+gene_labels = state.gene_labels(f"{data.key}:{ds.cell}", ds)
 suggestions = _suggestions(entry.cache_key, data.key, session)
 
 # ------------------------------------------------------------------- the URL -> choices
@@ -106,15 +98,14 @@ if not suggestions.empty:
 else:
     default_a, default_b = 0, min(1, ds.n_genes - 1)
 
-rows = list(range(ds.n_genes))
 if two_cells:
-    a = st.selectbox("Gene", rows, format_func=gene_labels.__getitem__, key=state.sticky("pair_a", default_a))
+    a = state.gene_picker("Gene", data, ds, "pair_a", default_a)
     b = None
 else:
     c1, c2, c3 = st.columns([6, 1, 6], vertical_alignment="bottom")
-    a = c1.selectbox("Gene A", rows, format_func=gene_labels.__getitem__, key=state.sticky("pair_a", default_a))
+    a = state.gene_picker("Gene A", data, ds, "pair_a", default_a, container=c1)
     c2.button(":material/swap_horiz:", on_click=_swap, key="pair_swap", help="Swap A and B", width="stretch")
-    b = c3.selectbox("Gene B", rows, format_func=gene_labels.__getitem__, key=state.sticky("pair_b", default_b))
+    b = state.gene_picker("Gene B", data, ds, "pair_b", default_b, container=c3)
 
 with st.expander("Attribution method and baseline"):
     c1, c2, c3 = st.columns(3)

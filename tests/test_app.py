@@ -338,3 +338,23 @@ def test_model_download_is_the_model_folder_zipped(models_dir):
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert sorted(zf.namelist()) == ["model.safetensors", "model_card.json"]
         assert json.loads(zf.read("model_card.json"))["model"] == "deepchrome"
+
+
+def test_ablation_retrain_in_background(app):
+    """Retraining on every subset of two marks (3 runs of 1 epoch), with progress, then the chart."""
+    goto(app, "ablation")
+    app.radio(key="abl_mode").set_value("retrain").run()
+    app.number_input(key="abl_epochs").set_value(1)
+    next(m for m in app.multiselect if m.label == "Marks to ablate over").set_value(["H3K4me3", "H3K36me3"])
+    ok(app.run())
+    assert "3 subsets x 1 seed(s) = 3 training runs" in texts(app.caption)
+    ok(app.button(key="abl_start").click().run())
+    job = app.session_state["jobs"]["ablation"]
+    deadline = time.monotonic() + 90
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ok(app.run())
+    assert job.status == "done", job.error
+    assert "Ablation finished" in texts(app.success) and "Smallest subset within" in texts(app.success)
+    assert set(job.result["marks"]) == {"H3K4me3+H3K36me3", "H3K4me3", "H3K36me3"}
+    assert len(charts(app)) == 1

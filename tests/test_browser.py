@@ -34,6 +34,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
+expect.set_options(timeout=20_000)  # the machine may be busy: assertions retry for up to 20 s
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = RESULTS / "screenshots"
@@ -41,14 +42,21 @@ SHOTS = RESULTS / "screenshots"
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """One app server for the module. Models: the bundled ones when ``models/`` has them, else small
-    ones trained here (so the pages that need a model work on a fresh checkout too)."""
+    """One app server for the module, with a model of each family the tests use: the bundled one when
+    ``models/`` has it (copied, so that remaking the bundled models meanwhile changes nothing here),
+    else a small one trained here (so the tests run on a fresh checkout too)."""
+    import shutil
+
     from hmviz.bundled import list_bundled
 
-    env = {"HMVIZ_TORCH_THREADS": "1"}
-    if not list_bundled(ROOT / "models"):
-        env["HMVIZ_MODELS_DIR"] = str(make_small_models(tmp_path_factory.mktemp("models")))
-    with streamlit_running("app.py", env=env) as url:
+    models = tmp_path_factory.mktemp("models")
+    bundled = list_bundled(ROOT / "models")
+    missing = [name for name in ("deepchrome", "attentivechrome", "ranker-deepchrome") if name not in bundled]
+    for name, path in bundled.items():
+        shutil.copytree(path, models / name)
+    if missing:
+        make_small_models(models, missing)
+    with streamlit_running("app.py", env={"HMVIZ_TORCH_THREADS": "1", "HMVIZ_MODELS_DIR": str(models)}) as url:
         yield url
 
 
