@@ -155,11 +155,12 @@ def run_accuracy(models: list[str], seeds: int) -> dict:
     from hmviz.data import read_dataset
     from hmviz.training import TrainOptions, train, train_baseline
 
-    datasets = {"sample_data": (ROOT / "sample_data", {})}
+    datasets = {}
     if (SHARED / "remc-E123-deepchrome").exists():
         datasets["E123 (600 genes)"] = (SHARED / "remc-E123-deepchrome", {})
     else:
         print("../shared/data/remc-E123-deepchrome not found: E123 skipped", file=sys.stderr)
+    datasets["sample_data"] = (ROOT / "sample_data", {})
     results: dict = {}
     for dname, (path, _) in datasets.items():
         ds = read_dataset(path)

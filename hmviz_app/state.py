@@ -242,7 +242,13 @@ def current_data() -> DataEntry:
 
 
 def set_data(entry: DataEntry) -> None:
+    """Use ``entry`` from now on; when the model in use cannot read it, switch to one that can."""
     st.session_state["data"] = entry
+    model = model_by_key(st.session_state.get("model"))
+    if model is None or not fits(model, entry):
+        pick = next((m for m in all_models() if fits(m, entry)), None)
+        if pick is not None:
+            select_model(pick.key)
 
 
 # ------------------------------------------------------------------------------- models

@@ -18,7 +18,9 @@ from hmviz.explain.session import SUGGESTION_KINDS, suggest_genes, suggest_pairs
 
 ds = session.dataset
 two_cells = session.differential
-KINDS = {"confident": "Confidently ranked", "surprising": "Surprisingly ranked", "close": "Close call"}
+KINDS = {"confident": "Confidently ranked", "surprising": "Surprisingly ranked", "close": "Close call"} if not two_cells \
+    else {"confident": "Change predicted right", "surprising": "Change predicted the wrong way",
+          "close": "Change missed"}
 
 
 @st.cache_data(max_entries=16, show_spinner="Finding pairs worth a look...")
@@ -90,7 +92,8 @@ if not suggestions.empty:
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     c1.selectbox("Suggested " + ("genes" if two_cells else "pairs") + " (test genes)", range(len(suggestions)),
                  format_func=_suggestion_label, key="pair_suggestion",
-                 help="\n".join(f"- **{KINDS[k]}**: {v.split(': ', 1)[1]}" for k, v in SUGGESTION_KINDS.items()))
+                 help=None if two_cells else
+                 "\n".join(f"- **{KINDS[k]}**: {v.split(': ', 1)[1]}" for k, v in SUGGESTION_KINDS.items()))
     c2.button("Show this " + ("gene" if two_cells else "pair"), on_click=_take_suggestion, key="pair_take",
               icon=":material/arrow_downward:")
     first = suggestions.iloc[0]

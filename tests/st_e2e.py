@@ -96,6 +96,31 @@ def run_and_wait(page, action: Callable[[], None], timeout_ms: int = 60_000) -> 
                  .getAttribute('data-test-script-state') === 'notRunning'""", arg=before, timeout=timeout_ms)
 
 
+def choose(page, option: str, timeout_ms: int = 60_000) -> None:
+    """Pick a radio option of the page (by its label) and wait for the rerun it causes.
+
+    Right after a page has drawn, a click may be lost; picking a radio option is idempotent, so it is
+    clicked again until the option is checked and a run has finished after it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    radio = page.get_by_test_id("stMain").get_by_role("radio", name=option, exact=True)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        before = page.evaluate("window.__stRuns")
+        page.get_by_test_id("stMain").get_by_test_id("stRadio").get_by_text(option, exact=True).click()
+        try:
+            page.wait_for_function(
+                """n => window.__stRuns > n && document.querySelector('[data-testid="stApp"]')
+                         .getAttribute('data-test-script-state') === 'notRunning'""", arg=before, timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            if radio.is_checked() and page.get_by_test_id("stApp").get_attribute("data-test-script-state") == \
+                    "notRunning" and page.evaluate("window.__stRuns") > before:
+                return
+            if time.monotonic() > deadline:
+                raise
+
+
 def goto_page(page, title: str, timeout_ms: int = 60_000) -> None:
     """Switch page with the sidebar navigation (client-side: the run counter survives)."""
     run_and_wait(page, lambda: page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click(),

@@ -92,7 +92,7 @@ def test_two_cell_sample_and_deepdiff(app):
     app.radio(key="data_source").set_value("two_cell").run()
     ok(app.button(key="use_two_cell").click().run())
     assert app.session_state["data"].multi_cell
-    app.session_state["model"] = "bundled:deepdiff"
+    assert app.session_state["model"] == "bundled:deepdiff"  # the model in use follows the data when it must
     for page in PAGES[1:]:
         ok(goto(app, page))
     assert "predicts" in texts(goto(app, "gene_pairs").info)

@@ -21,6 +21,7 @@ from st_e2e import (
     CHROMIUM,
     CHROMIUM_ARGS,
     RESULTS,
+    choose,
     full_screenshot,
     goto_page,
     make_small_models,
@@ -77,11 +78,6 @@ def page(browser):
 
 def no_exception(page) -> None:
     expect(page.get_by_test_id("stException")).to_have_count(0)
-
-
-def choose(page, option: str) -> None:
-    """Click a radio option by its label."""
-    run_and_wait(page, lambda: page.get_by_test_id("stRadio").get_by_text(option, exact=True).click())
 
 
 def model_in_use(page):

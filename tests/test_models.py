@@ -309,7 +309,9 @@ def test_paper_training_defaults() -> None:
     paper = type(deepchrome).paper_defaults(5, 100)
     assert (paper.optimizer, paper.lr, paper.batch_size) == ("sgd", 1e-3, 1)
     _, attentive = build_model("attentivechrome", 5, 100)
-    assert (attentive.lr, attentive.grad_clip, attentive.bin_hidden, attentive.mark_hidden) == (2e-4, 1.0, 32, 16)
+    assert (attentive.lr, attentive.grad_clip, attentive.bin_hidden, attentive.mark_hidden) == (1e-3, 1.0, 32, 16)
+    attentive_paper = type(attentive).paper_defaults(5, 100)
+    assert (attentive_paper.lr, attentive_paper.batch_size) == (2e-4, 16)
     _, deepdiff = build_model("deepdiff", 5, 200)
     assert (deepdiff.lr, deepdiff.batch_size, deepdiff.contrastive_weight, deepdiff.contrastive_margin) == (
         1e-4,
