@@ -151,21 +151,24 @@ def _published() -> dict:
     return out
 
 
-def run_accuracy(models: list[str], seeds: int) -> dict:
+def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample")) -> dict:
     from hmviz.data import read_dataset
     from hmviz.training import TrainOptions, train, train_baseline
 
     datasets = {}
-    if (SHARED / "remc-E123-deepchrome").exists():
+    if "e123" not in which:
+        pass
+    elif (SHARED / "remc-E123-deepchrome").exists():
         datasets["E123 (600 genes)"] = (SHARED / "remc-E123-deepchrome", {})
     else:
         print("../shared/data/remc-E123-deepchrome not found: E123 skipped", file=sys.stderr)
-    datasets["sample_data"] = (ROOT / "sample_data", {})
+    if "sample" in which:
+        datasets["sample_data"] = (ROOT / "sample_data", {})
     results: dict = {}
     for dname, (path, _) in datasets.items():
         ds = read_dataset(path)
         results[dname] = {}
-        for name in models + ["logistic", "boosted-trees"]:
+        for name in models + ([] if os.environ.get("HMVIZ_BENCH_NO_BASELINES") else ["logistic", "boosted-trees"]):
             values: dict[str, list[float]] = {"test_auroc": [], "test_pairwise_accuracy": []}
             t0 = time.perf_counter()
             for seed in range(1, seeds + 1):
@@ -204,6 +207,8 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--datasets", default="e123,sample", help="accuracy: comma-separated, from e123,sample")
+    p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
     args = p.parse_args()
     if args.what == "_speed_one":
         print(json.dumps(speed_one(args.name, args.device)))
@@ -215,8 +220,8 @@ def main() -> int:
         (RESULTS / f"models_speed_{args.device}.json").write_text(json.dumps(rows, indent=2))
     else:
         models = args.models.split(",") if args.models else SINGLE_CELL
-        out = run_accuracy(models, args.seeds)
-        (RESULTS / "models_accuracy.json").write_text(json.dumps(out, indent=2))
+        out = run_accuracy(models, args.seeds, args.datasets.split(","))
+        (RESULTS / f"models_accuracy{args.tag}.json").write_text(json.dumps(out, indent=2))
     return 0
 
 
