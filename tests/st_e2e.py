@@ -87,38 +87,41 @@ def open_app(page, url: str, timeout_ms: int = 60_000) -> None:
     page.wait_for_function("window.__stRuns >= 1", timeout=timeout_ms)
 
 
-def run_and_wait(page, action: Callable[[], None], timeout_ms: int = 60_000) -> None:
-    """Do ``action`` (a click, an upload...) and wait until the rerun it causes has finished."""
+def _idle(page) -> bool:
+    return page.get_by_test_id("stApp").get_attribute("data-test-script-state") == "notRunning"
+
+
+def run_and_wait(page, action: Callable[[], None], timeout_ms: int = 60_000, grace_ms: int = 5_000) -> None:
+    """Do ``action`` (a click, an upload...) and wait until the rerun it causes has finished.
+
+    Waits for the run counter to go up (the recipe's deterministic wait). A run of a few milliseconds
+    can start and end within one browser frame, so the page never shows it as running; after
+    ``grace_ms`` without a counted run, an idle app is taken as done (the assertions that follow retry)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     before = page.evaluate("window.__stRuns")
     action()
-    page.wait_for_function(
-        """n => window.__stRuns > n && document.querySelector('[data-testid="stApp"]')
-                 .getAttribute('data-test-script-state') === 'notRunning'""", arg=before, timeout=timeout_ms)
+    condition = """n => window.__stRuns > n && document.querySelector('[data-testid="stApp"]')
+                         .getAttribute('data-test-script-state') === 'notRunning'"""
+    try:
+        page.wait_for_function(condition, arg=before, timeout=grace_ms)
+    except PlaywrightTimeoutError:
+        if not _idle(page):
+            page.wait_for_function(condition, arg=before, timeout=max(1, timeout_ms - grace_ms))
 
 
 def choose(page, option: str, timeout_ms: int = 60_000) -> None:
     """Pick a radio option of the page (by its label) and wait for the rerun it causes.
 
-    Right after a page has drawn, a click may be lost; picking a radio option is idempotent, so it is
-    clicked again until the option is checked and a run has finished after it."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
+    Picking a radio option is idempotent, so a click that got lost (the page was still drawing) is
+    simply repeated until the option is checked."""
     radio = page.get_by_test_id("stMain").get_by_role("radio", name=option, exact=True)
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
-        before = page.evaluate("window.__stRuns")
-        page.get_by_test_id("stMain").get_by_test_id("stRadio").get_by_text(option, exact=True).click()
-        try:
-            page.wait_for_function(
-                """n => window.__stRuns > n && document.querySelector('[data-testid="stApp"]')
-                         .getAttribute('data-test-script-state') === 'notRunning'""", arg=before, timeout=5_000)
+        run_and_wait(page, lambda: page.get_by_test_id("stMain").get_by_test_id("stRadio")
+                     .get_by_text(option, exact=True).click(), timeout_ms=timeout_ms)
+        if radio.is_checked() or time.monotonic() > deadline:
             return
-        except PlaywrightTimeoutError:
-            if radio.is_checked() and page.get_by_test_id("stApp").get_attribute("data-test-script-state") == \
-                    "notRunning" and page.evaluate("window.__stRuns") > before:
-                return
-            if time.monotonic() > deadline:
-                raise
 
 
 def goto_page(page, title: str, timeout_ms: int = 60_000) -> None:

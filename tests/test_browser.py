@@ -70,9 +70,14 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
-    yield context.new_page()
+    failed = request.session.testsfailed
+    page = context.new_page()
+    yield page
+    if request.session.testsfailed > failed:  # keep what the browser showed when the test failed
+        (RESULTS / "failures").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(RESULTS / "failures" / f"{request.node.name}.png"), full_page=True)
     context.close()
 
 
@@ -191,7 +196,7 @@ def test_every_page_draws(page, server):
 
     model = model_in_use(page)
     model.click()
-    run_and_wait(page, lambda: page.get_by_role("option", name="attentivechrome (bundled)").click())
+    run_and_wait(page, lambda: page.get_by_role("option", name="attentivechrome (bundled)", exact=True).click())
     goto_page(page, "Attention")
     wait_for_charts(page, min_count=5)
     assert heatmaps(page) >= 4  # alpha of the gene, its attribution, alpha of low and high genes
