@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hmviz.data.dataset import HistoneDataset
+from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.splits import ensure_split
 from hmviz.data.targets import LabelRule, label_dataset
 from hmviz.errors import DataError, HmvizError
@@ -430,10 +430,8 @@ def make_second_cell(dataset: HistoneDataset, seed: int = 1, fraction_changed: f
     return other
 
 
-def make_two_cell_sample(n_genes: int = DEFAULT_N_GENES, seed: int = 0) -> "MultiCellDataset":
+def make_two_cell_sample(n_genes: int = DEFAULT_N_GENES, seed: int = 0) -> MultiCellDataset:
     """The sample dataset (cell ``synthetic``) and a :func:`make_second_cell` partner (``synthetic-B``)."""
-    from hmviz.data.dataset import MultiCellDataset
-
     first, _ = make_sample_dataset(n_genes, seed=seed)
     second = make_second_cell(first, seed=seed + 1)
     first = dataclasses.replace(first, labels=None, meta=dict(first.meta))  # differential models use expression
