@@ -32,6 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# hmviz sets its OpenMP waiting policy (passive after a short spin) on import; it must come before
+# torch loads OpenMP. Importing torch first left the timed processes with OMP_WAIT_POLICY=PASSIVE
+# and no spin (inherited from this script), which made AttentiveChrome about 4x slower.
+import hmviz  # noqa: F401
+
 RESULTS = ROOT / "bench" / "results"
 SHARED = ROOT.parent / "shared" / "data"
 SINGLE_CELL = ["deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome", "ranker-attentivechrome"]
@@ -79,7 +84,9 @@ def speed_one(name: str, device: str) -> dict:
     out = {"model": name, "device": device, "seconds_per_epoch": round(per_epoch, 3),
            "train_plus_valid_s": round(statistics.median(seconds), 3), "test_pass_s": round(task_test, 3),
            "batch_size": result.card["training"]["batch_size"], "peak_rss_mb": round(peak_mb, 1),
-           "total_wall_s": round(wall, 1), "threads": torch.get_num_threads()}
+           "total_wall_s": round(wall, 1), "threads": torch.get_num_threads(),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+           "load_average_1min_after": round(os.getloadavg()[0], 2)}
     if device.startswith("cuda"):
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
@@ -90,7 +97,7 @@ def _time_test_pass(result, ds, device: str) -> float:
     import torch
 
     from hmviz.data.dataset import MultiCellDataset
-    from hmviz.training import prepare_inputs
+    from hmviz.training import EVAL_BATCH, prepare_inputs
 
     model, card = result.model, result.card
     dev = torch.device("cuda" if device.startswith("cuda") else "cpu")
@@ -105,8 +112,8 @@ def _time_test_pass(result, ds, device: str) -> float:
         fn = lambda i: score(x[i].to(dev))  # noqa: E731
     t0 = time.perf_counter()
     with torch.inference_mode():
-        for s in range(0, len(test), 1024):
-            fn(slice(s, s + 1024))
+        for s in range(0, len(test), EVAL_BATCH):
+            fn(slice(s, s + EVAL_BATCH))
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -124,13 +131,14 @@ def run_speed(models: list[str], device: str) -> list[dict]:
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(f"\nSpeed on the standard shape: {N_GENES} genes x 100 bins x 5 marks per split "
           f"(epoch = train pass + valid pass + test pass), device {device}")
-    print(f"{'model':24s} {'s/epoch':>8s} {'train+valid':>11s} {'test':>6s} {'batch':>6s} {'peak RSS MB':>12s}")
+    print(f"{'model':24s} {'s/epoch':>8s} {'train+valid':>11s} {'test':>6s} {'batch':>6s} {'peak RSS MB':>12s} {'load':>5s}")
     for r in rows:
         if "error" in r:
             print(f"{r['model']:24s} error: {r['error']}")
             continue
         print(f"{r['model']:24s} {r['seconds_per_epoch']:8.2f} {r['train_plus_valid_s']:11.2f} "
-              f"{r['test_pass_s']:6.2f} {r['batch_size']:6d} {r['peak_rss_mb']:12.0f}")
+              f"{r['test_pass_s']:6.2f} {r['batch_size']:6d} {r['peak_rss_mb']:12.0f} "
+              f"{r['load_average_1min_after']:5.1f}")
     return rows
 
 
@@ -226,5 +234,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.exit(main())

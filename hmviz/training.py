@@ -38,7 +38,11 @@ from hmviz.errors import DataError, HmvizError, ModelError
 
 log = logging.getLogger(__name__)
 
-EVAL_BATCH = 1024
+# Genes per inference batch (validation, test, scoring). Measured on the 2-core CPU over 6,601 genes
+# (`python bench/bench_models.py speed`): AttentiveChrome's LSTMs are fastest at 128 (about
+# 1.2 s per pass vs 2.1 s at 1024, whose per-step states no longer fit the cache); DeepChrome is flat
+# between 128 and 1024.
+EVAL_BATCH = 128
 
 
 # --------------------------------------------------------------------------- basics
@@ -767,23 +771,45 @@ def training_split(card: dict, dataset: HistoneDataset | MultiCellDataset) -> Hi
                         valid_chroms=meta.get("valid_chroms"), test_chroms=meta.get("test_chroms"))
 
 
-def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str = "auto") -> dict:
-    """Metrics of a saved model on ``dataset``, with the card's marks, transform and label rule.
+@dataclass
+class EvaluationSet:
+    """The genes a saved model is scored on, and the task that scores them (see :func:`evaluation_set`).
+
+    Attributes:
+        task: ``task.test_idx`` are the genes evaluated, ``task.x`` their inputs (the card's marks and
+            transform applied); ``task.test_metrics(model)`` computes every test metric.
+        evaluated_on: which genes those are, in words (shown to users next to the metrics).
+        train_index: rows of the model's training genes when the data is its training data, else None.
+    """
+
+    task: _Task
+    evaluated_on: str
+    train_index: np.ndarray | None
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.task.test_idx)
+
+
+def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, device: str | torch.device = "cpu"
+                   ) -> EvaluationSet:
+    """What a saved model (its ``card``) is evaluated on in ``dataset``, with the card's marks, transform and label rule.
 
     Genes evaluated: the card's test split when ``dataset`` is the training data (same fingerprint);
-    otherwise the dataset's own test split when it has one; otherwise every gene.
+    otherwise the dataset's own test split when it has one; otherwise every gene. Shared by
+    :func:`evaluate` and mark masking (:func:`hmviz.explain.ablate_mask`), so both score the same genes.
     """
-    from hmviz.checkpoints import load_model
     from hmviz.models import get_spec
 
     dev = choose_device(device)
-    model, card = load_model(model_dir, device=dev)
     spec = get_spec(card["model"])
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     training_data = training_split(card, dataset)
+    train_index = None
     if training_data is not None:
         split = training_data.split
         evaluated_on = "test split of the training data"
+        train_index = np.flatnonzero(split == "train")
     elif first.split is not None and (first.split == "test").any():
         split = first.split
         evaluated_on = "test split of this data"
@@ -795,7 +821,7 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
                            cells=tuple(card["cells"]) if card.get("cells") and spec.task == "differential" else None)
     rule = LabelRule.parse(card["label_rule"]) if card.get("label_rule") not in (None, "file") else None
     if spec.task == "differential":
-        a, b = _differential_cells(dataset, options.cells)
+        _differential_cells(dataset, options.cells)  # raises the explanatory error for one-cell data
         cells = {}
         for name, c in dataset.cells.items():
             c = _select_marks(c, card["marks"], f"cell {name}")
@@ -815,9 +841,23 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
     task = _make_task(ds, options, spec, dev, transform, rule, card.get("label_threshold"))
     if len(task.test_idx) == 0:
         raise DataError("No genes to evaluate on (the test split is empty).")
+    return EvaluationSet(task, evaluated_on, train_index)
+
+
+def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str = "auto") -> dict:
+    """Metrics of a saved model on ``dataset`` (the genes of :func:`evaluation_set`), one flat dict.
+
+    Adds ``evaluated_on``, ``genes_evaluated`` and ``model`` to the test metrics.
+    """
+    from hmviz.checkpoints import load_model
+
+    dev = choose_device(device)
+    model, card = load_model(model_dir, device=dev)
+    chosen = evaluation_set(card, dataset, dev)
+    task, evaluated_on = chosen.task, chosen.evaluated_on
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
            for k, v in task.test_metrics(model).items()}
     out["evaluated_on"] = evaluated_on
-    out["genes_evaluated"] = int(len(task.test_idx))
+    out["genes_evaluated"] = chosen.n_genes
     out["model"] = card["model"]
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -153,10 +154,28 @@ def test_masking_planted_marks_drops_the_metric_and_the_decoy_does_not(trained, 
     assert single.loc["H3K36me3", "value"] > 0.75
 
 
-def test_zeros_baseline_means_no_reads_and_other_data_uses_all_genes(trained, sample):
-    other = sample.subset(np.arange(300))  # not the training data: every gene is evaluated
-    table = ablate_mask(trained.model, trained.card, other, subsets="leave-one-out", baseline="zeros")
-    assert "all genes" in table.attrs["evaluated_on"] and table.attrs["genes_evaluated"] == 300
+def test_other_data_is_scored_on_the_genes_evaluate_scores(trained, sample, tmp_path):
+    from hmviz.checkpoints import save_model
+    from hmviz.training import evaluate
+
+    save_model(trained.model, trained.card, tmp_path / "model")
+    other = sample.subset(np.arange(300))  # not the training data; it has its own split
+    table = ablate_mask(trained.model, trained.card, other, subsets="leave-one-out")
+    n_test = int((other.split == "test").sum())
+    assert table.attrs["evaluated_on"] == "test split of this data" and table.attrs["genes_evaluated"] == n_test
+    reference = table.loc[table["masked_marks"] == NONE_MASKED, "value"].item()
+    metrics = evaluate(tmp_path / "model", other, device="cpu")
+    assert metrics["genes_evaluated"] == n_test and reference == pytest.approx(metrics["test_auroc"], abs=1e-6)
+
+    unsplit = dataclasses.replace(other, split=None)  # no split at all: every gene is evaluated
+    table = ablate_mask(trained.model, trained.card, unsplit, subsets="leave-one-out")
+    assert table.attrs["evaluated_on"] == "all genes of this data" and table.attrs["genes_evaluated"] == 300
+    reference = table.loc[table["masked_marks"] == NONE_MASKED, "value"].item()
+    assert reference == pytest.approx(evaluate(tmp_path / "model", unsplit, device="cpu")["test_auroc"], abs=1e-6)
+
+
+def test_zeros_baseline_means_no_reads(trained, sample):
+    table = ablate_mask(trained.model, trained.card, sample, subsets="leave-one-out", baseline="zeros")
     assert "transform applied to 0" in table.attrs["baseline"]
     from hmviz.explain.ablation import _mask_baseline
     from hmviz.training import prepare_inputs
@@ -196,7 +215,7 @@ def test_cli_mask_round_trip(trained, tmp_path, capsys):
     assert code == 0
     table = pd.read_csv(tmp_path / "mask" / "ablation.csv")
     assert len(table) == 6 and NONE_MASKED in set(table["masked_marks"])
-    assert "evaluated on the model's test split" in capsys.readouterr().err
+    assert "evaluated on test split of the training data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -225,7 +244,7 @@ def test_published_table_reads_as_an_ablation_table():
 
 def test_masking_a_ranker_on_other_data_evaluates_every_gene(small, sample):
     result = train(small, TrainOptions(model="ranker-deepchrome", seed=1, epochs=1, device="cpu"))
-    other = sample.subset(np.arange(250))
+    other = dataclasses.replace(sample.subset(np.arange(250)), split=None)
     table = ablate_mask(result.model, result.card, other, subsets="leave-one-out")
     assert (table["metric"] == "test_pairwise_accuracy").all() and table.attrs["genes_evaluated"] == 250
     assert "all genes" in table.attrs["evaluated_on"]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -606,20 +605,20 @@ def ablate_mask(
             Or a :class:`~hmviz.explain.Baseline` shaped (bins, marks).
         metric: default ``test_auroc`` (binary) or ``test_pairwise_accuracy`` (rankers).
 
-    Genes evaluated: the model's **test split** when ``dataset`` is its training data (same
-    fingerprint as ``card["data"]["fingerprint"]``; the split is rebuilt from ``card["split"]``),
-    otherwise **all genes** of ``dataset``. ``attrs["evaluated_on"]`` says which.
+    Genes evaluated: those :func:`hmviz.training.evaluate` scores (:func:`hmviz.training.evaluation_set`),
+    so the unmasked row equals ``evaluate``'s metric: the model's **test split** when ``dataset`` is its
+    training data (same fingerprint as ``card["data"]["fingerprint"]``; the split is rebuilt from
+    ``card["split"]``), otherwise the dataset's own test split when it has one, otherwise **all genes**
+    of ``dataset``. ``attrs["evaluated_on"]`` says which.
 
     Returns:
         One row per masked set: ``marks`` (kept), ``masked_marks`` (``"(none)"`` for the reference),
         ``n_marks``, ``metric``, ``value``, ``drop`` (reference - value), ``rank``; sorted best
         first. ``attrs``: ``evaluated_on``, ``genes_evaluated``, ``baseline`` (its description).
     """
-    from hmviz.data.targets import LabelRule
-    from hmviz.data.transforms import SignalTransform
     from hmviz.explain._model_view import eval_view, model_device, require_module
     from hmviz.models import get_spec
-    from hmviz.training import TrainOptions, _make_task, prepare_inputs, training_split
+    from hmviz.training import evaluation_set
 
     spec = get_spec(card["model"])
     if spec.task not in DEFAULT_METRIC:
@@ -630,30 +629,10 @@ def ablate_mask(
     model = eval_view(require_module(model))
     marks = tuple(card["marks"])
     mask_sets = _mask_sets(marks, subsets)
-    x = prepare_inputs(card, dataset)  # marks selected by name, window checked, card's transform applied
-    ds = dataset.select_marks(list(marks))
-    trained_on = training_split(card, dataset)
-    if trained_on is not None:
-        ds = dataclasses.replace(ds, split=trained_on.split, meta=dict(trained_on.meta))
-        train_rows = ds.split_indices("train")
-        evaluated_on = "the model's test split (this is its training data)"
-    else:
-        # Every gene is evaluated. The ranking task samples validation pairs when it is built and fails on an
-        # empty validation split, so the genes enter as "valid" and are then used as the test genes.
-        ds = dataclasses.replace(ds, split=np.full(ds.n_genes, "valid", dtype=object), meta=dict(ds.meta))
-        train_rows = None
-        evaluated_on = "all genes of this data (it is not the model's training data)"
-    rule = LabelRule.parse(card["label_rule"]) if card.get("label_rule") not in (None, "file") else None
-    if rule is not None and ds.expression is None:
-        if ds.labels is None:
-            raise DataError("The data has neither expression values nor labels to evaluate against.")
-        rule = None  # the file's labels
-    task = _make_task(ds, TrainOptions(model=spec.name, seed=card.get("seed", 1)), spec, model_device(model),
-                      SignalTransform.from_dict(card["transform"]), rule, card.get("label_threshold"))
-    if train_rows is None:
-        task.test_idx = task.valid_idx
-    if len(task.test_idx) == 0:
-        raise DataError("No genes to evaluate on (the test split is empty).")
+    chosen = evaluation_set(card, dataset, model_device(model))  # the genes `evaluate` scores
+    task = chosen.task
+    x = task.x  # marks selected by name, window checked, the card's transform applied
+    train_rows = chosen.train_index
     base = _mask_baseline(baseline, card, x, train_rows)
     base_values = torch.as_tensor(base.values, dtype=x.dtype)
     metric = metric or DEFAULT_METRIC[spec.task]
@@ -677,7 +656,7 @@ def ablate_mask(
     table["drop"] = table["value"].iloc[0] - table["value"]
     table["rank"] = _rank(table["value"])
     table = table.sort_values(["rank", "n_marks"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    table.attrs.update({"evaluated_on": evaluated_on, "genes_evaluated": len(task.test_idx),
+    table.attrs.update({"evaluated_on": chosen.evaluated_on, "genes_evaluated": chosen.n_genes,
                         "baseline": f"{base.name}: {base.description}", "model": spec.name})
     return table
 

@@ -237,16 +237,17 @@ class ExplainSession:
         """One number per gene: the logit of 'high' (binary), the ranking score (rankers), or the
         predicted log2 fold change of cell B over cell A (two-cell models). float64 ``(genes,)``."""
         from hmviz.explain._model_view import eval_view, model_device
+        from hmviz.training import EVAL_BATCH
 
         view = eval_view(self.model)
         device = model_device(view)
         fn = getattr(view, "score", view)
         out = []
         with torch.inference_mode():
-            for start in range(0, self.dataset.n_genes, 1024):
-                xa = self.x[start:start + 1024].to(device)
+            for start in range(0, self.dataset.n_genes, EVAL_BATCH):
+                xa = self.x[start:start + EVAL_BATCH].to(device)
                 if self.differential:
-                    out.append(view(xa, self.x_other[start:start + 1024].to(device)).float().cpu())
+                    out.append(view(xa, self.x_other[start:start + EVAL_BATCH].to(device)).float().cpu())
                 else:
                     out.append(fn(xa).float().cpu())
         return torch.cat(out).numpy().astype(np.float64)
