@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_models.py speed  [--device cpu|cuda] [--models a,b]   # s/epoch, peak memory
     python bench/bench_models.py accuracy [--seeds 5] [--models a,b]        # test AUROC / pairwise acc.
+    python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
 
 ``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
 process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -119,6 +121,32 @@ def _time_test_pass(result, ds, device: str) -> float:
     return time.perf_counter() - t0
 
 
+def run_eval_batch(models: list[str], sizes=(64, 128, 256, 512, 1024), rounds: int = 2) -> list[dict]:
+    """Inference seconds over 6,601 genes per batch size (how ``hmviz.training.EVAL_BATCH`` was chosen)."""
+    import torch
+
+    from hmviz.models import build_model
+
+    x = torch.randn(N_GENES, 100, 5)
+    nets = {name: build_model(name, n_marks=5, n_bins=100)[0].eval() for name in models}
+    best: dict = {}
+    for _ in range(rounds):  # interleaved rounds; the best of each is kept
+        for name, net in nets.items():
+            score = getattr(net, "score", net)
+            for size in sizes:
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    for s in range(0, N_GENES, size):
+                        score(x[s:s + size])
+                seconds = time.perf_counter() - t0
+                best[name, size] = min(best.get((name, size), math.inf), seconds)
+    print(f"\nInference over {N_GENES} genes (seconds, best of {rounds}) by batch size")
+    print(f"{'model':24s} " + " ".join(f"{s:>7d}" for s in sizes))
+    for name in models:
+        print(f"{name:24s} " + " ".join(f"{best[name, s]:7.2f}" for s in sizes))
+    return [{"model": name, "batch_size": s, "seconds": round(best[name, s], 3)} for name in models for s in sizes]
+
+
 def run_speed(models: list[str], device: str) -> list[dict]:
     rows = []
     for name in models:
@@ -210,7 +238,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["speed", "accuracy", "_speed_one"])
+    p.add_argument("what", choices=["speed", "accuracy", "eval-batch", "_speed_one"])
     p.add_argument("name", nargs="?")
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
@@ -222,7 +250,11 @@ def main() -> int:
         print(json.dumps(speed_one(args.name, args.device)))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.what == "speed":
+    if args.what == "eval-batch":
+        models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]
+        rows = run_eval_batch(models)
+        (RESULTS / "models_eval_batch.json").write_text(json.dumps(rows, indent=2))
+    elif args.what == "speed":
         models = args.models.split(",") if args.models else ALL
         rows = run_speed(models, args.device)
         (RESULTS / f"models_speed_{args.device}.json").write_text(json.dumps(rows, indent=2))

@@ -39,9 +39,8 @@ from hmviz.errors import DataError, HmvizError, ModelError
 log = logging.getLogger(__name__)
 
 # Genes per inference batch (validation, test, scoring). Measured on the 2-core CPU over 6,601 genes
-# (`python bench/bench_models.py speed`): AttentiveChrome's LSTMs are fastest at 128 (about
-# 1.2 s per pass vs 2.1 s at 1024, whose per-step states no longer fit the cache); DeepChrome is flat
-# between 128 and 1024.
+# (`python bench/bench_models.py eval-batch`): AttentiveChrome is fastest at 128 (1.2 s per pass; larger
+# batches were slower, 2.2 s at 1024); DeepChrome is flat from 128 to 1024.
 EVAL_BATCH = 128
 
 
