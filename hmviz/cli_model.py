@@ -33,6 +33,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"])
     p.add_argument("--cells", help="differential models: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
+    p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
+                   help="keep the epoch with the best validation loss (default) or validation metric "
+                        "(AUROC, pairwise accuracy; what the papers' code did); DeepDiff always uses Pearson r")
     p.add_argument("--force", action="store_true", help="replace an existing model in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -88,6 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, label_rule=args.label, split=args.split, patience=args.patience,
+        select_on=args.select_on,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
         cells=tuple(c.strip() for c in args.cells.split(",")) if args.cells else None,
     )

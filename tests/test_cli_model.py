@@ -1,0 +1,153 @@
+"""The model verbs of the command line: train, evaluate, models, baselines (issue 3, item 5)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hmviz.checkpoints import read_card
+from hmviz.cli import main
+from hmviz.data.io import write_long
+from hmviz.data.synthetic import make_sample_dataset, make_two_cell_sample
+from hmviz.models import MODEL_REGISTRY
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> str:
+    """240 generated genes with expression (labels come from the median rule), as a long-format table."""
+    ds, _ = make_sample_dataset(n_genes=240, seed=5)
+    return str(write_long(ds, tmp_path_factory.mktemp("data") / "genes.csv.gz"))
+
+
+@pytest.fixture(scope="module")
+def two_cells(tmp_path_factory) -> str:
+    return str(write_long(make_two_cell_sample(n_genes=200, seed=2), tmp_path_factory.mktemp("two") / "cells.csv.gz"))
+
+
+def _json_line(out: str) -> dict:
+    """The last stdout line, which must be one JSON object (what scripts parse)."""
+    lines = out.strip().splitlines()
+    assert lines, "nothing on stdout"
+    return json.loads(lines[-1])
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    return err[0]
+
+
+@pytest.mark.parametrize("model, metric", [
+    ("deepchrome", "test_auroc"),
+    ("ranker-deepchrome", "test_pairwise_accuracy"),
+    ("simplechrome", "test_auroc"),
+])
+def test_train_then_evaluate_report_the_same_test_metric(data, tmp_path, capsys, model, metric):
+    out = tmp_path / "model"
+    assert main(["train", "--data", data, "--model", model, "--out", str(out), "--epochs", "2", "--seed", "3",
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    trained = _json_line(captured.out)
+    assert trained["model"] == model and 0.0 <= trained[metric] <= 1.0
+    assert "epoch 1/2" in captured.err  # progress is shown on stderr, never mixed into the JSON
+    assert (out / "model.safetensors").exists() and read_card(out)["seed"] == 3
+
+    assert main(["evaluate", "--model", str(out), "--data", data, "--device", "cpu"]) == 0
+    evaluated = _json_line(capsys.readouterr().out)
+    assert evaluated["evaluated_on"] == "test split of the training data"
+    assert evaluated[metric] == pytest.approx(trained[metric], abs=1e-6)
+
+
+def test_deepdiff_reports_pearson_r(two_cells, tmp_path, capsys):
+    assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(tmp_path / "dd"), "--epochs", "1",
+                 "--quiet"]) == 0
+    metrics = _json_line(capsys.readouterr().out)
+    assert -1.0 <= metrics["test_pearson_r"] <= 1.0 and "test_direction_auroc" in metrics
+
+
+def test_select_on_metric_is_recorded_in_the_card(data, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "2",
+                 "--select-on", "metric", "--quiet"]) == 0
+    capsys.readouterr()
+    card = read_card(out)
+    assert card["training"]["selected_on"] == "validation metric"
+    best = max((h for h in card["history"] if h["stage"] == "train"), key=lambda h: h["valid_auroc"])
+    assert card["training"]["best_epoch"] == best["epoch"]
+
+
+def test_marks_and_label_flags_reach_the_card(data, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "1",
+                 "--marks", "H3K4me3,H3K36me3", "--label", "quantile:0.7", "--quiet"]) == 0
+    capsys.readouterr()
+    card = read_card(out)
+    assert card["marks"] == ["H3K4me3", "H3K36me3"] and card["label_rule"] == "quantile:0.7"
+
+
+def test_existing_model_is_kept_unless_forced(data, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    before = (out / "model.safetensors").read_bytes()
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "1", "--seed", "9",
+                 "--quiet"]) == 2
+    assert "--force" in _one_error_line(capsys)
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "1", "--seed", "9",
+                 "--quiet", "--force"]) == 0
+    assert read_card(out)["seed"] == 9
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "deepchrom"], "deepchrom"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--label", "quantile:2"], "quantile"),
+    (["--marks", "H3K79me2"], "H3K79me2"),
+    (["--device", "gpu"], "invalid choice"),
+    (["--select-on", "auc"], "invalid choice"),
+])
+def test_train_bad_flags_are_one_error_line(data, tmp_path, capsys, extra, message):
+    argv = ["train", "--data", data, "--model", "deepchrome", "--out", str(tmp_path / "m"), "--epochs", "1", "--quiet"]
+    assert main(argv + extra) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_evaluate_refuses_incompatible_data_and_missing_models(data, two_cells, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "1",
+                 "--marks", "H3K4me3,H3K36me3", "--quiet"]) == 0
+    capsys.readouterr()
+    fewer = make_sample_dataset(n_genes=60, seed=1)[0].select_marks(["H3K4me3"])
+    other = str(write_long(fewer, tmp_path / "one_mark.csv"))
+    assert main(["evaluate", "--model", str(out), "--data", other]) == 2
+    assert "H3K36me3" in _one_error_line(capsys)
+    assert main(["evaluate", "--model", str(tmp_path / "nothing"), "--data", data]) == 2
+    assert "nothing" in _one_error_line(capsys)
+    assert main(["evaluate", "--model", str(out), "--data", two_cells]) == 2
+    assert "one cell" in _one_error_line(capsys)
+
+
+def test_models_lists_every_registered_family(capsys):
+    assert main(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert set(listed) == set(MODEL_REGISTRY) >= {"deepchrome", "attentivechrome", "deepdiff", "simplechrome",
+                                                   "ranker-deepchrome", "ranker-attentivechrome"}
+    assert listed["deepdiff"]["task"] == "differential"
+
+
+def test_baselines_print_one_json_line_each(data, capsys):
+    assert main(["baselines", "--data", data, "--seed", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(rows) == 2 and all(0.5 < r["test_auroc"] <= 1.0 for r in rows)
+
+
+def test_every_family_trains_from_the_cli_on_e123(e123_dir, tmp_path, capsys):
+    for model in ("deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome", "ranker-attentivechrome"):
+        assert main(["train", "--data", str(e123_dir), "--model", model, "--out", str(tmp_path / model),
+                     "--epochs", "1", "--quiet"]) == 0, model
+        metrics = _json_line(capsys.readouterr().out)
+        assert 0.0 <= metrics["test_auroc"] <= 1.0
+        assert read_card(tmp_path / model)["split"]["kind"] == "file"  # E123's own train/valid/test files
