@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -150,13 +150,19 @@ def test_concordance_index_matches_brute_force_with_ties(seed: int) -> None:
     assert pairwise_accuracy(y, s, all_pairs) == pytest.approx(concordance_index(y, s), abs=1e-12)
 
 
-def test_concordance_index_is_fast_on_20000_genes() -> None:
+def test_concordance_index_on_20000_genes_enumerates_no_pairs() -> None:
+    # 20,000 genes have 2e8 pairs: any enumeration of them needs gigabytes. The O(n log n) count
+    # stays within a few arrays of n. (Its speed is measured by bench/bench_metrics.py, not here.)
     rng = np.random.default_rng(0)
     y = rng.normal(size=20_000)
     s = y + rng.normal(size=20_000)
-    start = time.perf_counter()
-    c = concordance_index(y, s)
-    assert time.perf_counter() - start < 1.0
+    tracemalloc.start()
+    try:
+        c = concordance_index(y, s)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 20_000 * 8  # fewer than 20 float64 arrays of n
     assert 0.5 < c < 1.0
 
 
