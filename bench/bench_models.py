@@ -5,6 +5,7 @@ Usage::
     python bench/bench_models.py speed  [--device cpu|cuda] [--models a,b]   # s/epoch, peak memory
     python bench/bench_models.py accuracy [--seeds 5] [--models a,b]        # test AUROC / pairwise acc.
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
+    python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
 
 ``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
 process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
@@ -15,6 +16,14 @@ training pass over 6,601 genes plus validation and test passes over 6,601 genes 
 sample_data/ (3,000 synthetic genes), test AUROC and pairwise accuracy over N seeds (mean and
 standard deviation) for every single-cell model and both baselines on the same split, next to the
 published numbers in ../shared/data/published/.
+
+``lstm-floor``: only AttentiveChrome's bin-level LSTMs (5 x ``nn.LSTM(1, 32, bidirectional)``,
+PyTorch's fused oneDNN kernels), forward+backward over 6,601 genes at two training batch sizes and
+forward-only over 6,601 genes at two inference batch sizes. The best training pass plus two best
+inference passes is the time one epoch spends in these kernels alone, whatever code surrounds
+them: a floor under AttentiveChrome's seconds per epoch on this machine (the mark-level LSTM,
+attention, optimiser and data movement come on top). Each round also times the whole model's epoch
+(in process, so it is comparable within the round), and bf16 kernels for scale.
 
 Prints a table and writes JSON to bench/results/.
 """
@@ -147,6 +156,85 @@ def run_eval_batch(models: list[str], sizes=(64, 128, 256, 512, 1024), rounds: i
     return [{"model": name, "batch_size": s, "seconds": round(best[name, s], 3)} for name in models for s in sizes]
 
 
+def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3) -> dict:
+    """Seconds per epoch spent in AttentiveChrome's bin-level LSTM kernels alone (see the module doc).
+
+    Each round times, one after the other in this process, the whole model's epoch (training pass
+    at its batch size with Adam, two inference passes at ``EVAL_BATCH``) and the kernels alone, so
+    their ratio is read within one round even though the machine's speed drifts between rounds.
+    """
+    import torch
+    from torch import nn
+
+    from hmviz.models import build_model
+    from hmviz.training import EVAL_BATCH
+
+    torch.manual_seed(0)
+    n_marks, n_bins, hidden = 5, 100, 32
+    x = torch.randn(N_GENES, n_bins, n_marks)
+    y = (torch.rand(N_GENES) > 0.5).float()
+    model, config = build_model("attentivechrome", n_marks=n_marks, n_bins=n_bins)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    def model_epoch():
+        model.train()
+        for s in range(0, N_GENES, config.batch_size):
+            optimizer.zero_grad()
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x[s:s + config.batch_size]),
+                                                                  y[s:s + config.batch_size])
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.inference_mode():
+            for _ in range(2):
+                for s in range(0, N_GENES, EVAL_BATCH):
+                    model(x[s:s + EVAL_BATCH])
+
+    def train_pass(lstms, size, dtype):
+        for s in range(0, N_GENES, size):
+            xb = x[s:s + size].to(dtype)
+            states = [lstm(xb[:, :, i:i + 1])[0] for i, lstm in enumerate(lstms)]
+            torch.stack(states).float().sum().backward()
+
+    def eval_pass(lstms, size, dtype):
+        with torch.inference_mode():
+            for s in range(0, N_GENES, size):
+                xb = x[s:s + size].to(dtype)
+                for i, lstm in enumerate(lstms):
+                    lstm(xb[:, :, i:i + 1])
+
+    per_round = []
+    for r in range(rounds):
+        row: dict = {"round": r + 1}
+        t0 = time.perf_counter()
+        model_epoch()
+        row["model_epoch"] = time.perf_counter() - t0
+        for dtype in (torch.float32, torch.bfloat16):
+            dt = str(dtype).removeprefix("torch.")
+            lstms = [nn.LSTM(1, hidden, bidirectional=True, batch_first=True).to(dtype) for _ in range(n_marks)]
+            for kind, sizes, fn in (("train", train_sizes, train_pass), ("eval", eval_sizes, eval_pass)):
+                for size in sizes:
+                    t0 = time.perf_counter()
+                    fn(lstms, size, dtype)
+                    row[f"{dt}_{kind}_{size}"] = time.perf_counter() - t0
+            row[f"{dt}_floor"] = (min(row[f"{dt}_train_{s}"] for s in train_sizes)
+                                  + 2 * min(row[f"{dt}_eval_{s}"] for s in eval_sizes))
+        per_round.append({k: round(v, 3) for k, v in row.items()})
+    cols = ["model_epoch", "float32_floor", "bfloat16_floor"] + [
+        f"{dt}_{kind}_{s}" for dt in ("float32", "bfloat16")
+        for kind, sizes in (("train", train_sizes), ("eval", eval_sizes)) for s in sizes]
+    print(f"\nAttentiveChrome on the standard shape ({N_GENES} genes per pass), seconds, "
+          f"{torch.get_num_threads()} threads. model_epoch: the whole model, a training pass at batch "
+          f"{config.batch_size} + 2 inference passes at {EVAL_BATCH}. *_floor: the bin-level BiLSTM kernels "
+          f"alone ({n_marks} x LSTM(1->{hidden})), best training pass + 2 best inference passes; "
+          f"*_train_B / *_eval_B: kernel-only passes at batch B.")
+    print("round " + " ".join(f"{c:>16s}" for c in cols))
+    for row in per_round:
+        print(f"{row['round']:5d} " + " ".join(f"{row[c]:16.2f}" for c in cols))
+    return {"threads": torch.get_num_threads(), "model_batch_size": config.batch_size, "eval_batch": EVAL_BATCH,
+            "rounds": per_round, "load_average_1min_after": round(os.getloadavg()[0], 2)}
+
+
 def run_speed(models: list[str], device: str) -> list[dict]:
     rows = []
     for name in models:
@@ -238,7 +326,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["speed", "accuracy", "eval-batch", "_speed_one"])
+    p.add_argument("what", choices=["speed", "accuracy", "eval-batch", "lstm-floor", "_speed_one"])
     p.add_argument("name", nargs="?")
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
@@ -254,6 +342,9 @@ def main() -> int:
         models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]
         rows = run_eval_batch(models)
         (RESULTS / "models_eval_batch.json").write_text(json.dumps(rows, indent=2))
+    elif args.what == "lstm-floor":
+        out = run_lstm_floor()
+        (RESULTS / "models_lstm_floor.json").write_text(json.dumps(out, indent=2))
     elif args.what == "speed":
         models = args.models.split(",") if args.models else ALL
         rows = run_speed(models, args.device)

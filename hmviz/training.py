@@ -775,8 +775,7 @@ class EvaluationSet:
     """The genes a saved model is scored on, and the task that scores them (see :func:`evaluation_set`).
 
     Attributes:
-        task: ``task.test_idx`` are the genes evaluated, ``task.x`` their inputs (the card's marks and
-            transform applied); ``task.test_metrics(model)`` computes every test metric.
+        task: the task built for the card (internal; use :attr:`inputs` and :meth:`metrics`).
         evaluated_on: which genes those are, in words (shown to users next to the metrics).
         train_index: rows of the model's training genes when the data is its training data, else None.
     """
@@ -788,6 +787,28 @@ class EvaluationSet:
     @property
     def n_genes(self) -> int:
         return len(self.task.test_idx)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        """Model inputs ``(genes, bins, marks)`` for every gene of the data (single-cell models), with
+        the card's marks and transform applied; the evaluated genes are a subset of these rows."""
+        if not isinstance(self.task, _SingleCellTask):
+            raise ModelError("inputs are defined for single-cell models only.")
+        return self.task.x
+
+    def metrics(self, model: nn.Module, inputs: torch.Tensor | None = None) -> dict:
+        """Every test metric of ``model`` on the evaluated genes.
+
+        ``inputs`` (single-cell models) replaces :attr:`inputs` for this call only, e.g. with some
+        marks masked; it must have the same shape. The set itself is left unchanged.
+        """
+        if inputs is None:
+            return self.task.test_metrics(model)
+        if tuple(inputs.shape) != tuple(self.inputs.shape):
+            raise ModelError(f"inputs must have shape {tuple(self.inputs.shape)}, got {tuple(inputs.shape)}.")
+        task = copy.copy(self.task)
+        task.x = inputs
+        return task.test_metrics(model)
 
 
 def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, device: str | torch.device = "cpu"
@@ -853,10 +874,9 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
     dev = choose_device(device)
     model, card = load_model(model_dir, device=dev)
     chosen = evaluation_set(card, dataset, dev)
-    task, evaluated_on = chosen.task, chosen.evaluated_on
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
-           for k, v in task.test_metrics(model).items()}
-    out["evaluated_on"] = evaluated_on
+           for k, v in chosen.metrics(model).items()}
+    out["evaluated_on"] = chosen.evaluated_on
     out["genes_evaluated"] = chosen.n_genes
     out["model"] = card["model"]
     return out

@@ -174,6 +174,23 @@ def test_other_data_is_scored_on_the_genes_evaluate_scores(trained, sample, tmp_
     assert reference == pytest.approx(evaluate(tmp_path / "model", unsplit, device="cpu")["test_auroc"], abs=1e-6)
 
 
+def test_scoring_other_inputs_leaves_the_evaluation_set_unchanged(trained, sample):
+    import torch
+
+    from hmviz.errors import ModelError
+    from hmviz.training import evaluation_set
+
+    chosen = evaluation_set(trained.card, sample)
+    before = chosen.metrics(trained.model)
+    assert before["test_auroc"] == pytest.approx(trained.metrics["test_auroc"], abs=1e-6)
+    x = chosen.inputs
+    shuffled = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))]
+    assert abs(chosen.metrics(trained.model, shuffled)["test_auroc"] - 0.5) < 0.1  # inputs no longer match labels
+    assert chosen.inputs is x and chosen.metrics(trained.model) == before
+    with pytest.raises(ModelError, match="same shape|must have shape"):
+        chosen.metrics(trained.model, x[:, :, :2])
+
+
 def test_zeros_baseline_means_no_reads(trained, sample):
     table = ablate_mask(trained.model, trained.card, sample, subsets="leave-one-out", baseline="zeros")
     assert "transform applied to 0" in table.attrs["baseline"]

@@ -151,3 +151,16 @@ def test_every_family_trains_from_the_cli_on_e123(e123_dir, tmp_path, capsys):
         metrics = _json_line(capsys.readouterr().out)
         assert 0.0 <= metrics["test_auroc"] <= 1.0
         assert read_card(tmp_path / model)["split"]["kind"] == "file"  # E123's own train/valid/test files
+
+
+def test_deepdiff_trains_from_the_cli_on_real_two_cell_data(deepdiff_dir, tmp_path, capsys):
+    out = tmp_path / "dd"
+    assert main(["train", "--data", str(deepdiff_dir), "--model", "deepdiff", "--out", str(out), "--epochs", "1",
+                 "--quiet"]) == 0
+    trained = _json_line(capsys.readouterr().out)
+    assert -1.0 <= trained["test_pearson_r"] <= 1.0 and 0.0 <= trained["test_direction_auroc"] <= 1.0
+    assert read_card(out)["cells"] == ["Cell1", "Cell2"]
+    assert main(["evaluate", "--model", str(out), "--data", str(deepdiff_dir)]) == 0
+    evaluated = _json_line(capsys.readouterr().out)
+    assert evaluated["evaluated_on"] == "test split of the training data"
+    assert evaluated["test_pearson_r"] == pytest.approx(trained["test_pearson_r"], abs=1e-6)

@@ -630,8 +630,7 @@ def ablate_mask(
     marks = tuple(card["marks"])
     mask_sets = _mask_sets(marks, subsets)
     chosen = evaluation_set(card, dataset, model_device(model))  # the genes `evaluate` scores
-    task = chosen.task
-    x = task.x  # marks selected by name, window checked, the card's transform applied
+    x = chosen.inputs  # marks selected by name, window checked, the card's transform applied
     train_rows = chosen.train_index
     base = _mask_baseline(baseline, card, x, train_rows)
     base_values = torch.as_tensor(base.values, dtype=x.dtype)
@@ -644,8 +643,7 @@ def ablate_mask(
         if cols:
             xm = x.clone()
             xm[:, :, cols] = base_values[:, cols]
-        task.x = xm
-        metrics = task.test_metrics(model)
+        metrics = chosen.metrics(model, xm)
         if metric not in metrics:
             raise HmvizError(f"Unknown metric '{metric}' for this model and data; choose one of: "
                              f"{', '.join(sorted(metrics))}.")
