@@ -10,7 +10,8 @@ Usage::
 ``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
 process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
 training pass over 6,601 genes plus validation and test passes over 6,601 genes each (the median of
-3 epochs after a warm-up epoch). Rankers train on ``pairs_per_gene`` x 6,601 pairs per epoch.
+3 epochs after a warm-up epoch). Rankers train on ``pairs_per_gene`` x 6,601 pairs per epoch, drawn
+within each batch of genes (the default) or, with ``--pair-sampling global``, from all training genes.
 
 ``accuracy``: on ../shared/data/remc-E123-deepchrome (600 K562 genes, the file's split) and on
 sample_data/ (3,000 synthetic genes), test AUROC and pairwise accuracy over N seeds (mean and
@@ -76,7 +77,7 @@ def _standard_dataset(n_genes: int, seed: int = 0, two_cells: bool = False):
     return cell("A")
 
 
-def speed_one(name: str, device: str) -> dict:
+def speed_one(name: str, device: str, pair_sampling: str = "within-batch") -> dict:
     """One model's epoch time and peak memory (run in its own process)."""
     import torch
 
@@ -84,7 +85,8 @@ def speed_one(name: str, device: str) -> dict:
 
     ds = _standard_dataset(N_GENES, two_cells=(name == "deepdiff"))
     t0 = time.perf_counter()
-    result = train(ds, TrainOptions(model=name, epochs=4, patience=0, seed=1, device=device))
+    result = train(ds, TrainOptions(model=name, epochs=4, patience=0, seed=1, device=device,
+                                    pair_sampling=pair_sampling))
     wall = time.perf_counter() - t0
     epochs = [h for h in result.history if h["stage"] == "train"]
     seconds = [h["seconds"] for h in epochs[1:]]  # skip the warm-up epoch
@@ -95,6 +97,7 @@ def speed_one(name: str, device: str) -> dict:
     out = {"model": name, "device": device, "seconds_per_epoch": round(per_epoch, 3),
            "train_plus_valid_s": round(statistics.median(seconds), 3), "test_pass_s": round(task_test, 3),
            "batch_size": result.card["training"]["batch_size"], "peak_rss_mb": round(peak_mb, 1),
+           "pair_sampling": result.card["training"].get("pair_sampling"),
            "total_wall_s": round(wall, 1), "threads": torch.get_num_threads(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
            "load_average_1min_after": round(os.getloadavg()[0], 2)}
@@ -235,10 +238,11 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
             "rounds": per_round, "load_average_1min_after": round(os.getloadavg()[0], 2)}
 
 
-def run_speed(models: list[str], device: str) -> list[dict]:
+def run_speed(models: list[str], device: str, pair_sampling: str = "within-batch") -> list[dict]:
     rows = []
     for name in models:
-        proc = subprocess.run([sys.executable, __file__, "_speed_one", name, "--device", device],
+        proc = subprocess.run([sys.executable, __file__, "_speed_one", name, "--device", device,
+                               "--pair-sampling", pair_sampling],
                               capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
@@ -333,9 +337,11 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--datasets", default="e123,sample", help="accuracy: comma-separated, from e123,sample")
     p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
+    p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
+                   help="speed: how the rankers draw their training pairs")
     args = p.parse_args()
     if args.what == "_speed_one":
-        print(json.dumps(speed_one(args.name, args.device)))
+        print(json.dumps(speed_one(args.name, args.device, args.pair_sampling)))
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.what == "eval-batch":
@@ -347,8 +353,8 @@ def main() -> int:
         (RESULTS / "models_lstm_floor.json").write_text(json.dumps(out, indent=2))
     elif args.what == "speed":
         models = args.models.split(",") if args.models else ALL
-        rows = run_speed(models, args.device)
-        (RESULTS / f"models_speed_{args.device}.json").write_text(json.dumps(rows, indent=2))
+        rows = run_speed(models, args.device, args.pair_sampling)
+        (RESULTS / f"models_speed_{args.device}{args.tag}.json").write_text(json.dumps(rows, indent=2))
     else:
         models = args.models.split(",") if args.models else SINGLE_CELL
         out = run_accuracy(models, args.seeds, args.datasets.split(","))

@@ -36,6 +36,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
                    help="keep the epoch with the best validation loss (default) or validation metric "
                         "(AUROC, pairwise accuracy; what the papers' code did); DeepDiff always uses Pearson r")
+    p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
+                   help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
+                        "epoch (default), or from all training genes, scoring both genes of every pair")
     p.add_argument("--force", action="store_true", help="replace an existing model in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -91,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, label_rule=args.label, split=args.split, patience=args.patience,
-        select_on=args.select_on,
+        select_on=args.select_on, pair_sampling=args.pair_sampling,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
         cells=tuple(c.strip() for c in args.cells.split(",")) if args.cells else None,
     )

@@ -95,6 +95,10 @@ class TrainOptions:
     log1p: bool = True
     scaling: str = "standard"
     pairs_per_gene: int = 4              # ranking: training pairs drawn per training gene and epoch
+    # ranking: "within-batch": batches of batch_size genes, pairs_per_gene x genes pairs drawn among each
+    # batch's genes, every gene scored once per epoch; "global": pairs drawn from all training genes,
+    # batches of batch_size pairs, both genes of every pair scored (pairs_per_gene x 2 scorings per gene).
+    pair_sampling: str = "within-batch"
     cells: tuple[str, str] | None = None  # differential: (cell A, cell B); target log2((B+1)/(A+1))
     amp: bool | None = None              # mixed precision: None = on for CUDA
     model_overrides: dict = field(default_factory=dict)
@@ -243,13 +247,19 @@ class _BinaryTask(_SingleCellTask):
         return out
 
 
+PAIR_SAMPLING = ("within-batch", "global")
+
+
 class _RankingTask(_SingleCellTask):
     """RankNet on gene pairs: P(A above B) = sigmoid(s_A - s_B); pairs never cross splits."""
 
     metric_name = "valid_pairwise_accuracy"
 
-    def __init__(self, *args, pairs_per_gene: int = 4, **kw):
+    def __init__(self, *args, pairs_per_gene: int = 4, pair_sampling: str = "within-batch", **kw):
         super().__init__(*args, **kw)
+        if pair_sampling not in PAIR_SAMPLING:
+            raise HmvizError(f"pair_sampling must be one of {', '.join(PAIR_SAMPLING)}; got '{pair_sampling}'.")
+        self.pair_sampling = pair_sampling
         if self.expression is not None:
             self.order_value = np.log1p(self.expression)
         elif self.labels is not None:
@@ -266,6 +276,9 @@ class _RankingTask(_SingleCellTask):
         return i, j, t
 
     def train_batches(self, rng, batch_size):
+        if self.pair_sampling == "within-batch":
+            yield from self._within_batch(rng, batch_size)
+            return
         i, j, t = self._pairs(self.train_idx, seed=int(rng.integers(2**31)))
         tt = torch.as_tensor(t, dtype=torch.float32)
         for start in range(0, len(i), batch_size):
@@ -273,7 +286,27 @@ class _RankingTask(_SingleCellTask):
             b = torch.as_tensor(j[start:start + batch_size], dtype=torch.long)
             yield (self.x[a].to(self.device), self.x[b].to(self.device), tt[start:start + batch_size].to(self.device))
 
+    def _within_batch(self, rng, batch_size):
+        """Shuffle the training genes into batches of ``batch_size`` genes; draw ``pairs_per_gene`` x
+        genes pairs among each batch's genes. Every gene is scored once per epoch, not once per pair."""
+        order = rng.permutation(self.train_idx)
+        for start in range(0, len(order), batch_size):
+            genes = order[start:start + batch_size]
+            try:
+                i, j, t = self._pairs(genes, seed=int(rng.integers(2**31)))
+            except DataError:  # every gene of this batch ties with every other: nothing to learn from it
+                continue
+            local = np.full(len(self.order_value), -1, dtype=np.int64)
+            local[genes] = np.arange(len(genes))
+            yield (self.x[torch.as_tensor(genes, dtype=torch.long)].to(self.device),
+                   torch.as_tensor(local[i]).to(self.device), torch.as_tensor(local[j]).to(self.device),
+                   torch.as_tensor(t, dtype=torch.float32).to(self.device))
+
     def loss(self, model, batch):
+        if len(batch) == 4:  # within-batch pairs: score every gene once, then compare
+            x, i, j, t = batch
+            s = model.score(x).float()
+            return self.loss_fn(s[i] - s[j], t)
         xa, xb, t = batch
         return self.loss_fn(model(xa, xb).float(), t)
 
@@ -409,7 +442,8 @@ def _make_task(dataset, options: TrainOptions, spec, device, transform: SignalTr
     if spec.task == "ranking":
         if rule is not None and labels is None:
             labels = rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
-        return _RankingTask(device, x, split, expression, labels, options.seed, pairs_per_gene=options.pairs_per_gene)
+        return _RankingTask(device, x, split, expression, labels, options.seed, pairs_per_gene=options.pairs_per_gene,
+                            pair_sampling=options.pair_sampling)
     raise ModelError(f"Unknown task '{spec.task}'.")
 
 
@@ -672,6 +706,8 @@ def train(
             "best_epoch": best_epoch, "selected_on": f"validation {select_on}",
             "batch_size": batch_size, "lr": lr, "patience": options.patience,
             "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
+            **({"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
+               if spec.task == "ranking" else {}),
         },
         "seed": options.seed,
         "metrics": metrics,

@@ -68,6 +68,51 @@ def test_ranker_antisymmetry_is_exact(small):
     assert result.metrics["test_antisymmetry_error"] == 0.0
 
 
+def _ranking_task(ds, pair_sampling):
+    from hmviz.data.transforms import SignalTransform
+    from hmviz.models import get_spec
+    from hmviz.training import _make_task
+
+    options = TrainOptions(model="ranker-deepchrome", pair_sampling=pair_sampling)
+    transform = SignalTransform().fit(ds.signal, ds.split == "train")
+    return _make_task(ds, options, get_spec(options.model), torch.device("cpu"), transform, None, None)
+
+
+def test_within_batch_pairs_score_every_training_gene_once_and_never_leave_the_batch(small):
+    task = _ranking_task(small, "within-batch")
+    train_rows = set(np.flatnonzero(small.split == "train"))
+    seen, n_pairs = [], 0
+    for x, i, j, t in task.train_batches(np.random.default_rng(0), batch_size=64):
+        assert len(x) <= 64 and 0 <= int(i.min()) and int(max(i.max(), j.max())) < len(x)
+        rows = [int(np.flatnonzero((task.x == xi).all(-1).all(-1))[0]) for xi in x]
+        seen += rows
+        truth = np.log1p(small.expression[rows])
+        # every pair is two genes of this batch, ordered by expression as its target says
+        assert np.all((truth[i.numpy()] > truth[j.numpy()]) == (t.numpy() == 1))
+        n_pairs += len(t)
+    assert sorted(seen) == sorted(train_rows)  # each training gene once per epoch, no other gene
+    assert n_pairs == pytest.approx(task.pairs_per_gene * len(train_rows), rel=0.02)
+
+
+def test_within_batch_loss_is_the_ranknet_loss_of_score_differences(small):
+    from hmviz.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("ranker-deepchrome", n_marks=len(small.marks), n_bins=small.n_bins)[0].eval()
+    task = _ranking_task(small, "within-batch")
+    x, i, j, t = next(iter(task.train_batches(np.random.default_rng(1), batch_size=32)))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(model(x[i], x[j]), t)
+    assert task.loss(model, (x, i, j, t)).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_pair_sampling_is_recorded_and_checked(small):
+    card = train(small, TrainOptions(model="ranker-deepchrome", seed=2, pair_sampling="global", **FAST)).card
+    assert card["training"]["pair_sampling"] == "global" and card["training"]["pairs_per_gene"] == 4
+    assert "pair_sampling" not in train(small, TrainOptions(model="deepchrome", seed=2, epochs=1)).card["training"]
+    with pytest.raises(HmvizError, match="pair_sampling must be one of within-batch, global"):
+        train(small, TrainOptions(model="ranker-deepchrome", pair_sampling="all", epochs=1))
+
+
 def test_deepdiff_trains_on_two_cells(small):
     rng = np.random.default_rng(0)
     other = dataclasses.replace(small, cell="B", signal=small.signal[:, :, ::-1].copy(),

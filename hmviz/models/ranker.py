@@ -27,7 +27,9 @@ from hmviz.models.deepchrome import DeepChromeConfig
 class RankerDeepChromeConfig(DeepChromeConfig):
     """DeepChrome backbone trained as a pairwise ranker; fields as :class:`DeepChromeConfig`.
 
-    ``batch_size`` counts gene pairs per step.
+    ``batch_size`` counts genes per step with the engine's default within-batch pair sampling
+    (``pairs_per_gene`` x genes pairs among them), gene pairs per step with global sampling (see
+    :class:`hmviz.training.TrainOptions`).
     """
 
 
@@ -35,7 +37,9 @@ class RankerDeepChromeConfig(DeepChromeConfig):
 class RankerAttentiveChromeConfig(AttentiveChromeConfig):
     """AttentiveChrome backbone trained as a pairwise ranker; fields as :class:`AttentiveChromeConfig`.
 
-    ``batch_size`` counts gene pairs per step.
+    ``batch_size`` counts genes per step with the engine's default within-batch pair sampling
+    (``pairs_per_gene`` x genes pairs among them), gene pairs per step with global sampling (see
+    :class:`hmviz.training.TrainOptions`).
     """
 
 
