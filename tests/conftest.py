@@ -26,6 +26,19 @@ def shared_path(*parts: str) -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored afterwards. This machine's 2 cores are shared: OpenMP
+    threads spinning against other jobs make small LSTM calls up to 1000x slower, and an app test run
+    in-process may have raised the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def e123_dir() -> Path:
     """600 K562 genes in DeepChrome CSV format (train/valid/test, 100 bins x 5 marks)."""
     return shared_path("remc-E123-deepchrome")

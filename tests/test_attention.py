@@ -13,14 +13,8 @@ from hmviz.explain import (attention_attribution_agreement, attention_by_class, 
 N_BINS, N_MARKS = 20, 3
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """This machine's 2 cores are shared: OpenMP threads spinning against other jobs make small LSTM
-    calls up to 1000x slower, so these tests run torch on one thread (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small LSTM calls on a shared 2-core machine: one torch thread (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_attentivechrome():

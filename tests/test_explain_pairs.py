@@ -15,14 +15,8 @@ MARKS = ("H3K4me3", "H3K36me3", "H3K27me3")
 STARTS = (np.arange(N_BINS) - N_BINS // 2) * 100  # 100-bp bins, TSS at bin 10: -1000 .. +900
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """This machine's 2 cores are shared: OpenMP threads spinning against other jobs make small LSTM
-    calls up to 1000x slower, so these tests run torch on one thread (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small LSTM calls on a shared 2-core machine: one torch thread (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class LinearScore(nn.Module):
