@@ -41,9 +41,11 @@ elif spec.task != "differential" and data.multi_cell:
 c = st.columns(5)
 epochs = c[0].number_input("Epochs (at most)", 1, 1000, key=state.sticky(f"train_epochs_{family}", min(config.epochs, 10)),
                            help=f"The family's default is {config.epochs}; training stops early when the validation "
-                                "metric stops improving.", disabled=running)
+                                "loss (DeepDiff: Pearson r) stops improving, and keeps the best epoch.",
+                           disabled=running)
 batch_size = c[1].number_input("Batch size", 1, 4096, key=state.sticky(f"train_batch_{family}", config.batch_size),
-                               disabled=running)
+                               help="Genes per training step. Rankers compare 4 pairs per gene, drawn among the "
+                                    "genes of each step.", disabled=running)
 lr = c[2].number_input("Learning rate", 1e-6, 1.0, key=state.sticky(f"train_lr_{family}", float(config.lr)),
                        format="%.5f", step=1e-4, disabled=running)
 seed = c[3].number_input("Seed", 0, 2**31 - 1, key=state.sticky("train_seed", 1), disabled=running)
