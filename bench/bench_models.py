@@ -279,7 +279,8 @@ def _published() -> dict:
     return out
 
 
-def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample")) -> dict:
+def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
+                 pair_sampling: str = "within-batch") -> dict:
     from hmviz.data import read_dataset
     from hmviz.training import TrainOptions, train, train_baseline
 
@@ -303,7 +304,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
                 if name in ("logistic", "boosted-trees"):
                     m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed))
                 else:
-                    m = train(ds, TrainOptions(model=name, seed=seed, device="cpu")).metrics
+                    m = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling)).metrics
                 for k in values:
                     if k in m:
                         values[k].append(m[k])
@@ -325,7 +326,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     print()
     for k, v in published.items():
         print(f"{k}: {v}")
-    return {"seeds": seeds, "results": results, "published": published}
+    return {"seeds": seeds, "pair_sampling": pair_sampling, "results": results, "published": published}
 
 
 def main() -> int:
@@ -338,7 +339,7 @@ def main() -> int:
     p.add_argument("--datasets", default="e123,sample", help="accuracy: comma-separated, from e123,sample")
     p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
-                   help="speed: how the rankers draw their training pairs")
+                   help="speed, accuracy: how the rankers draw their training pairs")
     args = p.parse_args()
     if args.what == "_speed_one":
         print(json.dumps(speed_one(args.name, args.device, args.pair_sampling)))
@@ -357,7 +358,7 @@ def main() -> int:
         (RESULTS / f"models_speed_{args.device}{args.tag}.json").write_text(json.dumps(rows, indent=2))
     else:
         models = args.models.split(",") if args.models else SINGLE_CELL
-        out = run_accuracy(models, args.seeds, args.datasets.split(","))
+        out = run_accuracy(models, args.seeds, args.datasets.split(","), args.pair_sampling)
         (RESULTS / f"models_accuracy{args.tag}.json").write_text(json.dumps(out, indent=2))
     return 0
 
