@@ -303,7 +303,7 @@ class _RankingTask(_SingleCellTask):
                    torch.as_tensor(t, dtype=torch.float32).to(self.device))
 
     def loss(self, model, batch):
-        if len(batch) == 4:  # within-batch pairs: score every gene once, then compare
+        if self.pair_sampling == "within-batch":  # batch = (genes, pair rows i, j, targets): score each gene once
             x, i, j, t = batch
             s = model.score(x).float()
             return self.loss_fn(s[i] - s[j], t)
