@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,12 +24,7 @@ from hmviz.metrics import concordance_index, pairwise_accuracy
 
 
 def best_of(rounds: int, fn) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return min(timeit.repeat(fn, number=1, repeat=rounds))
 
 
 def main() -> int:

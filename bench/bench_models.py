@@ -26,6 +26,16 @@ them: a floor under AttentiveChrome's seconds per epoch on this machine (the mar
 attention, optimiser and data movement come on top). Each round also times the whole model's epoch
 (in process, so it is comparable within the round), and bf16 kernels for scale.
 
+It also prices an ideal hand-written kernel (``components``): the epoch's recurrent matrix products
+run as ONE batched matmul per time step for all 5 x 2 LSTMs (``torch.bmm`` at these shapes, timed:
+the forward ``h @ W_hh``, the training backward ``dgates @ W_hh`` per step and one ``h^T @ dgates``
+per batch), plus the epoch's gate activations (4H sigmoids and tanhs per step and H for ``tanh(c)``,
+over the training forward and two inference passes) at the per-element speed of PyTorch's
+vectorised sigmoid on a large contiguous tensor (a tanh counted as one sigmoid, as a fused kernel
+would compute it). Everything else an LSTM does (input projection, cell arithmetic, the backward's
+element-wise work) and the rest of the model are left out, so no kernel built on these routines
+can beat this figure.
+
 Prints a table and writes JSON to bench/results/.
 """
 
@@ -40,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,12 +217,43 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
                 for i, lstm in enumerate(lstms):
                     lstm(xb[:, :, i:i + 1])
 
+    def best_of(fn, reps: int = 5) -> float:
+        fn()  # warm-up
+        return min(timeit.repeat(fn, number=1, repeat=reps))
+
+    def component_floor() -> tuple[float, float, float]:
+        """(matmul s, activation s) per epoch for an ideal fused kernel (module doc), best bmm GFLOP/s."""
+        g = 2 * n_marks  # LSTMs: marks x directions
+        gflops: list[float] = []
+        w, w_t = torch.randn(g, hidden, 4 * hidden), torch.randn(g, 4 * hidden, hidden)
+
+        def matmuls(size: int, train: bool) -> float:
+            n_batches = math.ceil(N_GENES / size)
+            h, gates = torch.randn(g, size, hidden), torch.randn(g, size, 4 * hidden)
+            step = best_of(lambda: torch.bmm(h, w), 50)
+            gflops.append(2 * g * size * hidden * 4 * hidden / step / 1e9)
+            if not train:
+                return n_batches * n_bins * step
+            step_back = best_of(lambda: torch.bmm(gates, w_t), 50)
+            h_all, gates_all = torch.randn(g, hidden, n_bins * size), torch.randn(g, n_bins * size, 4 * hidden)
+            weight_grad = best_of(lambda: torch.bmm(h_all, gates_all))
+            return n_batches * (n_bins * (step + step_back) + weight_grad)
+
+        matmul = min(matmuls(s, True) for s in train_sizes) + 2 * min(matmuls(s, False) for s in eval_sizes)
+        a = torch.randn(1 << 22)
+        out = torch.empty_like(a)
+        per_element = best_of(lambda: torch.sigmoid(a, out=out)) / a.numel()
+        activations = 3 * N_GENES * g * n_bins * 5 * hidden  # 3 forward passes; 4H gates + H tanh(c)
+        return matmul, activations * per_element, max(gflops)
+
     per_round = []
     for r in range(rounds):
         row: dict = {"round": r + 1}
         t0 = time.perf_counter()
         model_epoch()
         row["model_epoch"] = time.perf_counter() - t0
+        row["components_matmul"], row["components_activation"], row["bmm_gflops"] = component_floor()
+        row["components"] = row["components_matmul"] + row["components_activation"]
         for dtype in (torch.float32, torch.bfloat16):
             dt = str(dtype).removeprefix("torch.")
             lstms = [nn.LSTM(1, hidden, bidirectional=True, batch_first=True).to(dtype) for _ in range(n_marks)]
@@ -223,17 +265,20 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
             row[f"{dt}_floor"] = (min(row[f"{dt}_train_{s}"] for s in train_sizes)
                                   + 2 * min(row[f"{dt}_eval_{s}"] for s in eval_sizes))
         per_round.append({k: round(v, 3) for k, v in row.items()})
-    cols = ["model_epoch", "float32_floor", "bfloat16_floor"] + [
+    cols = ["model_epoch", "float32_floor", "bfloat16_floor", "components", "components_matmul",
+            "components_activation", "bmm_gflops"] + [
         f"{dt}_{kind}_{s}" for dt in ("float32", "bfloat16")
         for kind, sizes in (("train", train_sizes), ("eval", eval_sizes)) for s in sizes]
     print(f"\nAttentiveChrome on the standard shape ({N_GENES} genes per pass), seconds, "
           f"{torch.get_num_threads()} threads. model_epoch: the whole model, a training pass at batch "
           f"{config.batch_size} + 2 inference passes at {EVAL_BATCH}. *_floor: the bin-level BiLSTM kernels "
           f"alone ({n_marks} x LSTM(1->{hidden})), best training pass + 2 best inference passes; "
+          f"components: an ideal fused kernel's batched matmuls + activations only (module doc); "
           f"*_train_B / *_eval_B: kernel-only passes at batch B.")
-    print("round " + " ".join(f"{c:>16s}" for c in cols))
+    widths = [max(16, len(c)) for c in cols]
+    print("round " + " ".join(f"{c:>{w}s}" for c, w in zip(cols, widths)))
     for row in per_round:
-        print(f"{row['round']:5d} " + " ".join(f"{row[c]:16.2f}" for c in cols))
+        print(f"{row['round']:5d} " + " ".join(f"{row[c]:{w}.2f}" for c, w in zip(cols, widths)))
     return {"threads": torch.get_num_threads(), "model_batch_size": config.batch_size, "eval_batch": EVAL_BATCH,
             "rounds": per_round, "load_average_1min_after": round(os.getloadavg()[0], 2)}
 
