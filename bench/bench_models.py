@@ -325,7 +325,7 @@ def _published() -> dict:
 
 
 def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
-                 pair_sampling: str = "within-batch") -> dict:
+                 pair_sampling: str = "within-batch", select_on: str = "loss") -> dict:
     from hmviz.data import read_dataset
     from hmviz.training import TrainOptions, train, train_baseline
 
@@ -349,7 +349,8 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
                 if name in ("logistic", "boosted-trees"):
                     m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed))
                 else:
-                    m = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling)).metrics
+                    m = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling,
+                                                 select_on=select_on)).metrics
                 for k in values:
                     if k in m:
                         values[k].append(m[k])
@@ -371,7 +372,8 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     print()
     for k, v in published.items():
         print(f"{k}: {v}")
-    return {"seeds": seeds, "pair_sampling": pair_sampling, "results": results, "published": published}
+    return {"seeds": seeds, "pair_sampling": pair_sampling, "select_on": select_on, "results": results,
+            "published": published}
 
 
 def main() -> int:
@@ -385,6 +387,8 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="speed, accuracy: how the rankers draw their training pairs")
+    p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
+                   help="accuracy: keep the epoch with the best validation loss or metric")
     args = p.parse_args()
     if args.what == "_speed_one":
         print(json.dumps(speed_one(args.name, args.device, args.pair_sampling)))
@@ -403,7 +407,7 @@ def main() -> int:
         (RESULTS / f"models_speed_{args.device}{args.tag}.json").write_text(json.dumps(rows, indent=2))
     else:
         models = args.models.split(",") if args.models else SINGLE_CELL
-        out = run_accuracy(models, args.seeds, args.datasets.split(","), args.pair_sampling)
+        out = run_accuracy(models, args.seeds, args.datasets.split(","), args.pair_sampling, args.select_on)
         (RESULTS / f"models_accuracy{args.tag}.json").write_text(json.dumps(out, indent=2))
     return 0
 

@@ -32,10 +32,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="median | quantile:Q | threshold:T | file (default: the file's labels, else median)")
     p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"])
     p.add_argument("--cells", help="differential models: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
+    p.add_argument("--patience", type=int, default=5,
+                   help="stop after this many epochs in which neither the validation loss nor the validation "
+                        "metric reached a new best (0: never stop early)")
     p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
-                   help="keep the epoch with the best validation loss (default) or validation metric "
-                        "(AUROC, pairwise accuracy; what the papers' code did); DeepDiff always uses Pearson r")
+                   help="keep the epoch with the best validation loss (default) or validation metric (AUROC, "
+                        "pairwise accuracy for rankers; what the papers' code did); DeepDiff always uses "
+                        "Pearson r. Either way, training stops after --patience epochs in which neither improved")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
                         "epoch (default), or from all training genes, scoring both genes of every pair")

@@ -90,7 +90,7 @@ class TrainOptions:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     valid_chroms: tuple[str, ...] | None = None
     test_chroms: tuple[str, ...] | None = None
-    patience: int = 5                    # epochs without validation improvement before stopping
+    patience: int = 5                    # epochs in which neither validation loss nor metric improved: stop
     select_on: str = "loss"              # keep the epoch with the best validation "loss" or "metric"
     log1p: bool = True
     scaling: str = "standard"
@@ -493,6 +493,11 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     """Train ``params`` of ``model``; keep the state with the best validation loss (or metric).
 
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
+    Early stopping: training ends after ``patience`` epochs in which neither the validation loss nor
+    the validation metric reached a new best. Watching only the quantity the epoch is kept on fails
+    both ways: the loss can sit at log 2 for several epochs while the ranking already improves (a
+    small set, few steps per epoch), and the AUROC can peak at an untrained, uncalibrated first epoch
+    while the loss is still falling steeply.
     """
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
@@ -500,6 +505,7 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
     metric_fn = task.valid_metric if own_metric else metric_fn
     best, best_state, best_epoch, bad = -math.inf, None, 0, 0
+    watched_best = {"loss": math.inf, "metric": -math.inf}  # for early stopping, whichever is kept
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -547,20 +553,22 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
             progress(ProgressEvent(stage, epoch, epochs, len(batches), len(batches), total / max(count, 1),
                                    metric, task.metric_name if own_metric else "valid_metric",
                                    epoch_end=True, seconds=seconds))
-        if select_on == "loss" and valid_loss is not None:
-            score = -valid_loss
-        else:
-            score = metric if task.higher_is_better or not own_metric else -metric
+        metric_score = metric if task.higher_is_better or not own_metric else -metric
+        score = -valid_loss if select_on == "loss" and valid_loss is not None else metric_score
         if not math.isfinite(score):
             score = -math.inf
         if best_state is None or score > best:
-            best, best_epoch, bad = score, epoch, 0
+            best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if patience and bad >= patience:
-                log.info("early stop at epoch %d (best epoch %d)", epoch, best_epoch)
-                break
+        improved = False
+        if valid_loss is not None and valid_loss < watched_best["loss"]:
+            watched_best["loss"], improved = valid_loss, True
+        if math.isfinite(metric_score) and metric_score > watched_best["metric"]:
+            watched_best["metric"], improved = metric_score, True
+        bad = 0 if improved or best_epoch == epoch else bad + 1
+        if patience and bad >= patience:
+            log.info("early stop at epoch %d (best epoch %d)", epoch, best_epoch)
+            break
     model.load_state_dict(best_state)
     model.eval()
     return best_epoch, best
@@ -652,6 +660,10 @@ def train(
     lr = options.lr or config.lr
     if epochs < 1:
         raise HmvizError(f"--epochs must be at least 1; got {epochs}.")
+    if options.patience < 0:
+        raise HmvizError(f"--patience must be 0 (never stop early) or a positive number of epochs; got {options.patience}.")
+    if options.select_on not in ("loss", "metric"):
+        raise HmvizError(f"--select-on must be 'loss' or 'metric'; got '{options.select_on}'.")
     amp = options.amp if options.amp is not None else device.type == "cuda"
     history: list[dict] = []
     common = dict(batch_size=batch_size, patience=options.patience, seed=options.seed, device=device, amp=amp,
@@ -670,8 +682,6 @@ def train(
         params = list(model.head_parameters())
     else:
         params = [p for p in model.parameters() if p.requires_grad]
-    if options.select_on not in ("loss", "metric"):
-        raise HmvizError(f"select_on must be 'loss' or 'metric'; got '{options.select_on}'.")
     select_on = "metric" if spec.task == "differential" else options.select_on  # DeepDiff: best Pearson r (paper)
     best_epoch, _ = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train",
                                 select_on=select_on, **common)
@@ -705,6 +715,7 @@ def train(
             "epochs_max": epochs, "epochs_run": len([h for h in history if h["stage"] == "train"]),
             "best_epoch": best_epoch, "selected_on": f"validation {select_on}",
             "batch_size": batch_size, "lr": lr, "patience": options.patience,
+            "early_stopping": "no new best validation loss or metric for `patience` epochs",
             "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
             **({"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
                if spec.task == "ranking" else {}),

@@ -41,7 +41,8 @@ elif spec.task != "differential" and data.multi_cell:
 c = st.columns(5)
 epochs = c[0].number_input("Epochs (at most)", 1, 1000, key=state.sticky(f"train_epochs_{family}", min(config.epochs, 10)),
                            help=f"The family's default is {config.epochs}; training stops early when the validation "
-                                "loss (DeepDiff: Pearson r) stops improving, and keeps the best epoch.",
+                                "loss and metric (AUROC; rankers: pairwise accuracy) both stop improving, and keeps the "
+                                "epoch with the best validation loss (DeepDiff: Pearson r).",
                            disabled=running)
 batch_size = c[1].number_input("Batch size", 1, 4096, key=state.sticky(f"train_batch_{family}", config.batch_size),
                                help="Genes per training step. Rankers compare 4 pairs per gene, drawn among the "

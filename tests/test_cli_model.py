@@ -66,15 +66,23 @@ def test_deepdiff_reports_pearson_r(two_cells, tmp_path, capsys):
     assert -1.0 <= metrics["test_pearson_r"] <= 1.0 and "test_direction_auroc" in metrics
 
 
-def test_select_on_metric_is_recorded_in_the_card(data, tmp_path, capsys):
+@pytest.mark.parametrize("flags, selected_on, best_of", [
+    ([], "validation loss", lambda h: -h["valid_loss"]),  # the default
+    (["--select-on", "metric"], "validation metric", lambda h: h["valid_auroc"]),  # as the papers' code did
+])
+def test_the_kept_epoch_is_the_best_on_the_chosen_validation_quantity(data, tmp_path, capsys, flags, selected_on,
+                                                                     best_of):
     out = tmp_path / "m"
-    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "2",
-                 "--select-on", "metric", "--quiet"]) == 0
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "4",
+                 "--patience", "0", "--quiet", *flags]) == 0
     capsys.readouterr()
     card = read_card(out)
-    assert card["training"]["selected_on"] == "validation metric"
-    best = max((h for h in card["history"] if h["stage"] == "train"), key=lambda h: h["valid_auroc"])
+    assert card["training"]["selected_on"] == selected_on
+    history = [h for h in card["history"] if h["stage"] == "train"]
+    assert len(history) == 4
+    best = max(history, key=best_of)  # the first of equals, as training keeps the first
     assert card["training"]["best_epoch"] == best["epoch"]
+    assert card["metrics"]["valid_auroc"] == pytest.approx(best["valid_auroc"], abs=1e-6)
 
 
 def test_marks_and_label_flags_reach_the_card(data, tmp_path, capsys):
@@ -107,6 +115,7 @@ def test_existing_model_is_kept_unless_forced(data, tmp_path, capsys):
     (["--marks", "H3K79me2"], "H3K79me2"),
     (["--device", "gpu"], "invalid choice"),
     (["--select-on", "auc"], "invalid choice"),
+    (["--patience", "-1"], "--patience must be 0"),
 ])
 def test_train_bad_flags_are_one_error_line(data, tmp_path, capsys, extra, message):
     argv = ["train", "--data", data, "--model", "deepchrome", "--out", str(tmp_path / "m"), "--epochs", "1", "--quiet"]

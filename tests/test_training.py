@@ -12,8 +12,8 @@ from hmviz.checkpoints import load_model, save_model
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.errors import DataError, HmvizError
-from hmviz.training import (TrainingCancelled, TrainOptions, choose_device, evaluate, predict_scores,
-                            seed_everything, train, train_baseline)
+from hmviz.training import (TrainingCancelled, TrainOptions, _run_epochs, _Task, choose_device, evaluate,
+                            predict_scores, seed_everything, train, train_baseline)
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,67 @@ def test_ranker_evaluates_on_new_data_without_a_split(small, tmp_path):
     metrics = evaluate(tmp_path / "r", other, device="cpu")
     assert metrics["evaluated_on"] == "all genes of this data" and metrics["genes_evaluated"] == 120
     assert 0.5 < metrics["test_pairwise_accuracy"] <= 1.0
+
+
+class _ScriptedTask(_Task):
+    """A task whose validation (metric, loss) per epoch is scripted; training is one tiny real step."""
+
+    metric_name = "valid_auroc"
+    higher_is_better = True
+
+    def __init__(self, script):
+        super().__init__(torch.device("cpu"))
+        self.script = list(script)
+        self.epoch = 0
+
+    def train_batches(self, rng, batch_size):
+        return [(torch.ones(2),)]
+
+    def loss(self, model, batch):
+        return (model(batch[0][:, None]) ** 2).mean()
+
+    def validate(self, model):
+        self.epoch += 1
+        return self.script[self.epoch - 1]
+
+
+def _run_script(script, select_on, patience=3):
+    model = torch.nn.Linear(1, 1)
+    task = _ScriptedTask(script)
+    best_epoch, _ = _run_epochs(model, task, params=list(model.parameters()), lr=1e-3, weight_decay=0.0,
+                                epochs=len(script), batch_size=2, patience=patience, grad_clip=None, seed=0,
+                                device=torch.device("cpu"), amp=False, stage="train", progress=None,
+                                should_stop=None, select_on=select_on)
+    return best_epoch, task.epoch
+
+
+# (validation AUROC, validation loss) per epoch
+LOSS_FLAT_AT_FIRST = [(0.90, 0.693), (0.91, 0.694), (0.92, 0.694), (0.93, 0.695), (0.94, 0.60), (0.94, 0.50),
+                      (0.93, 0.51), (0.93, 0.52), (0.92, 0.53), (0.92, 0.54)]
+AUROC_PEAKS_FIRST = [(0.95, 0.69), (0.90, 0.50), (0.91, 0.45), (0.92, 0.40), (0.93, 0.38), (0.94, 0.37),
+                     (0.94, 0.38), (0.93, 0.39), (0.93, 0.40), (0.92, 0.41)]
+
+
+@pytest.mark.parametrize("script, select_on, kept, ran", [
+    # the loss sits at log 2 while the AUROC climbs: training goes on until the loss falls, keeps its best
+    (LOSS_FLAT_AT_FIRST, "loss", 6, 9),
+    (LOSS_FLAT_AT_FIRST, "metric", 5, 9),
+    # the AUROC peaks at an untrained first epoch while the loss falls: training goes on too
+    (AUROC_PEAKS_FIRST, "loss", 6, 9),
+    (AUROC_PEAKS_FIRST, "metric", 1, 9),
+])
+def test_early_stopping_waits_while_either_validation_quantity_improves(script, select_on, kept, ran):
+    assert _run_script(script, select_on) == (kept, ran)
+
+
+def test_early_stopping_stops_when_neither_improves_and_patience_zero_never_stops():
+    stuck = [(0.9, 0.5)] + [(0.8, 0.6)] * 9
+    assert _run_script(stuck, "loss", patience=3) == (1, 4)
+    assert _run_script(stuck, "loss", patience=0) == (1, 10)
+
+
+def test_negative_patience_and_unknown_selection_are_refused(small):
+    with pytest.raises(HmvizError, match="--patience"):
+        train(small, TrainOptions(model="deepchrome", patience=-1, **FAST))
+    with pytest.raises(HmvizError, match="--select-on"):
+        train(small, TrainOptions(model="deepchrome", select_on="auc", **FAST))
