@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_models.py speed  [--device cpu|cuda] [--models a,b]   # s/epoch, peak memory
     python bench/bench_models.py accuracy [--seeds 5] [--models a,b]        # test AUROC / pairwise acc.
+    python bench/bench_models.py accuracy-deepdiff [--seeds 5]              # DeepDiff: Pearson r, direction AUROC
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
     python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
 
@@ -376,9 +377,47 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
             "published": published}
 
 
+def run_accuracy_deepdiff(seeds: int) -> dict:
+    """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data."""
+    from hmviz.data import read_dataset
+    from hmviz.training import TrainOptions, train, train_baseline
+
+    datasets = {"sample_data/two_cells (1,000 genes)": ROOT / "sample_data" / "two_cells"}
+    if (SHARED / "deepdiff-E123-E003").exists():
+        datasets = {"E123 vs E003 (600 genes)": SHARED / "deepdiff-E123-E003", **datasets}
+    else:
+        print("../shared/data/deepdiff-E123-E003 not found: skipped", file=sys.stderr)
+    keys = ("test_pearson_r", "test_direction_auroc", "test_spearman_r", "best_epoch")
+    results: dict = {}
+    for dname, path in datasets.items():
+        ds = read_dataset(path)
+        values: dict[str, list[float]] = {k: [] for k in keys}
+        t0 = time.perf_counter()
+        for seed in range(1, seeds + 1):
+            m = train(ds, TrainOptions(model="deepdiff", seed=seed, device="cpu")).metrics
+            for k in keys:
+                values[k].append(m[k])
+        results[dname] = {k: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4) if len(v) > 1
+                              else 0.0, "values": v} for k, v in values.items()}
+        results[dname]["seconds"] = round(time.perf_counter() - t0, 1)
+        results[dname]["baselines"] = {name: train_baseline(ds, name, TrainOptions(model="deepdiff", seed=1))
+                                       for name in ("logistic", "boosted-trees")}
+        print(f"{dname}: {json.dumps(results[dname])}", file=sys.stderr, flush=True)
+    print(f"\nDeepDiff (paper defaults), test metrics over {seeds} seeds (mean ± sd)")
+    print(f"{'data':36s} " + " ".join(f"{k:>22s}" for k in keys) + f" {'seconds':>8s}")
+    for dname, r in results.items():
+        print(f"{dname:36s} " + " ".join(f"{r[k]['mean']:>13.3f} ± {r[k]['sd']:.3f}" for k in keys)
+              + f" {r['seconds']:8.1f}")
+        for name, b in r["baselines"].items():  # deterministic for a given split: no spread
+            print(f"{'  baseline ' + name:36s} " + " ".join(f"{b[k]:>22.3f}" if k in b else f"{'-':>22s}"
+                                                             for k in keys))
+    return {"seeds": seeds, "results": results}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["speed", "accuracy", "eval-batch", "lstm-floor", "_speed_one"])
+    p.add_argument("what", choices=["speed", "accuracy", "accuracy-deepdiff", "eval-batch", "lstm-floor",
+                                    "_speed_one"])
     p.add_argument("name", nargs="?")
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
@@ -398,6 +437,9 @@ def main() -> int:
         models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]
         rows = run_eval_batch(models)
         (RESULTS / "models_eval_batch.json").write_text(json.dumps(rows, indent=2))
+    elif args.what == "accuracy-deepdiff":
+        out = run_accuracy_deepdiff(args.seeds)
+        (RESULTS / f"models_accuracy_deepdiff{args.tag}.json").write_text(json.dumps(out, indent=2))
     elif args.what == "lstm-floor":
         out = run_lstm_floor()
         (RESULTS / "models_lstm_floor.json").write_text(json.dumps(out, indent=2))

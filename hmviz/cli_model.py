@@ -148,7 +148,9 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--compare-with", default="deepchrome", metavar="MODEL",
                    help="the deep model whose task, split, labels and transform the baselines share "
-                        "(a binary model: classifiers on the labels; a ranker: regressors on log expression)")
+                        "(a binary model: classifiers on the labels; a ranker: regressors on log expression; "
+                        "deepdiff: regressors of the log2 fold change on both cells' features)")
+    p.add_argument("--cells", help="deepdiff: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
     p.add_argument("--marks", help="comma-separated marks to use (default: all)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--label", default=None, metavar="RULE", help="median | quantile:Q | threshold:T | file")
@@ -163,6 +165,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     dataset = _read(args)
     options = TrainOptions(
         model=args.compare_with, seed=args.seed, label_rule=args.label, split=args.split,
+        cells=tuple(c.strip() for c in args.cells.split(",")) if args.cells else None,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
     )
     for name in BASELINES:

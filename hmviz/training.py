@@ -743,23 +743,36 @@ class _BaselineScorer:
         return self.score(x_a) if x_b is None else self.score(x_a) - self.score(x_b)
 
 
-def train_baseline(dataset: HistoneDataset, name: str, options: TrainOptions) -> dict:
+class _DifferentialBaselineScorer(_BaselineScorer):
+    """A regressor fitted on both cells' features side by side (marks of A, then marks of B)."""
+
+    def __call__(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
+        return self.score(torch.cat([x_a, x_b], dim=-1))
+
+
+def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, options: TrainOptions) -> dict:
     """Test metrics of the scikit-learn baseline ``name`` (``logistic`` or ``boosted-trees``) trained on
     exactly the split, labels, marks and input transform that ``options`` gives a deep model.
 
     ``options.model`` names the deep model it is compared with: a binary model's baseline is a
     classifier on the labels; a ranker's baseline is a regressor on log1p expression (a classifier
-    when only labels exist).
+    when only labels exist); DeepDiff's is a regressor (ridge or boosted trees) of the same log2 fold
+    change on both cells' binned features side by side.
     """
     from hmviz.models import get_spec
     from hmviz.models.baselines import fit_baseline
 
     spec = get_spec(options.model)
-    if spec.task == "differential":
-        raise ModelError("Baselines are defined for single-cell models (binary or ranking), not for deepdiff.")
     seed_everything(options.seed)
     prep = _prepare(dataset, options, spec)
     task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
+    if spec.task == "differential":
+        idx = torch.as_tensor(task.train_idx)
+        x_train = torch.cat([task.xa[idx], task.xb[idx]], dim=-1).numpy()
+        est = fit_baseline(name, x_train, task.diff[task.train_idx], task="regression", seed=options.seed)
+        out = task.test_metrics(_DifferentialBaselineScorer(est))
+        out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+        return {"model": name, "compared_with": spec.name, **out}
     x_train = task.x[torch.as_tensor(task.train_idx)].numpy()
     if spec.task == "ranking" and task.expression is not None:
         est = fit_baseline(name, x_train, np.log1p(task.expression[task.train_idx]), task="ranking", seed=options.seed)

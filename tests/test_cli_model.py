@@ -124,6 +124,15 @@ def test_train_bad_flags_are_one_error_line(data, tmp_path, capsys, extra, messa
     assert not (tmp_path / "m" / "model.safetensors").exists()
 
 
+def test_deepdiff_baselines_regress_the_fold_change(two_cells, capsys):
+    assert main(["baselines", "--data", two_cells, "--compare-with", "deepdiff"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["model"] for r in lines] == ["logistic", "boosted-trees"]
+    for r in lines:
+        assert r["compared_with"] == "deepdiff" and "test_direction_auroc" in r
+        assert r["test_pearson_r"] > 0.3  # the generated cells' planted differences are learnable
+
+
 def test_evaluate_refuses_incompatible_data_and_missing_models(data, two_cells, tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "1",
