@@ -18,7 +18,6 @@ Not a timed test: it prints a table and writes ``bench/results/app.json``. Needs
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -39,9 +38,9 @@ from st_e2e import (
     wait_for_charts,
 )
 
+from _results import write_results
 from hmviz.bundled import list_bundled
 
-RESULTS = ROOT / "bench" / "results" / "app.json"
 TARGETS = {"start_s": 4.0, "switch_s": 1.0, "pair_s": 1.5}
 SWITCHES = [("Gene pairs", 3), ("Evaluate", 3), ("Attributions", 3), ("Train", 1), ("Data", 1)]
 
@@ -158,9 +157,7 @@ def main() -> None:
     print(f"{'what':56s} {'median s':>9s} {'max s':>7s} {'target':>7s}")
     for what, med, mx, target in rows:
         print(f"{what:56s} {med:9.2f} {mx:7.2f} {('<= ' + format(target, 'g')) if target else '':>7s}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results("app.json", out)
 
 
 if __name__ == "__main__":

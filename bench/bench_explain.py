@@ -16,7 +16,6 @@ after a warm-up, and the IG convergence delta. Prints a table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hmviz  # noqa: E402,F401  (sets the OpenMP wait policy before torch loads)
+from _results import write_results  # noqa: E402
 
 
 def _model(name: str, models_dir: Path, n_marks: int, n_bins: int):
@@ -91,9 +91,7 @@ def main() -> int:
         d = f"{r['max_abs_delta']:.2e}" if r["max_abs_delta"] is not None else "-"
         print(f"{r['what']:28s} {r['model']:24s} {r['median_s']:9.3f} {r['best_s']:8.3f} {r['target_s']:9.2f} {d:>12s}")
     print("models:", "; ".join(sorted({f"{r['model']}: {r['origin']}" for r in rows})))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "explain.json").write_text(json.dumps(rows, indent=2))
+    write_results("explain.json", rows)
     return 0
 
 

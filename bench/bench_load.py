@@ -11,7 +11,6 @@ folder as .csv, .csv.gz and .parquet (written by ``write_long``), reads each wit
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -21,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from _results import write_results
 from hmviz.data import HistoneDataset, read_dataset, write_long
 
 MARKS = ("H3K4me1", "H3K4me3", "H3K9me3", "H3K27me3", "H3K36me3")
-RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 
 
 def make_dataset(n_genes: int, n_bins: int, seed: int = 0) -> HistoneDataset:
@@ -68,11 +67,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['file']:<16}{r['size_mb']:>8.1f}{r['write_s']:>10.2f}{r['read_best_s']:>10.2f}"
               f"{r['rows'] / r['read_best_s']:>14,.0f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"genes": args.genes, "bins": args.bins, "marks": len(MARKS),
+    write_results("load.json", {"genes": args.genes, "bins": args.bins, "marks": len(MARKS),
                                    "repeats": args.repeats, "python": platform.python_version(),
-                                   "machine": platform.machine(), "results": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+                                   "machine": platform.machine(), "results": rows})
 
 
 if __name__ == "__main__":

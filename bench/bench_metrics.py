@@ -10,7 +10,6 @@ Prints a table (best of ``rounds`` seconds per call) and writes JSON to bench/re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import timeit
 from pathlib import Path
@@ -20,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from _results import write_results
 from hmviz.metrics import concordance_index, pairwise_accuracy
 
 
@@ -48,9 +48,7 @@ def main() -> int:
     for r in rows:
         print(f"{r['genes']:8d} {r['all_pairs']:14,d} {r['concordance_index_s']:14.4f} "
               f"{r['pairwise_accuracy_10n_sampled_s']:20.4f}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2))
+    write_results("metrics.json", rows)
     return 0
 
 

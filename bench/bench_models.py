@@ -60,8 +60,8 @@ sys.path.insert(0, str(ROOT))
 # torch loads OpenMP. Importing torch first left the timed processes with OMP_WAIT_POLICY=PASSIVE
 # and no spin (inherited from this script), which made AttentiveChrome about 4x slower.
 import hmviz  # noqa: F401
+from _results import write_results  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 SHARED = ROOT.parent / "shared" / "data"
 SINGLE_CELL = ["deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome", "ranker-attentivechrome"]
 ALL = SINGLE_CELL + ["deepdiff"]
@@ -432,25 +432,24 @@ def main() -> int:
     if args.what == "_speed_one":
         print(json.dumps(speed_one(args.name, args.device, args.pair_sampling)))
         return 0
-    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.what == "eval-batch":
         models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]
         rows = run_eval_batch(models)
-        (RESULTS / "models_eval_batch.json").write_text(json.dumps(rows, indent=2))
+        write_results("models_eval_batch.json", rows)
     elif args.what == "accuracy-deepdiff":
         out = run_accuracy_deepdiff(args.seeds)
-        (RESULTS / f"models_accuracy_deepdiff{args.tag}.json").write_text(json.dumps(out, indent=2))
+        write_results(f"models_accuracy_deepdiff{args.tag}.json", out)
     elif args.what == "lstm-floor":
         out = run_lstm_floor()
-        (RESULTS / "models_lstm_floor.json").write_text(json.dumps(out, indent=2))
+        write_results("models_lstm_floor.json", out)
     elif args.what == "speed":
         models = args.models.split(",") if args.models else ALL
         rows = run_speed(models, args.device, args.pair_sampling)
-        (RESULTS / f"models_speed_{args.device}{args.tag}.json").write_text(json.dumps(rows, indent=2))
+        write_results(f"models_speed_{args.device}{args.tag}.json", rows)
     else:
         models = args.models.split(",") if args.models else SINGLE_CELL
         out = run_accuracy(models, args.seeds, args.datasets.split(","), args.pair_sampling, args.select_on)
-        (RESULTS / f"models_accuracy{args.tag}.json").write_text(json.dumps(out, indent=2))
+        write_results(f"models_accuracy{args.tag}.json", out)
     return 0
 
 
