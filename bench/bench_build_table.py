@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/bench_build_table.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     write_results(args.out, result)
-    print(f"wrote {args.out}")
     return 0 if result["met"] else 1
 
 
