@@ -81,6 +81,16 @@ def _read(args):
                         expression=args.expression)
 
 
+def _cells(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--cells A,B`` as a pair of names (None when not given)."""
+    if not args.cells:
+        return None
+    cells = tuple(c.strip() for c in args.cells.split(",") if c.strip())
+    if len(cells) != 2:
+        raise HmvizError(f"--cells takes two cell names separated by a comma; got '{args.cells}'.")
+    return cells
+
+
 @verb("train", "train a model on a dataset and save it with its model card", _train_args)
 def cmd_train(args: argparse.Namespace) -> int:
     from hmviz.checkpoints import save_model
@@ -99,10 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device, label_rule=args.label, split=args.split, patience=args.patience,
         select_on=args.select_on, pair_sampling=args.pair_sampling,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
-        cells=tuple(c.strip() for c in args.cells.split(",")) if args.cells else None,
+        cells=_cells(args),
     )
-    if options.cells is not None and len(options.cells) != 2:
-        raise HmvizError(f"--cells takes two cell names separated by a comma; got '{args.cells}'.")
     result = train(dataset, options, progress=_progress_printer(args.quiet))
     save_model(result.model, result.card, out)
     print(f"saved {args.model} to {out}", file=sys.stderr)
@@ -165,7 +173,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     dataset = _read(args)
     options = TrainOptions(
         model=args.compare_with, seed=args.seed, label_rule=args.label, split=args.split,
-        cells=tuple(c.strip() for c in args.cells.split(",")) if args.cells else None,
+        cells=_cells(args),
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
     )
     for name in BASELINES:

@@ -131,6 +131,8 @@ def test_deepdiff_baselines_regress_the_fold_change(two_cells, capsys):
     for r in lines:
         assert r["compared_with"] == "deepdiff" and "test_direction_auroc" in r
         assert r["test_pearson_r"] > 0.3  # the generated cells' planted differences are learnable
+    assert main(["baselines", "--data", two_cells, "--compare-with", "deepdiff", "--cells", "A"]) == 2
+    assert "two cell names" in _one_error_line(capsys)
 
 
 def test_evaluate_refuses_incompatible_data_and_missing_models(data, two_cells, tmp_path, capsys):
