@@ -766,19 +766,19 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
     seed_everything(options.seed)
     prep = _prepare(dataset, options, spec)
     task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
+    idx = torch.as_tensor(task.train_idx)
     if spec.task == "differential":
-        idx = torch.as_tensor(task.train_idx)
         x_train = torch.cat([task.xa[idx], task.xb[idx]], dim=-1).numpy()
         est = fit_baseline(name, x_train, task.diff[task.train_idx], task="regression", seed=options.seed)
-        out = task.test_metrics(_DifferentialBaselineScorer(est))
-        out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
-        return {"model": name, "compared_with": spec.name, **out}
-    x_train = task.x[torch.as_tensor(task.train_idx)].numpy()
-    if spec.task == "ranking" and task.expression is not None:
-        est = fit_baseline(name, x_train, np.log1p(task.expression[task.train_idx]), task="ranking", seed=options.seed)
+        scorer = _DifferentialBaselineScorer(est)
+    elif spec.task == "ranking" and task.expression is not None:
+        est = fit_baseline(name, task.x[idx].numpy(), np.log1p(task.expression[task.train_idx]), task="ranking",
+                           seed=options.seed)
+        scorer = _BaselineScorer(est)
     else:
-        est = fit_baseline(name, x_train, task.labels[task.train_idx], task="binary", seed=options.seed)
-    out = task.test_metrics(_BaselineScorer(est))
+        est = fit_baseline(name, task.x[idx].numpy(), task.labels[task.train_idx], task="binary", seed=options.seed)
+        scorer = _BaselineScorer(est)
+    out = task.test_metrics(scorer)
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
     return {"model": name, "compared_with": spec.name, **out}
 
