@@ -171,6 +171,9 @@ def run_eval_batch(models: list[str], sizes=(64, 128, 256, 512, 1024), rounds: i
     return [{"model": name, "batch_size": s, "seconds": round(best[name, s], 3)} for name in models for s in sizes]
 
 
+IMPLS_TIMED = ("grouped", "per_mark")
+
+
 def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3) -> dict:
     """Seconds per epoch spent in AttentiveChrome's bin-level LSTM kernels alone (see the module doc).
 
@@ -182,16 +185,20 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
     from torch import nn
 
     from hmviz.models import build_model
+    from hmviz.models._recurrent import PerMarkBiLSTM
     from hmviz.training import EVAL_BATCH
 
     torch.manual_seed(0)
     n_marks, n_bins, hidden = 5, 100, 32
     x = torch.randn(N_GENES, n_bins, n_marks)
     y = (torch.rand(N_GENES) > 0.5).float()
-    model, config = build_model("attentivechrome", n_marks=n_marks, n_bins=n_bins)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    models = {impl: build_model("attentivechrome", n_marks=n_marks, n_bins=n_bins, bin_lstm_impl=impl)
+              for impl in IMPLS_TIMED}
+    config = models[IMPLS_TIMED[0]][1]
 
-    def model_epoch():
+    def model_epoch(impl: str):
+        model = models[impl][0]
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         model.train()
         for s in range(0, N_GENES, config.batch_size):
             optimizer.zero_grad()
@@ -208,6 +215,9 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
     def train_pass(lstms, size, dtype):
         for s in range(0, N_GENES, size):
             xb = x[s:s + size].to(dtype)
+            if isinstance(lstms, PerMarkBiLSTM):
+                lstms(xb).sum().backward()
+                continue
             states = [lstm(xb[:, :, i:i + 1])[0] for i, lstm in enumerate(lstms)]
             torch.stack(states).float().sum().backward()
 
@@ -215,6 +225,9 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
         with torch.inference_mode():
             for s in range(0, N_GENES, size):
                 xb = x[s:s + size].to(dtype)
+                if isinstance(lstms, PerMarkBiLSTM):
+                    lstms(xb)
+                    continue
                 for i, lstm in enumerate(lstms):
                     lstm(xb[:, :, i:i + 1])
 
@@ -250,14 +263,15 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
     per_round = []
     for r in range(rounds):
         row: dict = {"round": r + 1}
-        t0 = time.perf_counter()
-        model_epoch()
-        row["model_epoch"] = time.perf_counter() - t0
+        for impl in IMPLS_TIMED[::1 if r % 2 == 0 else -1]:  # alternate which goes first
+            t0 = time.perf_counter()
+            model_epoch(impl)
+            row[f"model_epoch_{impl}"] = time.perf_counter() - t0
         row["components_matmul"], row["components_activation"], row["bmm_gflops"] = component_floor()
         row["components"] = row["components_matmul"] + row["components_activation"]
-        for dtype in (torch.float32, torch.bfloat16):
-            dt = str(dtype).removeprefix("torch.")
-            lstms = [nn.LSTM(1, hidden, bidirectional=True, batch_first=True).to(dtype) for _ in range(n_marks)]
+        for dt, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16), ("grouped", torch.float32)):
+            lstms = (PerMarkBiLSTM(n_marks, hidden, impl="grouped") if dt == "grouped" else
+                     [nn.LSTM(1, hidden, bidirectional=True, batch_first=True).to(dtype) for _ in range(n_marks)])
             for kind, sizes, fn in (("train", train_sizes, train_pass), ("eval", eval_sizes, eval_pass)):
                 for size in sizes:
                     t0 = time.perf_counter()
@@ -266,14 +280,16 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
             row[f"{dt}_floor"] = (min(row[f"{dt}_train_{s}"] for s in train_sizes)
                                   + 2 * min(row[f"{dt}_eval_{s}"] for s in eval_sizes))
         per_round.append({k: round(v, 3) for k, v in row.items()})
-    cols = ["model_epoch", "float32_floor", "bfloat16_floor", "components", "components_matmul",
-            "components_activation", "bmm_gflops"] + [
-        f"{dt}_{kind}_{s}" for dt in ("float32", "bfloat16")
+    cols = [f"model_epoch_{impl}" for impl in IMPLS_TIMED] + [
+        "float32_floor", "bfloat16_floor", "grouped_floor", "components", "components_matmul",
+        "components_activation", "bmm_gflops"] + [
+        f"{dt}_{kind}_{s}" for dt in ("float32", "bfloat16", "grouped")
         for kind, sizes in (("train", train_sizes), ("eval", eval_sizes)) for s in sizes]
     print(f"\nAttentiveChrome on the standard shape ({N_GENES} genes per pass), seconds, "
           f"{torch.get_num_threads()} threads. model_epoch: the whole model, a training pass at batch "
-          f"{config.batch_size} + 2 inference passes at {EVAL_BATCH}. *_floor: the bin-level BiLSTM kernels "
-          f"alone ({n_marks} x LSTM(1->{hidden})), best training pass + 2 best inference passes; "
+          f"{config.batch_size} + 2 inference passes at {EVAL_BATCH}, bin_lstm_impl=grouped / per_mark. "
+          f"*_floor: the bin-level BiLSTMs alone ({n_marks} x LSTM(1->{hidden})), best training pass + 2 best "
+          f"inference passes, in PyTorch's fused kernels (float32, bfloat16) or hmviz's grouped recurrence; "
           f"components: an ideal fused kernel's batched matmuls + activations only (module doc); "
           f"*_train_B / *_eval_B: kernel-only passes at batch B.")
     widths = [max(16, len(c)) for c in cols]

@@ -135,7 +135,7 @@ def test_attention_varies_strongly_with_sharp_context() -> None:
 # -- per-mark LSTMs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", ["block", "per_mark"])
+@pytest.mark.parametrize("impl", ["grouped", "block", "per_mark"])
 def test_per_mark_lstm_equals_separate_lstms(impl: str) -> None:
     n_marks, hidden, bins = 4, 8, 12
     separate = [nn.LSTM(1, hidden, bidirectional=True, batch_first=True) for _ in range(n_marks)]
@@ -171,17 +171,58 @@ def test_block_lstm_stays_block_diagonal_under_training() -> None:
     assert not torch.equal(a[:, 0], b[:, 0])
 
 
-def test_lstm_implementations_share_state_dict() -> None:
-    fast, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="per_mark")
-    block, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="block")
-    block.load_state_dict(fast.state_dict())
+@pytest.mark.parametrize("other", ["per_mark", "block"])
+def test_lstm_implementations_share_state_dict(other: str) -> None:
+    """Same weights, same outputs and gradients (model weights, and the input for attributions)."""
+    grouped, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="grouped")
+    alt, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl=other)
+    alt.load_state_dict(grouped.state_dict())
+    x_g = torch.rand(4, 30, 5, requires_grad=True)
+    x_a = x_g.detach().clone().requires_grad_(True)
+    out_g, out_a = grouped(x_g), alt(x_a)
+    torch.testing.assert_close(out_a, out_g, rtol=1e-5, atol=1e-6)
+    out_g.sum().backward()
+    out_a.sum().backward()
+    torch.testing.assert_close(x_a.grad, x_g.grad, rtol=1e-4, atol=1e-6)
+    for (name, p_g), p_a in zip(grouped.named_parameters(), alt.parameters()):
+        torch.testing.assert_close(p_a.grad, p_g.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_default_lstm_impl_is_grouped_on_cpu() -> None:
+    """"auto" (the default) runs the grouped recurrence on CPU: identical numbers to "grouped"."""
+    auto, config = build_model("attentivechrome", n_marks=5, n_bins=30)
+    grouped, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="grouped")
+    grouped.load_state_dict(auto.state_dict())
+    assert config.bin_lstm_impl == "auto"
     x = torch.rand(4, 30, 5)
-    out_fast, out_block = fast(x), block(x)
-    torch.testing.assert_close(out_block, out_fast, rtol=1e-5, atol=1e-6)
-    out_fast.sum().backward()
-    out_block.sum().backward()
-    for (name, p_fast), p_block in zip(fast.named_parameters(), block.parameters()):
-        torch.testing.assert_close(p_block.grad, p_fast.grad, rtol=1e-4, atol=1e-6, msg=name)
+    torch.testing.assert_close(auto(x), grouped(x), rtol=0, atol=0)
+
+
+def test_grouped_lstm_gradients_pass_gradcheck() -> None:
+    """The hand-written backward through time against finite differences (float64), for the
+    input and every weight of both directions, with an odd number of bins and marks."""
+    lstm = PerMarkBiLSTM(3, 4, impl="grouped").double()
+    names = [n for n, _ in lstm.named_parameters()]
+    x = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(x, *params):
+        return torch.func.functional_call(lstm, dict(zip(names, params)), (x,))
+
+    assert torch.autograd.gradcheck(run, (x, *lstm.parameters()))
+
+
+def test_grouped_lstm_inference_path_matches_training_path() -> None:
+    """No grad (evaluation, the app) takes a path that keeps no activations; same numbers."""
+    lstm = PerMarkBiLSTM(4, 8, impl="grouped")
+    x = torch.randn(6, 25, 4)
+    with torch.no_grad():
+        no_grad = lstm(x)
+    with torch.inference_mode():
+        inference = lstm(x)
+    training = lstm(x)
+    assert training.requires_grad and not no_grad.requires_grad
+    torch.testing.assert_close(no_grad, training.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(inference, no_grad, rtol=0, atol=0)
 
 
 def test_concurrent_forwards_do_not_interfere() -> None:
@@ -349,6 +390,12 @@ def test_unknown_config_keys_are_named() -> None:
     payload = dataclasses.asdict(config) | {"colour": "red"}
     with pytest.raises(ModelError, match="colour"):
         build_from_config("deepchrome", payload)
+
+
+@pytest.mark.parametrize("name", ["attentivechrome", "deepdiff"])
+def test_unknown_lstm_impl_names_the_choices(name: str) -> None:
+    with pytest.raises(ModelError, match="auto, grouped, per_mark, block; got 'fast'"):
+        build_model(name, n_marks=5, n_bins=100, bin_lstm_impl="fast")
 
 
 # -- every family learns -----------------------------------------------------------------------

@@ -40,9 +40,10 @@ def test_every_single_cell_family_trains_and_reloads_identically(small, tmp_path
     np.testing.assert_array_equal(predict_scores(result.model, card, small), predict_scores(loaded, loaded_card, small))
 
 
-def test_same_seed_same_model_and_metrics(small):
-    a = train(small, TrainOptions(model="deepchrome", seed=11, **FAST))
-    b = train(small, TrainOptions(model="deepchrome", seed=11, **FAST))
+@pytest.mark.parametrize("name", ["deepchrome", "attentivechrome"])  # attentivechrome: the grouped LSTM's own backward
+def test_same_seed_same_model_and_metrics(small, name):
+    a = train(small, TrainOptions(model=name, seed=11, **FAST))
+    b = train(small, TrainOptions(model=name, seed=11, **FAST))
     assert a.metrics == b.metrics
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)

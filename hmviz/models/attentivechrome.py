@@ -26,7 +26,7 @@ from torch import nn
 from hmviz.errors import ModelError
 from hmviz.models._attention import ContextAttention
 from hmviz.models._common import ModelConfig, OptimizerName, check_input
-from hmviz.models._recurrent import BinLSTMImpl, PerMarkBiLSTM
+from hmviz.models._recurrent import BIN_LSTM_IMPLS, BinLSTMImpl, PerMarkBiLSTM
 
 
 @dataclass(kw_only=True)
@@ -42,11 +42,16 @@ class AttentiveChromeConfig(ModelConfig):
             with one layer is a no-op; a non-zero value applies it as the Lua v1 code did (a
             deviation from v2).
         init_range: every parameter is drawn from U(-init_range, init_range) (paper: 0.1).
-        bin_lstm_impl: how the per-mark LSTMs are run; both are exact and share one state_dict.
-            ``"per_mark"`` (default): one fused-kernel call per mark. ``"block"``: one call of a
-            block-diagonal LSTM over all marks. On the 2-core CPU the per-mark calls measured about
-            2x faster (a training pass over 6,601 genes at batch 64: 5.1 s vs 11.8 s), because the
-            block call does ``n_marks`` times the recurrent FLOPs.
+        bin_lstm_impl: how the per-mark LSTMs are run; all are exact (same numbers up to float
+            rounding) and share one state_dict. ``"auto"`` (default): ``"grouped"`` on CPU,
+            ``"per_mark"`` on a GPU. ``"grouped"``: all marks and both
+            directions advance together, one batched matrix product per time step, backward
+            through time written out (``_recurrent._GroupedBiLSTM``). ``"per_mark"``: one call of
+            PyTorch's fused LSTM kernel (oneDNN, cuDNN) per mark. ``"block"``: one fused call of a
+            block-diagonal LSTM over all marks, ``n_marks`` times the recurrent FLOPs. On the 2-core
+            CPU (``python bench/bench_models.py lstm-floor``) grouped and per_mark measured within
+            noise of each other per epoch and block about 2x slower; on a GPU cuDNN's per_mark may be
+            faster (not measured).
         optimizer, grad_clip, epochs: paper values (Adam, clip-norm 1, 30 epochs).
         batch_size: 64. **Deviation**: the paper used 16; at 16 genes per step the LSTM kernels
             are 1.5-2x slower per gene on CPU. Set ``batch_size=16`` to reproduce the paper.
@@ -60,7 +65,7 @@ class AttentiveChromeConfig(ModelConfig):
     mark_hidden: int = 16
     dropout: float = 0.0
     init_range: float = 0.1
-    bin_lstm_impl: BinLSTMImpl = "per_mark"
+    bin_lstm_impl: BinLSTMImpl = "auto"
     optimizer: OptimizerName = "adam"
     lr: float = 1e-3
     batch_size: int = 64
@@ -70,8 +75,8 @@ class AttentiveChromeConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.bin_lstm_impl not in ("per_mark", "block"):
-            raise ModelError(f"bin_lstm_impl must be 'per_mark' or 'block', got {self.bin_lstm_impl!r}.")
+        if self.bin_lstm_impl not in BIN_LSTM_IMPLS:
+            raise ModelError(f"bin_lstm_impl must be one of {', '.join(BIN_LSTM_IMPLS)}; got {self.bin_lstm_impl!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ModelError(f"dropout must be in [0, 1), got {self.dropout!r}.")
 
@@ -107,7 +112,7 @@ class BinLevelEncoder(nn.Module):
         n_marks: int,
         hidden: int = 32,
         dropout: float = 0.0,
-        impl: BinLSTMImpl = "per_mark",
+        impl: BinLSTMImpl = "auto",
         init_range: float = 0.1,
     ) -> None:
         super().__init__()

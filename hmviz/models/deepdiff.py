@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from hmviz.errors import ModelError
 from hmviz.models._common import ModelConfig, OptimizerName, check_input
-from hmviz.models._recurrent import BinLSTMImpl
+from hmviz.models._recurrent import BIN_LSTM_IMPLS, BinLSTMImpl
 from hmviz.models.attentivechrome import BinLevelEncoder, MarkLevelEncoder, init_uniform_
 
 
@@ -77,7 +77,7 @@ class DeepDiffConfig(ModelConfig):
     contrastive_threshold: float = 2.0
     dropout: float = 0.0
     init_range: float = 0.1
-    bin_lstm_impl: BinLSTMImpl = "per_mark"
+    bin_lstm_impl: BinLSTMImpl = "auto"
     optimizer: OptimizerName = "adam"
     lr: float = 1e-4
     batch_size: int = 10
@@ -91,6 +91,8 @@ class DeepDiffConfig(ModelConfig):
             raise ModelError(f"DeepDiff variant must be 'aux' or 'raw_d', got {self.variant!r}.")
         if self.siamese and self.variant != "aux":
             raise ModelError("siamese=True needs variant='aux' (raw_d has a single encoder to share).")
+        if self.bin_lstm_impl not in BIN_LSTM_IMPLS:
+            raise ModelError(f"bin_lstm_impl must be one of {', '.join(BIN_LSTM_IMPLS)}; got {self.bin_lstm_impl!r}.")
 
 
 class CellAttention(NamedTuple):
