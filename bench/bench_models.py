@@ -4,7 +4,7 @@ Usage::
 
     python bench/bench_models.py speed  [--device cpu|cuda] [--models a,b]   # s/epoch, peak memory
     python bench/bench_models.py accuracy [--seeds 5] [--models a,b]        # test AUROC / pairwise acc.
-    python bench/bench_models.py accuracy-deepdiff [--seeds 5]              # DeepDiff: Pearson r, direction AUROC
+    python bench/bench_models.py accuracy-deepdiff [--seeds 5] [--set variant=raw_d]  # DeepDiff: Pearson r, direction AUROC
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
     python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
 
@@ -25,7 +25,9 @@ forward-only over 6,601 genes at two inference batch sizes. The best training pa
 inference passes is the time one epoch spends in these kernels alone, whatever code surrounds
 them: a floor under AttentiveChrome's seconds per epoch on this machine (the mark-level LSTM,
 attention, optimiser and data movement come on top). Each round also times the whole model's epoch
-(in process, so it is comparable within the round), and bf16 kernels for scale.
+with each ``bin_lstm_impl`` (``grouped``, hmviz's batched recurrence and the CPU default, and
+``per_mark``, the fused kernels; in process, so they are comparable within the round), the grouped
+recurrence's own LSTM passes (``grouped_*``), and bf16 kernels for scale.
 
 It also prices an ideal hand-written kernel (``components``): the epoch's recurrent matrix products
 run as ONE batched matmul per time step for all 5 x 2 LSTMs (``torch.bmm`` at these shapes, timed:
@@ -393,16 +395,24 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
             "published": published}
 
 
-def run_accuracy_deepdiff(seeds: int) -> dict:
-    """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data."""
+def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> dict:
+    """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data.
+
+    ``settings``: model settings as for ``python -m hmviz train --set`` (none: the paper's defaults).
+    """
     from hmviz.data import read_dataset
+    from hmviz.models import parse_settings
     from hmviz.training import TrainOptions, train, train_baseline
 
-    datasets = {"sample_data/two_cells (1,000 genes)": ROOT / "sample_data" / "two_cells"}
-    if (SHARED / "deepdiff-E123-E003").exists():
-        datasets = {"E123 vs E003 (600 genes)": SHARED / "deepdiff-E123-E003", **datasets}
-    else:
-        print("../shared/data/deepdiff-E123-E003 not found: skipped", file=sys.stderr)
+    overrides = parse_settings("deepdiff", settings)
+    datasets = {}
+    if "e123" in which:
+        if (SHARED / "deepdiff-E123-E003").exists():
+            datasets["E123 vs E003 (600 genes)"] = SHARED / "deepdiff-E123-E003"
+        else:
+            print("../shared/data/deepdiff-E123-E003 not found: skipped", file=sys.stderr)
+    if "sample" in which:
+        datasets["sample_data/two_cells (1,000 genes)"] = ROOT / "sample_data" / "two_cells"
     keys = ("test_pearson_r", "test_direction_auroc", "test_spearman_r", "best_epoch")
     results: dict = {}
     for dname, path in datasets.items():
@@ -410,7 +420,7 @@ def run_accuracy_deepdiff(seeds: int) -> dict:
         values: dict[str, list[float]] = {k: [] for k in keys}
         t0 = time.perf_counter()
         for seed in range(1, seeds + 1):
-            m = train(ds, TrainOptions(model="deepdiff", seed=seed, device="cpu")).metrics
+            m = train(ds, TrainOptions(model="deepdiff", seed=seed, device="cpu", model_overrides=overrides)).metrics
             for k in keys:
                 values[k].append(m[k])
         results[dname] = {k: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4) if len(v) > 1
@@ -419,7 +429,8 @@ def run_accuracy_deepdiff(seeds: int) -> dict:
         results[dname]["baselines"] = {name: train_baseline(ds, name, TrainOptions(model="deepdiff", seed=1))
                                        for name in ("logistic", "boosted-trees")}
         print(f"{dname}: {json.dumps(results[dname])}", file=sys.stderr, flush=True)
-    print(f"\nDeepDiff (paper defaults), test metrics over {seeds} seeds (mean ± sd)")
+    label = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "paper defaults"
+    print(f"\nDeepDiff ({label}), test metrics over {seeds} seeds (mean ± sd)")
     print(f"{'data':36s} " + " ".join(f"{k:>22s}" for k in keys) + f" {'seconds':>8s}")
     for dname, r in results.items():
         print(f"{dname:36s} " + " ".join(f"{r[k]['mean']:>13.3f} ± {r[k]['sd']:.3f}" for k in keys)
@@ -427,7 +438,7 @@ def run_accuracy_deepdiff(seeds: int) -> dict:
         for name, b in r["baselines"].items():  # deterministic for a given split: no spread
             print(f"{'  baseline ' + name:36s} " + " ".join(f"{b[k]:>22.3f}" if k in b else f"{'-':>22s}"
                                                              for k in keys))
-    return {"seeds": seeds, "results": results}
+    return {"seeds": seeds, "settings": overrides, "results": results}
 
 
 def main() -> int:
@@ -438,7 +449,10 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--datasets", default="e123,sample", help="accuracy: comma-separated, from e123,sample")
+    p.add_argument("--datasets", default="e123,sample",
+                   help="accuracy, accuracy-deepdiff: comma-separated, from e123,sample")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="accuracy-deepdiff: a DeepDiff setting, as for 'python -m hmviz train --set' (repeatable)")
     p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="speed, accuracy: how the rankers draw their training pairs")
@@ -453,7 +467,7 @@ def main() -> int:
         rows = run_eval_batch(models)
         write_results("models_eval_batch.json", rows)
     elif args.what == "accuracy-deepdiff":
-        out = run_accuracy_deepdiff(args.seeds)
+        out = run_accuracy_deepdiff(args.seeds, args.datasets.split(","), args.settings)
         write_results(f"models_accuracy_deepdiff{args.tag}.json", out)
     elif args.what == "lstm-floor":
         out = run_lstm_floor()

@@ -42,6 +42,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
                         "epoch (default), or from all training genes, scoring both genes of every pair")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="a model setting (repeatable), e.g. --set dropout=0.5 or, for deepdiff, --set variant=raw_d; "
+                        "recorded in the model card. An unknown KEY lists the model's settings")
     p.add_argument("--force", action="store_true", help="replace an existing model in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -94,10 +97,11 @@ def _cells(args: argparse.Namespace) -> tuple[str, str] | None:
 @verb("train", "train a model on a dataset and save it with its model card", _train_args)
 def cmd_train(args: argparse.Namespace) -> int:
     from hmviz.checkpoints import save_model
-    from hmviz.models import get_spec
+    from hmviz.models import get_spec, parse_settings
     from hmviz.training import TrainOptions, train
 
     get_spec(args.model)  # unknown model: clear error before reading data
+    settings = parse_settings(args.model, args.settings)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise HmvizError(f"{out} already holds files; choose a new --out directory or add --force to replace it.")
@@ -109,7 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device, label_rule=args.label, split=args.split, patience=args.patience,
         select_on=args.select_on, pair_sampling=args.pair_sampling,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
-        cells=_cells(args),
+        cells=_cells(args), model_overrides=settings,
     )
     result = train(dataset, options, progress=_progress_printer(args.quiet))
     save_model(result.model, result.card, out)

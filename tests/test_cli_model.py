@@ -66,6 +66,21 @@ def test_deepdiff_reports_pearson_r(two_cells, tmp_path, capsys):
     assert -1.0 <= metrics["test_pearson_r"] <= 1.0 and "test_direction_auroc" in metrics
 
 
+def test_model_settings_reach_the_card_and_evaluate_rebuilds_them(two_cells, tmp_path, capsys):
+    """--set picks DeepDiff's variant without the auxiliary terms; evaluate rebuilds that model."""
+    out = tmp_path / "dd"
+    assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(out), "--epochs", "1", "--quiet",
+                 "--set", "variant=raw_d", "--set", "bin_lstm_impl=per_mark", "--set", "grad_clip=none"]) == 0
+    trained = _json_line(capsys.readouterr().out)
+    config = read_card(out)["config"]
+    assert (config["variant"], config["bin_lstm_impl"], config["grad_clip"]) == ("raw_d", "per_mark", None)
+    assert main(["evaluate", "--model", str(out), "--data", two_cells]) == 0
+    assert _json_line(capsys.readouterr().out)["test_pearson_r"] == pytest.approx(trained["test_pearson_r"], abs=1e-6)
+    assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(tmp_path / "x"), "--epochs", "1",
+                 "--quiet", "--set", "variant=rawd"]) == 2
+    assert "takes aux or raw_d; got 'rawd'" in _one_error_line(capsys)
+
+
 @pytest.mark.parametrize("flags, selected_on, best_of", [
     ([], "validation loss", lambda h: -h["valid_loss"]),  # the default
     (["--select-on", "metric"], "validation metric", lambda h: h["valid_auroc"]),  # as the papers' code did
@@ -116,6 +131,13 @@ def test_existing_model_is_kept_unless_forced(data, tmp_path, capsys):
     (["--device", "gpu"], "invalid choice"),
     (["--select-on", "auc"], "invalid choice"),
     (["--patience", "-1"], "--patience must be 0"),
+    (["--set", "dropout"], "KEY=VALUE"),
+    (["--set", "n_filters=x"], "takes a whole number; got 'x'"),
+    (["--set", "n_filter=20"], "Did you mean 'n_filters'?"),
+    (["--set", "n_bins=50"], "set by the data"),
+    (["--set", "optimizer=rmsprop"], "takes adam or adamw or sgd"),
+    (["--set", "pool_size=0"], "pool_size must be a positive integer"),
+    (["--set", "dropout=1.5"], "dropout is a probability in [0, 1)"),
 ])
 def test_train_bad_flags_are_one_error_line(data, tmp_path, capsys, extra, message):
     argv = ["train", "--data", data, "--model", "deepchrome", "--out", str(tmp_path / "m"), "--epochs", "1", "--quiet"]

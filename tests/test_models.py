@@ -24,6 +24,7 @@ from hmviz.models import (
     get_spec,
     list_models,
     log2_fold_change,
+    parse_settings,
     ranknet_loss,
 )
 from hmviz.models._recurrent import PerMarkBiLSTM
@@ -390,6 +391,38 @@ def test_unknown_config_keys_are_named() -> None:
     payload = dataclasses.asdict(config) | {"colour": "red"}
     with pytest.raises(ModelError, match="colour"):
         build_from_config("deepchrome", payload)
+
+
+def test_settings_are_typed_from_the_config() -> None:
+    """``--set`` values become the config field's type, so the model card stores numbers, not strings."""
+    settings = parse_settings("deepdiff", ["aux_weight=0", "siamese=TRUE", "grad_clip=none", "batch_size=32",
+                                           "variant=aux", " lr = 1e-4 "])
+    assert settings == {"aux_weight": 0.0, "siamese": True, "grad_clip": None, "batch_size": 32, "variant": "aux",
+                        "lr": 1e-4}
+    assert isinstance(settings["aux_weight"], float)
+    _, config = build_model("deepdiff", n_marks=5, n_bins=100, **settings)
+    assert config.siamese is True and config.grad_clip is None
+    for bad, message in [("siamese=1", "true/false"), ("dropout=none", "a number; got 'none'"),
+                         ("batch_size=2.0", "a whole number")]:
+        with pytest.raises(ModelError, match=message):
+            parse_settings("deepdiff", [bad])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_out_of_range_settings_are_model_errors(name: str) -> None:
+    """Every size 0 or negative and every real-valued setting negative or NaN is refused with a
+    ModelError naming the setting (what the CLI turns into one error line), never a crash in a layer."""
+    fields = [f for f in dataclasses.fields(get_spec(name).config_cls) if f.name not in ("n_marks", "n_bins")]
+    checked = 0
+    for f in fields:
+        if isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
+            continue
+        bad_values = [0, -3] if isinstance(f.default, int) else [-0.5, float("nan")]
+        for bad in bad_values:
+            with pytest.raises(ModelError, match=f.name):
+                build_model(name, n_marks=5, n_bins=100, **{f.name: bad})
+            checked += 1
+    assert checked >= 8
 
 
 @pytest.mark.parametrize("name", ["attentivechrome", "deepdiff"])

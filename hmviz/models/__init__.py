@@ -13,7 +13,10 @@ backbones) can also be trained with MSE on a continuous target; ``ModelSpec.task
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -162,6 +165,68 @@ def build_model(name: str, n_marks: int, n_bins: int, **overrides: Any) -> tuple
     return spec.build(config), config
 
 
+_DATA_SHAPE = ("n_marks", "n_bins")
+
+
+def parse_settings(name: str, pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["variant=raw_d", "dropout=0.5"]`` -> config overrides for model ``name``, typed and checked.
+
+    Each value is read as the setting's type (from the config dataclass): numbers, ``true``/``false``,
+    ``none`` where the setting may be empty, or one of a fixed set of words. The data shape
+    (``n_marks``, ``n_bins``) comes from the data and cannot be set. A malformed pair, an unknown
+    setting or a value of the wrong type raises :class:`ModelError` naming it and the valid choices.
+    """
+    spec = get_spec(name)
+    hints = typing.get_type_hints(spec.config_cls)
+    fields = {f.name: f for f in dataclasses.fields(spec.config_cls) if f.name not in _DATA_SHAPE}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key:
+            raise ModelError(f"A model setting is KEY=VALUE, e.g. dropout=0.5; got {pair!r}.")
+        if key in _DATA_SHAPE:
+            raise ModelError(f"{key} is set by the data (its marks and bins), not by a setting; remove {pair!r}.")
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ModelError(f"{name} has no setting {key!r}.{hint} Its settings: {', '.join(sorted(fields))}.")
+        out[key] = _typed(name, key, raw, hints[key])
+    return out
+
+
+def _typed(model: str, key: str, raw: str, hint: Any) -> Any:
+    """``raw`` as a value of type ``hint`` (int, float, bool, str, Literal, and unions of them with None)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if type(None) in options and raw.lower() in ("none", "null"):
+        return None
+    words: list[str] = []
+    for option in options:
+        if typing.get_origin(option) is typing.Literal:
+            words += [str(v) for v in typing.get_args(option)]
+            if raw in words:
+                return raw
+        elif option is bool:
+            if raw.lower() in ("true", "false"):
+                return raw.lower() == "true"
+            words.append("true/false")
+        elif option is int:
+            try:
+                return int(raw)
+            except ValueError:
+                words.append("a whole number")
+        elif option is float:
+            try:
+                return float(raw)
+            except ValueError:
+                words.append("a number")
+        elif option is str:
+            return raw
+    if type(None) in options:
+        words.append("none")
+    raise ModelError(f"{model} setting {key} takes {' or '.join(words)}; got {raw!r}.")
+
+
 def build_from_config(name: str, config: dict[str, Any] | ModelConfig) -> nn.Module:
     """Rebuild model ``name`` from a config dict (``dataclasses.asdict`` output, e.g. a model card).
 
@@ -195,6 +260,7 @@ __all__ = [
     "SimpleChromeConfig",
     "baseline_scores",
     "build_from_config",
+    "parse_settings",
     "build_model",
     "check_input",
     "contrastive_loss",

@@ -10,6 +10,9 @@ training engine reads. ``dataclasses.asdict(config)`` is JSON-serialisable and
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -18,6 +21,16 @@ import torch
 from hmviz.errors import ModelError
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
+
+# Real-valued settings that must be > 0, not only >= 0 (a step size, a clip norm, a weight scale).
+_STRICTLY_POSITIVE = frozenset({"lr", "vae_lr", "grad_clip", "init_range", "init_std"})
+
+
+def _kinds(hint: Any) -> tuple[Any, ...]:
+    """The types a field annotation admits (``float | None`` -> ``(float, NoneType)``)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
 
 
 @dataclass(kw_only=True)
@@ -46,16 +59,28 @@ class ModelConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("n_marks", "n_bins", "batch_size", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelError(f"{type(self).__name__}.{name} must be a positive integer, got {value!r}.")
+        # Every count (sizes, epochs, batch sizes) is a positive integer and every real-valued
+        # setting (rates, weights, margins, dropout) a finite number >= 0, checked here from the
+        # field types so that a setting given on the command line (``--set``) never reaches a layer
+        # as a value it would crash on; the few that must be strictly positive are named below.
+        cls = type(self).__name__
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, kinds = getattr(self, f.name), _kinds(hints[f.name])
+            if int in kinds and bool not in kinds:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ModelError(f"{cls}.{f.name} must be a positive integer, got {value!r}.")
+            elif float in kinds and value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                    raise ModelError(f"{cls}.{f.name} must be a finite number >= 0, got {value!r}.")
+                if f.name in _STRICTLY_POSITIVE and value == 0:
+                    raise ModelError(f"{cls}.{f.name} must be > 0, got {value!r}.")
+                if "dropout" in f.name and value >= 1:
+                    raise ModelError(f"{cls}.{f.name} is a probability in [0, 1), got {value!r}.")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ModelError(
-                f"{type(self).__name__}.optimizer must be one of 'adam', 'adamw', 'sgd', got {self.optimizer!r}."
+                f"{cls}.optimizer must be one of 'adam', 'adamw', 'sgd', got {self.optimizer!r}."
             )
-        if self.lr <= 0:
-            raise ModelError(f"{type(self).__name__}.lr must be > 0, got {self.lr!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON-serialisable); the inverse of :meth:`from_dict`."""
