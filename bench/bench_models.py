@@ -4,7 +4,7 @@ Usage::
 
     python bench/bench_models.py speed  [--device cpu|cuda] [--models a,b]   # s/epoch, peak memory
     python bench/bench_models.py accuracy [--seeds 5] [--models a,b]        # test AUROC / pairwise acc.
-    python bench/bench_models.py accuracy-deepdiff [--seeds 5] [--set variant=raw_d]  # DeepDiff: Pearson r, direction AUROC
+    python bench/bench_models.py accuracy-deepdiff [--seeds 5] [--set variant=aux]  # DeepDiff: Pearson r, direction AUROC
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
     python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
 
@@ -398,7 +398,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
 def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> dict:
     """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data.
 
-    ``settings``: model settings as for ``python -m hmviz train --set`` (none: the paper's defaults).
+    ``settings``: model settings as for ``python -m hmviz train --set`` (none: the defaults).
     """
     from hmviz.data import read_dataset
     from hmviz.models import parse_settings
@@ -429,7 +429,7 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> 
         results[dname]["baselines"] = {name: train_baseline(ds, name, TrainOptions(model="deepdiff", seed=1))
                                        for name in ("logistic", "boosted-trees")}
         print(f"{dname}: {json.dumps(results[dname])}", file=sys.stderr, flush=True)
-    label = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "paper defaults"
+    label = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
     print(f"\nDeepDiff ({label}), test metrics over {seeds} seeds (mean ± sd)")
     print(f"{'data':36s} " + " ".join(f"{k:>22s}" for k in keys) + f" {'seconds':>8s}")
     for dname, r in results.items():

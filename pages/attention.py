@@ -106,4 +106,6 @@ if not session.differential:
         state.csv_button(table.reset_index(), "attention_beta_by_class.csv", "Download beta per class (CSV)",
                          key="att_dl_beta")
 else:
-    st.caption("DeepDiff's attention is shown per cell; explain the gene's predicted change on the Gene pairs page.")
+    read = ("is shown per cell" if len(one) > 1 else
+            "is over the difference of the two cells' marks (B minus A), which is what this DeepDiff reads")
+    st.caption(f"DeepDiff's attention {read}; explain the gene's predicted change on the Gene pairs page.")

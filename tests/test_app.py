@@ -88,7 +88,19 @@ def test_every_page_with_each_model(app):
     assert len(charts(app)) >= 5  # alpha, beta, attribution, per-class alpha x2, per-class beta
 
 
-def test_two_cell_sample_and_deepdiff(app):
+def _small_aux_deepdiff(dataset, tmp_path):
+    from hmviz.checkpoints import save_model
+    from hmviz.training import TrainOptions, train
+    from hmviz_app.state import ModelEntry
+
+    options = TrainOptions(model="deepdiff", epochs=1, seed=1, model_overrides={
+        "variant": "aux", "bin_hidden": 4, "mark_hidden": 2, "joint_hidden": 4})
+    result = train(dataset, options)
+    path = save_model(result.model, result.card, tmp_path / "aux")
+    return ModelEntry("session:aux", "deepdiff aux", Path(path), result.card, False)
+
+
+def test_two_cell_sample_and_deepdiff(app, tmp_path):
     app.radio(key="data_source").set_value("two_cell").run()
     ok(app.button(key="use_two_cell").click().run())
     assert app.session_state["data"].multi_cell
@@ -96,7 +108,14 @@ def test_two_cell_sample_and_deepdiff(app):
     for page in PAGES[1:]:
         ok(goto(app, page))
     assert "predicts" in texts(goto(app, "gene_pairs").info)
+    # the bundled DeepDiff (raw_d, the default) attends over the difference B - A: one alpha, one beta
+    titles = [c["layout"]["title"]["text"] for c in charts(goto(app, "attention"))]
+    assert len(titles) == 2 and all("minus" in t for t in titles), titles
+    assert "difference of the two cells' marks" in texts(app.caption)
+    app.session_state["models"] = {"session:aux": _small_aux_deepdiff(app.session_state["data"].dataset, tmp_path)}
+    app.session_state["model"] = "session:aux"  # the paper's variant: each cell encoded on its own
     assert len(charts(goto(app, "attention"))) == 4  # alpha and beta per cell
+    assert "shown per cell" in texts(app.caption)
     app.session_state["model"] = "bundled:deepchrome"  # a one-cell model on two cells: a clear message
     goto(app, "gene_pairs")
     assert "one cell type" in texts(app.error) and not app.exception

@@ -61,7 +61,8 @@ def test_deepdiff_attention_per_cell():
     from hmviz.models import DeepDiff, DeepDiffConfig
 
     torch.manual_seed(0)
-    dd = DeepDiff(DeepDiffConfig(n_marks=N_MARKS, n_bins=N_BINS, bin_hidden=8, mark_hidden=4, joint_hidden=8)).eval()
+    dd = DeepDiff(DeepDiffConfig(n_marks=N_MARKS, n_bins=N_BINS, bin_hidden=8, mark_hidden=4, joint_hidden=8,
+                                 variant="aux")).eval()
     maps = attention_maps_per_cell(dd, inputs(4, 1), inputs(4, 2))
     assert set(maps) == {"a", "b"}
     for alpha, beta in maps.values():
@@ -70,6 +71,9 @@ def test_deepdiff_attention_per_cell():
         np.testing.assert_allclose(beta.sum(axis=1), 1.0, atol=1e-5)
     with pytest.raises(ModelError, match="attention_maps_per_cell"):
         attention_maps(dd, inputs())
+    raw_d = DeepDiff(DeepDiffConfig(n_marks=N_MARKS, n_bins=N_BINS, bin_hidden=8, mark_hidden=4)).eval()  # default
+    (key, (alpha, beta)), = attention_maps_per_cell(raw_d, inputs(4, 1), inputs(4, 2)).items()
+    assert key == "b-a" and alpha.shape == (4, N_MARKS, N_BINS) and beta.shape == (4, N_MARKS)
 
 
 def test_attention_by_class_averages_each_class():

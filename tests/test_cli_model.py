@@ -67,13 +67,13 @@ def test_deepdiff_reports_pearson_r(two_cells, tmp_path, capsys):
 
 
 def test_model_settings_reach_the_card_and_evaluate_rebuilds_them(two_cells, tmp_path, capsys):
-    """--set picks DeepDiff's variant without the auxiliary terms; evaluate rebuilds that model."""
+    """--set picks DeepDiff's variant with the auxiliary per-cell heads; evaluate rebuilds that model."""
     out = tmp_path / "dd"
     assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(out), "--epochs", "1", "--quiet",
-                 "--set", "variant=raw_d", "--set", "bin_lstm_impl=per_mark", "--set", "grad_clip=none"]) == 0
+                 "--set", "variant=aux", "--set", "bin_lstm_impl=per_mark", "--set", "grad_clip=none"]) == 0
     trained = _json_line(capsys.readouterr().out)
     config = read_card(out)["config"]
-    assert (config["variant"], config["bin_lstm_impl"], config["grad_clip"]) == ("raw_d", "per_mark", None)
+    assert (config["variant"], config["bin_lstm_impl"], config["grad_clip"]) == ("aux", "per_mark", None)
     assert main(["evaluate", "--model", str(out), "--data", two_cells]) == 0
     assert _json_line(capsys.readouterr().out)["test_pearson_r"] == pytest.approx(trained["test_pearson_r"], abs=1e-6)
     assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(tmp_path / "x"), "--epochs", "1",

@@ -355,6 +355,7 @@ def test_paper_training_defaults() -> None:
         4.0,
         2.0,
     )
+    assert deepdiff.variant == "raw_d" and type(deepdiff).paper_defaults(5, 200).variant == "aux"
     _, simple = build_model("simplechrome", 5, 100)
     assert (simple.latent_dim, simple.kl_weight) == (10, 5e-5)
 
