@@ -411,11 +411,15 @@ def test_settings_are_typed_from_the_config() -> None:
 
 @pytest.mark.parametrize("name", list_models())
 def test_out_of_range_settings_are_model_errors(name: str) -> None:
-    """Every size 0 or negative and every real-valued setting negative or NaN is refused with a
-    ModelError naming the setting (what the CLI turns into one error line), never a crash in a layer."""
+    """Every size 0 or negative, every real-valued setting negative or NaN and every word outside its
+    choices is refused with a ModelError naming the setting (what the CLI turns into one error line), never a crash in a layer."""
     fields = [f for f in dataclasses.fields(get_spec(name).config_cls) if f.name not in ("n_marks", "n_bins")]
     checked = 0
     for f in fields:
+        if isinstance(f.default, str):  # a word from a fixed set (optimizer, variant, bin_lstm_impl)
+            with pytest.raises(ModelError, match=f"{f.name} must be one of .*; got 'nonsense'"):
+                build_model(name, n_marks=5, n_bins=100, **{f.name: "nonsense"})
+            continue
         if isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
             continue
         bad_values = [0, -3] if isinstance(f.default, int) else [-0.5, float("nan")]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Any, Literal
 from torch import nn
 
 from hmviz.errors import ModelError
-from hmviz.models._common import ModelConfig, check_input
+from hmviz.models._common import ModelConfig, check_input, field_kinds
 from hmviz.models.attentivechrome import AttentionOutput, AttentiveChrome, AttentiveChromeConfig
 from hmviz.models.deepchrome import DeepChrome, DeepChromeConfig
 from hmviz.models.deepdiff import DeepDiff, DeepDiffConfig, DeepDiffOutput, contrastive_loss, log2_fold_change
@@ -197,7 +196,7 @@ def parse_settings(name: str, pairs: list[str] | tuple[str, ...]) -> dict[str, A
 
 def _typed(model: str, key: str, raw: str, hint: Any) -> Any:
     """``raw`` as a value of type ``hint`` (int, float, bool, str, Literal, and unions of them with None)."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    options = field_kinds(hint)
     if type(None) in options and raw.lower() in ("none", "null"):
         return None
     words: list[str] = []

@@ -26,7 +26,7 @@ OptimizerName = Literal["adam", "adamw", "sgd"]
 _STRICTLY_POSITIVE = frozenset({"lr", "vae_lr", "grad_clip", "init_range", "init_std"})
 
 
-def _kinds(hint: Any) -> tuple[Any, ...]:
+def field_kinds(hint: Any) -> tuple[Any, ...]:
     """The types a field annotation admits (``float | None`` -> ``(float, NoneType)``)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return typing.get_args(hint)
@@ -59,15 +59,20 @@ class ModelConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        # Every count (sizes, epochs, batch sizes) is a positive integer and every real-valued
-        # setting (rates, weights, margins, dropout) a finite number >= 0, checked here from the
-        # field types so that a setting given on the command line (``--set``) never reaches a layer
-        # as a value it would crash on; the few that must be strictly positive are named below.
+        # Every count (sizes, epochs, batch sizes) is a positive integer, every real-valued setting
+        # (rates, weights, margins, dropout) a finite number >= 0 and every word one of its
+        # ``Literal`` choices, checked here from the field types so that a setting given on the
+        # command line (``--set``) never reaches a layer as a value it would crash on; the few
+        # real settings that must be strictly positive are named in ``_STRICTLY_POSITIVE``.
         cls = type(self).__name__
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            value, kinds = getattr(self, f.name), _kinds(hints[f.name])
-            if int in kinds and bool not in kinds:
+            value, kinds = getattr(self, f.name), field_kinds(hints[f.name])
+            choices = [v for k in kinds if typing.get_origin(k) is Literal for v in typing.get_args(k)]
+            if choices:
+                if value not in choices:
+                    raise ModelError(f"{cls}.{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+            elif int in kinds and bool not in kinds:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ModelError(f"{cls}.{f.name} must be a positive integer, got {value!r}.")
             elif float in kinds and value is not None:
@@ -77,10 +82,6 @@ class ModelConfig:
                     raise ModelError(f"{cls}.{f.name} must be > 0, got {value!r}.")
                 if "dropout" in f.name and value >= 1:
                     raise ModelError(f"{cls}.{f.name} is a probability in [0, 1), got {value!r}.")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ModelError(
-                f"{cls}.optimizer must be one of 'adam', 'adamw', 'sgd', got {self.optimizer!r}."
-            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON-serialisable); the inverse of :meth:`from_dict`."""

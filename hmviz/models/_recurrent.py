@@ -26,6 +26,7 @@ in speed (on CPU the block call does M times the recurrent FLOPs; see the config
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -34,7 +35,7 @@ from torch.func import functional_call
 from torch.ops import aten
 
 BinLSTMImpl = Literal["auto", "grouped", "per_mark", "block"]
-BIN_LSTM_IMPLS: tuple[str, ...] = ("auto", "grouped", "per_mark", "block")
+BIN_LSTM_IMPLS: tuple[str, ...] = typing.get_args(BinLSTMImpl)
 
 _DIRECTIONS = ("", "_reverse")
 
@@ -199,8 +200,6 @@ def _grouped_recurrence(x: torch.Tensor, weights: torch.Tensor, store: bool):
     for t in range(steps):
         k = t if store else 0
         c_prev, c_new = (cell_all[t], cell_all[t + 1]) if store else (cell_all[t % 2], cell_all[1 - t % 2])
-        if not store and t == 0:
-            c_prev.zero_()
         torch.bmm(rows[t], w, out=z_all[k])
         z_all[k].sigmoid_()
         torch.add(minus_one, s_all[k], alpha=2, out=cand_all[k])  # g = tanh(z_g)

@@ -23,10 +23,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from hmviz.errors import ModelError
 from hmviz.models._attention import ContextAttention
 from hmviz.models._common import ModelConfig, OptimizerName, check_input
-from hmviz.models._recurrent import BIN_LSTM_IMPLS, BinLSTMImpl, PerMarkBiLSTM
+from hmviz.models._recurrent import BinLSTMImpl, PerMarkBiLSTM
 
 
 @dataclass(kw_only=True)
@@ -72,13 +71,6 @@ class AttentiveChromeConfig(ModelConfig):
     epochs: int = 30
     grad_clip: float | None = 1.0
     weight_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.bin_lstm_impl not in BIN_LSTM_IMPLS:
-            raise ModelError(f"bin_lstm_impl must be one of {', '.join(BIN_LSTM_IMPLS)}; got {self.bin_lstm_impl!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ModelError(f"dropout must be in [0, 1), got {self.dropout!r}.")
 
     @classmethod
     def paper_defaults(cls, n_marks: int, n_bins: int) -> AttentiveChromeConfig:

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from hmviz.errors import ModelError
 from hmviz.models._common import ModelConfig, OptimizerName, check_input
-from hmviz.models._recurrent import BIN_LSTM_IMPLS, BinLSTMImpl
+from hmviz.models._recurrent import BinLSTMImpl
 from hmviz.models.attentivechrome import BinLevelEncoder, MarkLevelEncoder, init_uniform_
 
 
@@ -97,12 +97,8 @@ class DeepDiffConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.variant not in ("aux", "raw_d"):
-            raise ModelError(f"DeepDiff variant must be 'aux' or 'raw_d', got {self.variant!r}.")
         if self.siamese and self.variant != "aux":
             raise ModelError("siamese=True needs variant='aux' (raw_d has a single encoder to share).")
-        if self.bin_lstm_impl not in BIN_LSTM_IMPLS:
-            raise ModelError(f"bin_lstm_impl must be one of {', '.join(BIN_LSTM_IMPLS)}; got {self.bin_lstm_impl!r}.")
 
     @classmethod
     def paper_defaults(cls, n_marks: int, n_bins: int) -> DeepDiffConfig:
