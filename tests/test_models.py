@@ -314,6 +314,16 @@ def test_deepdiff_contrastive_term_by_hand() -> None:
     torch.testing.assert_close(got, torch.tensor((25.0 + 2.25) / 2))
 
 
+def test_deepdiff_refuses_settings_its_variant_ignores() -> None:
+    with pytest.raises(ModelError, match="aux_weight acts only with variant='aux'; this DeepDiff has variant='raw_d'"):
+        build_model("deepdiff", n_marks=3, n_bins=20, aux_weight=0.0)  # raw_d, the default, has no auxiliary terms
+    with pytest.raises(ModelError, match="contrastive_margin acts only with variant='aux' and siamese=True"):
+        build_model("deepdiff", n_marks=3, n_bins=20, variant="aux", contrastive_margin=1.0)
+    _, config = build_model("deepdiff", n_marks=3, n_bins=20, variant="aux", siamese=True, aux_weight=0.5,
+                            contrastive_margin=1.0)
+    assert (config.aux_weight, config.contrastive_margin) == (0.5, 1.0)
+
+
 def test_deepdiff_siamese_needs_aux() -> None:
     with pytest.raises(ModelError, match="siamese"):
         build_model("deepdiff", n_marks=3, n_bins=20, variant="raw_d", siamese=True)

@@ -36,6 +36,7 @@ MSE(pred_b, abs_b))`` (aux only) + ``contrastive_weight * contrastive`` (siamese
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -99,6 +100,18 @@ class DeepDiffConfig(ModelConfig):
         super().__post_init__()
         if self.siamese and self.variant != "aux":
             raise ModelError("siamese=True needs variant='aux' (raw_d has a single encoder to share).")
+        # A setting the chosen variant never reads would be silently ignored: refuse it instead.
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        unused = [name for name, needs in (("aux_weight", self.variant == "aux"),
+                                           ("contrastive_weight", self.siamese),
+                                           ("contrastive_margin", self.siamese),
+                                           ("contrastive_threshold", self.siamese))
+                  if not needs and getattr(self, name) != defaults[name]]
+        if unused:
+            needs = "variant='aux' and siamese=True" if any(n.startswith("contrastive") for n in unused) else "variant='aux'"
+            raise ModelError(f"{', '.join(unused)} {'acts' if len(unused) == 1 else 'act'} only with {needs}; this "
+                             f"DeepDiff has variant={self.variant!r}, siamese={self.siamese}. Set {needs} too, or "
+                             "leave the setting at its default.")
 
     @classmethod
     def paper_defaults(cls, n_marks: int, n_bins: int) -> DeepDiffConfig:
