@@ -43,7 +43,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
                         "epoch (default), or from all training genes, scoring both genes of every pair")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="a model setting (repeatable), e.g. --set dropout=0.5 or, for deepdiff, --set variant=raw_d; "
+                   help="a model setting (repeatable), e.g. --set dropout=0.5 or, for deepdiff, --set variant=aux; "
                         "recorded in the model card. An unknown KEY lists the model's settings")
     p.add_argument("--force", action="store_true", help="replace an existing model in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
