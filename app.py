@@ -6,9 +6,20 @@ current dataset and model, running jobs, the figure download format).
 
 import streamlit as st
 
+from hmviz.models import _native
 from hmviz_app import jobs, state
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _start_kernel_build() -> bool:
+    """Once per server: compile the LSTM kernel in the background (about 30 s, once per machine)."""
+    _native.build_in_background()
+    return True
+
+
+_start_kernel_build()
 
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data", default=True),

@@ -25,9 +25,10 @@ forward-only over 6,601 genes at two inference batch sizes. The best training pa
 inference passes is the time one epoch spends in these kernels alone, whatever code surrounds
 them: a floor under AttentiveChrome's seconds per epoch on this machine (the mark-level LSTM,
 attention, optimiser and data movement come on top). Each round also times the whole model's epoch
-with each ``bin_lstm_impl`` (``grouped``, hmviz's batched recurrence and the CPU default, and
-``per_mark``, the fused kernels; in process, so they are comparable within the round), the grouped
-recurrence's own LSTM passes (``grouped_*``), and bf16 kernels for scale.
+with each ``bin_lstm_impl`` (``native``, hmviz's compiled kernel and the CPU default where it can be
+built; ``grouped``, hmviz's batched recurrence in eager PyTorch; ``per_mark``, the fused kernels; in
+process, so they are comparable within the round), the compiled and the grouped recurrences' own
+LSTM passes (``native_*``, ``grouped_*``), and bf16 kernels for scale.
 
 It also prices an ideal hand-written kernel (``components``): the epoch's recurrent matrix products
 run as ONE batched matmul per time step for all 5 x 2 LSTMs (``torch.bmm`` at these shapes, timed:
@@ -173,7 +174,7 @@ def run_eval_batch(models: list[str], sizes=(64, 128, 256, 512, 1024), rounds: i
     return [{"model": name, "batch_size": s, "seconds": round(best[name, s], 3)} for name in models for s in sizes]
 
 
-IMPLS_TIMED = ("grouped", "per_mark")
+IMPLS_TIMED = ("native", "grouped", "per_mark")  # native: left out where it cannot be built
 
 
 def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3) -> dict:
@@ -186,17 +187,19 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
     import torch
     from torch import nn
 
-    from hmviz.models import build_model
+    from hmviz.models import _native, build_model
     from hmviz.models._recurrent import PerMarkBiLSTM
     from hmviz.training import EVAL_BATCH
 
+    impls = tuple(i for i in IMPLS_TIMED if i != "native" or _native.load() is not None)
+    own = tuple(i for i in ("native", "grouped") if i in impls)  # hmviz's own recurrences, timed alone
     torch.manual_seed(0)
     n_marks, n_bins, hidden = 5, 100, 32
     x = torch.randn(N_GENES, n_bins, n_marks)
     y = (torch.rand(N_GENES) > 0.5).float()
     models = {impl: build_model("attentivechrome", n_marks=n_marks, n_bins=n_bins, bin_lstm_impl=impl)
-              for impl in IMPLS_TIMED}
-    config = models[IMPLS_TIMED[0]][1]
+              for impl in impls}
+    config = models[impls[0]][1]
 
     def model_epoch(impl: str):
         model = models[impl][0]
@@ -265,14 +268,14 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
     per_round = []
     for r in range(rounds):
         row: dict = {"round": r + 1}
-        for impl in IMPLS_TIMED[::1 if r % 2 == 0 else -1]:  # alternate which goes first
+        for impl in impls[::1 if r % 2 == 0 else -1]:  # alternate which goes first
             t0 = time.perf_counter()
             model_epoch(impl)
             row[f"model_epoch_{impl}"] = time.perf_counter() - t0
         row["components_matmul"], row["components_activation"], row["bmm_gflops"] = component_floor()
         row["components"] = row["components_matmul"] + row["components_activation"]
-        for dt, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16), ("grouped", torch.float32)):
-            lstms = (PerMarkBiLSTM(n_marks, hidden, impl="grouped") if dt == "grouped" else
+        for dt, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)) + tuple((i, torch.float32) for i in own):
+            lstms = (PerMarkBiLSTM(n_marks, hidden, impl=dt) if dt in own else
                      [nn.LSTM(1, hidden, bidirectional=True, batch_first=True).to(dtype) for _ in range(n_marks)])
             for kind, sizes, fn in (("train", train_sizes, train_pass), ("eval", eval_sizes, eval_pass)):
                 for size in sizes:
@@ -282,16 +285,16 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
             row[f"{dt}_floor"] = (min(row[f"{dt}_train_{s}"] for s in train_sizes)
                                   + 2 * min(row[f"{dt}_eval_{s}"] for s in eval_sizes))
         per_round.append({k: round(v, 3) for k, v in row.items()})
-    cols = [f"model_epoch_{impl}" for impl in IMPLS_TIMED] + [
-        "float32_floor", "bfloat16_floor", "grouped_floor", "components", "components_matmul",
-        "components_activation", "bmm_gflops"] + [
-        f"{dt}_{kind}_{s}" for dt in ("float32", "bfloat16", "grouped")
+    cols = [f"model_epoch_{impl}" for impl in impls] + [
+        "float32_floor", "bfloat16_floor"] + [f"{i}_floor" for i in own] + [
+        "components", "components_matmul", "components_activation", "bmm_gflops"] + [
+        f"{dt}_{kind}_{s}" for dt in ("float32", "bfloat16") + own
         for kind, sizes in (("train", train_sizes), ("eval", eval_sizes)) for s in sizes]
     print(f"\nAttentiveChrome on the standard shape ({N_GENES} genes per pass), seconds, "
           f"{torch.get_num_threads()} threads. model_epoch: the whole model, a training pass at batch "
-          f"{config.batch_size} + 2 inference passes at {EVAL_BATCH}, bin_lstm_impl=grouped / per_mark. "
+          f"{config.batch_size} + 2 inference passes at {EVAL_BATCH}, bin_lstm_impl={' / '.join(impls)}. "
           f"*_floor: the bin-level BiLSTMs alone ({n_marks} x LSTM(1->{hidden})), best training pass + 2 best "
-          f"inference passes, in PyTorch's fused kernels (float32, bfloat16) or hmviz's grouped recurrence; "
+          f"inference passes, in PyTorch's fused kernels (float32, bfloat16) or hmviz's {' and '.join(own)} recurrence; "
           f"components: an ideal fused kernel's batched matmuls + activations only (module doc); "
           f"*_train_B / *_eval_B: kernel-only passes at batch B.")
     widths = [max(16, len(c)) for c in cols]

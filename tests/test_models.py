@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from hmviz.models import (
     parse_settings,
     ranknet_loss,
 )
+from hmviz.models import _native
 from hmviz.models._recurrent import PerMarkBiLSTM
 
 SHAPES = [(3, 40), (5, 100), (7, 200)]
@@ -36,6 +38,15 @@ SINGLE = ["deepchrome", "attentivechrome", "simplechrome"]
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def need_native() -> None:
+    """Skip where the compiled LSTM kernel cannot be built here; CI (HMVIZ_REQUIRE_NATIVE=1) fails instead."""
+    if _native.load() is None:
+        reason = f"compiled LSTM kernel unavailable: {_native.unavailable_reason()}"
+        if os.environ.get("HMVIZ_REQUIRE_NATIVE") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 # Tiny tensors gain nothing from intra-op threads (see conftest.one_torch_thread).
@@ -136,8 +147,10 @@ def test_attention_varies_strongly_with_sharp_context() -> None:
 # -- per-mark LSTMs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("impl", ["grouped", "block", "per_mark"])
+@pytest.mark.parametrize("impl", ["native", "grouped", "block", "per_mark"])
 def test_per_mark_lstm_equals_separate_lstms(impl: str) -> None:
+    if impl == "native":
+        need_native()
     n_marks, hidden, bins = 4, 8, 12
     separate = [nn.LSTM(1, hidden, bidirectional=True, batch_first=True) for _ in range(n_marks)]
     block = PerMarkBiLSTM(n_marks, hidden, impl=impl)
@@ -172,9 +185,11 @@ def test_block_lstm_stays_block_diagonal_under_training() -> None:
     assert not torch.equal(a[:, 0], b[:, 0])
 
 
-@pytest.mark.parametrize("other", ["per_mark", "block"])
+@pytest.mark.parametrize("other", ["native", "per_mark", "block"])
 def test_lstm_implementations_share_state_dict(other: str) -> None:
     """Same weights, same outputs and gradients (model weights, and the input for attributions)."""
+    if other == "native":
+        need_native()
     grouped, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="grouped")
     alt, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl=other)
     alt.load_state_dict(grouped.state_dict())
@@ -189,20 +204,107 @@ def test_lstm_implementations_share_state_dict(other: str) -> None:
         torch.testing.assert_close(p_a.grad, p_g.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_default_lstm_impl_is_grouped_on_cpu() -> None:
-    """"auto" (the default) runs the grouped recurrence on CPU: identical numbers to "grouped"."""
+@pytest.mark.parametrize("hidden", [16, 32, 64, 7])
+def test_native_lstm_matches_torch_lstm_kernels(hidden: int) -> None:
+    """float32, every hidden size the compiled kernel specialises (16, 32, 64) and the generic one:
+    states, and the gradients of the input and every weight, against PyTorch's own LSTM kernels."""
+    need_native()
+    ref = PerMarkBiLSTM(3, hidden, impl="per_mark")
+    native = PerMarkBiLSTM(3, hidden, impl="native")
+    native.load_state_dict(ref.state_dict())
+    x_r = torch.randn(5, 23, 3, requires_grad=True)
+    x_n = x_r.detach().clone().requires_grad_(True)
+    out_r, out_n = ref(x_r), native(x_n)
+    torch.testing.assert_close(out_n, out_r, rtol=1e-5, atol=2e-6)
+    upstream = torch.randn_like(out_r)
+    (out_r * upstream).sum().backward()
+    (out_n * upstream).sum().backward()
+    torch.testing.assert_close(x_n.grad, x_r.grad, rtol=1e-4, atol=2e-5)
+    for (name, p_r), p_n in zip(ref.named_parameters(), native.parameters()):
+        torch.testing.assert_close(p_n.grad, p_r.grad, rtol=1e-4, atol=2e-5, msg=name)
+
+
+def test_default_lstm_impl_on_cpu() -> None:
+    """"auto" (the default) runs the compiled kernel on CPU where it is built, else the grouped
+    recurrence: identical numbers to naming that implementation."""
     auto, config = build_model("attentivechrome", n_marks=5, n_bins=30)
-    grouped, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl="grouped")
-    grouped.load_state_dict(auto.state_dict())
+    expected = "native" if _native.load() is not None else "grouped"
+    named, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl=expected)
+    named.load_state_dict(auto.state_dict())
     assert config.bin_lstm_impl == "auto"
+    assert auto.bin_encoder.lstm.resolved_impl(torch.device("cpu")) == expected
     x = torch.rand(4, 30, 5)
-    torch.testing.assert_close(auto(x), grouped(x), rtol=0, atol=0)
+    torch.testing.assert_close(auto(x), named(x), rtol=0, atol=0)
 
 
-def test_grouped_lstm_gradients_pass_gradcheck() -> None:
+def test_without_the_compiled_kernel_auto_falls_back_and_native_says_why(monkeypatch) -> None:
+    """No compiler (or a failed build): "auto" uses the grouped recurrence, same numbers up to
+    rounding; naming "native" gives a ModelError with the reason and the way out."""
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setattr(_native, "_missing_tool", lambda: None)
+
+    def failing_build() -> None:
+        raise RuntimeError("Error building extension 'hmviz_bilstm': c++: fatal error")
+
+    monkeypatch.setattr(_native, "_build", failing_build)
+    assert _native.load() is None
+    assert "building _bilstm_native.cpp failed" in _native.unavailable_reason()
+    assert "fatal error" in _native.unavailable_reason()
+    lstm = PerMarkBiLSTM(2, 4)
+    assert lstm.resolved_impl(torch.device("cpu")) == "grouped"
+    ref = PerMarkBiLSTM(2, 4, impl="per_mark")
+    ref.load_state_dict(lstm.state_dict())
+    x = torch.randn(3, 9, 2)
+    torch.testing.assert_close(lstm(x), ref(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match="bin_lstm_impl='native' is not available here: building .* use 'auto' or 'grouped'"):
+        PerMarkBiLSTM(2, 4, impl="native")(x)
+    monkeypatch.undo()  # restore _missing_tool and _build, then check the switch on its own
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setenv("HMVIZ_NATIVE", "0")
+    assert _native.load() is None and _native.unavailable_reason() == "HMVIZ_NATIVE=0 is set"
+
+
+def test_compiled_attention_pooling_matches_eager(monkeypatch) -> None:
+    """Grouped context attention in the compiled kernel: pooled vectors, weights, and the gradients
+    of the states and the context vectors (through both outputs) equal eager PyTorch's."""
+    need_native()
+    from hmviz.models import _attention
+    from hmviz.models._attention import ContextAttention
+
+    att = ContextAttention(16, n_groups=3)
+    states = torch.randn(11, 3, 37, 16, requires_grad=True)
+    weight_probe = torch.randn(11, 3, 37)
+
+    def run():
+        att.zero_grad()
+        states.grad = None
+        pooled, weights = att(states, return_weights=True)
+        ((pooled ** 2).sum() + (weights * weight_probe).sum()).backward()
+        return pooled.detach(), weights.detach(), states.grad.clone(), att.context.grad.clone()
+
+    fused = run()
+    monkeypatch.setattr(_attention, "_fused_ok", lambda *a: False)
+    eager = run()
+    for name, got, want in zip(("pooled", "weights", "d_states", "d_context"), fused, eager):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_compiled_attention_pooling_passes_gradcheck() -> None:
+    need_native()
+    from hmviz.models._attention import _FusedGroupedAttention
+
+    states = torch.randn(3, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    context = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_FusedGroupedAttention.apply, (states, context))
+
+
+@pytest.mark.parametrize("impl", ["grouped", "native"])
+def test_hand_written_lstm_gradients_pass_gradcheck(impl: str) -> None:
     """The hand-written backward through time against finite differences (float64), for the
     input and every weight of both directions, with an odd number of bins and marks."""
-    lstm = PerMarkBiLSTM(3, 4, impl="grouped").double()
+    if impl == "native":
+        need_native()
+    lstm = PerMarkBiLSTM(3, 4, impl=impl).double()
     names = [n for n, _ in lstm.named_parameters()]
     x = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
 
@@ -212,9 +314,12 @@ def test_grouped_lstm_gradients_pass_gradcheck() -> None:
     assert torch.autograd.gradcheck(run, (x, *lstm.parameters()))
 
 
-def test_grouped_lstm_inference_path_matches_training_path() -> None:
+@pytest.mark.parametrize("impl", ["grouped", "native"])
+def test_lstm_inference_path_matches_training_path(impl: str) -> None:
     """No grad (evaluation, the app) takes a path that keeps no activations; same numbers."""
-    lstm = PerMarkBiLSTM(4, 8, impl="grouped")
+    if impl == "native":
+        need_native()
+    lstm = PerMarkBiLSTM(4, 8, impl=impl)
     x = torch.randn(6, 25, 4)
     with torch.no_grad():
         no_grad = lstm(x)
@@ -442,7 +547,7 @@ def test_out_of_range_settings_are_model_errors(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["attentivechrome", "deepdiff"])
 def test_unknown_lstm_impl_names_the_choices(name: str) -> None:
-    with pytest.raises(ModelError, match="auto, grouped, per_mark, block; got 'fast'"):
+    with pytest.raises(ModelError, match="auto, native, grouped, per_mark, block; got 'fast'"):
         build_model(name, n_marks=5, n_bins=100, bin_lstm_impl="fast")
 
 

@@ -3,12 +3,18 @@
 Scores are dot products with a learned vector, ``score_t = h_t . w`` (no tanh or projection, as
 in the AttentiveChrome paper); ``alpha = softmax_t(score)``; the pooled vector is
 ``sum_t alpha_t h_t``.
+
+With one context vector per group (AttentiveChrome's bin level) on the CPU, the pooling runs in the
+compiled kernel (:mod:`hmviz.models._native`) where it is built: one pass over each gene's states
+forward and one backward, the same numbers as the eager PyTorch below up to float rounding.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from hmviz.models import _native
 
 
 class ContextAttention(nn.Module):
@@ -35,6 +41,9 @@ class ContextAttention(nn.Module):
     def forward(
         self, states: torch.Tensor, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.context.dim() == 2 and _fused_ok(states, self.context):
+            pooled, weights = _FusedGroupedAttention.apply(states.contiguous(), self.context)
+            return (pooled, weights) if return_weights else pooled
         # (batch, [G,] L, D) @ ([G,] D, 1) -> (batch, [G,] L): one score per position
         scores = torch.matmul(states, self.context.unsqueeze(-1)).squeeze(-1)
         weights = self.softmax(scores)
@@ -43,3 +52,25 @@ class ContextAttention(nn.Module):
         if return_weights:
             return pooled, weights
         return pooled
+
+
+def _fused_ok(states: torch.Tensor, context: torch.Tensor) -> bool:
+    return (states.device.type == "cpu" and states.dim() == 4 and states.dtype == context.dtype
+            and states.dtype in (torch.float32, torch.float64) and _native.load() is not None)
+
+
+class _FusedGroupedAttention(torch.autograd.Function):
+    """Grouped context attention in the compiled kernel: ``(states, context) -> (pooled, weights)``."""
+
+    @staticmethod
+    def forward(ctx, states, context):  # type: ignore[override]
+        pooled, weights = _native.load().attention_forward(states, context.contiguous())
+        ctx.save_for_backward(states, context, weights)
+        return pooled, weights
+
+    @staticmethod
+    def backward(ctx, d_pooled, d_weights):  # type: ignore[override]
+        states, context, weights = ctx.saved_tensors
+        d_states, d_context = _native.load().attention_backward(
+            d_pooled.contiguous(), d_weights.contiguous(), states, context.contiguous(), weights)
+        return d_states, d_context

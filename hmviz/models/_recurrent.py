@@ -4,12 +4,17 @@ AttentiveChrome gives every mark its own ``LSTM(input 1 -> hidden H, bidirection
 mark's bins. :class:`PerMarkBiLSTM` stores the M LSTMs' weights stacked along a leading mark axis
 (``weight_hh_l0[m]`` is mark m's ``nn.LSTM.weight_hh_l0``) and offers three exact ways to run them:
 
+* ``"native"``: the compiled kernel of ``_bilstm_native.cpp`` (built once per machine by
+  :mod:`hmviz.models._native`; CPU, float32/float64): each of the 2M LSTMs runs its whole
+  recurrence, forward and backward through time, in one compiled loop on one of torch's threads.
+  About 2x the speed of ``"grouped"`` on CPU (``bench/bench_models.py lstm-floor``).
 * ``"grouped"``: all 2M (mark, direction) LSTMs advance together, ONE batched matrix product
   (``torch.bmm`` over the 2M LSTMs) per time step, with the backward pass through time written out
   by hand in :class:`_GroupedBiLSTM` (so autograd records one node, not 100 steps of small ops).
   Each LSTM keeps its own weights; the batch axis of the product is the (mark, direction) axis.
 * ``"per_mark"``: M calls of the fused LSTM kernel, one per mark, with that mark's weights.
-* ``"auto"`` (the models' default): ``"grouped"`` on CPU; ``"per_mark"`` on other devices, where
+* ``"auto"`` (the models' default): ``"native"`` on CPU where it could be built, else
+  ``"grouped"``; ``"per_mark"`` on other devices, where
   the vendor's fused kernel (cuDNN) runs each mark in one launch while the grouped recurrence would
   launch a dozen small kernels per time step.
 * ``"block"``: ONE call of an ``LSTM(M -> M*H)`` whose weights are assembled, at every forward,
@@ -19,7 +24,7 @@ mark's bins. :class:`PerMarkBiLSTM` stores the M LSTMs' weights stacked along a 
   The off-block entries are constant zeros, not parameters, so no gradient or optimiser step can
   break the structure.
 
-All three give the same numbers up to float rounding and share one ``state_dict``; they differ only
+All give the same numbers up to float rounding and share one ``state_dict``; they differ only
 in speed (on CPU the block call does M times the recurrent FLOPs; see the config's ``bin_lstm_impl``).
 """
 
@@ -34,7 +39,10 @@ from torch import nn
 from torch.func import functional_call
 from torch.ops import aten
 
-BinLSTMImpl = Literal["auto", "grouped", "per_mark", "block"]
+from hmviz.errors import ModelError
+from hmviz.models import _native
+
+BinLSTMImpl = Literal["auto", "native", "grouped", "per_mark", "block"]
 BIN_LSTM_IMPLS: tuple[str, ...] = typing.get_args(BinLSTMImpl)
 
 _DIRECTIONS = ("", "_reverse")
@@ -46,8 +54,8 @@ class PerMarkBiLSTM(nn.Module):
     Args:
         n_marks: M, the number of marks (independent LSTMs).
         hidden_size: H per direction; each bin's state is 2H (forward half, then backward half).
-        impl: ``"auto"``, ``"grouped"``, ``"per_mark"`` or ``"block"`` (see the module docstring);
-            same result any way.
+        impl: ``"auto"``, ``"native"``, ``"grouped"``, ``"per_mark"`` or ``"block"`` (see the
+            module docstring); same result any way.
 
     Input ``x``: ``(batch, bins, marks)``. Output: ``(batch, marks, bins, 2H)`` where
     ``out[:, m]`` equals ``nn.LSTM(1, H, bidirectional=True, batch_first=True)`` applied to
@@ -107,12 +115,34 @@ class PerMarkBiLSTM(nn.Module):
         # model) from swapping weights into each other's call.
         return nn.LSTM(input_size, hidden_size, bidirectional=True, batch_first=True, device="meta")
 
+    def resolved_impl(self, device: torch.device) -> str:
+        """The implementation a forward on ``device`` uses ("auto" resolved; see the module docstring)."""
+        if self.impl == "auto":
+            if device.type != "cpu":
+                return "per_mark"
+            return "native" if _native.load() is not None else "grouped"
+        if self.impl == "native":
+            if device.type != "cpu":
+                raise ModelError(f"bin_lstm_impl='native' runs on the CPU only (the input is on {device}); "
+                                 "use 'auto' or 'per_mark'")
+            if _native.load() is None:
+                raise ModelError(f"bin_lstm_impl='native' is not available here: {_native.unavailable_reason()}; "
+                                 "use 'auto' or 'grouped'")
+        return self.impl
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, bins, _ = x.shape
         m, h = self.n_marks, self.hidden_size
-        impl = self.impl
-        if impl == "auto":
-            impl = "grouped" if x.device.type == "cpu" else "per_mark"
+        impl = self.resolved_impl(x.device)
+        if impl == "native":
+            params = [getattr(self, name) for name in _PARAM_ORDER]
+            with torch.autocast(x.device.type, enabled=False):  # fp32/fp64 only, as "grouped"
+                x = x.to(params[0].dtype).contiguous()
+                if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+                    return _NativeBiLSTM.apply(x, *params)
+                with torch.no_grad():
+                    w_ih, w_hh, bias = _native_weights(*params)
+                    return _native.load().forward(x, w_hh.transpose(1, 2).contiguous(), w_ih, bias, False)[0]
         if impl == "grouped":
             params = [getattr(self, name) for name in _PARAM_ORDER]
             # fp32 (or fp64) throughout, also under autocast: the time loop writes into preallocated
@@ -268,5 +298,37 @@ class _GroupedBiLSTM(torch.autograd.Function):
         d_whh, d_wih, d_b = d_weights[..., :h], d_weights[..., h : h + 1], d_weights[..., h + 1]
         d_x = d_rows[:steps, :, :, h]  # (T, G, batch)
         d_x = (d_x[:, :m] + d_x[:, m:].flip(0)).permute(2, 0, 1)
+        # parameter order: _PARAM_ORDER (forward direction's four, then the reverse direction's)
+        return (d_x, d_wih[:m], d_whh[:m], d_b[:m], d_b[:m], d_wih[m:], d_whh[m:], d_b[m:], d_b[m:])
+
+
+# -- "native": the compiled kernel (_bilstm_native.cpp) ---------------------------------------------
+
+
+def _native_weights(w_ih, w_hh, b_ih, b_hh, w_ih_r, w_hh_r, b_ih_r, b_hh_r):
+    """The kernel's ``(G, 4H)`` input weights, ``(G, 4H, H)`` recurrent weights and ``(G, 4H)`` biases."""
+    w_ih_all = torch.cat([w_ih, w_ih_r]).squeeze(-1).contiguous()
+    w_hh_all = torch.cat([w_hh, w_hh_r]).contiguous()
+    bias = torch.cat([b_ih + b_hh, b_ih_r + b_hh_r]).contiguous()
+    return w_ih_all, w_hh_all, bias
+
+
+class _NativeBiLSTM(torch.autograd.Function):
+    """``PerMarkBiLSTM`` with ``impl="native"``: inputs ``x`` and the 8 stacked parameters."""
+
+    @staticmethod
+    def forward(ctx, x, *params):  # type: ignore[override]
+        w_ih, w_hh, bias = _native_weights(*params)
+        out, *saved = _native.load().forward(x, w_hh.transpose(1, 2).contiguous(), w_ih, bias, True)
+        ctx.save_for_backward(x, w_hh, w_ih, *saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, w_hh, w_ih, gates, cells, tanh_c, states = ctx.saved_tensors
+        m = x.shape[2]
+        d_whh, d_wih, d_b, d_xg = _native.load().backward(grad.contiguous(), x, w_hh, w_ih, gates, cells, tanh_c, states)
+        d_wih = d_wih.unsqueeze(-1)
+        d_x = (d_xg[:m] + d_xg[m:].flip(1)).permute(2, 1, 0)  # (G, T, batch) -> (batch, T, M)
         # parameter order: _PARAM_ORDER (forward direction's four, then the reverse direction's)
         return (d_x, d_wih[:m], d_whh[:m], d_b[:m], d_b[:m], d_wih[m:], d_whh[m:], d_b[m:], d_b[m:])

@@ -42,15 +42,15 @@ class AttentiveChromeConfig(ModelConfig):
             deviation from v2).
         init_range: every parameter is drawn from U(-init_range, init_range) (paper: 0.1).
         bin_lstm_impl: how the per-mark LSTMs are run; all are exact (same numbers up to float
-            rounding) and share one state_dict. ``"auto"`` (default): ``"grouped"`` on CPU,
-            ``"per_mark"`` on a GPU. ``"grouped"``: all marks and both
-            directions advance together, one batched matrix product per time step, backward
-            through time written out (``_recurrent._GroupedBiLSTM``). ``"per_mark"``: one call of
-            PyTorch's fused LSTM kernel (oneDNN, cuDNN) per mark. ``"block"``: one fused call of a
-            block-diagonal LSTM over all marks, ``n_marks`` times the recurrent FLOPs. On the 2-core
-            CPU (``python bench/bench_models.py lstm-floor``) grouped and per_mark measured within
-            noise of each other per epoch and block about 2x slower; on a GPU cuDNN's per_mark may be
-            faster (not measured).
+            rounding) and share one state_dict. ``"auto"`` (default): ``"native"`` on CPU where the
+            compiled kernel could be built (once per machine; needs a C++ compiler and ninja),
+            else ``"grouped"``; ``"per_mark"`` on a GPU. ``"native"``: one compiled loop per
+            LSTM, forward and backward through time (``_bilstm_native.cpp``). ``"grouped"``: all
+            marks and both directions advance together, one batched matrix product per time step,
+            backward through time written out (``_recurrent._GroupedBiLSTM``). ``"per_mark"``: one
+            call of PyTorch's fused LSTM kernel (oneDNN, cuDNN) per mark. ``"block"``: one fused
+            call of a block-diagonal LSTM over all marks, ``n_marks`` times the recurrent FLOPs.
+            ``python bench/bench_models.py lstm-floor`` times them on the CPU.
         optimizer, grad_clip, epochs: paper values (Adam, clip-norm 1, 30 epochs).
         batch_size: 64. **Deviation**: the paper used 16; at 16 genes per step the LSTM kernels
             are 1.5-2x slower per gene on CPU. Set ``batch_size=16`` to reproduce the paper.
