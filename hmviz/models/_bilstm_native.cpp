@@ -2,7 +2,7 @@
 // as one compiled loop per LSTM. Built on first use by hmviz/models/_native.py (torch's
 // cpp_extension, the machine's own C++ compiler); PerMarkBiLSTM falls back to its eager
 // implementations where no compiler is available. Same arithmetic as torch.nn.LSTM (gate order
-// i, f, g, o); the checks live in tests/test_recurrent.py.
+// i, f, g, o); the checks live in tests/test_models.py.
 //
 // Layout. The G = 2M LSTMs are indexed g: g < M is mark g read forwards, g >= M is mark g-M read
 // backwards (processing step t reads bin T-1-t). Inputs and outputs use the model's layouts
@@ -35,7 +35,7 @@ namespace {
 
 // tanh for float as a rational function, branch-free so the compiler vectorises it: x P(x^2) / Q(x^2)
 // with the coefficients of Eigen's float tanh (degrees 13 / 6), |x| clamped at 7.905 where tanh
-// rounds to 1. Absolute error below 3e-7 over the whole line (tests/test_recurrent.py checks the
+// rounds to 1. Absolute error below 3e-7 over the whole line (tests/test_models.py checks the
 // LSTM against torch's).
 inline float tanh_(float x) {
   constexpr float kClamp = 7.90531110763549805f;

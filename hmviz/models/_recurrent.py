@@ -7,7 +7,7 @@ mark's bins. :class:`PerMarkBiLSTM` stores the M LSTMs' weights stacked along a 
 * ``"native"``: the compiled kernel of ``_bilstm_native.cpp`` (built once per machine by
   :mod:`hmviz.models._native`; CPU, float32/float64): each of the 2M LSTMs runs its whole
   recurrence, forward and backward through time, in one compiled loop on one of torch's threads.
-  About 2x the speed of ``"grouped"`` on CPU (``bench/bench_models.py lstm-floor``).
+  About 2x the speed of ``"grouped"`` on CPU (``bench/bench_models.py speed``; README).
 * ``"grouped"``: all 2M (mark, direction) LSTMs advance together, ONE batched matrix product
   (``torch.bmm`` over the 2M LSTMs) per time step, with the backward pass through time written out
   by hand in :class:`_GroupedBiLSTM` (so autograd records one node, not 100 steps of small ops).
@@ -142,7 +142,7 @@ class PerMarkBiLSTM(nn.Module):
                     return _NativeBiLSTM.apply(x, *params)
                 with torch.no_grad():
                     w_ih, w_hh, bias = _native_weights(*params)
-                    return _native.load().forward(x, w_hh.transpose(1, 2).contiguous(), w_ih, bias, False)[0]
+                    return _native_forward(x, w_ih, w_hh, bias, store=False)[0]
         if impl == "grouped":
             params = [getattr(self, name) for name in _PARAM_ORDER]
             # fp32 (or fp64) throughout, also under autocast: the time loop writes into preallocated
@@ -313,13 +313,18 @@ def _native_weights(w_ih, w_hh, b_ih, b_hh, w_ih_r, w_hh_r, b_ih_r, b_hh_r):
     return w_ih_all, w_hh_all, bias
 
 
+def _native_forward(x, w_ih, w_hh, bias, store: bool):
+    """The kernel's forward: ``[out]``, or with ``store`` ``[out, gates, cells, tanh_c, states]``."""
+    return _native.load().forward(x, w_hh.transpose(1, 2).contiguous(), w_ih, bias, store)
+
+
 class _NativeBiLSTM(torch.autograd.Function):
     """``PerMarkBiLSTM`` with ``impl="native"``: inputs ``x`` and the 8 stacked parameters."""
 
     @staticmethod
     def forward(ctx, x, *params):  # type: ignore[override]
         w_ih, w_hh, bias = _native_weights(*params)
-        out, *saved = _native.load().forward(x, w_hh.transpose(1, 2).contiguous(), w_ih, bias, True)
+        out, *saved = _native_forward(x, w_ih, w_hh, bias, store=True)
         ctx.save_for_backward(x, w_hh, w_ih, *saved)
         return out
 
