@@ -105,8 +105,9 @@ def speed_one(name: str, device: str, pair_sampling: str = "within-batch") -> di
     wall = time.perf_counter() - t0
     epochs = [h for h in result.history if h["stage"] == "train"]
     seconds = [h["seconds"] for h in epochs[1:]]  # skip the warm-up epoch
-    # history seconds = train pass + validation pass; add one test pass, timed the same way
-    task_test = _time_test_pass(result, ds, device)
+    # history seconds = train pass + validation pass; add one test pass, timed the same way (the
+    # median of three, as the epoch time is the median of three epochs)
+    task_test = statistics.median(_time_test_pass(result, ds, device) for _ in range(3))
     per_epoch = statistics.median(seconds) + task_test
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"model": name, "device": device, "seconds_per_epoch": round(per_epoch, 3),

@@ -13,8 +13,10 @@
 // torch's intra-op thread count, statically, so results do not depend on timing); one step of one
 // gene is a (H) x (H, 4H) product with the weights in L1 cache, followed at once by the cell's
 // element-wise work on the same 4H numbers, with no per-step call, allocation or pass over memory.
-// The backward accumulates the weight gradients step by step (a register-blocked dz^T h per step)
-// while dz is still in cache, so the per-step gate gradients are never written out.
+// The backward computes one step's gate gradients dz for all genes into a small buffer that stays
+// in cache, then the gradient to the previous hidden state (dz W_hh) and the weight gradients
+// (dz^T h, accumulated step by step), both register-blocked, so the per-step gate gradients are
+// never written out.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -171,20 +173,35 @@ inline void gate_inputs(T* __restrict z, const T* __restrict bias, const T* __re
   }
 }
 
-// dh = dz W_hh (W_hh: 4H x H); four partial sums per output so the chains of FMAs overlap
+// dH = dZ W_hh for one step of all B genes: dZ (B x 4H), W_hh (4H x H), dH (B x H). Float with a
+// specialised hidden size: NB genes at a time, so each loaded row of W_hh feeds NB genes'
+// accumulators held in registers (one gene at a time would load two numbers per multiply-add).
 template <typename T, int HC>
-inline void hidden_grad(T* __restrict dh, const T* __restrict dz, const T* __restrict w_hh, int64_t H) {
+inline void hidden_grad(T* __restrict dh, const T* __restrict dz, const T* __restrict w_hh, int64_t B, int64_t H) {
+  const int64_t H4 = 4 * H;
+  int64_t b = 0;
   if constexpr (std::is_same_v<T, float> && HC > 0 && HC % kLanes == 0) {
-    constexpr int N = HC / kLanes, P = 4;
-    vf acc[P][N] = {};
-    for (int j = 0; j < 4 * HC; j += P)
-      for (int p = 0; p < P; ++p)
-        for (int v = 0; v < N; ++v) acc[p][v] += dz[j + p] * load(w_hh + (j + p) * HC + v * kLanes);
-    for (int v = 0; v < N; ++v) store(dh + v * kLanes, (acc[0][v] + acc[1][v]) + (acc[2][v] + acc[3][v]));
-  } else {
-    for (int64_t k = 0; k < H; ++k) dh[k] = 0;
-    for (int64_t j = 0; j < 4 * H; ++j)
-      for (int64_t k = 0; k < H; ++k) dh[k] += dz[j] * w_hh[j * H + k];
+    constexpr int N = HC / kLanes, NB = 16 / N > 0 ? 16 / N : 1;  // NB x N accumulators (16 registers)
+    for (; b + NB <= B; b += NB) {
+      vf acc[NB][N] = {};
+      for (int j = 0; j < 4 * HC; ++j) {
+        vf w[N];
+        for (int v = 0; v < N; ++v) w[v] = load(w_hh + j * HC + v * kLanes);
+        for (int n = 0; n < NB; ++n) {
+          const float d = dz[(b + n) * H4 + j];
+          for (int v = 0; v < N; ++v) acc[n][v] += d * w[v];
+        }
+      }
+      for (int n = 0; n < NB; ++n)
+        for (int v = 0; v < N; ++v) store(dh + (b + n) * HC + v * kLanes, acc[n][v]);
+    }
+  }
+  for (; b < B; ++b) {  // the rows left over, and the generic sizes
+    T* __restrict out = dh + b * H;
+    const T* __restrict d = dz + b * H4;
+    for (int64_t k = 0; k < H; ++k) out[k] = 0;
+    for (int64_t j = 0; j < H4; ++j)
+      for (int64_t k = 0; k < H; ++k) out[k] += d[j] * w_hh[j * H + k];
   }
 }
 
@@ -244,12 +261,12 @@ void forward_lstm(const Forward<T>& a, int64_t g) {
   }
 }
 
-// dW (4H x H) += dz^T h over a block of B rows: dz (B x 4H), h (B x H). Four gate rows at a time
-// so that each loaded row of h feeds 4 x H/16 accumulators held in registers.
+// dW (4H x H) += dz^T h over a block of B rows: dz (B x 4H), h (B x H). R gate rows at a time so
+// that each loaded row of h feeds R x H/16 accumulators held in registers (16 registers).
 template <typename T, int HC>
 inline void weight_grad(T* __restrict dw, const T* __restrict dz, const T* __restrict h, int64_t B, int64_t H) {
   if constexpr (std::is_same_v<T, float> && HC > 0 && HC % kLanes == 0) {
-    constexpr int N = HC / kLanes, R = 4, H4 = 4 * HC;
+    constexpr int N = HC / kLanes, R = 16 / N > 0 ? 16 / N : 1, H4 = 4 * HC;
     for (int j = 0; j < H4; j += R) {
       vf acc[R][N];
       for (int r = 0; r < R; ++r)
@@ -270,6 +287,41 @@ inline void weight_grad(T* __restrict dw, const T* __restrict dz, const T* __res
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < H4; ++j)
         for (int64_t k = 0; k < H; ++k) dw[j * H + k] += dz[b * H4 + j] * h[b * H + k];
+  }
+}
+
+// d_w_ih += dZ^T x, d_bias += dZ^T 1 over one step's B genes (x read with stride xs).
+template <typename T, int HC>
+inline void input_grads(T* __restrict d_w_ih, T* __restrict d_bias, const T* __restrict dz, const T* __restrict x,
+                        int64_t xs, int64_t B, int64_t H) {
+  const int64_t H4 = 4 * H;
+  if constexpr (std::is_same_v<T, float> && HC > 0 && HC % kLanes == 0) {
+    constexpr int N4 = 4 * HC / kLanes, V = N4 < 8 ? N4 : 8;  // V vectors of each at a time
+    for (int v0 = 0; v0 < N4; v0 += V) {
+      vf wi[V], bi[V];
+      for (int v = 0; v < V; ++v) {
+        wi[v] = load(d_w_ih + (v0 + v) * kLanes);
+        bi[v] = load(d_bias + (v0 + v) * kLanes);
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        const float xb = x[b * xs];
+        for (int v = 0; v < V; ++v) {
+          const vf d = load(dz + b * H4 + (v0 + v) * kLanes);
+          wi[v] += xb * d;
+          bi[v] += d;
+        }
+      }
+      for (int v = 0; v < V; ++v) {
+        store(d_w_ih + (v0 + v) * kLanes, wi[v]);
+        store(d_bias + (v0 + v) * kLanes, bi[v]);
+      }
+    }
+  } else {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H4; ++j) {
+        d_w_ih[j] += dz[b * H4 + j] * x[b * xs];
+        d_bias[j] += dz[b * H4 + j];
+      }
   }
 }
 
@@ -334,16 +386,11 @@ void backward_lstm(const Backward<T>& a, int64_t g) {
       }
 #pragma omp simd
       for (int64_t k = 0; k < H; ++k) dc[k] *= z[H + k];  // to c_{t-1}
-      const T xv = a.x[(b * steps + bin) * M + mark];
-#pragma omp simd
-      for (int64_t j = 0; j < H4; ++j) {
-        d_w_ih[j] += dz[j] * xv;
-        d_bias[j] += dz[j];
-      }
       a.d_x[row] = dot<T, HC>(dz, w_ih, H4);
-      if (t > 0) hidden_grad<T, HC>(dh_out + b * H, dz, w_hh, H);
     }
-    // h_{t-1} = 0 at t = 0: no weight gradient from the first step
+    input_grads<T, HC>(d_w_ih, d_bias, dz_buf.data(), a.x + bin * M + mark, steps * M, B, H);
+    // h_{t-1} = 0 at t = 0: no gradient flows to it and no weight gradient comes from the first step
+    if (t > 0) hidden_grad<T, HC>(dh_out, dz_buf.data(), w_hh, B, H);
     if (t > 0) weight_grad<T, HC>(d_w_hh, dz_buf.data(), a.states + (g * steps + t - 1) * B * H, B, H);
   }
 }
