@@ -124,6 +124,11 @@ Remake them all with the command below; each card records its model's training t
 python -m hmviz.bundled --out models
 ```
 
+The same command with the same software on the same kind of machine gives the same weights. The
+LSTM models (AttentiveChrome, its ranker, DeepDiff) also depend on how their LSTMs are computed (the
+compiled CPU kernel, the eager recurrence where it cannot be built, cuDNN on a GPU): these differ in
+float rounding, which takes training down another path, as another seed would.
+
 DeepDiff is trained on `sample_data/two_cells/` (1,000 genes in two generated cell types, see
 `sample_data/README.md`). Metrics are on each model's test split.
 
