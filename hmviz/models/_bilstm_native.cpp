@@ -290,41 +290,6 @@ inline void weight_grad(T* __restrict dw, const T* __restrict dz, const T* __res
   }
 }
 
-// d_w_ih += dZ^T x, d_bias += dZ^T 1 over one step's B genes (x read with stride xs).
-template <typename T, int HC>
-inline void input_grads(T* __restrict d_w_ih, T* __restrict d_bias, const T* __restrict dz, const T* __restrict x,
-                        int64_t xs, int64_t B, int64_t H) {
-  const int64_t H4 = 4 * H;
-  if constexpr (std::is_same_v<T, float> && HC > 0 && HC % kLanes == 0) {
-    constexpr int N4 = 4 * HC / kLanes, V = N4 < 8 ? N4 : 8;  // V vectors of each at a time
-    for (int v0 = 0; v0 < N4; v0 += V) {
-      vf wi[V], bi[V];
-      for (int v = 0; v < V; ++v) {
-        wi[v] = load(d_w_ih + (v0 + v) * kLanes);
-        bi[v] = load(d_bias + (v0 + v) * kLanes);
-      }
-      for (int64_t b = 0; b < B; ++b) {
-        const float xb = x[b * xs];
-        for (int v = 0; v < V; ++v) {
-          const vf d = load(dz + b * H4 + (v0 + v) * kLanes);
-          wi[v] += xb * d;
-          bi[v] += d;
-        }
-      }
-      for (int v = 0; v < V; ++v) {
-        store(d_w_ih + (v0 + v) * kLanes, wi[v]);
-        store(d_bias + (v0 + v) * kLanes, bi[v]);
-      }
-    }
-  } else {
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = 0; j < H4; ++j) {
-        d_w_ih[j] += dz[b * H4 + j] * x[b * xs];
-        d_bias[j] += dz[b * H4 + j];
-      }
-  }
-}
-
 template <typename T>
 struct Backward {
   const T* grad;    // (B, M, T, 2H): dL/d out
@@ -386,9 +351,14 @@ void backward_lstm(const Backward<T>& a, int64_t g) {
       }
 #pragma omp simd
       for (int64_t k = 0; k < H; ++k) dc[k] *= z[H + k];  // to c_{t-1}
+      const T xv = a.x[(b * steps + bin) * M + mark];
+#pragma omp simd
+      for (int64_t j = 0; j < H4; ++j) {
+        d_w_ih[j] += dz[j] * xv;
+        d_bias[j] += dz[j];
+      }
       a.d_x[row] = dot<T, HC>(dz, w_ih, H4);
     }
-    input_grads<T, HC>(d_w_ih, d_bias, dz_buf.data(), a.x + bin * M + mark, steps * M, B, H);
     // h_{t-1} = 0 at t = 0: no gradient flows to it and no weight gradient comes from the first step
     if (t > 0) hidden_grad<T, HC>(dh_out, dz_buf.data(), w_hh, B, H);
     if (t > 0) weight_grad<T, HC>(d_w_hh, dz_buf.data(), a.states + (g * steps + t - 1) * B * H, B, H);
