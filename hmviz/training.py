@@ -31,7 +31,8 @@ from torch import nn
 
 from hmviz import metrics as M
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
-from hmviz.data.splits import ensure_split
+from hmviz.data.gene_sets import record_split, split_of_genes
+from hmviz.data.splits import ensure_split, quantile_strata
 from hmviz.data.targets import LabelRule, sample_pairs
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, HmvizError, ModelError
@@ -458,10 +459,11 @@ def _differential_cells(dataset, cells) -> tuple[HistoneDataset, HistoneDataset]
     return dataset.pair(a, b)
 
 
-def _split_kind(dataset: HistoneDataset, split: str) -> str:
-    """``auto``: the file's split when it has one, else a seeded random split by gene."""
+def _split_kind(dataset: HistoneDataset, split: str, chroms_given: bool = False) -> str:
+    """``auto``: a chromosome hold-out when hold-out chromosomes are given, else the file's split when
+    it has one, else a seeded random split by gene."""
     if split == "auto":
-        return "file" if dataset.split is not None else "random"
+        return "chromosome" if chroms_given else "file" if dataset.split is not None else "random"
     if split == "file" and dataset.split is None:
         raise DataError("--split file was asked for but the data has no split column; use --split random "
                         "or --split chromosome, or add a 'split' column (train/valid/test).")
@@ -591,14 +593,20 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
     """Select marks, assign the split, fit the label threshold and the transform on training genes only."""
     fingerprint = _fingerprint(dataset)
     source = dataset.source
+    chroms_given = options.valid_chroms is not None or options.test_chroms is not None
 
     if spec.task == "differential":
         if not isinstance(dataset, MultiCellDataset):
             _differential_cells(dataset, options.cells)  # raises the explanatory error
         dataset = _select_marks(dataset, options.marks, "the data")
         a, b = _differential_cells(dataset, options.cells)
-        a = ensure_split(a, how=_split_kind(a, options.split), seed=options.seed, fractions=options.split_fractions,
-                         valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
+        strata, stratified_by = None, None
+        if a.expression is not None and b.expression is not None:
+            strata = quantile_strata(np.log2((b.expression + 1.0) / (a.expression + 1.0)))
+            stratified_by = "log2 fold-change quantile"
+        a = ensure_split(a, how=_split_kind(a, options.split, chroms_given), seed=options.seed,
+                         fractions=options.split_fractions, valid_chroms=options.valid_chroms,
+                         test_chroms=options.test_chroms, strata=strata, stratified_by=stratified_by)
         # One split for both cells: a gene is in the same split in every cell.
         cells = {n: dataclasses.replace(c, split=a.split, meta=dict(a.meta)) for n, c in dataset.cells.items()}
         dataset = MultiCellDataset(cells, source=source)
@@ -611,11 +619,18 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
                 f"({', '.join(dataset.cell_names)}); choose one cell, or use deepdiff for the difference."
             )
         dataset = _select_marks(dataset, options.marks, "the data")
-        dataset = ensure_split(dataset, how=_split_kind(dataset, options.split), seed=options.seed,
-                               fractions=options.split_fractions,
-                               valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
-        first = dataset
         rule = _resolve_label_rule(dataset, options) if spec.task in ("binary", "ranking") else None
+        strata, stratified_by = None, None
+        if rule is None and dataset.labels is not None:
+            strata, stratified_by = dataset.labels, "label"
+        elif dataset.expression is not None:
+            # The label threshold is fitted on the training genes after the split, so the split is
+            # stratified on expression quantiles, which balances any threshold rule.
+            strata, stratified_by = quantile_strata(dataset.expression), "expression quantile"
+        dataset = ensure_split(dataset, how=_split_kind(dataset, options.split, chroms_given), seed=options.seed,
+                               fractions=options.split_fractions, valid_chroms=options.valid_chroms,
+                               test_chroms=options.test_chroms, strata=strata, stratified_by=stratified_by)
+        first = dataset
         threshold = None
         if rule is not None:
             threshold = rule.fit(dataset.expression, dataset.split_indices("train"))
@@ -695,6 +710,8 @@ def train(
     metrics.update(task.test_metrics(model))
     metrics = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
     split_counts = {s: int(len(first.split_indices(s))) for s in ("train", "valid", "test")}
+    balance = class_balance(task)
+    genes = record_split(first.gene_ids, first.split)
     card = {
         "model": spec.name,
         "task": spec.task,
@@ -710,7 +727,9 @@ def train(
         "label_threshold": threshold,
         "cells": list(options.cells) if options.cells else (
             dataset.cell_names[:2] if isinstance(dataset, MultiCellDataset) else None),
-        "split": {**first.meta.get("split", {}), "counts": split_counts},
+        "split": {**first.meta.get("split", {}), "counts": split_counts,
+                  **({"class_balance": balance} if balance else {})},
+        "genes": genes,
         "training": {
             "epochs_max": epochs, "epochs_run": len([h for h in history if h["stage"] == "train"]),
             "best_epoch": best_epoch, "selected_on": f"validation {select_on}",
@@ -723,9 +742,26 @@ def train(
         "seed": options.seed,
         "metrics": metrics,
         "history": history,
-        "data": {"source": source, "fingerprint": fingerprint, "genes": first.n_genes},
+        "data": {"source": source, "fingerprint": fingerprint, "genes": first.n_genes,
+                 "split_fingerprint": genes["split_fingerprint"]},
     }
     return TrainResult(model=model, card=card, history=history)
+
+
+def class_balance(task: _Task) -> dict | None:
+    """Share of positive targets per split: genes labelled high (binary and ranking models with labels)
+    or genes whose expression rises from cell A to cell B (differential). ``what`` says which; None
+    when the task has no such target. Rounded to 4 decimals; a split without genes gives None."""
+    if isinstance(task, _DifferentialTask):
+        positive, what = task.diff > 0, "fraction of genes with log2 fold change > 0 (higher in cell B)"
+    elif isinstance(task, _SingleCellTask) and task.labels is not None:
+        positive, what = np.asarray(task.labels) == 1, "fraction of genes labelled high (label 1)"
+    else:
+        return None
+    out: dict = {"what": what}
+    for name, idx in (("train", task.train_idx), ("valid", task.valid_idx), ("test", task.test_idx)):
+        out[name] = round(float(positive[idx].mean()), 4) if len(idx) else None
+    return out
 
 
 class _BaselineScorer:
@@ -817,7 +853,12 @@ def predict_scores(model: nn.Module, card: dict, dataset: HistoneDataset, device
 
 def training_split(card: dict, dataset: HistoneDataset | MultiCellDataset) -> HistoneDataset | None:
     """When ``dataset`` is the data the model was trained on (same fingerprint), its first cell with the
-    model's train/valid/test split rebuilt from the card; otherwise None.
+    model's train/valid/test split; otherwise None.
+
+    The split is read from the card's record of its genes (exact, whatever split column the data
+    has or lacks). A card that predates gene records has its split rebuilt from ``card["split"]``;
+    when that split was the file's and this data has no split column, it cannot be rebuilt (a new
+    split would put training genes in the test split) and the answer is None.
 
     Use it to keep the test split for evaluation and to draw baselines from training genes only.
     """
@@ -825,9 +866,83 @@ def training_split(card: dict, dataset: HistoneDataset | MultiCellDataset) -> Hi
         return None
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     meta = card.get("split", {})
-    return ensure_split(first, how=meta.get("kind", "file"), seed=meta.get("seed", card.get("seed", 1)),
+    if card.get("genes"):
+        split = split_of_genes(card["genes"], first.gene_ids)
+        if (split == "").any():  # cannot happen for the same fingerprint, unless the card was edited
+            return None
+        return dataclasses.replace(first, split=split, meta={**first.meta, "split": dict(meta)})
+    kind = meta.get("kind", "file")
+    if kind == "file" and first.split is None:
+        return None
+    return ensure_split(first, how=kind, seed=meta.get("seed", card.get("seed", 1)),
                         fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
                         valid_chroms=meta.get("valid_chroms"), test_chroms=meta.get("test_chroms"))
+
+
+def evaluation_genes(card: dict, dataset: HistoneDataset | MultiCellDataset) -> tuple[np.ndarray, str, dict]:
+    """Which genes of ``dataset`` a saved model is scored on: never one it was trained or validated on.
+
+    With the card's record of its genes (:func:`hmviz.data.gene_sets.record_split`):
+
+    * data that holds none of the model's training or validation genes is evaluated whole;
+    * otherwise the genes the model did not train or validate on are evaluated: its test genes that
+      are in the data, and genes it never saw; its training and validation genes are left out;
+    * data that holds only training or validation genes of the model is refused (:class:`DataError`).
+
+    A card without gene records (written before they existed) keeps the earlier rule: the card's
+    split rebuilt when the data is the training data, else the data's own test split, else every gene;
+    the sentence says so, and a file split that cannot be rebuilt is refused.
+
+    Returns ``(evaluate, evaluated_on, counts)``: a boolean mask over the genes of ``dataset`` (of its
+    first cell), the sentence shown next to the metrics, and the JSON-safe gene counts behind it.
+    """
+    first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
+    n = first.n_genes
+    record = card.get("genes")
+    if not record:
+        return _evaluation_genes_without_records(card, dataset)
+    model_split = split_of_genes(record, first.gene_ids)
+    seen = (model_split == "train") | (model_split == "valid")
+    theirs, new = model_split == "test", model_split == ""
+    n_test, k, u, s = int(record["test"]["count"]), int(theirs.sum()), int(new.sum()), int(seen.sum())
+    counts = {"model_test_genes": n_test, "model_test_genes_in_data": k, "unseen_genes_in_data": u,
+              "model_train_valid_genes_left_out": s}
+    if s == 0:
+        also = f"; {k} of them are its test genes" if k else ""
+        return np.ones(n, dtype=bool), (f"all genes of this data ({n}): the model never trained or validated "
+                                        f"on any of them{also}"), counts
+    if k + u == 0:
+        raise DataError(
+            f"Every gene of this data ({n}) was a training or validation gene of the model, and none of its "
+            f"{n_test} test genes is here, so there is nothing it has not learned from to evaluate on. "
+            "Evaluate on data that holds the model's test genes (e.g. the full table it was trained on) "
+            "or genes it never saw."
+        )
+    if _fingerprint(dataset) == card.get("data", {}).get("fingerprint"):
+        evaluated_on = f"test split of the training data: the model's {n_test} test genes (from its card)"
+    else:
+        parts = ([f"{k} of the model's {n_test} test genes"] if k else []) + (
+            [f"{u} genes the model never saw"] if u else [])
+        evaluated_on = f"{' and '.join(parts)} ({s} training/validation genes of the model in this data left out)"
+    return theirs | new, evaluated_on, counts
+
+
+def _evaluation_genes_without_records(card: dict, dataset) -> tuple[np.ndarray, str, dict]:
+    first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
+    note = "; the model card predates gene records"
+    trained_on = training_split(card, dataset)
+    if trained_on is not None:
+        return trained_on.split == "test", f"test split of the training data (rebuilt from the card's split " \
+                                           f"settings{note})", {}
+    if _fingerprint(dataset) == card.get("data", {}).get("fingerprint"):
+        raise DataError(
+            "This is the data the model was trained on, but without the split column it was trained with, and "
+            "the model card predates gene records, so its test genes cannot be told apart from its training "
+            "genes. Evaluate on the file with its split column, or retrain the model (new cards record their genes)."
+        )
+    if first.split is not None and (first.split == "test").any():
+        return first.split == "test", f"test split of this data (its training genes are unknown{note})", {}
+    return np.ones(first.n_genes, dtype=bool), f"all genes of this data (its training genes are unknown{note})", {}
 
 
 @dataclass
@@ -838,11 +953,14 @@ class EvaluationSet:
         task: the task built for the card (internal; use :attr:`inputs` and :meth:`metrics`).
         evaluated_on: which genes those are, in words (shown to users next to the metrics).
         train_index: rows of the model's training genes when the data is its training data, else None.
+        gene_counts: the counts behind ``evaluated_on`` (see :func:`evaluation_genes`); empty for a card
+            without gene records.
     """
 
     task: _Task
     evaluated_on: str
     train_index: np.ndarray | None
+    gene_counts: dict = field(default_factory=dict)
 
     @property
     def n_genes(self) -> int:
@@ -875,27 +993,17 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
                    ) -> EvaluationSet:
     """What a saved model (its ``card``) is evaluated on in ``dataset``, with the card's marks, transform and label rule.
 
-    Genes evaluated: the card's test split when ``dataset`` is the training data (same fingerprint);
-    otherwise the dataset's own test split when it has one; otherwise every gene. Shared by
+    Genes evaluated: :func:`evaluation_genes` (never a gene the model trained or validated on). Shared by
     :func:`evaluate` and mark masking (:func:`hmviz.explain.ablate_mask`), so both score the same genes.
     """
     from hmviz.models import get_spec
 
     dev = choose_device(device)
     spec = get_spec(card["model"])
-    first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
+    chosen, evaluated_on, counts = evaluation_genes(card, dataset)
+    split = np.full(len(chosen), "test", dtype=object)  # narrowed to the chosen genes once the task is built
     training_data = training_split(card, dataset)
-    train_index = None
-    if training_data is not None:
-        split = training_data.split
-        evaluated_on = "test split of the training data"
-        train_index = np.flatnonzero(split == "train")
-    elif first.split is not None and (first.split == "test").any():
-        split = first.split
-        evaluated_on = "test split of this data"
-    else:
-        split = np.full(first.n_genes, "test", dtype=object)
-        evaluated_on = "all genes of this data"
+    train_index = np.flatnonzero(training_data.split == "train") if training_data is not None else None
     transform = SignalTransform.from_dict(card["transform"])
     options = TrainOptions(model=card["model"], seed=card.get("seed", 1),
                            cells=tuple(card["cells"]) if card.get("cells") and spec.task == "differential" else None)
@@ -918,16 +1026,29 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
             if ds.labels is None:
                 raise DataError("The data has neither expression values nor labels to evaluate against.")
             rule = None  # fall back to the file's labels
+        if rule is None and ds.labels is None and spec.task == "binary":
+            if ds.expression is None:
+                raise DataError("The data has neither expression values nor labels to evaluate against.")
+            raise DataError(
+                "The model was trained on the labels of its data file (label rule 'file': no threshold that could "
+                "be applied to expression values), and this data has expression values but no labels. Add a label "
+                "column (1 high, 0 low) to the data, or train a model with a label rule (e.g. --label median), "
+                "whose card records the threshold to apply."
+            )
     task = _make_task(ds, options, spec, dev, transform, rule, card.get("label_threshold"))
+    task.test_idx = task.test_idx[chosen[task.test_idx]]  # genes without a target are already left out
+    task.train_idx = task.valid_idx = np.zeros(0, dtype=np.int64)
     if len(task.test_idx) == 0:
-        raise DataError("No genes to evaluate on (the test split is empty).")
-    return EvaluationSet(task, evaluated_on, train_index)
+        raise DataError("No genes to evaluate on: the genes chosen have no expression value to compare with.")
+    return EvaluationSet(task, evaluated_on, train_index, counts)
 
 
 def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str = "auto") -> dict:
     """Metrics of a saved model on ``dataset`` (the genes of :func:`evaluation_set`), one flat dict.
 
-    Adds ``evaluated_on``, ``genes_evaluated`` and ``model`` to the test metrics.
+    Adds ``evaluated_on``, ``genes_evaluated``, the gene counts of :func:`evaluation_genes`
+    (``model_test_genes``, ``model_test_genes_in_data``, ``unseen_genes_in_data``,
+    ``model_train_valid_genes_left_out``; absent for cards without gene records) and ``model``.
     """
     from hmviz.checkpoints import load_model
 
@@ -938,5 +1059,6 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
            for k, v in chosen.metrics(model).items()}
     out["evaluated_on"] = chosen.evaluated_on
     out["genes_evaluated"] = chosen.n_genes
+    out.update(chosen.gene_counts)
     out["model"] = card["model"]
     return out
