@@ -18,6 +18,48 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expression", metavar="PATH", help="expression table (gene_id, expression) to join")
 
 
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"],
+                   help="auto: the file's split column, else a random split by gene, stratified by label or "
+                        "expression (default); chromosome: hold out whole chromosomes")
+    p.add_argument("--valid-chroms", metavar="CHROMS",
+                   help="chromosome split: validation chromosomes, e.g. chr6,chr7 (default: chosen from --seed so "
+                        "that they hold about 15%% of the genes; recorded in the model card)")
+    p.add_argument("--test-chroms", metavar="CHROMS",
+                   help="chromosome split: test chromosomes, e.g. chr8,chr9 (default: chosen like --valid-chroms)")
+
+
+def _split_options(args: argparse.Namespace) -> dict:
+    """TrainOptions fields for --split, --valid-chroms and --test-chroms."""
+    def chroms(text: str | None, flag: str) -> tuple[str, ...] | None:
+        if text is None:
+            return None
+        names = tuple(c.strip() for c in text.split(",") if c.strip())
+        if not names:
+            raise HmvizError(f"{flag} takes chromosome names separated by commas, e.g. chr8,chr9; got '{text}'.")
+        return names
+
+    return {"split": args.split, "valid_chroms": chroms(args.valid_chroms, "--valid-chroms"),
+            "test_chroms": chroms(args.test_chroms, "--test-chroms")}
+
+
+def _split_line(card: dict) -> str:
+    """One line on how the genes were split, with each split's class balance (train's printout)."""
+    split = card["split"]
+    how = split.get("kind", "file")
+    if how == "chromosome":
+        how += f" (valid {','.join(split['valid_chroms'])}; test {','.join(split['test_chroms'])})"
+    elif split.get("stratified_by"):
+        how += f" (stratified by {split['stratified_by']})"
+    balance = split.get("class_balance") or {}
+    parts = []
+    for name in ("train", "valid", "test"):
+        share = balance.get(name)
+        parts.append(f"{name} {split['counts'][name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else ""))
+    what = f"; positive = {balance['what']}" if balance else ""
+    return f"split {how}: {', '.join(parts)}{what}"
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--model", required=True, help="model name (see 'python -m hmviz models')")
@@ -30,7 +72,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--label", default=None, metavar="RULE",
                    help="median | quantile:Q | threshold:T | file (default: the file's labels, else median)")
-    p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"])
+    _split_args(p)
     p.add_argument("--cells", help="differential models: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
     p.add_argument("--patience", type=int, default=5,
                    help="stop after this many epochs in which neither the validation loss nor the validation "
@@ -110,13 +152,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = _read(args)
     options = TrainOptions(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, label_rule=args.label, split=args.split, patience=args.patience,
+        device=args.device, label_rule=args.label, **_split_options(args), patience=args.patience,
         select_on=args.select_on, pair_sampling=args.pair_sampling,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
         cells=_cells(args), model_overrides=settings,
     )
     result = train(dataset, options, progress=_progress_printer(args.quiet))
     save_model(result.model, result.card, out)
+    print(_split_line(result.card), file=sys.stderr)
     print(f"saved {args.model} to {out}", file=sys.stderr)
     print(json.dumps({"model": args.model, "out": str(out), **result.metrics}))
     return 0
@@ -166,7 +209,7 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--marks", help="comma-separated marks to use (default: all)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--label", default=None, metavar="RULE", help="median | quantile:Q | threshold:T | file")
-    p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"])
+    _split_args(p)
 
 
 @verb("baselines", "logistic regression and boosted trees on the same split (one JSON line each)", _baselines_args)
@@ -176,7 +219,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
     dataset = _read(args)
     options = TrainOptions(
-        model=args.compare_with, seed=args.seed, label_rule=args.label, split=args.split,
+        model=args.compare_with, seed=args.seed, label_rule=args.label, **_split_options(args),
         cells=_cells(args),
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
     )

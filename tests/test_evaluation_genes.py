@@ -55,3 +55,83 @@ def test_the_table_without_its_split_column_is_scored_on_the_models_own_test_gen
     by_cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert by_cli["genes_evaluated"] == len(test_genes)
     assert by_cli["test_auroc"] == pytest.approx(card["metrics"]["test_auroc"], abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """deepchrome trained for one epoch on 300 generated genes (their own 70/15/15 split)."""
+    ds, _ = make_sample_dataset(n_genes=300, seed=4)
+    result = train(ds, TrainOptions(model="deepchrome", seed=2, epochs=1, device="cpu"))
+    return ds, result
+
+
+def test_the_card_records_every_gene_of_every_split_and_a_split_fingerprint(small_model):
+    from hmviz.data.gene_sets import recorded_genes
+
+    ds, result = small_model
+    genes = recorded_genes(result.card["genes"])
+    for name in ("train", "valid", "test"):
+        assert genes[name] == set(ds.gene_ids[ds.split == name].tolist())
+        assert result.card["genes"][name]["count"] == len(genes[name])
+    assert result.card["data"]["split_fingerprint"] == result.card["genes"]["split_fingerprint"]
+    moved = ds.split.copy()
+    moved[np.flatnonzero(ds.split == "test")[0]] = "train"  # one gene moved: another split fingerprint
+    other = train(dataclasses.replace(ds, split=moved, meta={}), TrainOptions(model="deepchrome", epochs=1))
+    assert other.card["data"]["fingerprint"] == result.card["data"]["fingerprint"]  # same data...
+    assert other.card["data"]["split_fingerprint"] != result.card["data"]["split_fingerprint"]  # ...other split
+
+
+def test_data_the_model_never_saw_is_evaluated_whole_and_labelled_so(small_model):
+    _, result = small_model
+    other, _ = make_sample_dataset(n_genes=120, seed=9)
+    other = dataclasses.replace(other, gene_ids=np.array([f"NEW{k}" for k in range(120)]), meta={})
+    chosen = evaluation_set(result.card, other)
+    assert chosen.n_genes == 120  # its own split column is ignored: no gene of it was seen in training
+    assert chosen.evaluated_on.startswith("all genes of this data (120)") and "never trained" in chosen.evaluated_on
+    assert chosen.gene_counts == {"model_test_genes": 45, "model_test_genes_in_data": 0, "unseen_genes_in_data": 120,
+                                  "model_train_valid_genes_left_out": 0}
+
+
+def test_partial_overlap_evaluates_only_genes_the_model_did_not_train_or_validate_on(small_model):
+    ds, result = small_model
+    rows = np.r_[np.flatnonzero(ds.split == "train")[:50], np.flatnonzero(ds.split == "valid")[:10],
+                 np.flatnonzero(ds.split == "test")[:20]]
+    part = ds.subset(rows)
+    fresh, _ = make_sample_dataset(n_genes=300, seed=11)
+    fresh = fresh.subset(np.arange(30))
+    fresh = dataclasses.replace(fresh, gene_ids=np.array([f"NEW{k}" for k in range(30)]), meta={})
+    mixed = dataclasses.replace(part, signal=np.concatenate([part.signal, fresh.signal]),
+                                gene_ids=np.r_[part.gene_ids, fresh.gene_ids], symbols=None, chrom=None, strand=None,
+                                expression=np.r_[part.expression, fresh.expression],
+                                labels=np.r_[part.labels, fresh.labels], split=None, meta={})
+    chosen = evaluation_set(result.card, mixed)
+    evaluated = set(mixed.gene_ids[chosen.task.test_idx].tolist())
+    expected = set(ds.gene_ids[rows[60:]].tolist()) | set(fresh.gene_ids.tolist())
+    assert evaluated == expected
+    assert chosen.evaluated_on == ("20 of the model's 45 test genes and 30 genes the model never saw "
+                                   "(60 training/validation genes of the model in this data left out)")
+
+
+def test_data_holding_only_training_genes_is_refused(small_model):
+    from hmviz.errors import DataError
+
+    ds, result = small_model
+    seen = ds.subset(np.flatnonzero(ds.split != "test"))
+    with pytest.raises(DataError, match="none of its 45 test genes is here"):
+        evaluation_set(result.card, dataclasses.replace(seen, split=None, meta={}))
+
+
+def test_an_old_card_without_gene_records_still_evaluates_and_says_so(small_model, tmp_path):
+    from hmviz.errors import DataError
+
+    ds, result = small_model
+    old = {k: v for k, v in result.card.items() if k != "genes"}
+    save_model(result.model, old, tmp_path / "old")
+    metrics = evaluate(tmp_path / "old", ds, device="cpu")
+    assert metrics["test_auroc"] == pytest.approx(result.metrics["test_auroc"], abs=1e-6)
+    assert metrics["evaluated_on"].startswith("test split of the training data")
+    assert "predates gene records" in metrics["evaluated_on"] and "model_test_genes" not in metrics
+    # a file split that the data no longer carries cannot be rebuilt: refused, not invented
+    file_card = {**old, "split": {"kind": "file", "counts": old["split"]["counts"]}}
+    with pytest.raises(DataError, match="predates gene records"):
+        evaluation_set(file_card, dataclasses.replace(ds, split=None, meta={}))
