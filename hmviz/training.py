@@ -489,9 +489,20 @@ def _resolve_label_rule(dataset, options: TrainOptions) -> LabelRule | None:
 
 
 # ------------------------------------------------------------------------- loop
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The optimiser a model config names (``config.optimizer``): Adam, AdamW or plain SGD (momentum 0)."""
+    if name not in OPTIMIZERS:
+        raise ModelError(f"Unknown optimizer '{name}'; use one of {', '.join(OPTIMIZERS)} (--set optimizer=...).")
+    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
+
+
 def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_size, patience, grad_clip,
                 seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None,
-                select_on="loss"):
+                select_on="loss", optimizer="adam"):
     """Train ``params`` of ``model``; keep the state with the best validation loss (or metric).
 
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
@@ -501,7 +512,7 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     small set, few steps per epoch), and the AUROC can peak at an untrained, uncalibrated first epoch
     while the loss is still falling steeply.
     """
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    optimizer = make_optimizer(optimizer, params, lr, weight_decay)
     rng = np.random.default_rng(seed)
     loss_fn = loss_fn or task.loss
     own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
@@ -699,7 +710,7 @@ def train(
         params = [p for p in model.parameters() if p.requires_grad]
     select_on = "metric" if spec.task == "differential" else options.select_on  # DeepDiff: best Pearson r (paper)
     best_epoch, _ = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train",
-                                select_on=select_on, **common)
+                                select_on=select_on, optimizer=getattr(config, "optimizer", "adam"), **common)
     best_record = next(h for h in history if h["stage"] == "train" and h["epoch"] == best_epoch)
     best_metric = best_record[task.metric_name]
     train_seconds = time.perf_counter() - t_start
@@ -733,7 +744,8 @@ def train(
         "training": {
             "epochs_max": epochs, "epochs_run": len([h for h in history if h["stage"] == "train"]),
             "best_epoch": best_epoch, "selected_on": f"validation {select_on}",
-            "batch_size": batch_size, "lr": lr, "patience": options.patience,
+            "optimizer": getattr(config, "optimizer", "adam"), "batch_size": batch_size, "lr": lr,
+            "patience": options.patience,
             "early_stopping": "no new best validation loss or metric for `patience` epochs",
             "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
             **({"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
@@ -788,7 +800,9 @@ class _DifferentialBaselineScorer(_BaselineScorer):
 
 def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, options: TrainOptions) -> dict:
     """Test metrics of the scikit-learn baseline ``name`` (``logistic`` or ``boosted-trees``) trained on
-    exactly the split, labels, marks and input transform that ``options`` gives a deep model.
+    exactly the split, labels, marks and input transform that ``options`` gives a deep model; the
+    result's ``model`` names what was fitted (``logistic``, ``ridge`` for the linear regressor, or
+    ``boosted-trees``, which stop early on the split's validation genes above 10,000 training genes).
 
     ``options.model`` names the deep model it is compared with: a binary model's baseline is a
     classifier on the labels; a ranker's baseline is a regressor on log1p expression (a classifier
@@ -796,27 +810,33 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
     change on both cells' binned features side by side.
     """
     from hmviz.models import get_spec
-    from hmviz.models.baselines import fit_baseline
+    from hmviz.models.baselines import baseline_label, fit_baseline
 
     spec = get_spec(options.model)
     seed_everything(options.seed)
     prep = _prepare(dataset, options, spec)
     task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
-    idx = torch.as_tensor(task.train_idx)
+    idx, vidx = torch.as_tensor(task.train_idx), torch.as_tensor(task.valid_idx)
     if spec.task == "differential":
-        x_train = torch.cat([task.xa[idx], task.xb[idx]], dim=-1).numpy()
-        est = fit_baseline(name, x_train, task.diff[task.train_idx], task="regression", seed=options.seed)
-        scorer = _DifferentialBaselineScorer(est)
+        def features(i):
+            return torch.cat([task.xa[i], task.xb[i]], dim=-1).numpy()
+
+        kind, target, scorer_type = "regression", task.diff, _DifferentialBaselineScorer
     elif spec.task == "ranking" and task.expression is not None:
-        est = fit_baseline(name, task.x[idx].numpy(), np.log1p(task.expression[task.train_idx]), task="ranking",
-                           seed=options.seed)
-        scorer = _BaselineScorer(est)
+        def features(i):
+            return task.x[i].numpy()
+
+        kind, target, scorer_type = "ranking", np.log1p(task.expression), _BaselineScorer
     else:
-        est = fit_baseline(name, task.x[idx].numpy(), task.labels[task.train_idx], task="binary", seed=options.seed)
-        scorer = _BaselineScorer(est)
-    out = task.test_metrics(scorer)
+        def features(i):
+            return task.x[i].numpy()
+
+        kind, target, scorer_type = "binary", task.labels, _BaselineScorer
+    est = fit_baseline(name, features(idx), target[task.train_idx], task=kind, seed=options.seed,
+                       X_val=features(vidx), y_val=target[task.valid_idx])
+    out = task.test_metrics(scorer_type(est))
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
-    return {"model": name, "compared_with": spec.name, **out}
+    return {"model": baseline_label(name, kind), "compared_with": spec.name, **out}
 
 
 def _vae_valid_loss(model, task) -> float:

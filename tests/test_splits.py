@@ -11,9 +11,11 @@ from hmviz.data.dataset import HistoneDataset
 from hmviz.data.splits import (
     DEFAULT_TEST_CHROMS,
     DEFAULT_VALID_CHROMS,
+    choose_holdout_chroms,
     chromosome_split,
     ensure_split,
     normalize_chrom,
+    quantile_strata,
     random_split,
     split_counts,
 )
@@ -112,12 +114,67 @@ def test_ensure_split_random_when_file_has_none_or_when_asked():
 
 def test_ensure_split_by_chromosome():
     chrom = ["1", "chr6", "chr7", "8", "chr9"] * 8
-    out = ensure_split(_dataset(chrom=chrom), how="chromosome")
+    out = ensure_split(_dataset(chrom=chrom), how="chromosome", valid_chroms=DEFAULT_VALID_CHROMS,
+                       test_chroms=DEFAULT_TEST_CHROMS)
     assert out.meta["split"] == {"kind": "chromosome", "valid_chroms": ["chr6", "chr7"],
-                                 "test_chroms": ["chr8", "chr9"], "counts": {"train": 8, "valid": 16, "test": 16}}
+                                 "test_chroms": ["chr8", "chr9"], "chroms_chosen": "given",
+                                 "counts": {"train": 8, "valid": 16, "test": 16}}
+    chosen = ensure_split(_dataset(chrom=chrom), how="chromosome", seed=4)  # none given: chosen from the seed
+    info = chosen.meta["split"]
+    assert info["chroms_chosen"] == "seeded" and info["seed"] == 4 and min(info["counts"].values()) == 8
+    json.dumps(info)
+    with pytest.raises(DataError, match="chromosome split only"):
+        ensure_split(_dataset(chrom=chrom), how="random", test_chroms=["chr8"])
     with pytest.raises(DataError, match="no chrom column"):
         ensure_split(_dataset(), how="chromosome")
     with pytest.raises(DataError, match="Unknown split 'chrom'.*file, random, chromosome"):
         ensure_split(_dataset(), how="chrom")
     with pytest.raises(DataError, match="no 'train' genes"):
         ensure_split(_dataset(split=["test"] * 40))
+
+
+# ------------------------------------------------------------------ chosen hold-outs, stratification
+def test_chosen_hold_out_chromosomes_hold_about_their_fraction_of_genes():
+    """On a human-like gene distribution (the synthetic data's chromosome sizes), every seed gives
+    validation and test sets within 3 points of 15 % of the genes, whole chromosomes, disjoint."""
+    from hmviz.data.synthetic import make_sample_dataset
+
+    chrom = make_sample_dataset(n_genes=3000, seed=0)[0].chrom
+    choices = set()
+    for seed in range(8):
+        valid, test = choose_holdout_chroms(chrom, (0.7, 0.15, 0.15), seed=seed)
+        assert (valid, test) == choose_holdout_chroms(chrom, (0.7, 0.15, 0.15), seed=seed)
+        assert not set(valid) & set(test)
+        split = chromosome_split(chrom, valid, test)
+        for name in ("valid", "test"):
+            assert abs((split == name).mean() - 0.15) < 0.03, (seed, name, (split == name).mean())
+        choices.add((tuple(valid), tuple(test)))
+    assert len(choices) > 1  # the seed chooses
+
+
+def test_chosen_hold_outs_keep_given_ones_and_need_three_chromosomes():
+    chrom = np.array(["chr1"] * 50 + ["chr2"] * 10 + ["chr3"] * 10 + ["chr4"] * 10)
+    valid, test = choose_holdout_chroms(chrom, test_chroms="4", seed=0)
+    assert test == ["chr4"] and valid and "chr4" not in valid
+    assert choose_holdout_chroms(chrom, valid_chroms="chr2", test_chroms="chr3") == (["chr2"], ["chr3"])
+    with pytest.raises(DataError, match="only 2"):
+        choose_holdout_chroms(np.array(["chr1"] * 5 + ["chr2"] * 5))
+
+
+def test_stratified_random_split_balances_every_stratum_with_exact_totals():
+    labels = np.r_[np.ones(300, int), np.zeros(700, int)]
+    split = random_split(1000, (0.7, 0.15, 0.15), seed=3, strata=labels)
+    assert [(split == s).sum() for s in ("train", "valid", "test")] == list(split_counts(1000))
+    for s, share in (("train", 0.7), ("valid", 0.15), ("test", 0.15)):
+        assert abs((labels[split == s] == 1).sum() - share * 300) <= 1  # each class split in the fractions
+    np.testing.assert_array_equal(split, random_split(1000, (0.7, 0.15, 0.15), seed=3, strata=labels))
+    assert not np.array_equal(split, random_split(1000, (0.7, 0.15, 0.15), seed=4, strata=labels))
+    np.testing.assert_array_equal(random_split(50, seed=2), random_split(50, seed=2, strata=None))  # unchanged
+
+
+def test_quantile_strata():
+    values = np.r_[np.arange(100.0), np.nan]
+    strata = quantile_strata(values, n_strata=4)
+    assert strata[-1] == -1 and np.bincount(strata[:-1]).tolist() == [25, 25, 25, 25]
+    assert (np.diff(strata[:-1]) >= 0).all()
+    assert set(quantile_strata(np.arange(30.0)).tolist()) == {0}  # too few genes for more than one bin

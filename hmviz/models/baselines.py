@@ -4,9 +4,13 @@ Each gene's ``(bins, marks)`` matrix is flattened to ``bins * marks`` features. 
 cannot beat these is not learning anything the raw features do not already show.
 
 * ``"logistic"``: StandardScaler + LogisticRegression (binary); StandardScaler + Ridge
-  (regression / ranking).
+  (regression / ranking), reported as ``"ridge"`` (:func:`baseline_label`).
 * ``"boosted-trees"``: HistGradientBoostingClassifier (binary) / HistGradientBoostingRegressor
-  (regression / ranking).
+  (regression / ranking). Above 10,000 training genes scikit-learn stops boosting early on a
+  validation set; by default it would hold out a random 10 % of the training genes drawn from
+  ``random_state``, so the result would change with the seed for one split. :func:`fit_baseline`
+  takes the split's own validation genes (``X_val``, ``y_val``) for that instead: boosted trees are
+  deterministic for a given split, whatever the seed.
 
 ``fit_baseline`` returns the fitted scikit-learn estimator; ``baseline_scores`` returns one
 continuous score per gene (log-odds for classifiers, the predicted value for regressors), usable
@@ -39,6 +43,12 @@ def flatten_features(X: np.ndarray) -> np.ndarray:
     return X.reshape(X.shape[0], -1).astype(np.float64, copy=False)
 
 
+def baseline_label(name: str, task: BaselineTask = "binary") -> str:
+    """What baseline ``name`` is for ``task``: ``logistic`` (classifier), ``ridge`` (the linear
+    regressor) or ``boosted-trees``."""
+    return "ridge" if name == "logistic" and task != "binary" else name
+
+
 def make_baseline(name: str, task: BaselineTask = "binary", seed: int = 0) -> BaseEstimator:
     """An unfitted estimator for ``name`` and ``task`` (``"ranking"`` uses the regressors)."""
     if name not in BASELINES:
@@ -57,12 +67,17 @@ def make_baseline(name: str, task: BaselineTask = "binary", seed: int = 0) -> Ba
 
 
 def fit_baseline(
-    name: str, X: np.ndarray, y: np.ndarray, task: BaselineTask = "binary", seed: int = 0
+    name: str, X: np.ndarray, y: np.ndarray, task: BaselineTask = "binary", seed: int = 0,
+    X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
 ) -> BaseEstimator:
     """Fit baseline ``name`` on ``X`` ``(genes, bins, marks)`` and targets ``y`` ``(genes,)``.
 
     ``task="binary"`` needs 0/1 labels with both classes present; ``"regression"`` and
     ``"ranking"`` fit a regressor to continuous ``y`` (e.g. log expression).
+
+    ``X_val``/``y_val`` (the validation genes): boosted trees use them for early stopping, which
+    scikit-learn turns on above 10,000 training genes, instead of a random internal hold-out of the
+    training genes; below that there is no early stopping (as without them).
     """
     features = flatten_features(X)
     y = np.asarray(y)
@@ -74,6 +89,15 @@ def fit_baseline(
             "Check the label rule and the split."
         )
     estimator = make_baseline(name, task, seed)
+    if isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        early = features.shape[0] > 10_000
+        estimator.set_params(early_stopping=early)
+        if early and X_val is not None and y_val is not None and len(y_val):
+            estimator.fit(features, y, X_val=flatten_features(X_val), y_val=np.asarray(y_val))
+            return estimator
+        if early:
+            raise ModelError("Boosted trees on more than 10,000 genes stop early on validation genes; give them "
+                             "(X_val, y_val) so that the result does not depend on a random internal split.")
     estimator.fit(features, y)
     return estimator
 
