@@ -135,3 +135,20 @@ def test_an_old_card_without_gene_records_still_evaluates_and_says_so(small_mode
     file_card = {**old, "split": {"kind": "file", "counts": old["split"]["counts"]}}
     with pytest.raises(DataError, match="predates gene records"):
         evaluation_set(file_card, dataclasses.replace(ds, split=None, meta={}))
+
+
+def test_real_e123_table_without_its_split_is_scored_on_the_models_test_genes(e123_dir, tmp_path, capsys):
+    """Acceptance on real data: the 600 E123 genes, trained on their own train/valid/test files, then
+    given back as one table without a split column."""
+    real = read_dataset(e123_dir)
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(e123_dir), "--model", "deepchrome", "--out", str(out), "--epochs", "1",
+                 "--quiet", "--device", "cpu"]) == 0
+    table = write_long(dataclasses.replace(real, split=None, meta={}), tmp_path / "e123.csv.gz")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", str(table), "--device", "cpu"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    n_test = int((real.split == "test").sum())
+    assert metrics["genes_evaluated"] == metrics["model_test_genes"] == n_test
+    assert metrics["test_auroc"] == pytest.approx(read_card(out)["metrics"]["test_auroc"], abs=1e-6)
+    assert _evaluated_genes(read_card(out), read_dataset(table)) == set(real.gene_ids[real.split == "test"].tolist())
