@@ -171,7 +171,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
-@verb("evaluate", "evaluate a saved model on a dataset (one JSON line of metrics)", _evaluate_args)
+@verb("evaluate", "evaluate a saved model on a dataset, never on genes it trained or validated on (one JSON line "
+                  "of metrics; 'evaluated_on' and the gene counts say which genes)", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hmviz.checkpoints import read_card
     from hmviz.training import evaluate
@@ -212,7 +213,8 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
     _split_args(p)
 
 
-@verb("baselines", "logistic regression and boosted trees on the same split (one JSON line each)", _baselines_args)
+@verb("baselines", "logistic (or, for regression targets, ridge) regression and boosted trees on the same split "
+                   "(one JSON line each)", _baselines_args)
 def cmd_baselines(args: argparse.Namespace) -> int:
     from hmviz.models.baselines import BASELINES
     from hmviz.training import TrainOptions, train_baseline
