@@ -101,12 +101,11 @@ split = c1.selectbox("Train / validation / test split", splits, format_func=lamb
                      key=split_key, disabled=running)
 valid_chroms = test_chroms = None
 if split == "chromosome":
-    from hmviz.data.splits import DEFAULT_TEST_CHROMS, DEFAULT_VALID_CHROMS
-
-    v = c2.text_input("Validation chromosomes", ", ".join(DEFAULT_VALID_CHROMS), key="train_valid_chroms")
-    t = c2.text_input("Test chromosomes", ", ".join(DEFAULT_TEST_CHROMS), key="train_test_chroms")
-    valid_chroms = tuple(x.strip() for x in v.split(",") if x.strip())
-    test_chroms = tuple(x.strip() for x in t.split(",") if x.strip())
+    hint = "empty: chosen from the seed, about 15% of the genes (recorded in the model card)"
+    v = c2.text_input("Validation chromosomes", "", placeholder=hint, key="train_valid_chroms")
+    t = c2.text_input("Test chromosomes", "", placeholder=hint, key="train_test_chroms")
+    valid_chroms = tuple(x.strip() for x in v.split(",") if x.strip()) or None
+    test_chroms = tuple(x.strip() for x in t.split(",") if x.strip()) or None
 device = choose_device("auto")
 c3.metric("Device", device.type.upper())
 if problem:
