@@ -1042,13 +1042,11 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
         ds = _select_marks(dataset, card["marks"], "the data")
         _check_window(card, ds, "the data")
         ds = dataclasses.replace(ds, split=split)
+        if ds.expression is None and ds.labels is None:
+            raise DataError("The data has neither expression values nor labels to evaluate against.")
         if rule is not None and ds.expression is None:
-            if ds.labels is None:
-                raise DataError("The data has neither expression values nor labels to evaluate against.")
             rule = None  # fall back to the file's labels
         if rule is None and ds.labels is None and spec.task == "binary":
-            if ds.expression is None:
-                raise DataError("The data has neither expression values nor labels to evaluate against.")
             raise DataError(
                 "The model was trained on the labels of its data file (label rule 'file': no threshold that could "
                 "be applied to expression values), and this data has expression values but no labels. Add a label "
