@@ -7,6 +7,7 @@ Usage::
     python bench/bench_models.py accuracy-deepdiff [--seeds 5] [--set variant=aux]  # DeepDiff: Pearson r, direction AUROC
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
     python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
+    python bench/bench_models.py contention [--models a,b] [--genes 1000]   # s/epoch alone and beside a 2nd job
 
 ``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
 process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
@@ -40,6 +41,13 @@ would compute it). Everything else an LSTM does (input projection, cell arithmet
 element-wise work) and the rest of the model are left out, so no kernel built on these routines
 can beat this figure.
 
+``contention``: seconds per epoch (training pass + validation pass over ``--genes`` genes each,
+the median of the epochs after a warm-up epoch) of each model run alone and as one of two identical
+jobs started together, with torch's default thread count ("before": one thread per core) and with
+:func:`hmviz.runtime.apply_threads` ("after": the free cores shared among the jobs; the two-job
+runs pass ``concurrent_jobs=2`` as an app running two jobs does). Each job is its own process, with
+``OMP_NUM_THREADS`` and ``HMVIZ_THREADS`` removed from its environment.
+
 Prints a table and writes JSON to bench/results/.
 """
 
@@ -59,10 +67,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# hmviz sets its OpenMP waiting policy (passive after a short spin) on import; it must come before
-# torch loads OpenMP. Importing torch first left the timed processes with OMP_WAIT_POLICY=PASSIVE
-# and no spin (inherited from this script), which made AttentiveChrome about 4x slower.
-import hmviz  # noqa: F401
+# hmviz's OpenMP waiting policy (passive after a short spin) must be set before torch loads OpenMP.
+# Importing torch first left the timed processes with OMP_WAIT_POLICY=PASSIVE and no spin (inherited
+# from this script), which made AttentiveChrome about 4x slower.
+from hmviz.runtime import configure_openmp  # noqa: E402
+
+configure_openmp()
 from _results import write_results  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -330,6 +340,60 @@ def run_speed(models: list[str], device: str, pair_sampling: str = "within-batch
     return rows
 
 
+def contention_one(name: str, threads: str, jobs: int, n_genes: int, epochs: int = 3) -> dict:
+    """One job of the contention benchmark (run in its own process): median s/epoch after a warm-up."""
+    import torch
+
+    from hmviz.runtime import apply_threads
+    from hmviz.training import TrainOptions, train
+
+    n_threads = apply_threads(concurrent_jobs=jobs) if threads == "recommended" else torch.get_num_threads()
+    ds = _standard_dataset(n_genes)
+    result = train(ds, TrainOptions(model=name, epochs=epochs, patience=0, seed=1, device="cpu"))
+    seconds = [h["seconds"] for h in result.history if h["stage"] == "train"][1:]
+    return {"model": name, "threads_policy": threads, "threads": n_threads, "jobs": jobs,
+            "seconds_per_epoch": round(statistics.median(seconds), 3), "epochs_timed": len(seconds),
+            "load_average_1min_after": round(os.getloadavg()[0], 2)}
+
+
+def run_contention(models: list[str], n_genes: int) -> list[dict]:
+    """Each model alone and beside a second identical job, before/after hmviz's thread choice."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "HMVIZ_THREADS")}
+    rows = []
+    for name in models:
+        for threads in ("default", "recommended"):
+            for jobs in (1, 2):
+                load_before = round(os.getloadavg()[0], 2)
+                procs = [subprocess.Popen([sys.executable, __file__, "_contention_one", name, "--threads", threads,
+                                           "--jobs", str(jobs), "--genes", str(n_genes)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+                         for _ in range(jobs)]
+                outs = [p.communicate() for p in procs]
+                for p, (out, err) in zip(procs, outs):
+                    if p.returncode != 0:
+                        print(err[-2000:], file=sys.stderr)
+                        raise SystemExit(f"contention job {name}/{threads}/{jobs} failed")
+                runs = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+                row = {"model": name, "threads_policy": threads, "jobs": jobs, "threads": runs[0]["threads"],
+                       "seconds_per_epoch": round(statistics.mean(r["seconds_per_epoch"] for r in runs), 3),
+                       "per_job": [r["seconds_per_epoch"] for r in runs], "load_average_1min_before": load_before,
+                       "load_average_1min_after": max(r["load_average_1min_after"] for r in runs)}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    from hmviz.runtime import available_cores
+
+    print(f"\nSeconds per epoch (train + validation pass, {n_genes} genes each), {available_cores()} cores; "
+          "'2 jobs' = mean of two identical jobs started together")
+    print(f"{'model':18s} {'threads':>12s} {'n':>3s} {'alone':>8s} {'2 jobs':>8s} {'load before':>12s}")
+    for name in models:
+        for threads in ("default", "recommended"):
+            alone, two = (next(r for r in rows if r["model"] == name and r["threads_policy"] == threads
+                               and r["jobs"] == j) for j in (1, 2))
+            print(f"{name:18s} {threads:>12s} {alone['threads']:>3d} {alone['seconds_per_epoch']:8.2f} "
+                  f"{two['seconds_per_epoch']:8.2f} {alone['load_average_1min_before']:>5.2f}/{two['load_average_1min_before']:<5.2f}")
+    return rows
+
+
 def _published() -> dict:
     import pandas as pd
 
@@ -448,7 +512,7 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["speed", "accuracy", "accuracy-deepdiff", "eval-batch", "lstm-floor",
-                                    "_speed_one"])
+                                    "contention", "_speed_one", "_contention_one"])
     p.add_argument("name", nargs="?")
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
@@ -462,7 +526,18 @@ def main() -> int:
                    help="speed, accuracy: how the rankers draw their training pairs")
     p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
                    help="accuracy: keep the epoch with the best validation loss or metric")
+    p.add_argument("--genes", type=int, default=1000, help="contention: genes per split")
+    p.add_argument("--threads", default="default", choices=["default", "recommended"], help=argparse.SUPPRESS)
+    p.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.what == "_contention_one":
+        print(json.dumps(contention_one(args.name, args.threads, args.jobs, args.genes)))
+        return 0
+    if args.what == "contention":
+        models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]
+        rows = run_contention(models, args.genes)
+        write_results(f"models_contention{args.tag}.json", rows)
+        return 0
     if args.what == "_speed_one":
         print(json.dumps(speed_one(args.name, args.device, args.pair_sampling)))
         return 0
