@@ -147,6 +147,9 @@ class _Task:
     def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
         raise NotImplementedError
 
+    def prepare_model(self, model: nn.Module) -> None:
+        """Fit whatever the model learns from training targets before the first epoch (default: nothing)."""
+
     def valid_metric(self, model: nn.Module) -> float:
         return self.validate(model)[0]
 
@@ -340,9 +343,14 @@ class _RankingTask(_SingleCellTask):
 
 
 class _DifferentialTask(_Task):
-    """DeepDiff: two cells' marks -> log2((count_B + 1) / (count_A + 1))."""
+    """DeepDiff: two cells' marks -> log2((count_B + 1) / (count_A + 1)).
 
-    metric_name = "valid_pearson_r"
+    The validation metric is R^2 (coefficient of determination), not Pearson r: Pearson r ignores
+    the scale and offset of the predictions, so an epoch whose predictions are all small and
+    positive can look best while its MSE is worse than predicting 0. The validation loss is the MSE.
+    """
+
+    metric_name = "valid_r2"
 
     def __init__(self, device, xa, xb, split, expr_a, expr_b):
         super().__init__(device)
@@ -354,6 +362,13 @@ class _DifferentialTask(_Task):
         self.abs_a = np.log2(expr_a + 1.0)
         self.abs_b = np.log2(expr_b + 1.0)
         self.t = [torch.as_tensor(v, dtype=torch.float32) for v in (self.diff, self.abs_a, self.abs_b)]
+
+    def prepare_model(self, model):
+        """Fit the model's target scale on the training genes only (DeepDiff.fit_target_scale)."""
+        if hasattr(model, "fit_target_scale"):
+            idx = self.train_idx
+            model.fit_target_scale(torch.as_tensor(self.diff[idx]),
+                                   torch.as_tensor(np.concatenate([self.abs_a[idx], self.abs_b[idx]])))
 
     def train_batches(self, rng, batch_size):
         order = rng.permutation(self.train_idx)
@@ -372,16 +387,20 @@ class _DifferentialTask(_Task):
     def validate(self, model):
         p = self.predict(model, self.valid_idx)
         d = self.diff[self.valid_idx]
-        return M.pearson_r(d, p), float(np.mean((d - p) ** 2))
+        return M.r2(d, p), M.mean_squared_error(d, p)
 
     def test_metrics(self, model):
         p = self.predict(model, self.test_idx)
         d = self.diff[self.test_idx]
-        out = {
-            "test_pearson_r": M.pearson_r(d, p),
-            "test_spearman_r": M.spearman_r(d, p),
-            "test_mse": float(np.mean((d - p) ** 2)),
-        }
+        out = {}
+        try:
+            out["test_pearson_r"] = M.pearson_r(d, p)
+            out["test_spearman_r"] = M.spearman_r(d, p)
+        except HmvizError as exc:  # constant predictions: correlation undefined, R^2 and MSE still say it
+            log.warning("correlation not computed: %s", exc)
+        out["test_r2"] = M.r2(d, p)
+        out["test_mse"] = M.mean_squared_error(d, p)
+        out["test_slope"] = M.regression_slope(d, p)
         try:
             out["test_direction_auroc"] = M.direction_auroc(d, p)
         except HmvizError as exc:
@@ -682,7 +701,8 @@ def train(
         params = list(model.head_parameters())
     else:
         params = [p for p in model.parameters() if p.requires_grad]
-    select_on = "metric" if spec.task == "differential" else options.select_on  # DeepDiff: best Pearson r (paper)
+    task.prepare_model(model)
+    select_on = options.select_on
     best_epoch, _ = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train",
                                 select_on=select_on, **common)
     best_record = next(h for h in history if h["stage"] == "train" and h["epoch"] == best_epoch)
