@@ -90,8 +90,8 @@ class TrainOptions:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     valid_chroms: tuple[str, ...] | None = None
     test_chroms: tuple[str, ...] | None = None
-    patience: int = 5                    # epochs in which neither validation loss nor metric improved: stop
-    select_on: str = "loss"              # keep the epoch with the best validation "loss" or "metric"
+    patience: int = 10                   # epochs in which neither validation loss nor metric improved: stop
+    select_on: str = "metric"            # keep the epoch with the best validation "metric" (ties: loss) or "loss"
     log1p: bool = True
     scaling: str = "standard"
     pairs_per_gene: int = 4              # ranking: training pairs drawn per training gene and epoch
@@ -508,9 +508,14 @@ def _resolve_label_rule(dataset, options: TrainOptions) -> LabelRule | None:
 # ------------------------------------------------------------------------- loop
 def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_size, patience, grad_clip,
                 seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None,
-                select_on="loss"):
-    """Train ``params`` of ``model``; keep the state with the best validation loss (or metric).
+                select_on="metric"):
+    """Train ``params`` of ``model``; keep the state with the best validation metric (or loss).
 
+    ``select_on="metric"``: the epoch with the best validation metric (AUROC, pairwise accuracy,
+    R^2) is kept; among epochs with the same metric, the one with the lower validation loss. On
+    real data the validation loss can rise from the first epoch while the ranking still improves
+    (600 REMC genes: loss-selection kept epoch 1 and an untrained ranking; docs/training.md).
+    ``select_on="loss"``: the lowest validation loss.
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
     Early stopping: training ends after ``patience`` epochs in which neither the validation loss nor
     the validation metric reached a new best. Watching only the quantity the epoch is kept on fails
@@ -523,7 +528,7 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     loss_fn = loss_fn or task.loss
     own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
     metric_fn = task.valid_metric if own_metric else metric_fn
-    best, best_state, best_epoch, bad = -math.inf, None, 0, 0
+    best, best_state, best_epoch, bad = (-math.inf, -math.inf), None, 0, 0
     watched_best = {"loss": math.inf, "metric": -math.inf}  # for early stopping, whichever is kept
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -573,9 +578,10 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
                                    metric, task.metric_name if own_metric else "valid_metric",
                                    epoch_end=True, seconds=seconds))
         metric_score = metric if task.higher_is_better or not own_metric else -metric
-        score = -valid_loss if select_on == "loss" and valid_loss is not None else metric_score
-        if not math.isfinite(score):
-            score = -math.inf
+        tie_break = -valid_loss if valid_loss is not None and math.isfinite(valid_loss) else -math.inf
+        score = (-valid_loss, metric_score) if select_on == "loss" and valid_loss is not None \
+            else (metric_score, tie_break)
+        score = tuple(v if math.isfinite(v) else -math.inf for v in score)
         if best_state is None or score > best:
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
@@ -590,7 +596,7 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
             break
     model.load_state_dict(best_state)
     model.eval()
-    return best_epoch, best
+    return best_epoch, best[0]
 
 
 @dataclass
