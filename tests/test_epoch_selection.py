@@ -5,6 +5,7 @@ rises from epoch 1 while the validation AUROC climbs. Keeping the lowest loss ke
 """
 
 from __future__ import annotations
+
 import torch
 
 from hmviz.training import TrainOptions, _run_epochs, _Task
