@@ -89,7 +89,11 @@ class DeepDiffConfig(ModelConfig):
         target_scaling: ``"standard"`` (default): outputs and loss on targets standardised with the
             training genes' mean and standard deviation (see the module's **Target scale**);
             ``"none"``: raw log2 targets, as the paper code.
-        Training: Adam, lr 1e-4, batch 10, 90 epochs, clip-norm 1 (paper).
+        Training: Adam, 90 epochs (a cap; early stopping ends most runs), clip-norm 1 (paper).
+        batch_size 64, lr 1e-3: **Deviation** (paper: batch 10, lr 1e-4, as ``paper_defaults()``),
+            the pair AttentiveChrome uses: at batch 10 an epoch costs several times more LSTM
+            calls per gene on CPU. On ``sample_data/two_cells`` (seed 1) the validation R^2 was 0.62
+            after 7 epochs at these settings.
     """
 
     variant: Literal["aux", "raw_d"] = "raw_d"
@@ -106,8 +110,8 @@ class DeepDiffConfig(ModelConfig):
     bin_lstm_impl: BinLSTMImpl = "auto"
     target_scaling: Literal["standard", "none"] = "standard"
     optimizer: OptimizerName = "adam"
-    lr: float = 1e-4
-    batch_size: int = 10
+    lr: float = 1e-3
+    batch_size: int = 64
     epochs: int = 90
     grad_clip: float | None = 1.0
     weight_decay: float = 0.0
@@ -136,7 +140,7 @@ class DeepDiffConfig(ModelConfig):
         """The paper code's ``aux`` variant (a separate encoder per cell and the two auxiliary heads)
         with its training settings and raw targets: hmviz's first default (see the module's
         **Deviation** and **Target scale**)."""
-        return cls(n_marks=n_marks, n_bins=n_bins, variant="aux", target_scaling="none")
+        return cls(n_marks=n_marks, n_bins=n_bins, variant="aux", target_scaling="none", lr=1e-4, batch_size=10)
 
 
 class CellAttention(NamedTuple):
