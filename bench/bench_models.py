@@ -7,6 +7,8 @@ Usage::
     python bench/bench_models.py accuracy-deepdiff [--seeds 5] [--set variant=aux]  # DeepDiff: Pearson r, direction AUROC
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
     python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
+    python bench/bench_models.py contention [--models a,b] [--genes 1000]   # s/epoch alone and beside a 2nd job
+    python bench/bench_models.py results [--seeds 5]                         # docs/results.md: real data, every family
 
 ``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
 process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
@@ -40,6 +42,17 @@ would compute it). Everything else an LSTM does (input projection, cell arithmet
 element-wise work) and the rest of the model are left out, so no kernel built on these routines
 can beat this figure.
 
+``contention``: seconds per epoch (training pass + validation pass over ``--genes`` genes each,
+the median of the epochs after a warm-up epoch) of each model run alone and as one of two identical
+jobs started together, with torch's default thread count ("before": one thread per core) and with
+:func:`hmviz.runtime.apply_threads` ("after": the free cores shared among the jobs; the two-job
+runs pass ``concurrent_jobs=2`` as an app running two jobs does). Each job is its own process, with
+``OMP_NUM_THREADS`` and ``HMVIZ_THREADS`` removed from its environment.
+
+``results``: ``accuracy`` on the real single-cell set (``remc-E123-deepchrome``) and
+``accuracy-deepdiff`` on the real pair (``deepdiff-E123-E003``), default settings, the file's split,
+and writes the table to ``docs/results.md`` beside the published numbers of :mod:`hmviz.published`.
+
 Prints a table and writes JSON to bench/results/.
 """
 
@@ -59,10 +72,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# hmviz sets its OpenMP waiting policy (passive after a short spin) on import; it must come before
-# torch loads OpenMP. Importing torch first left the timed processes with OMP_WAIT_POLICY=PASSIVE
-# and no spin (inherited from this script), which made AttentiveChrome about 4x slower.
-import hmviz  # noqa: F401
+# hmviz's OpenMP waiting policy (passive after a short spin) must be set before torch loads OpenMP.
+# Importing torch first left the timed processes with OMP_WAIT_POLICY=PASSIVE and no spin (inherited
+# from this script), which made AttentiveChrome about 4x slower.
+from hmviz.runtime import configure_openmp  # noqa: E402
+
+configure_openmp()
 from _results import write_results  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -330,6 +345,60 @@ def run_speed(models: list[str], device: str, pair_sampling: str = "within-batch
     return rows
 
 
+def contention_one(name: str, threads: str, jobs: int, n_genes: int, epochs: int = 3) -> dict:
+    """One job of the contention benchmark (run in its own process): median s/epoch after a warm-up."""
+    import torch
+
+    from hmviz.runtime import apply_threads
+    from hmviz.training import TrainOptions, train
+
+    n_threads = apply_threads(concurrent_jobs=jobs) if threads == "recommended" else torch.get_num_threads()
+    ds = _standard_dataset(n_genes)
+    result = train(ds, TrainOptions(model=name, epochs=epochs, patience=0, seed=1, device="cpu"))
+    seconds = [h["seconds"] for h in result.history if h["stage"] == "train"][1:]
+    return {"model": name, "threads_policy": threads, "threads": n_threads, "jobs": jobs,
+            "seconds_per_epoch": round(statistics.median(seconds), 3), "epochs_timed": len(seconds),
+            "load_average_1min_after": round(os.getloadavg()[0], 2)}
+
+
+def run_contention(models: list[str], n_genes: int) -> list[dict]:
+    """Each model alone and beside a second identical job, before/after hmviz's thread choice."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "HMVIZ_THREADS")}
+    rows = []
+    for name in models:
+        for threads in ("default", "recommended"):
+            for jobs in (1, 2):
+                load_before = round(os.getloadavg()[0], 2)
+                procs = [subprocess.Popen([sys.executable, __file__, "_contention_one", name, "--threads", threads,
+                                           "--jobs", str(jobs), "--genes", str(n_genes)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+                         for _ in range(jobs)]
+                outs = [p.communicate() for p in procs]
+                for p, (out, err) in zip(procs, outs):
+                    if p.returncode != 0:
+                        print(err[-2000:], file=sys.stderr)
+                        raise SystemExit(f"contention job {name}/{threads}/{jobs} failed")
+                runs = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+                row = {"model": name, "threads_policy": threads, "jobs": jobs, "threads": runs[0]["threads"],
+                       "seconds_per_epoch": round(statistics.mean(r["seconds_per_epoch"] for r in runs), 3),
+                       "per_job": [r["seconds_per_epoch"] for r in runs], "load_average_1min_before": load_before,
+                       "load_average_1min_after": max(r["load_average_1min_after"] for r in runs)}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    from hmviz.runtime import available_cores
+
+    print(f"\nSeconds per epoch (train + validation pass, {n_genes} genes each), {available_cores()} cores; "
+          "'2 jobs' = mean of two identical jobs started together")
+    print(f"{'model':18s} {'threads':>12s} {'n':>3s} {'alone':>8s} {'2 jobs':>8s} {'load before':>12s}")
+    for name in models:
+        for threads in ("default", "recommended"):
+            alone, two = (next(r for r in rows if r["model"] == name and r["threads_policy"] == threads
+                               and r["jobs"] == j) for j in (1, 2))
+            print(f"{name:18s} {threads:>12s} {alone['threads']:>3d} {alone['seconds_per_epoch']:8.2f} "
+                  f"{two['seconds_per_epoch']:8.2f} {alone['load_average_1min_before']:>5.2f}/{two['load_average_1min_before']:<5.2f}")
+    return rows
+
+
 def _published() -> dict:
     import pandas as pd
 
@@ -347,8 +416,15 @@ def _published() -> dict:
     return out
 
 
+SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "best_epoch", "epochs_run", "epochs_max")
+
+
 def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
-                 pair_sampling: str = "within-batch", select_on: str = "loss") -> dict:
+                 pair_sampling: str = "within-batch", select_on: str | None = None) -> dict:
+    """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
+
+    ``select_on`` None: the training default (``TrainOptions.select_on``).
+    """
     from hmviz.data import read_dataset
     from hmviz.training import TrainOptions, train, train_baseline
 
@@ -366,20 +442,20 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
         ds = read_dataset(path)
         results[dname] = {}
         for name in models + ([] if os.environ.get("HMVIZ_BENCH_NO_BASELINES") else ["logistic", "boosted-trees"]):
-            values: dict[str, list[float]] = {"test_auroc": [], "test_pairwise_accuracy": []}
+            values: dict[str, list[float]] = {k: [] for k in SINGLE_CELL_KEYS}
             t0 = time.perf_counter()
             for seed in range(1, seeds + 1):
                 if name in ("logistic", "boosted-trees"):
                     m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed))
                 else:
-                    m = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling,
-                                                 select_on=select_on)).metrics
+                    kw = {"select_on": select_on} if select_on else {}
+                    r = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling, **kw))
+                    m = {**r.metrics, "epochs_run": r.card["training"]["epochs_run"],
+                         "epochs_max": r.card["training"]["epochs_max"]}
                 for k in values:
                     if k in m:
                         values[k].append(m[k])
-            summary = {k: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4) if len(v) > 1 else 0.0,
-                           "values": v} for k, v in values.items() if v}
-            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            summary = _summary(values, time.perf_counter() - t0)
             results[dname][name] = summary
             print(f"{dname} {name}: {json.dumps({k: v for k, v in summary.items() if k != 'values'})}",
                   file=sys.stderr, flush=True)
@@ -395,7 +471,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     print()
     for k, v in published.items():
         print(f"{k}: {v}")
-    return {"seeds": seeds, "pair_sampling": pair_sampling, "select_on": select_on, "results": results,
+    return {"seeds": seeds, "pair_sampling": pair_sampling, "select_on": select_on or "default", "results": results,
             "published": published}
 
 
@@ -417,38 +493,115 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> 
             print("../shared/data/deepdiff-E123-E003 not found: skipped", file=sys.stderr)
     if "sample" in which:
         datasets["sample_data/two_cells (1,000 genes)"] = ROOT / "sample_data" / "two_cells"
-    keys = ("test_pearson_r", "test_direction_auroc", "test_spearman_r", "best_epoch")
+    keys = DEEPDIFF_KEYS
     results: dict = {}
     for dname, path in datasets.items():
         ds = read_dataset(path)
-        values: dict[str, list[float]] = {k: [] for k in keys}
-        t0 = time.perf_counter()
-        for seed in range(1, seeds + 1):
-            m = train(ds, TrainOptions(model="deepdiff", seed=seed, device="cpu", model_overrides=overrides)).metrics
-            for k in keys:
-                values[k].append(m[k])
-        results[dname] = {k: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4) if len(v) > 1
-                              else 0.0, "values": v} for k, v in values.items()}
-        results[dname]["seconds"] = round(time.perf_counter() - t0, 1)
-        results[dname]["baselines"] = {name: train_baseline(ds, name, TrainOptions(model="deepdiff", seed=1))
-                                       for name in ("logistic", "boosted-trees")}
-        print(f"{dname}: {json.dumps(results[dname])}", file=sys.stderr, flush=True)
+        results[dname] = {}
+        for name in ("deepdiff", "logistic", "boosted-trees"):  # "logistic" is ridge regression here
+            values: dict[str, list[float]] = {k: [] for k in keys}
+            t0 = time.perf_counter()
+            for seed in range(1, seeds + 1):
+                options = TrainOptions(model="deepdiff", seed=seed, device="cpu", model_overrides=overrides)
+                m = train(ds, options).metrics if name == "deepdiff" else train_baseline(ds, name, options)
+                for k in keys:
+                    if k in m:
+                        values[k].append(m[k])
+            results[dname][name] = _summary(values, time.perf_counter() - t0)
+            print(f"{dname} {name}: {json.dumps(results[dname][name])}", file=sys.stderr, flush=True)
     label = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
-    print(f"\nDeepDiff ({label}), test metrics over {seeds} seeds (mean ± sd)")
-    print(f"{'data':36s} " + " ".join(f"{k:>22s}" for k in keys) + f" {'seconds':>8s}")
-    for dname, r in results.items():
-        print(f"{dname:36s} " + " ".join(f"{r[k]['mean']:>13.3f} ± {r[k]['sd']:.3f}" for k in keys)
-              + f" {r['seconds']:8.1f}")
-        for name, b in r["baselines"].items():  # deterministic for a given split: no spread
-            print(f"{'  baseline ' + name:36s} " + " ".join(f"{b[k]:>22.3f}" if k in b else f"{'-':>22s}"
-                                                             for k in keys))
+    print(f"\nDeepDiff ({label}), test metrics over {seeds} seeds (mean ± sd); baselines on the same split")
+    print(f"{'data / model':44s} " + " ".join(f"{k:>22s}" for k in keys) + f" {'seconds':>8s}")
+    for dname, rows in results.items():
+        for name, r in rows.items():
+            print(f"{dname[:28] + ' ' + BASELINE_NAMES.get(name, name):44s} "
+                  + " ".join(f"{r[k]['mean']:>13.3f} ± {r[k]['sd']:.3f}" if k in r else f"{'-':>22s}" for k in keys)
+                  + f" {r['seconds']:8.1f}")
     return {"seeds": seeds, "settings": overrides, "results": results}
+
+
+DEEPDIFF_KEYS = ("test_pearson_r", "test_r2", "test_mse", "test_slope", "test_direction_auroc", "best_epoch")
+#: What the baselines are, by task: a binary model's "logistic" is logistic regression, DeepDiff's is ridge.
+BASELINE_NAMES = {"logistic": "ridge regression", "boosted-trees": "boosted trees (regression)"}
+
+
+def _summary(values: dict[str, list[float]], seconds: float) -> dict:
+    out = {k: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4) if len(v) > 1 else 0.0,
+               "values": v} for k, v in values.items() if v}
+    out["seconds"] = round(seconds, 1)
+    return out
+
+
+RESULTS_DOC = ROOT / "docs" / "results.md"
+
+
+def _cell(summary: dict, key: str) -> str:
+    if key not in summary:
+        return "-"
+    v = summary[key]
+    return f"{v['mean']:.3f} ± {v['sd']:.3f}"
+
+
+def render_results(single: dict, differential: dict, command: str, load: str) -> str:
+    """docs/results.md from ``run_accuracy`` and ``run_accuracy_deepdiff`` outputs (pure; tested)."""
+    from hmviz.published import published_for
+
+    seeds = single.get("seeds") or differential.get("seeds")
+    lines = ["# Results on real data", "",
+             f"Regenerate with `{command}` (written by `bench/bench_models.py`; do not edit by hand).", "",
+             f"Default settings, seeds 1-{seeds}, mean ± standard deviation over the seeds. Split: the file's "
+             "own train/valid/test split only (random and chromosome hold-out splits are not in this table). "
+             "Baselines are fitted on exactly the same genes, labels and input transform as the deep models. "
+             f"Load while measuring: {load}.", ""]
+    for dname, rows in single.get("results", {}).items():
+        lines += [f"## {dname}: expressed or not (binary labels of the file)", "",
+                  "| model | test AUROC | test accuracy | pairwise accuracy | best epoch | epochs run (cap) | published test AUROC |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, r in rows.items():
+            pub = published_for(name)
+            same = [p for p in pub if "E123" in p.data]
+            other = [p for p in pub if "E123" not in p.data]
+            cite = "; ".join([f"{p.value:.3f} ({p.data}, all genes; same cell type, different gene set)" for p in same]
+                             + [f"{p.value:.3f} ({p.data}; not the same data)" for p in other]) or "-"
+            cap = f"{_cell(r, 'epochs_run')} ({int(r['epochs_max']['mean'])})" if "epochs_max" in r else "-"
+            lines.append(f"| {BASELINE_NAMES_BINARY.get(name, name)} | {_cell(r, 'test_auroc')} | "
+                         f"{_cell(r, 'test_accuracy')} | {_cell(r, 'test_pairwise_accuracy')} | "
+                         f"{_cell(r, 'best_epoch')} | {cap} | {cite} |")
+        lines.append("")
+    for dname, rows in differential.get("results", {}).items():
+        lines += [f"## {dname}: log2 fold change (DeepDiff)", "",
+                  "| model | test Pearson r | test R² | test MSE | slope (pred. on measured) | direction AUROC | best epoch |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, r in rows.items():
+            lines.append(f"| {BASELINE_NAMES.get(name, name)} | " + " | ".join(_cell(r, k) for k in DEEPDIFF_KEYS) + " |")
+        lines += ["", "No published DeepDiff numbers for this pair are in ../shared/data/published.", ""]
+    lines += ["R² is the coefficient of determination, 1 - MSE / variance of the test targets (not Pearson r "
+              "squared); the slope is the least-squares slope of predicted on measured log2 fold change.", ""]
+    return "\n".join(lines)
+
+
+#: The binary baselines, named for what they are.
+BASELINE_NAMES_BINARY = {"logistic": "logistic regression", "boosted-trees": "boosted trees"}
+
+
+def run_results(seeds: int) -> str:
+    load_before = os.getloadavg()[0]
+    single = run_accuracy(SINGLE_CELL, seeds, ["e123"])
+    differential = run_accuracy_deepdiff(seeds, ["e123"], [])
+    load = f"1-minute load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, " \
+           f"on {os.cpu_count()} cores"
+    text = render_results(single, differential, f"python bench/bench_models.py results --seeds {seeds}", load)
+    RESULTS_DOC.parent.mkdir(exist_ok=True)
+    RESULTS_DOC.write_text(text)
+    write_results("models_results.json", {"single_cell": single, "differential": differential})
+    print(f"wrote {RESULTS_DOC}")
+    return text
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["speed", "accuracy", "accuracy-deepdiff", "eval-batch", "lstm-floor",
-                                    "_speed_one"])
+                                    "contention", "results", "_speed_one", "_contention_one"])
     p.add_argument("name", nargs="?")
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", help="comma-separated model names")
@@ -460,9 +613,23 @@ def main() -> int:
     p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="speed, accuracy: how the rankers draw their training pairs")
-    p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
-                   help="accuracy: keep the epoch with the best validation loss or metric")
+    p.add_argument("--select-on", default=None, choices=["loss", "metric"],
+                   help="accuracy: keep the epoch with the best validation loss or metric (default: train's default)")
+    p.add_argument("--genes", type=int, default=1000, help="contention: genes per split")
+    p.add_argument("--threads", default="default", choices=["default", "recommended"], help=argparse.SUPPRESS)
+    p.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.what == "_contention_one":
+        print(json.dumps(contention_one(args.name, args.threads, args.jobs, args.genes)))
+        return 0
+    if args.what == "results":
+        run_results(args.seeds)
+        return 0
+    if args.what == "contention":
+        models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]
+        rows = run_contention(models, args.genes)
+        write_results(f"models_contention{args.tag}.json", rows)
+        return 0
     if args.what == "_speed_one":
         print(json.dumps(speed_one(args.name, args.device, args.pair_sampling)))
         return 0

@@ -58,7 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Verbs that run torch work: they set torch's thread count from the free cores first (hmviz.runtime).
+_TORCH_VERBS = frozenset({"train", "evaluate", "explain", "ablate", "baselines"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from hmviz.runtime import apply_threads, configure_openmp
+
+    configure_openmp()  # before any verb loads torch
     _load_verbs()
     parser = build_parser()
     try:
@@ -71,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
     try:
+        if args.verb in _TORCH_VERBS:
+            apply_threads()
         return int(args.run(args) or EXIT_OK)
     except HmvizError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -74,13 +74,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="median | quantile:Q | threshold:T | file (default: the file's labels, else median)")
     _split_args(p)
     p.add_argument("--cells", help="differential models: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
-    p.add_argument("--patience", type=int, default=5,
+    p.add_argument("--patience", type=int, default=10,
                    help="stop after this many epochs in which neither the validation loss nor the validation "
-                        "metric reached a new best (0: never stop early)")
-    p.add_argument("--select-on", default="loss", choices=["loss", "metric"],
-                   help="keep the epoch with the best validation loss (default) or validation metric (AUROC, "
-                        "pairwise accuracy for rankers; what the papers' code did); DeepDiff always uses "
-                        "Pearson r. Either way, training stops after --patience epochs in which neither improved")
+                        "metric reached a new best (0: never stop early; default 10)")
+    p.add_argument("--select-on", default="metric", choices=["loss", "metric"],
+                   help="keep the epoch with the best validation metric (default; AUROC, pairwise accuracy for "
+                        "rankers, R^2 for deepdiff; ties go to the lower validation loss) or the lowest validation "
+                        "loss. Either way, training stops after --patience epochs in which neither improved")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
                         "epoch (default), or from all training genes, scoring both genes of every pair")

@@ -116,6 +116,18 @@ def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(r2_score(y, p))
 
 
+def regression_slope(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Least-squares slope of ``y_pred`` regressed on ``y_true``: ``cov(y, p) / var(y)``.
+
+    1 when predictions follow the measured values on their scale; below 1 when they are shrunk
+    toward a constant (0 for constant predictions). Pearson r is blind to this; R^2 is not.
+    """
+    y, p = _pair(y_true, y_pred, "y_true", "y_pred")
+    _check_not_constant(y, "y_true", "the regression slope")
+    yc = y - y.mean()
+    return float(np.dot(yc, p - p.mean()) / np.dot(yc, yc))
+
+
 def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean of ``(y_true - y_pred)^2``."""
     y, p = _pair(y_true, y_pred, "y_true", "y_pred")

@@ -91,8 +91,8 @@ class TrainOptions:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     valid_chroms: tuple[str, ...] | None = None
     test_chroms: tuple[str, ...] | None = None
-    patience: int = 5                    # epochs in which neither validation loss nor metric improved: stop
-    select_on: str = "loss"              # keep the epoch with the best validation "loss" or "metric"
+    patience: int = 10                   # epochs in which neither validation loss nor metric improved: stop
+    select_on: str = "metric"            # keep the epoch with the best validation "metric" (ties: loss) or "loss"
     log1p: bool = True
     scaling: str = "standard"
     pairs_per_gene: int = 4              # ranking: training pairs drawn per training gene and epoch
@@ -147,6 +147,9 @@ class _Task:
 
     def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
         raise NotImplementedError
+
+    def prepare_model(self, model: nn.Module) -> None:
+        """Fit whatever the model learns from training targets before the first epoch (default: nothing)."""
 
     def valid_metric(self, model: nn.Module) -> float:
         return self.validate(model)[0]
@@ -341,9 +344,14 @@ class _RankingTask(_SingleCellTask):
 
 
 class _DifferentialTask(_Task):
-    """DeepDiff: two cells' marks -> log2((count_B + 1) / (count_A + 1))."""
+    """DeepDiff: two cells' marks -> log2((count_B + 1) / (count_A + 1)).
 
-    metric_name = "valid_pearson_r"
+    The validation metric is R^2 (coefficient of determination), not Pearson r: Pearson r ignores
+    the scale and offset of the predictions, so an epoch whose predictions are all small and
+    positive can look best while its MSE is worse than predicting 0. The validation loss is the MSE.
+    """
+
+    metric_name = "valid_r2"
 
     def __init__(self, device, xa, xb, split, expr_a, expr_b):
         super().__init__(device)
@@ -355,6 +363,13 @@ class _DifferentialTask(_Task):
         self.abs_a = np.log2(expr_a + 1.0)
         self.abs_b = np.log2(expr_b + 1.0)
         self.t = [torch.as_tensor(v, dtype=torch.float32) for v in (self.diff, self.abs_a, self.abs_b)]
+
+    def prepare_model(self, model):
+        """Fit the model's target scale on the training genes only (DeepDiff.fit_target_scale)."""
+        if hasattr(model, "fit_target_scale"):
+            idx = self.train_idx
+            model.fit_target_scale(torch.as_tensor(self.diff[idx]),
+                                   torch.as_tensor(np.concatenate([self.abs_a[idx], self.abs_b[idx]])))
 
     def train_batches(self, rng, batch_size):
         order = rng.permutation(self.train_idx)
@@ -373,16 +388,20 @@ class _DifferentialTask(_Task):
     def validate(self, model):
         p = self.predict(model, self.valid_idx)
         d = self.diff[self.valid_idx]
-        return M.pearson_r(d, p), float(np.mean((d - p) ** 2))
+        return M.r2(d, p), M.mean_squared_error(d, p)
 
     def test_metrics(self, model):
         p = self.predict(model, self.test_idx)
         d = self.diff[self.test_idx]
-        out = {
-            "test_pearson_r": M.pearson_r(d, p),
-            "test_spearman_r": M.spearman_r(d, p),
-            "test_mse": float(np.mean((d - p) ** 2)),
-        }
+        out = {}
+        try:
+            out["test_pearson_r"] = M.pearson_r(d, p)
+            out["test_spearman_r"] = M.spearman_r(d, p)
+        except HmvizError as exc:  # constant predictions: correlation undefined, R^2 and MSE still say it
+            log.warning("correlation not computed: %s", exc)
+        out["test_r2"] = M.r2(d, p)
+        out["test_mse"] = M.mean_squared_error(d, p)
+        out["test_slope"] = M.regression_slope(d, p)
         try:
             out["test_direction_auroc"] = M.direction_auroc(d, p)
         except HmvizError as exc:
@@ -502,9 +521,14 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
 
 def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_size, patience, grad_clip,
                 seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None,
-                select_on="loss", optimizer="adam"):
-    """Train ``params`` of ``model``; keep the state with the best validation loss (or metric).
+                select_on="metric", optimizer="adam"):
+    """Train ``params`` of ``model``; keep the state with the best validation metric (or loss).
 
+    ``select_on="metric"``: the epoch with the best validation metric (AUROC, pairwise accuracy,
+    R^2) is kept; among epochs with the same metric, the one with the lower validation loss. On
+    real data the validation loss can rise from the first epoch while the ranking still improves
+    (600 REMC genes: loss-selection kept epoch 1 and an untrained ranking; docs/training.md).
+    ``select_on="loss"``: the lowest validation loss.
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
     Early stopping: training ends after ``patience`` epochs in which neither the validation loss nor
     the validation metric reached a new best. Watching only the quantity the epoch is kept on fails
@@ -517,7 +541,7 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
     loss_fn = loss_fn or task.loss
     own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
     metric_fn = task.valid_metric if own_metric else metric_fn
-    best, best_state, best_epoch, bad = -math.inf, None, 0, 0
+    best, best_state, best_epoch, bad = (-math.inf, -math.inf), None, 0, 0
     watched_best = {"loss": math.inf, "metric": -math.inf}  # for early stopping, whichever is kept
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -567,9 +591,10 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
                                    metric, task.metric_name if own_metric else "valid_metric",
                                    epoch_end=True, seconds=seconds))
         metric_score = metric if task.higher_is_better or not own_metric else -metric
-        score = -valid_loss if select_on == "loss" and valid_loss is not None else metric_score
-        if not math.isfinite(score):
-            score = -math.inf
+        tie_break = -valid_loss if valid_loss is not None and math.isfinite(valid_loss) else -math.inf
+        score = (-valid_loss, metric_score) if select_on == "loss" and valid_loss is not None \
+            else (metric_score, tie_break)
+        score = tuple(v if math.isfinite(v) else -math.inf for v in score)
         if best_state is None or score > best:
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
@@ -584,7 +609,7 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
             break
     model.load_state_dict(best_state)
     model.eval()
-    return best_epoch, best
+    return best_epoch, best[0]
 
 
 @dataclass
@@ -708,7 +733,8 @@ def train(
         params = list(model.head_parameters())
     else:
         params = [p for p in model.parameters() if p.requires_grad]
-    select_on = "metric" if spec.task == "differential" else options.select_on  # DeepDiff: best Pearson r (paper)
+    task.prepare_model(model)
+    select_on = options.select_on
     best_epoch, _ = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train",
                                 select_on=select_on, optimizer=getattr(config, "optimizer", "adam"), **common)
     best_record = next(h for h in history if h["stage"] == "train" and h["epoch"] == best_epoch)

@@ -82,8 +82,8 @@ def test_model_settings_reach_the_card_and_evaluate_rebuilds_them(two_cells, tmp
 
 
 @pytest.mark.parametrize("flags, selected_on, best_of", [
-    ([], "validation loss", lambda h: -h["valid_loss"]),  # the default
-    (["--select-on", "metric"], "validation metric", lambda h: h["valid_auroc"]),  # as the papers' code did
+    ([], "validation metric", lambda h: (h["valid_auroc"], -h["valid_loss"])),  # the default; ties: lower loss
+    (["--select-on", "loss"], "validation loss", lambda h: -h["valid_loss"]),
 ])
 def test_the_kept_epoch_is_the_best_on_the_chosen_validation_quantity(data, tmp_path, capsys, flags, selected_on,
                                                                      best_of):

@@ -23,6 +23,7 @@ from hmviz.metrics import (
     pearson_r,
     r2,
     regression_metrics,
+    regression_slope,
     spearman_r,
 )
 
@@ -91,6 +92,18 @@ def test_pearson_and_r2_are_different_things() -> None:
     assert r2(y, pred) == pytest.approx(1 - 630 / 5)
     assert r2(y, y) == pytest.approx(1.0)
     assert mean_squared_error(y, pred) == pytest.approx(630 / 4)
+
+
+def test_regression_slope_by_hand() -> None:
+    """Least-squares slope of predicted on measured: the shrinkage Pearson r cannot see."""
+    y = np.array([-8.0, -2.0, 0.0, 3.0, 7.0])
+    assert regression_slope(y, 2 * y + 10) == pytest.approx(2.0)
+    assert regression_slope(y, 0.05 * y + 0.6) == pytest.approx(0.05)  # Pearson r 1, slope 0.05
+    assert regression_slope(y, np.full(5, 0.587)) == pytest.approx(0.0)
+    # y = [0, 1, 2], p = [0, 2, 1]: cov = (-1)(-1) + 0 + (1)(0) = 1 over var sum 2 -> 0.5
+    assert regression_slope([0.0, 1.0, 2.0], [0.0, 2.0, 1.0]) == pytest.approx(0.5)
+    with pytest.raises(HmvizError, match="constant"):
+        regression_slope([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
 
 
 def test_spearman_by_hand() -> None:

@@ -465,12 +465,14 @@ def test_paper_training_defaults() -> None:
     assert (attentive_paper.lr, attentive_paper.batch_size) == (2e-4, 16)
     _, deepdiff = build_model("deepdiff", 5, 200)
     assert (deepdiff.lr, deepdiff.batch_size, deepdiff.contrastive_weight, deepdiff.contrastive_margin) == (
-        1e-4,
-        10,
+        1e-3,
+        64,
         4.0,
         2.0,
     )
-    assert deepdiff.variant == "raw_d" and type(deepdiff).paper_defaults(5, 200).variant == "aux"
+    deepdiff_paper = type(deepdiff).paper_defaults(5, 200)
+    assert deepdiff.variant == "raw_d" and deepdiff_paper.variant == "aux"
+    assert (deepdiff_paper.lr, deepdiff_paper.batch_size, deepdiff_paper.target_scaling) == (1e-4, 10, "none")
     _, simple = build_model("simplechrome", 5, 100)
     assert (simple.latent_dim, simple.kl_weight) == (10, 5e-5)
 

@@ -1,0 +1,48 @@
+"""The real-data results table (docs/results.md) says what was measured, named for what it is."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_models_for_test", ROOT / "bench" / "bench_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _s(*values: float) -> dict:
+    import statistics
+
+    return {"mean": statistics.mean(values), "sd": statistics.stdev(values), "values": list(values)}
+
+
+def test_results_table_rows_published_labels_and_baseline_names() -> None:
+    bench = _bench()
+    single = {"seeds": 2, "results": {"E123 (600 genes)": {
+        "deepchrome": {"test_auroc": _s(0.80, 0.82), "best_epoch": _s(4, 6), "epochs_run": _s(14, 16),
+                       "epochs_max": _s(40, 40)},
+        "attentivechrome": {"test_auroc": _s(0.84, 0.84)},
+        "logistic": {"test_auroc": _s(0.79, 0.79)},
+    }}}
+    differential = {"seeds": 2, "results": {"E123 vs E003 (600 genes)": {
+        "deepdiff": {"test_pearson_r": _s(0.5, 0.6), "test_r2": _s(0.2, 0.3)},
+        "logistic": {"test_r2": _s(0.1, 0.1)},
+    }}}
+    text = bench.render_results(single, differential, "python bench/bench_models.py results --seeds 2", "load 1.0")
+    lines = text.splitlines()
+    row = next(line for line in lines if line.startswith("| deepchrome |"))
+    # mean ± sd of the seeds; best epoch 5 ± 1.414; epochs run 15 of a 40 cap
+    assert "| 0.810 ± 0.014 |" in row and "| 5.000 ± 1.414 |" in row and "15.000 ± 1.414 (40)" in row
+    assert "0.920 (REMC E123 (K562), all genes; same cell type, different gene set)" in row
+    assert "not the same data" in row  # DeepChrome's mean over 56 cell types is labelled as such
+    assert "| logistic regression | 0.790 ± 0.000 |" in text
+    assert "| ridge regression | - | 0.100 ± 0.000 |" in text  # DeepDiff's "logistic" baseline is ridge
+    assert "| deepdiff | 0.550 ± 0.071 | 0.250 ± 0.071 |" in text
+    assert "coefficient of determination" in text and "file's" in text and "seeds 1-2" in text
