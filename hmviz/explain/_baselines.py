@@ -29,6 +29,15 @@ import torch
 from hmviz.errors import DataError, HmvizError
 
 GENE_SAMPLE_SIZE = 32
+#: The baseline the CLI and the app use unless told otherwise. Chosen by measurement on real data
+#: (``bench/bench_reference.py``, quoted in docs/explanations.md): against "no reads", which after
+#: log1p and standardisation sits several SD below every gene, any reads count in favour of a gene;
+#: against the training mean, marks are credited for setting a gene apart from an average gene.
+DEFAULT_BASELINE = "train_mean"
+#: One line for the pages: why the default is what it is.
+DEFAULT_BASELINE_WHY = ("The default reference is the training genes' mean, so a mark is credited for setting a gene "
+                        "apart from an average gene; 'No reads' lies far below every real gene after the input "
+                        "transform, so against it any reads count in a gene's favour.")
 
 
 @dataclass(frozen=True)
