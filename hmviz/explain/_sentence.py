@@ -180,3 +180,52 @@ def _gap_text(gap: float | None) -> str:
     if gap is None:
         return ""
     return f" (gap {abs(gap):.2g})" if abs(gap) >= 1e-4 else " (gap below 0.0001)"
+
+
+def gene_sentence(gene: str, output: float, baseline_output: float | None, marks: Sequence[str],
+                  regions: Sequence[Region], contrib: np.ndarray, *, method: str = "integrated_gradients",
+                  unit: str = "logit", what: str = "output", gap: float | None = None, note: str = "") -> str:
+    """One gene's sentence: its output, then the mark with the largest total contribution and where.
+
+    ``contrib``: ``(regions, marks)`` attributions (region sums). Additive methods state sums that add
+    up to ``output - baseline_output`` (up to ``gap``); the others rank the marks.
+    """
+    contrib = np.asarray(contrib, dtype=np.float64)
+    tail = f" {note}" if note else ""
+    head = f"The model's {what} for {gene} is {output:+.2f} {unit}"
+    spec = METHODS[method]
+    if spec.kind == "sensitivity" or baseline_output is None:
+        size = np.abs(contrib)
+        ranked = [int(k) for k in np.argsort(-size.sum(axis=0), kind="stable") if size[:, k].sum() > 0]
+        if not ranked:
+            return f"{head}; it does not change with any mark at this input (every slope is 0).{tail}"
+        m, rest = ranked[0], [marks[k] for k in ranked[1:3]]
+        return (f"{head}. Ranked by the size of its slopes, it is most sensitive to {marks[m]}"
+                f"{_where(regions[int(np.argmax(size[:, m]))], regions)}" + (f", then {_join(rest)}" if rest else "")
+                + f" (slopes are not shares of the {what}).{tail}")
+    explained = output - baseline_output
+    head += f", {explained:+.2f} from its value at the reference ({baseline_output:+.2f})"
+    sign = 1.0 if explained >= 0 else -1.0
+    verb = "raises" if sign > 0 else "lowers"
+    support = sign * contrib
+    totals = support.sum(axis=0)
+    order = [int(k) for k in np.argsort(-totals, kind="stable")]
+    m = order[0]
+    if spec.kind == "removal":
+        rest = [marks[k] for k in order[1:3] if totals[k] > 0]
+        return (f"{head}. Ranked by the change in the {what} when a mark is replaced by the reference, {marks[m]} "
+                f"{verb} it most{_where(regions[int(np.argmax(support[:, m]))], regions)}"
+                + (f", then {_join(rest)}" if rest else "")
+                + f" (these effects overlap and are not shares of the {what}).{tail}")
+    dec = _decimals(np.concatenate([totals, [explained]]))
+
+    def num(v: float) -> str:
+        return f"{v:+.{dec}f}"
+
+    r = int(np.argmax(support[:, m]))
+    others = [k for k in order[1:] if totals[k] > 0 and totals[k] >= ALSO * totals[m]][:2]
+    return (f"{head}. {marks[m]} {verb} it most: {num(sign * totals[m])} {unit} in total, "
+            f"{num(sign * support[r, m])}{_where(regions[r], regions)}"
+            + (f"; then {_join([f'{marks[k]} ({num(sign * totals[k])})' for k in others])}" if others else "")
+            + f". All marks together give {num(float(contrib.sum()))} of the {num(explained)} change from the reference"
+              f"{_gap_text(gap)}.{tail}")
