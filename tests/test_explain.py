@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -372,7 +374,12 @@ def test_cli_one_gene_writes_the_long_table(trained, capsys):
     assert len(table) == N_BINS * N_MARKS and set(table.gene) == {"ENSG00003"}
     assert table.bin_start_bp.min() == -1000 and table.bin_start_bp.max() == 900
     printed = capsys.readouterr().out
-    assert "top marks:" in printed and "convergence delta" in printed and "train_mean" in printed
+    assert "gap:" in printed and "train_mean" in printed
+    summary = json.loads(printed.strip().splitlines()[-1])
+    assert summary["additive"] and summary["kind"] == "additive" and summary["unit"] == "logit"
+    assert summary["output_difference"] == pytest.approx(summary["output"] - summary["baseline_output"])
+    assert abs(summary["attribution_sum"] - summary["output_difference"]) <= summary["gap"] + 1e-9
+    assert summary["tolerance_met"] or summary["cap_reached"]
     # by gene id, to Parquet
     pq = root / "one.parquet"
     assert run_cli("explain", "--model", models["deepchrome"], "--data", data, "--gene", "ENSG00003",

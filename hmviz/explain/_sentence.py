@@ -84,7 +84,7 @@ def pair_sentence(
             return f"The model scores {gene_a} and {gene_b} equally (P = 0.50)."
         winner, loser, sign = (gene_a, gene_b, 1.0) if difference > 0 else (gene_b, gene_a, -1.0)
         p = probability if difference > 0 else 1.0 - probability
-        head = f"The model ranks {winner} above {loser} (P = {p:.2f}; {what} {difference:+.2f} {unit})"
+        head = f"The model ranks {winner} above {loser} (P = {p:.2f}, a {what} of {abs(difference):.2f} {unit})"
     # Every value turned into support for the winner: a positive contribution raises f, which favours
     # A for a score model and B (the numerator of the fold change) for DeepDiff.
     support = sign * (np.asarray(contrib_a, dtype=np.float64) + np.asarray(contrib_b, dtype=np.float64))
