@@ -100,3 +100,18 @@ def test_deepdiff_gene_view_is_in_log2_fold_change(app):
     words = _chart_words(app)
     assert "log2 fold change" in words and "(logit)" not in words
     assert "measured expression" not in page_words(app)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "saliency"])
+def test_attributions_wording_follows_the_method(app, method):
+    ok(goto(app, "attributions"))
+    assert app.selectbox(key="attr_baseline").value == "train_mean"
+    app.selectbox(key="attr_method").set_value(method).run()
+    ok(app)
+    words = page_words(app)
+    assert app.info and "The model's output for" in app.info[0].value  # the gene's sentence
+    if method == "integrated_gradients":
+        assert ADDS_UP.search(words) and "gap" in words and "contribution to the output (logit)" in words
+    else:
+        assert not ADDS_UP.search(words), ADDS_UP.findall(words)
+        assert "contribution" not in words.lower(), words
