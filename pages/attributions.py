@@ -43,7 +43,8 @@ with c2:
                              disabled=not METHODS[method].needs_baseline,
                              help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
     cc1, cc2 = st.columns(2)
-    steps = cc1.slider("Integration steps (first try; doubled until the gap is within 1%)", 8, 200, key=state.sticky("attr_steps", 32 if recurrent else 50),
+    steps = cc1.slider("Integration steps (first try; doubled until the gap is within 1%)", 8, 200,
+                       key=state.sticky("attr_steps", 32 if recurrent else 50),
                        disabled=method != "integrated_gradients")
     smooth = cc2.checkbox("SmoothGrad (average over noisy copies)", key=state.sticky("attr_smooth", False),
                           disabled=not METHODS[method].gradient)
@@ -134,7 +135,7 @@ value_title = attr.value_title
 mean = attr.values.mean(axis=0)
 if scope == "one":
     st.subheader(f"{title}: output {attr.outputs[0]:+.3g} {attr.unit}"
-                 + (f" (at the reference {attr.baseline_outputs[0]:+.3g})" if attr.baseline_outputs is not None else ""))
+                 + ("" if attr.baseline_outputs is None else f" (at the reference {attr.baseline_outputs[0]:+.3g})"))
     st.info(attr.sentence(0, bin_size=ds.bin_size, strand_aware=session.strand_aware), icon=":material/lightbulb:")
     heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size, colorbar_title=value_title,
                                      title=f"{title}: {noun} of each mark and position")

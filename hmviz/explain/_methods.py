@@ -235,7 +235,8 @@ def resolve_options(name: str, options: dict) -> dict:
         work, cap = spec.refinement
         out[cap] = max(int(out[cap]), int(out[work]))  # a start above the cap is kept as given
         if not 0 < float(out["tolerance"]) < 1:
-            raise HmvizError(f"tolerance is a fraction of the output difference between 0 and 1; got {out['tolerance']}.")
+            raise HmvizError("tolerance is a fraction of the output difference, between 0 and 1; "
+                             f"got {out['tolerance']}.")
     return out
 
 

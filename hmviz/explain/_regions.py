@@ -109,7 +109,8 @@ def orientation_note(strand_aware: bool | None) -> str:
     if strand_aware is None:
         return ("The data does not record whether its bins follow each gene's strand, so positions are "
                 "left and right of the TSS as the bins are stored, not upstream and downstream.")
-    return "The bins are in genome order, not oriented by strand: left and right of the TSS, not upstream and downstream."
+    return ("The bins are in genome order, not oriented by strand: left and right of the TSS, not upstream and "
+            "downstream.")
 
 
 def data_regions(bin_starts_bp: np.ndarray, bin_size: float, strand_aware: bool | None,

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hmviz.explain._methods import KINDS, METHODS
+from hmviz.explain._methods import METHODS
 from hmviz.explain._regions import Region
 
 #: Marks whose totals differ by less than this fraction of the largest |total| are stated as a tie.
