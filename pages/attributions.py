@@ -162,7 +162,7 @@ if attr.additive:
     worst = int(np.argmax(np.abs(attr.convergence_delta) / np.maximum(explained, 1e-12)))
     steps_note = "" if attr.work is None else (
         f" after {int(attr.work.max())} {'steps' if method == 'integrated_gradients' else 'samples'} at most")
-    st.caption(f"The {noun}s of each gene add up to its output minus the output at the reference, up to a gap of at "
+    st.caption(f"The {KINDS[attr.kind].plural} of each gene add up to its output minus the output at the reference, up to a gap of at "
                f"most {attr.max_abs_delta:.2g} {attr.unit} (largest relative gap "
                f"{abs(attr.convergence_delta[worst]) / max(explained[worst], 1e-12):.1%}){steps_note}. "
                f"Reference: {attr.baseline.description}; {session.reference_note}.")

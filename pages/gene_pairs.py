@@ -213,7 +213,7 @@ def _note(pe) -> str:
     if pe.baseline is not None:
         note += f"; reference: {pe.baseline.description}, {session.reference_note}"
     if pe.additive:
-        note += (f". The {noun}s add up to {pe.attribution_sum:+.3g} {pe.unit}: the {what} minus its value at the "
+        note += (f". The {kind.plural} add up to {pe.attribution_sum:+.3g} {pe.unit}: the {what} minus its value at the "
                  f"reference ({pe.difference - pe.baseline_difference:+.3g}), gap {abs(pe.convergence_delta):.2g}")
         if pe.work is not None:
             note += f" after {pe.work} {'steps' if method == 'integrated_gradients' else 'samples'}"
@@ -259,20 +259,20 @@ if two_cells:
     own_a, own_b = pe.values_a, pe.values_b
     heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
                                combine="sum", colorbar_title=value_title,
-                               title=f"{pair.gene}: {noun} of each cell's marks to the predicted change")
+                               title=f"{pair.gene}: {kind.plural} of each cell's marks, on the predicted change")
 else:
     # The pair's attributions to B are those of -s_B: negate them to show each gene's push on its own score.
     own_a, own_b = pe.values_a, -pe.values_b
     heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
                                combine="difference", colorbar_title=value_title,
-                               title=f"{noun.capitalize()} of each gene's marks to its score")
+                               title=f"{kind.plural.capitalize()} of each gene's marks, on its own score")
 state.plot(heat, f"pair_{name_a}_{name_b}_heatmaps", key="pair_heatmaps")
 bottom = f"The bottom panel ({name_a} + {name_b})" if two_cells else f"The bottom panel ({name_a} minus {name_b})"
 if pe.additive:
     tail = (f"{bottom} adds up to the predicted log2 fold change minus its value at the reference." if two_cells else
             f"{bottom} adds up to the score difference behind P({name_a} > {name_b}).")
 else:
-    tail = f"{bottom} shows {noun} values: they are not shares of the {what} and do not add up to it."
+    tail = f"{bottom} shows {kind.plural}: they are not shares of the {what} and do not add up to it."
 st.caption(f"Red raises the {own_what}, blue lowers it. {tail}")
 
 c1, c2 = st.columns(2)

@@ -85,6 +85,7 @@ class MethodKind:
         name: ``"additive"``, ``"sensitivity"`` or ``"removal"``.
         additive: the values share out ``f(x) - f(reference)``: they add up to it (up to the gap).
         noun: what one value is called (table headers, axis titles): "contribution", ...
+        plural: the noun for several values: "contributions", "slopes", "effects of removal".
         meaning: one line on what a value means, shown under every result.
         sentence: how the sentence states the marks: ``"sums"`` (numbers that add up) or ``"ranks"``.
     """
@@ -92,21 +93,22 @@ class MethodKind:
     name: str
     additive: bool
     noun: str
+    plural: str
     meaning: str
     sentence: str
 
 
 KINDS: dict[str, MethodKind] = {
     "additive": MethodKind(
-        "additive", True, "contribution",
+        "additive", True, "contribution", "contributions",
         "each value is a share of the output minus its value at the reference; together they add up to it, "
         "up to the gap shown", "sums"),
     "sensitivity": MethodKind(
-        "sensitivity", False, "sensitivity (slope)",
+        "sensitivity", False, "sensitivity (slope)", "slopes",
         "each value is the local slope of the output at the input (how fast it moves for a small change of "
         "that bin); slopes are not shares of the output and do not add up to it", "ranks"),
     "removal": MethodKind(
-        "removal", False, "effect of removal",
+        "removal", False, "effect of removal", "effects of removal",
         "each value is the change in the output when that part of the input is replaced by the reference; "
         "the effects overlap and do not add up to the output", "ranks"),
 }
