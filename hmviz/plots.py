@@ -39,7 +39,9 @@ from hmviz.errors import DataError
 
 POSITION_TITLE = "Position relative to the TSS (bp)"
 MARK_TITLE = "Histone mark"
-ATTRIBUTION_UNITS = "contribution to the model output (logit)"
+# Callers pass the method's own title (`MethodSpec.value_title`): contribution, slope or effect of removal, in
+# the output's unit (logit, log2 fold change). The default names neither.
+ATTRIBUTION_UNITS = "attribution (in the model output's unit)"
 DIVERGING = "RdBu_r"  # red raises the output, blue lowers it, white is 0
 SEQUENTIAL = "Viridis"
 TSS_LINE = {"color": "black", "width": 1, "dash": "dash"}

@@ -11,6 +11,8 @@ data, entry, session = state.model_on_data()
 
 from hmviz import plots
 from hmviz.explain import (
+    BASELINES,
+    DEFAULT_BASELINE,
     attention_attribution_agreement,
     attention_by_class,
     attention_maps,
@@ -24,7 +26,7 @@ ds, marks, starts = session.dataset, session.marks, session.bin_starts_bp
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _attribution(model_key: str, data_key: str, row: int, _session):
-    return _session.explain_genes([row], "integrated_gradients", "zeros", n_steps=32)
+    return _session.explain_genes([row], "integrated_gradients", DEFAULT_BASELINE, n_steps=32)
 
 
 def _where(key: str) -> str:
@@ -78,8 +80,10 @@ if not session.differential:
     c1, c2 = st.columns([3, 2])
     with c1:
         state.plot(plots.attribution_heatmap(attr.values[0], marks, starts, bin_size=ds.bin_size,
+                                             colorbar_title=attr.value_title,
                                              title=f"{name}: contributions to the output (Integrated Gradients, "
-                                                   "no-reads baseline)"), f"attribution_{name}", key="att_attr")
+                                                   f"{BASELINES[DEFAULT_BASELINE].label.lower()} reference)"),
+                   f"attribution_{name}", key="att_attr")
     with c2:
         st.metric("Agreement over marks (Spearman, beta vs |attribution|)", f"{by_marks.mean:.2f}")
         st.metric("Agreement over positions (Spearman, alpha vs |attribution|, mean over marks)", f"{by_bins.mean:.2f}")

@@ -18,15 +18,15 @@ if session.differential:
     st.stop()
 
 from hmviz import plots
-from hmviz.explain import BASELINES, METHODS
+from hmviz.explain import BASELINES, DEFAULT_BASELINE, DEFAULT_BASELINE_WHY, KINDS, METHODS, data_regions
 from hmviz.explain._model_view import has_recurrent
 
 ds = session.dataset
 recurrent = has_recurrent(session.model)
 labels = session.labels()
-st.caption(f"**{entry.label}** on **{data.name}**. Values are contributions to the model's "
-           f"{'ranking score' if entry.task == 'ranking' else 'logit of high expression'}: "
-           "red raises it, blue lowers it.")
+output_name = "ranking score" if entry.task == "ranking" else "logit of high expression"
+st.caption(f"**{entry.label}** on **{data.name}**, explaining the model's {output_name}: red raises it, blue lowers "
+           "it.")
 
 c1, c2 = st.columns([2, 3])
 scope = c1.radio("Explain", list(SCOPES), format_func=SCOPES.get, key=state.sticky("attr_scope", "one"))
@@ -37,16 +37,18 @@ with c2:
                            key=state.sticky("attr_method", "integrated_gradients"))
     baselines = [b for b in BASELINES if b != "gene_sample" or method == "gradient_shap"]
     if st.session_state.get("attr_baseline") not in baselines:
-        state.set_sticky("attr_baseline", "zeros")
-    baseline = cc2.selectbox("Baseline", baselines, format_func=lambda b: BASELINES[b].label,
-                             key=state.sticky("attr_baseline", "zeros"), disabled=not METHODS[method].needs_baseline,
+        state.set_sticky("attr_baseline", DEFAULT_BASELINE)
+    baseline = cc2.selectbox("Reference (baseline)", baselines, format_func=lambda b: BASELINES[b].label,
+                             key=state.sticky("attr_baseline", DEFAULT_BASELINE),
+                             disabled=not METHODS[method].needs_baseline,
                              help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
     cc1, cc2 = st.columns(2)
-    steps = cc1.slider("Integration steps", 8, 200, key=state.sticky("attr_steps", 32 if recurrent else 50),
+    steps = cc1.slider("Integration steps (first try; doubled until the gap is within 1%)", 8, 200,
+                       key=state.sticky("attr_steps", 32 if recurrent else 50),
                        disabled=method != "integrated_gradients")
     smooth = cc2.checkbox("SmoothGrad (average over noisy copies)", key=state.sticky("attr_smooth", False),
                           disabled=not METHODS[method].gradient)
-    st.caption(f"{METHODS[method].label}: {METHODS[method].exactness}.")
+    st.caption(f"{METHODS[method].label}: {METHODS[method].exactness}. {DEFAULT_BASELINE_WHY}")
 
 rows_eval = session.evaluation_rows()
 rows: list[int] = []
@@ -128,45 +130,63 @@ except HmvizError as exc:
     st.stop()
 
 starts, marks = session.bin_starts_bp, session.marks
+noun = KINDS[attr.kind].noun
+value_title = attr.value_title
 mean = attr.values.mean(axis=0)
 if scope == "one":
-    st.subheader(f"{title}: output {attr.outputs[0]:+.3g}"
-                 + (f" (at the baseline {attr.baseline_outputs[0]:+.3g})" if attr.baseline_outputs is not None else ""))
-    heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size,
-                                     title=f"{title}: where each mark drives the prediction")
+    st.subheader(f"{title}: output {attr.outputs[0]:+.3g} {attr.unit}"
+                 + ("" if attr.baseline_outputs is None else f" (at the reference {attr.baseline_outputs[0]:+.3g})"))
+    st.info(attr.sentence(0, bin_size=ds.bin_size, strand_aware=session.strand_aware), icon=":material/lightbulb:")
+    heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size, colorbar_title=value_title,
+                                     title=f"{title}: {noun} of each mark and position")
 else:
-    st.subheader(f"{title}: the mean attribution")
-    heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size,
-                                     title=f"Mean over {title}: where each mark drives the prediction",
-                                     colorbar_title="mean contribution (logit)")
+    st.subheader(f"{title}: the mean {noun}")
+    heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size, colorbar_title=f"mean {value_title}",
+                                     title=f"Mean over {title}: {noun} of each mark and position")
 state.plot(heat, f"attributions_{state.clean_label(title)}", key="attr_heatmap")
 c1, c2 = st.columns(2)
 with c1:
-    state.plot(plots.mark_bars(attr.by_mark().mean(axis=0), marks,
-                               title="Contribution of each mark" + ("" if scope == "one" else " (mean over genes)")),
+    state.plot(plots.mark_bars(attr.by_mark().mean(axis=0), marks, value_title=value_title,
+                               title=f"{noun.capitalize()} of each mark" + ("" if scope == "one" else
+                                                                          " (mean over genes)")),
                "attributions_marks", key="attr_mark_bars")
 with c2:
-    from hmviz.explain import tss_regions
-
-    regions = tss_regions()
+    regions = data_regions(starts, ds.bin_size, session.strand_aware)
     state.plot(plots.region_bars(attr.by_region(regions=regions).mean(axis=0), marks, [r.label for r in regions],
-                                 title="Contribution by region around the TSS"
+                                 value_title=value_title,
+                                 title=f"{noun.capitalize()} by region around the TSS"
                                        + ("" if scope == "one" else " (mean over genes)")),
                "attributions_regions", key="attr_region_bars")
-if attr.max_abs_delta is not None:
-    st.caption(f"Largest convergence gap (sum of attributions minus (output - baseline output)): "
-               f"{attr.max_abs_delta:.2g}. Baseline: {attr.baseline.description}; {session.reference_note}.")
+if attr.additive:
+    explained = np.abs(attr.outputs - attr.baseline_outputs)
+    worst = int(np.argmax(np.abs(attr.convergence_delta) / np.maximum(explained, 1e-12)))
+    steps_note = "" if attr.work is None else (
+        f" after {int(attr.work.max())} {'steps' if method == 'integrated_gradients' else 'samples'} at most")
+    st.caption(f"The {KINDS[attr.kind].plural} of each gene add up to its output minus the output at the reference, up to a gap of at "
+               f"most {attr.max_abs_delta:.2g} {attr.unit} (largest relative gap "
+               f"{abs(attr.convergence_delta[worst]) / max(explained[worst], 1e-12):.1%}){steps_note}. "
+               f"Reference: {attr.baseline.description}; {session.reference_note}.")
+    if attr.cap_reached is not None and attr.cap_reached.any():
+        st.warning(f"For {int(attr.cap_reached.sum())} of {len(rows)} genes {attr.label} stopped at its cap of "
+                   f"{int(attr.work.max())} {'steps' if method == 'integrated_gradients' else 'samples'} with a gap "
+                   "above 1% of the output difference: read their numbers as approximate.", icon=":material/warning:")
+else:
+    st.caption(f"{attr.label}: {KINDS[attr.kind].meaning}."
+               + (f" Reference: {attr.baseline.description}; {session.reference_note}." if attr.baseline else ""))
 
 aggregate = pd.DataFrame({"bin": np.repeat(np.arange(len(starts)), len(marks)),
                           "bin_start_bp": np.repeat(starts, len(marks)),
                           "mark": np.tile(marks, len(starts)), "mean_attribution": mean.reshape(-1),
-                          "sd_attribution": attr.values.std(axis=0).reshape(-1)})
+                          "sd_attribution": attr.values.std(axis=0).reshape(-1), "unit": attr.unit,
+                          "values are": f"{noun} ({attr.label})"})
 per_gene = pd.DataFrame(attr.by_mark(), columns=list(marks))
 per_gene.insert(0, "gene_id", [str(ds.gene_ids[r]) for r in rows])
 if ds.symbols is not None:
     per_gene.insert(1, "symbol", [str(ds.symbols[r]) for r in rows])
 per_gene["output"] = attr.outputs
-st.markdown("**Per gene: contribution of each mark**")
+per_gene["unit"] = attr.unit
+per_gene["values are"] = f"{noun} ({attr.label})"
+st.markdown(f"**Per gene: {noun} of each mark** ({attr.unit})")
 st.dataframe(per_gene, hide_index=True, height=min(320, 40 + 35 * len(per_gene)))
 c1, c2, c3 = st.columns(3)
 with c1:

@@ -13,7 +13,8 @@ st.title("Gene pairs")
 data, entry, session = state.model_on_data()
 
 from hmviz import plots
-from hmviz.explain import BASELINES, METHODS
+from hmviz.explain import BASELINES, DEFAULT_BASELINE, DEFAULT_BASELINE_WHY, METHODS
+from hmviz.explain import KINDS as METHOD_KINDS
 from hmviz.explain.session import SUGGESTION_KINDS, suggest_genes, suggest_pairs
 
 ds = session.dataset
@@ -117,18 +118,25 @@ with st.expander("Attribution method and baseline"):
     baselines = [b_ for b_ in BASELINES if (b_ != "gene_sample" or method == "gradient_shap")
                  and not (two_cells and b_ == "low_expression_mean")]
     if st.session_state.get("pair_baseline") not in baselines:
-        state.set_sticky("pair_baseline", "zeros")
-    baseline = c2.selectbox("Baseline", baselines, format_func=lambda b_: BASELINES[b_].label,
-                            key=state.sticky("pair_baseline", "zeros"), disabled=not METHODS[method].needs_baseline,
+        state.set_sticky("pair_baseline", DEFAULT_BASELINE)
+    baseline = c2.selectbox("Reference (baseline)", baselines, format_func=lambda b_: BASELINES[b_].label,
+                            key=state.sticky("pair_baseline", DEFAULT_BASELINE),
+                            disabled=not METHODS[method].needs_baseline,
                             help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
-    steps = c3.slider("Integration steps", 8, 200, key=state.sticky("pair_steps", 50),
-                      disabled=method != "integrated_gradients")
+    steps = c3.slider("Integration steps (first try; doubled until the gap is within 1%)", 8, 200,
+                      key=state.sticky("pair_steps", 50), disabled=method != "integrated_gradients")
     c1, c2 = st.columns(2)
     up = c1.number_input("Promoter starts this far upstream (bp)", 0, 100_000, step=100,
                          key=state.sticky("pair_promoter_up", 1000))
     down = c2.number_input("...and ends this far downstream (bp)", 1, 100_000, step=100,
                            key=state.sticky("pair_promoter_down", 1000))
-    st.caption(f"{METHODS[method].label}: {METHODS[method].exactness}.")
+    st.caption(f"{METHODS[method].label}: {METHODS[method].exactness}. {DEFAULT_BASELINE_WHY}")
+    other = None
+    if METHODS[method].needs_baseline and st.toggle("Compare with a second reference, side by side",
+                                                   key=state.sticky("pair_compare", False)):
+        others = [b_ for b_ in baselines if b_ != baseline]
+        other = st.selectbox("Second reference", others, format_func=lambda b_: BASELINES[b_].label,
+                             key=state.sticky("pair_baseline_2", "zeros" if "zeros" in others else others[0]))
 
 # ------------------------------------------------------------------------- the URL <- choices
 params = {"model": entry.key, "a": str(ds.gene_ids[a]), "method": method, "baseline": baseline}
@@ -157,6 +165,8 @@ except HmvizError as exc:
     st.stop()
 pe = pair.explanation
 name_a, name_b = pair.names
+kind = METHOD_KINDS[METHODS[method].kind]
+noun = kind.noun  # what one value is called: contribution, sensitivity (slope), effect of removal
 
 
 def _expression_text(row: int) -> str:
@@ -194,44 +204,88 @@ else:
             verdict = f"model {'agrees' if agree else 'disagrees'}"
         c[3].metric("Measured: higher gene", name_a if truth > 0 else name_b if truth < 0 else "tie", verdict,
                     delta_color="gray" if truth == 0 else "green" if agree else "red", delta_arrow="off")
-st.info(pe.sentence, icon=":material/lightbulb:")
-what = "predicted log2 fold change" if two_cells else ("score difference" if pe.kind == "ranking" else
-                                                       "difference of the two logits")
-note = f"Explained: the {what}, {pe.difference:+.3g}, with {pe.label}"
-if pe.baseline is not None:
-    note += f" against the '{pe.baseline.name}' baseline ({pe.baseline.description}; {session.reference_note})"
-if pe.convergence_delta is not None:
-    total = float(pe.values_a.sum() + pe.values_b.sum())
-    note += (f". The contributions add up to {total:+.3g} (the {what} minus its value at the baseline, "
-             f"{pe.difference - pe.baseline_difference:+.3g}; gap {pe.convergence_delta:.1g})")
-st.caption(note + ".")
+what = pe.explained
+
+
+def _note(pe) -> str:
+    """What was explained, against what, and (additive methods only) what the values add up to."""
+    note = f"Explained: the {what}, {pe.difference:+.3g} {pe.unit}, with {pe.label} ({kind.meaning})"
+    if pe.baseline is not None:
+        note += f"; reference: {pe.baseline.description}, {session.reference_note}"
+    if pe.additive:
+        note += (f". The {kind.plural} add up to {pe.attribution_sum:+.3g} {pe.unit}: the {what} minus its value at the "
+                 f"reference ({pe.difference - pe.baseline_difference:+.3g}), gap {abs(pe.convergence_delta):.2g}")
+        if pe.work is not None:
+            note += f" after {pe.work} {'steps' if method == 'integrated_gradients' else 'samples'}"
+    return note + "."
+
+
+def _cap_warning(pe) -> None:
+    if pe.cap_reached:
+        st.warning(f"{pe.label} stopped at its cap of {pe.work} {'steps' if method == 'integrated_gradients' else 'samples'}"
+                   f" with a gap of {abs(pe.convergence_delta):.2g} {pe.unit}, more than 1% of the {what} minus its "
+                   "value at the reference: read the numbers as approximate.", icon=":material/warning:")
+
+
+if other is None:
+    st.info(pe.sentence, icon=":material/lightbulb:")
+    _cap_warning(pe)
+    st.caption(_note(pe))
+else:
+    try:
+        pe2 = _explain(entry.cache_key, data.key, a, b, method, other, int(steps), (float(up), float(down)),
+                       session).explanation
+    except HmvizError as exc:
+        state.show_error(exc)
+        st.stop()
+    for col, one in zip(st.columns(2), (pe, pe2)):
+        with col:
+            st.markdown(f"**Reference: {BASELINES[one.baseline.name].label}**")
+            st.info(one.sentence, icon=":material/lightbulb:")
+            _cap_warning(one)
+            st.caption(_note(one))
+            own = (one.values_a.sum(axis=0), (1 if two_cells else -1) * one.values_b.sum(axis=0))
+            state.plot(plots.mark_bars(np.stack(own), one.marks, series_names=(name_a, name_b),
+                                       title=f"{noun.capitalize()} of each mark: {BASELINES[one.baseline.name].label}",
+                                       value_title=METHODS[method].value_title(one.unit, "predicted change" if two_cells
+                                                                               else "gene's score")),
+                       f"pair_{name_a}_{name_b}_marks_{one.baseline.name}", key=f"pair_compare_{one.baseline.name}")
 
 # -------------------------------------------------------------------------------- figures
 starts, bin_size = session.bin_starts_bp, ds.bin_size
+own_what = "predicted change" if two_cells else "gene's score"
+value_title = METHODS[method].value_title(pe.unit, own_what)
 if two_cells:
     own_a, own_b = pe.values_a, pe.values_b
     heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
-                               combine="sum", title=f"{pair.gene}: where each cell's marks push the predicted change")
+                               combine="sum", colorbar_title=value_title,
+                               title=f"{pair.gene}: {kind.plural} of each cell's marks, on the predicted change")
 else:
     # The pair's attributions to B are those of -s_B: negate them to show each gene's push on its own score.
     own_a, own_b = pe.values_a, -pe.values_b
     heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
-                               combine="difference", title="Where each gene's marks push its score")
+                               combine="difference", colorbar_title=value_title,
+                               title=f"{kind.plural.capitalize()} of each gene's marks, on its own score")
 state.plot(heat, f"pair_{name_a}_{name_b}_heatmaps", key="pair_heatmaps")
-st.caption("Red raises the " + ("predicted change" if two_cells else "gene's score") + ", blue lowers it. "
-           + (f"The bottom panel ({name_a} + {name_b}) adds up to the predicted log2 fold change." if two_cells else
-              f"The bottom panel ({name_a} minus {name_b}) adds up to the score difference behind P({name_a} > {name_b})."))
+bottom = f"The bottom panel ({name_a} + {name_b})" if two_cells else f"The bottom panel ({name_a} minus {name_b})"
+if pe.additive:
+    tail = (f"{bottom} adds up to the predicted log2 fold change minus its value at the reference." if two_cells else
+            f"{bottom} adds up to the score difference behind P({name_a} > {name_b}).")
+else:
+    tail = f"{bottom} shows {kind.plural}: they are not shares of the {what} and do not add up to it."
+st.caption(f"Red raises the {own_what}, blue lowers it. {tail}")
 
 c1, c2 = st.columns(2)
 with c1:
     state.plot(plots.mark_bars(np.stack([own_a.sum(axis=0), own_b.sum(axis=0)]), pe.marks,
-                               series_names=(name_a, name_b),
-                               title="Contribution of each mark" + (" in each cell" if two_cells else "")),
+                               series_names=(name_a, name_b), value_title=value_title,
+                               title=f"{noun.capitalize()} of each mark" + (" in each cell" if two_cells else "")),
                f"pair_{name_a}_{name_b}_marks", key="pair_mark_bars")
 with c2:
     by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
     by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
     state.plot(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
+                                 value_title=METHODS[method].value_title(pe.unit, what),
                                  title=("By region: the predicted change" if two_cells else
                                         f"By region (above 0 favours {name_a})")),
                f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
@@ -249,11 +303,14 @@ table = pe.by_region().reset_index()
 if not two_cells:  # as in the figures: each gene's push on its own score, and A minus B (which favours A)
     table[name_b] = -table[name_b]
     table = table.rename(columns={"total": f"{name_a} minus {name_b}"})
-st.markdown("**Contributions by mark and region**")
+table.insert(2, "bp", table["region"].map({r.name: r.span_text for r in pe.regions}))
+table.insert(len(table.columns), "unit", pe.unit)
+table.insert(len(table.columns), "values are", f"{noun} ({METHODS[method].label})")
+st.markdown(f"**{noun.capitalize()} by mark and region** ({pe.unit})")
 st.dataframe(table, hide_index=True)
 c1, c2 = st.columns(2)
 with c1:
-    state.csv_button(table, f"pair_{name_a}_{name_b}_regions.csv", "Download contributions by mark and region (CSV)",
+    state.csv_button(table, f"pair_{name_a}_{name_b}_regions.csv", f"Download {noun} by mark and region (CSV)",
                      key="download_pair_regions")
 with c2:
     state.csv_button(pair.to_frame(), f"pair_{name_a}_{name_b}_bins.csv", "Download per-bin attributions (CSV)",

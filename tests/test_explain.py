@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -372,7 +374,12 @@ def test_cli_one_gene_writes_the_long_table(trained, capsys):
     assert len(table) == N_BINS * N_MARKS and set(table.gene) == {"ENSG00003"}
     assert table.bin_start_bp.min() == -1000 and table.bin_start_bp.max() == 900
     printed = capsys.readouterr().out
-    assert "top marks:" in printed and "convergence delta" in printed and "train_mean" in printed
+    assert "gap:" in printed and "train_mean" in printed
+    summary = json.loads(printed.strip().splitlines()[-1])
+    assert summary["additive"] and summary["kind"] == "additive" and summary["unit"] == "logit"
+    assert summary["output_difference"] == pytest.approx(summary["output"] - summary["baseline_output"])
+    assert abs(summary["attribution_sum"] - summary["output_difference"]) <= summary["gap"] + 1e-9
+    assert summary["tolerance_met"] or summary["cap_reached"]
     # by gene id, to Parquet
     pq = root / "one.parquet"
     assert run_cli("explain", "--model", models["deepchrome"], "--data", data, "--gene", "ENSG00003",
@@ -483,3 +490,34 @@ def test_attributions_find_the_planted_marks_and_regions():
         inside = (starts >= term["region_bp"][0]) & (starts < term["region_bp"][1])
         share = profile[inside, k].sum() / profile[:, k].sum()
         assert share > inside.mean() + 0.15, (term["name"], share, inside.mean())
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "deeplift", "occlusion", "saliency"])
+def test_cli_ends_with_a_json_line_true_to_the_method(trained, capsys, method):
+    """The last line says what the numbers are; additive sums are within the gap (1% unless capped) and the
+    sentence names the mark with the largest total contribution in the table written."""
+    import pandas as pd
+
+    data, models, root = trained
+    out = root / f"pair_{method}.csv"
+    assert run_cli("explain", "--model", models["deepchrome"], "--data", data, "--gene", "GENE1", "--vs", "GENE2",
+                   "--method", method, "--out", out) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("method", "additive", "output_difference", "attribution_sum", "gap", "unit", "baseline", "sentence"):
+        assert key in summary, key
+    assert summary["method"] == method and summary["unit"] == "logit"
+    assert summary["baseline"] == (None if method == "saliency" else "train_mean")  # the default reference
+    table = pd.read_csv(out)
+    assert table.attribution.sum() == pytest.approx(summary["attribution_sum"], abs=1e-5)
+    winner_sign = np.sign(summary["difference"])
+    totals = table.groupby("mark", sort=False).attribution.sum() * winner_sign
+    body = summary["sentence"].split("). ", 1)[1]
+    if summary["additive"]:
+        assert abs(summary["attribution_sum"] - summary["output_difference"]) <= summary["gap"] + 1e-9
+        assert summary["gap"] <= 0.01 * abs(summary["output_difference"]) or summary.get("cap_reached")
+        assert body.startswith(f"{totals.idxmax()} favours"), (totals, body)
+        assert "in total" in body and "adds up" not in body
+    else:
+        assert summary["gap"] is None and "not shares" in body and "in total" not in body
+        if method == "occlusion":
+            assert f", {totals.idxmax()} favours" in body

@@ -49,6 +49,7 @@ def planted_genes():
 
 def explain_planted(x_a, x_b, names=("ZC3H4", "GAPDH"), **kw):
     model, w = planted_ranker()
+    kw.setdefault("strand_aware", True)
     return explain_pair(model, x_a, x_b, names=names, marks=MARKS, bin_starts_bp=STARTS, promoter_bp=(300, 300),
                         **kw), w
 
@@ -70,16 +71,19 @@ def test_sentence_names_the_right_gene_mark_and_region():
     x_a, x_b = planted_genes()
     pe, _ = explain_planted(x_a, x_b)
     assert pe.sentence == (
-        "The model ranks ZC3H4 above GAPDH (P = 1.00) mainly because of higher H3K4me3 at the promoter "
-        "(-300 bp to +300 bp) of ZC3H4 (+12) and lower H3K27me3 beyond 300 bp upstream (+7.5)."
+        "The model ranks ZC3H4 above GAPDH (P = 1.00, a score difference of 19.50 logit). H3K4me3 favours ZC3H4 "
+        "most: +12.00 logit in total, all of it at the promoter (-300 bp to +300 bp), where ZC3H4 has more "
+        "H3K4me3; then H3K27me3 (+7.50). All marks together give +19.50 of the +19.50 score difference in ZC3H4's "
+        "favour (gap below 0.0001)."
     )
     # B above A: the same reasons, now for GAPDH losing
     swapped, _ = explain_planted(x_b, x_a, names=("GAPDH", "ZC3H4"))
     assert swapped.sentence == pe.sentence
     # B truly above A: B gets the promoter mark, A the repressive one
     flip, _ = explain_planted(x_b, x_a, names=("ZC3H4", "GAPDH"))
-    assert flip.sentence.startswith("The model ranks GAPDH above ZC3H4 (P = 1.00) mainly because of higher "
-                                    "H3K4me3 at the promoter (-300 bp to +300 bp) of GAPDH (+12)")
+    assert flip.sentence.startswith("The model ranks GAPDH above ZC3H4 (P = 1.00, a score difference of 19.50 logit). "
+                                    "H3K4me3 favours GAPDH most: +12.00 logit in total, all of it at the promoter "
+                                    "(-300 bp to +300 bp), where GAPDH has more H3K4me3")
 
 
 def test_close_call_probability_and_single_reason():
@@ -87,8 +91,10 @@ def test_close_call_probability_and_single_reason():
     x_a[9, 0] = 0.3
     x_b = torch.zeros(N_BINS, N_MARKS)
     pe, _ = explain_planted(x_a, x_b, names=("A", "B"))
-    assert pe.sentence == ("The model ranks A above B (P = 0.57) mainly because of higher H3K4me3 at the promoter "
-                           "(-300 bp to +300 bp) of A (+0.3).")
+    assert pe.sentence == ("The model ranks A above B (P = 0.57, a score difference of 0.30 logit). H3K4me3 favours A "
+                           "most: +0.300 logit in total, all of it at the promoter (-300 bp to +300 bp), where A has "
+                           "more H3K4me3. All marks together give +0.300 of the +0.300 score difference in A's favour "
+                           "(gap below 0.0001).")
 
 
 def test_swapping_a_and_b_negates_the_attributions():
@@ -115,7 +121,8 @@ def test_tables_summaries_and_long_frame():
     pe, _ = explain_planted(x_a, x_b)
     assert list(pe.table.columns) == ["gene", "mark", "region", "region_bp", "attribution"]
     assert len(pe.table) == 2 * N_MARKS * 3
-    assert set(pe.table.region_bp) == {"< -300 bp", "-300 bp to +300 bp", ">= +300 bp"}
+    # the bp the regions' bins really cover (the window ends at +1 kb)
+    assert set(pe.table.region_bp) == {"-1 kb to -300 bp", "-300 bp to +300 bp", "+300 bp to +1 kb"}
     cell = pe.table[(pe.table.gene == "ZC3H4") & (pe.table.mark == "H3K4me3") & (pe.table.region == "promoter")]
     assert float(cell.attribution.iloc[0]) == pytest.approx(12.0, abs=1e-4)
     by_mark = pe.by_mark()
@@ -133,9 +140,15 @@ def test_other_methods_on_pairs():
     dl, w = explain_planted(x_a, x_b, method="deeplift")
     np.testing.assert_allclose(dl.values_a, (x_a * w).numpy(), atol=1e-5)
     sal, _ = explain_planted(x_a, x_b, method="saliency")
-    assert sal.sentence == "The model ranks ZC3H4 above GAPDH (P = 1.00)."
+    # slopes: ranked by size (H3K27me3's -0.5 over 20 bins x 2 genes beats H3K4me3's 1 over 6 bins x 2), no sums
+    assert sal.sentence == (
+        "The model ranks ZC3H4 above GAPDH (P = 1.00, a score difference of 19.50 logit). Ranked by the size of its "
+        "slopes, the score difference is most sensitive to H3K27me3 upstream (-1 kb to -300 bp), then H3K4me3 "
+        "(slopes say how fast the score difference moves for a small change; they are not shares of it).")
     abl, _ = explain_planted(x_a, x_b, method="feature_ablation")
-    assert "higher H3K4me3 across the window of ZC3H4 (+12)" in abl.sentence
+    assert abl.sentence.endswith("Ranked by the change in the score difference when a mark is replaced by the "
+                                 "reference, H3K4me3 favours ZC3H4 most (ZC3H4 has more H3K4me3), then H3K27me3 "
+                                 "(these effects overlap and are not shares of the score difference).")
     ref = torch.rand(12, N_BINS, N_MARKS, generator=torch.Generator().manual_seed(2))
     gs, _ = explain_planted(x_a, x_b, method="gradient_shap", baseline=make_baseline("gene_sample", ref, n_genes=6),
                             n_samples=50)

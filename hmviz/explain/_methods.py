@@ -4,20 +4,27 @@ Every method meets one contract: inputs ``(genes, bins, marks)`` (or a tuple of 
 gene pairs) in the model's input space -> attributions shaped like the inputs, to the model's
 **logit** (or ranking score), never to a probability.
 
-==========================  ============================================================================
-method                      what a value means
-==========================  ============================================================================
-``integrated_gradients``    share of ``f(x) - f(baseline)`` due to each bin and mark; they sum to it
-                            (completeness), up to the reported convergence delta
-``saliency``                signed gradient ``df/dx`` at the input (local slope; no baseline)
-``gradient_shap``           expected Integrated Gradients over a distribution of baselines (sampled
-                            genes); sums to ``f(x) - E[f(baseline)]`` in expectation
-``deeplift``                DeepLift rescale rule; exact completeness for CNN / MLP models only
-``occlusion``               mean drop in output when a window of bins of one mark covering this bin is
-                            replaced by the baseline (windows overlap: values are not additive)
-``feature_ablation``        drop in output when the whole mark is replaced by the baseline, spread evenly
-                            over the mark's bins (so the sum over bins is the mark's ablation effect)
-==========================  ============================================================================
+Each method declares its **kind** (:data:`KINDS`): what its numbers are, and so which words may
+describe them.
+
+==========================  ============  ==================================================================
+method (Captum class)       kind          what a value means
+==========================  ============  ==================================================================
+``integrated_gradients``    additive      share of ``f(x) - f(reference)`` due to each bin and mark; they add
+(IntegratedGradients)                     up to it up to the gap, which hmviz drives below 1% of the
+                                          difference by doubling the steps (up to ``max_steps``)
+``gradient_shap``           additive      expected IG over sampled reference genes: adds up to
+(GradientShap)                            ``f(x) - mean f(reference)`` in expectation (samples doubled alike)
+``deeplift`` (DeepLift)     additive      rescale rule; exact completeness for CNN / MLP models only
+``saliency`` (Saliency)     sensitivity   signed gradient ``df/dx`` at the input (a local slope; no reference)
+``occlusion`` (Occlusion)   removal       mean change in output when a window of bins of one mark covering
+                                          this bin is replaced by the reference (windows overlap)
+``feature_ablation``        removal       change in output when the whole mark is replaced by the reference,
+(FeatureAblation)                         spread evenly over the mark's bins
+==========================  ============  ==================================================================
+
+The output is a logit (a classifier's logit of "high", a ranker's score) or, for DeepDiff, a
+log2 fold change (:func:`output_unit`); never a probability.
 
 SmoothGrad (``smoothgrad=True``) averages a gradient method over ``nt_samples`` copies of the input
 with Gaussian noise of standard deviation ``noise_stdev`` **in input units**: in hmviz's default
@@ -71,54 +78,130 @@ def _deeplift_exact(model: nn.Module) -> bool:
 
 
 @dataclass(frozen=True)
+class MethodKind:
+    """What a method's numbers are, and the only words hmviz uses for them.
+
+    Attributes:
+        name: ``"additive"``, ``"sensitivity"`` or ``"removal"``.
+        additive: the values share out ``f(x) - f(reference)``: they add up to it (up to the gap).
+        noun: what one value is called (table headers, axis titles): "contribution", ...
+        plural: the noun for several values: "contributions", "slopes", "effects of removal".
+        meaning: one line on what a value means, shown under every result.
+        sentence: how the sentence states the marks: ``"sums"`` (numbers that add up) or ``"ranks"``.
+    """
+
+    name: str
+    additive: bool
+    noun: str
+    plural: str
+    meaning: str
+    sentence: str
+
+
+KINDS: dict[str, MethodKind] = {
+    "additive": MethodKind(
+        "additive", True, "contribution", "contributions",
+        "each value is a share of the output minus its value at the reference; together they add up to it, "
+        "up to the gap shown", "sums"),
+    "sensitivity": MethodKind(
+        "sensitivity", False, "sensitivity (slope)", "slopes",
+        "each value is the local slope of the output at the input (how fast it moves for a small change of "
+        "that bin); slopes are not shares of the output and do not add up to it", "ranks"),
+    "removal": MethodKind(
+        "removal", False, "effect of removal", "effects of removal",
+        "each value is the change in the output when that part of the input is replaced by the reference; "
+        "the effects overlap and do not add up to the output", "ranks"),
+}
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """One attribution method, as the app lists it.
 
     Attributes:
         label: the name shown to users.
-        needs_baseline: whether the method compares with a baseline.
+        captum: the Captum class (in ``captum.attr``) that computes it.
+        kind: a key of :data:`KINDS`: what the numbers are.
+        needs_baseline: whether the method compares with a reference input (a baseline).
         supports: ``supports(model) -> bool``: whether the method is valid (exact) for the model.
         exactness: what the numbers satisfy, in one line (shown under the result).
         options: the method's own options and their defaults (plus :data:`COMMON_OPTIONS`).
-        additive: values sum to ``f(x) - f(baseline)`` (so a convergence delta is reported).
         gradient: a gradient method (SmoothGrad applies).
+        refinement: for additive methods whose gap shrinks with more work, the option doubled until the
+            gap is within ``tolerance`` of the output difference (``n_steps``, ``n_samples``), and its cap.
         refusal: why the method is refused for a model ``supports`` rejects.
     """
 
     label: str
+    captum: str
+    kind: str
     needs_baseline: bool
     supports: Callable[[nn.Module], bool]
     exactness: str
     options: dict = field(default_factory=dict)
-    additive: bool = False
     gradient: bool = True
+    refinement: tuple[str, str] | None = None
     refusal: str = ""
 
+    @property
+    def additive(self) -> bool:
+        return KINDS[self.kind].additive
+
+    @property
+    def meaning(self) -> str:
+        return KINDS[self.kind].meaning
+
+    def value_title(self, unit: str, of: str = "output") -> str:
+        """Axis / colour-bar title for this method's values, e.g. ``contribution to the output (logit)``."""
+        return {"additive": f"contribution to the {of} ({unit})",
+                "sensitivity": f"slope of the {of} ({unit} per input unit)",
+                "removal": f"change in the {of} when replaced by the reference ({unit})"}[self.kind]
+
+
+#: Integrated Gradients doubles its steps (GradientShap its samples) until
+#: ``|sum - output difference| <= tolerance * |output difference|`` or the cap is reached.
+TOLERANCE = 0.01
+MAX_STEPS = 512
+MAX_SAMPLES = 320
 
 METHODS: dict[str, MethodSpec] = {
     "integrated_gradients": MethodSpec(
-        "Integrated Gradients", True, _always,
-        "sums to f(x) - f(baseline) up to the reported convergence delta (Gauss-Legendre quadrature)",
-        {"n_steps": 50, "integration": "gausslegendre"}, additive=True),
+        "Integrated Gradients", "IntegratedGradients", "additive", True, _always,
+        "adds up to the output minus its value at the reference; the steps are doubled (up to "
+        f"{MAX_STEPS}) until the gap is within 1% of that difference",
+        {"n_steps": 50, "integration": "gausslegendre", "max_steps": MAX_STEPS, "tolerance": TOLERANCE},
+        refinement=("n_steps", "max_steps")),
     "saliency": MethodSpec(
-        "Saliency", False, _always, "signed gradient at the input: a local slope, not a share of the output"),
+        "Saliency", "Saliency", "sensitivity", False, _always,
+        "signed gradient at the input: a local slope, not a share of the output"),
     "gradient_shap": MethodSpec(
-        "GradientShap", True, _always,
-        "expected IG over sampled baseline genes: sums to f(x) - mean f(baseline) in expectation",
-        {"n_samples": 20}, additive=True),
+        "GradientShap", "GradientShap", "additive", True, _always,
+        "expected Integrated Gradients over sampled reference genes: adds up to the output minus its mean at "
+        f"the references in expectation; the samples are doubled (up to {MAX_SAMPLES}) until the gap is "
+        "within 1% of that difference",
+        {"n_samples": 20, "max_samples": MAX_SAMPLES, "tolerance": TOLERANCE},
+        refinement=("n_samples", "max_samples")),
     "deeplift": MethodSpec(
-        "DeepLift", True, _deeplift_exact, "sums to f(x) - f(baseline) exactly for CNN and MLP models",
-        additive=True,
+        "DeepLift", "DeepLift", "additive", True, _deeplift_exact,
+        "adds up to the output minus its value at the reference, exactly for CNN and MLP models",
         refusal="DeepLift cannot see inside LSTMs (it silently falls back to plain gradients there), so it is "
                 "not exact for this model. Use integrated_gradients, which is exact for every model."),
     "occlusion": MethodSpec(
-        "Occlusion (bin windows)", True, _always,
-        "mean output drop when a window of bins of one mark is set to the baseline; not additive",
+        "Occlusion (bin windows)", "Occlusion", "removal", True, _always,
+        "mean change in the output when a window of bins of one mark is set to the reference; windows "
+        "overlap, so the values do not add up to the output",
         {"window_bins": 10, "stride_bins": 5}, gradient=False),
     "feature_ablation": MethodSpec(
-        "Mark ablation", True, _always,
-        "output drop when a whole mark is set to the baseline, spread evenly over its bins", gradient=False),
+        "Mark ablation", "FeatureAblation", "removal", True, _always,
+        "change in the output when a whole mark is set to the reference, spread evenly over its bins; "
+        "the marks' effects do not add up to the output", gradient=False),
 }
+
+
+def output_unit(task: str | None) -> str:
+    """The unit of what is explained: ``"log2 fold change"`` for a differential (two-cell) model,
+    else ``"logit"`` (a classifier's logit of high expression, a ranker's score: both log-odds)."""
+    return "log2 fold change" if task == "differential" else "logit"
 
 
 def check_method(name: str, model: nn.Module) -> MethodSpec:
@@ -150,6 +233,12 @@ def resolve_options(name: str, options: dict) -> dict:
     for key in ("n_steps", "n_samples", "window_bins", "stride_bins", "nt_samples"):
         if key in out and int(out[key]) < 1:
             raise HmvizError(f"{key} must be at least 1; got {out[key]}.")
+    if spec.refinement is not None:
+        work, cap = spec.refinement
+        out[cap] = max(int(out[cap]), int(out[work]))  # a start above the cap is kept as given
+        if not 0 < float(out["tolerance"]) < 1:
+            raise HmvizError("tolerance is a fraction of the output difference, between 0 and 1; "
+                             f"got {out['tolerance']}.")
     return out
 
 
@@ -204,8 +293,7 @@ def attribute(
     ``forward`` maps the inputs to one output per gene (see ``_model_view``). ``baselines``: one
     tensor per input, ``(1, bins, marks)`` (GradientShap: ``(K, bins, marks)``).
     """
-    from captum.attr import (DeepLift, FeatureAblation, GradientShap, IntegratedGradients, NoiseTunnel, Occlusion,
-                             Saliency)  # Captum takes seconds to import: only when attributing
+    import captum.attr  # Captum takes seconds to import: only when attributing
 
     spec = METHODS[name]
     n_genes, n_bins, n_marks = inputs[0].shape
@@ -223,8 +311,7 @@ def attribute(
     per_gene = _rows_per_gene(name, opts, n_perturb)
     chunk = max(1, budget // per_gene)
 
-    algo = {"integrated_gradients": IntegratedGradients, "saliency": Saliency, "gradient_shap": GradientShap,
-            "deeplift": DeepLift, "occlusion": Occlusion, "feature_ablation": FeatureAblation}[name](forward)
+    algo = getattr(captum.attr, spec.captum)(forward)
     kw: dict = {}
     if name == "integrated_gradients":
         kw = dict(n_steps=int(opts["n_steps"]), method=opts["integration"], internal_batch_size=budget)
@@ -246,7 +333,7 @@ def attribute(
         inner_rows = per_gene // opts["nt_samples"]
         kw.update(nt_type="smoothgrad", nt_samples=int(opts["nt_samples"]), stdevs=float(opts["noise_stdev"]),
                   nt_samples_batch_size=max(1, min(int(opts["nt_samples"]), budget // max(1, inner_rows * chunk))))
-        algo = NoiseTunnel(algo)
+        algo = captum.attr.NoiseTunnel(algo)
 
     pieces: list[tuple[torch.Tensor, ...]] = []
     with seeded(int(opts["seed"])), warnings.catch_warnings():
@@ -264,6 +351,75 @@ def attribute(
         # that the sum over a mark's bins is the effect of ablating that mark.
         result = tuple(r / n_bins for r in result)
     return result
+
+
+@dataclass
+class Converged:
+    """Attributions of an additive method with their measured gap and the work it took.
+
+    Attributes:
+        values: one tensor per input, shaped like the inputs.
+        gap: ``(genes,)`` ``sum of the attributions over every input - explained``, float64.
+        work: ``(genes,)`` the steps (IG) or samples (GradientShap) used per gene; None for other methods.
+        cap_reached: ``(genes,)`` True where the cap was reached before the gap fell within tolerance;
+            None for methods that are not refined.
+    """
+
+    values: tuple[torch.Tensor, ...]
+    gap: np.ndarray
+    work: np.ndarray | None
+    cap_reached: np.ndarray | None
+
+
+def attribute_converged(
+    forward: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    baselines: tuple[torch.Tensor, ...],
+    name: str,
+    opts: dict,
+    recurrent: bool,
+    explained: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+) -> Converged:
+    """:func:`attribute` for an additive method, refined until its gap is small enough.
+
+    ``explained``: ``(genes,)`` what the attributions should add up to, ``f(x) - f(reference)``.
+    For Integrated Gradients (GradientShap) the genes whose ``|gap| > tolerance * |explained|`` are
+    attributed again with twice the steps (samples), until every gene is within tolerance or the cap
+    (``max_steps`` / ``max_samples``) is reached; those genes are flagged in ``cap_reached``.
+    """
+    spec = METHODS[name]
+    explained = np.asarray(explained, dtype=np.float64)
+    values = list(attribute(forward, inputs, baselines, name, opts, recurrent, progress))
+
+    def gaps(vals: Sequence[torch.Tensor], rows) -> np.ndarray:
+        return sum(v.double().sum(dim=(1, 2)).cpu().numpy() for v in vals) - explained[rows]
+
+    gap = gaps(values, slice(None))
+    if spec.refinement is None:
+        return Converged(tuple(values), gap, None, None)
+    key, cap_key = spec.refinement
+    n, cap = int(opts[key]), int(opts[cap_key])
+    work = np.full(len(gap), n, dtype=np.int64)
+    cap_reached = np.zeros(len(gap), dtype=bool)
+    tol = float(opts["tolerance"])
+    todo = np.flatnonzero(np.abs(gap) > tol * np.abs(explained))
+    while todo.size:
+        if n >= cap:
+            cap_reached[todo] = True
+            log.info("%s: the gap of %d gene(s) is above %.0f%% of the output difference at the cap of %d %s.",
+                     spec.label, todo.size, 100 * tol, cap, key)
+            break
+        n = min(2 * n, cap)
+        idx = torch.as_tensor(todo, dtype=torch.long)
+        part = attribute(forward, tuple(x[idx.to(x.device)] for x in inputs), baselines, name, {**opts, key: n},
+                         recurrent)
+        for k, v in enumerate(part):
+            values[k][idx.to(values[k].device)] = v
+        gap[todo] = gaps(part, todo)
+        work[todo] = n
+        todo = todo[np.abs(gap[todo]) > tol * np.abs(explained[todo])]
+    return Converged(tuple(values), gap, work, cap_reached)
 
 
 def forward_in_batches(forward: nn.Module, inputs: Sequence[torch.Tensor], budget: int) -> np.ndarray:

@@ -8,6 +8,11 @@ Example::
     attr = explain(model, x[:10], "integrated_gradients", baseline=base)
     attr.by_mark()                                          # (genes, marks), signed
     attr.convergence_delta                                  # (genes,): sum(attr) - (f(x) - f(baseline))
+
+Every result declares what its numbers are (``attr.kind``: additive, sensitivity or removal; see
+``hmviz.explain._methods.KINDS``) and their unit (``attr.unit``: logit, or log2 fold change).
+Integrated Gradients doubles its steps until each gene's gap is within 1% of its output difference
+(or ``max_steps`` is reached: ``attr.cap_reached``).
 """
 
 from __future__ import annotations
@@ -23,12 +28,33 @@ from torch import nn
 
 from hmviz.errors import HmvizError
 from hmviz.explain._baselines import BASELINES, Baseline, as_baseline, make_baseline
-from hmviz.explain._methods import METHODS, attribute, check_method, forward_in_batches, resolve_options, rows_budget
+from hmviz.explain._methods import (METHODS, attribute, attribute_converged, check_method, forward_in_batches,
+                                   resolve_options, rows_budget)
 from hmviz.explain._model_view import (ScalarOutput, as_inputs, eval_view, grad_context, has_recurrent,
                                       model_device)
-from hmviz.explain._regions import Region, region_masks
+from hmviz.explain._regions import Region, data_regions, orientation_note, region_masks
+from hmviz.explain._sentence import gene_sentence
 
 log = logging.getLogger(__name__)
+
+
+def long_table(values: np.ndarray, genes: Sequence[str], marks: Sequence[str],
+               bin_starts_bp: np.ndarray | None) -> pd.DataFrame:
+    """Long table ``gene, bin, bin_start_bp, mark, attribution`` from ``values`` (genes, bins, marks).
+
+    ``bin_start_bp`` is missing (``<NA>``) when the positions are unknown: never invented."""
+    g, b, m = values.shape
+    if len(genes) != g or len(marks) != m:
+        raise HmvizError(f"{len(genes)} gene ids and {len(marks)} marks given for values shaped {values.shape}.")
+    starts = (np.tile(np.repeat(np.asarray(bin_starts_bp, dtype=np.int64), m), g) if bin_starts_bp is not None
+              else pd.array([pd.NA] * (g * b * m), dtype="Int64"))
+    return pd.DataFrame({
+        "gene": np.repeat(np.asarray(list(genes), dtype=object), b * m),
+        "bin": np.tile(np.repeat(np.arange(b), m), g),
+        "bin_start_bp": starts,
+        "mark": np.tile(np.asarray(list(marks), dtype=object), g * b),
+        "attribution": values.reshape(-1).astype(np.float64),
+    })
 
 
 @dataclass
@@ -47,6 +73,9 @@ class Attribution:
             or None.
         options: the method options used (defaults filled in).
         marks, gene_ids, bin_starts_bp: labels for the axes, when known.
+        unit: the output's unit: ``"logit"`` (classifier logit, ranker score).
+        work: ``(genes,)`` steps (IG) or samples (GradientShap) used per gene after refinement.
+        cap_reached: ``(genes,)`` True where the cap was reached before the gap fell within tolerance.
     """
 
     values: np.ndarray
@@ -60,6 +89,9 @@ class Attribution:
     marks: tuple[str, ...] | None = None
     gene_ids: tuple[str, ...] | None = None
     bin_starts_bp: np.ndarray | None = None
+    unit: str = "logit"
+    work: np.ndarray | None = None
+    cap_reached: np.ndarray | None = None
 
     @property
     def label(self) -> str:
@@ -68,6 +100,21 @@ class Attribution:
     @property
     def exactness(self) -> str:
         return METHODS[self.method].exactness
+
+    @property
+    def kind(self) -> str:
+        """What the numbers are: ``"additive"``, ``"sensitivity"`` or ``"removal"``."""
+        return METHODS[self.method].kind
+
+    @property
+    def additive(self) -> bool:
+        """The values add up to ``outputs - baseline_outputs`` (up to the gap); False with SmoothGrad,
+        whose noise breaks that sum."""
+        return self.convergence_delta is not None
+
+    @property
+    def value_title(self) -> str:
+        return METHODS[self.method].value_title(self.unit)
 
     @property
     def max_abs_delta(self) -> float | None:
@@ -88,6 +135,23 @@ class Attribution:
         masks = region_masks(starts, tuple(regions) if regions is not None else None).astype(self.values.dtype)
         return np.einsum("gbm,rb->grm", self.values, masks)
 
+    def sentence(self, gene: int = 0, *, bin_size: float | None = None, strand_aware: bool | None = None,
+                 regions: Sequence[Region] | None = None) -> str:
+        """One sentence for gene ``gene`` (a row of :attr:`values`): the mark with the largest total
+        contribution and where it acts, in words true for the method (see ``_sentence.gene_sentence``)."""
+        starts = self._starts(None)
+        if bin_size is None:
+            bin_size = float(np.min(np.diff(starts))) if len(starts) > 1 else 1.0
+        fitted = data_regions(starts, bin_size, strand_aware, tuple(regions) if regions is not None else None)
+        contrib = self.by_region(regions=fitted)[gene]
+        name = self.gene_ids[gene] if self.gene_ids else str(gene)
+        marks = self.marks or tuple(f"mark{k + 1}" for k in range(self.values.shape[2]))
+        base = None if self.baseline_outputs is None else float(self.baseline_outputs[gene])
+        return gene_sentence(name, float(self.outputs[gene]), base, marks, fitted, contrib, method=self.method,
+                             unit=self.unit, what="output" if self.target == "logit" else self.target,
+                             gap=None if self.convergence_delta is None else float(self.convergence_delta[gene]),
+                             note=orientation_note(strand_aware) if len(fitted) > 1 else "")
+
     def _starts(self, bin_starts_bp: np.ndarray | None) -> np.ndarray:
         starts = self.bin_starts_bp if bin_starts_bp is None else np.asarray(bin_starts_bp)
         if starts is None:
@@ -99,22 +163,11 @@ class Attribution:
     def to_frame(self, gene_ids: Sequence[str] | None = None, marks: Sequence[str] | None = None,
                  bin_starts_bp: np.ndarray | None = None) -> pd.DataFrame:
         """Long table ``gene, bin, bin_start_bp, mark, attribution`` (genes x bins x marks rows)."""
-        g, b, m = self.values.shape
+        g, _, m = self.values.shape
         genes = list(gene_ids if gene_ids is not None else self.gene_ids or [str(i) for i in range(g)])
         mark_names = list(marks if marks is not None else self.marks or [f"mark{k + 1}" for k in range(m)])
-        if len(genes) != g or len(mark_names) != m:
-            raise HmvizError(f"{len(genes)} gene ids and {len(mark_names)} marks given for values shaped "
-                             f"{self.values.shape}.")
         known = bin_starts_bp is not None or self.bin_starts_bp is not None
-        starts = np.tile(np.repeat(np.asarray(self._starts(bin_starts_bp), dtype=np.int64), m), g) if known \
-            else pd.array([pd.NA] * (g * b * m), dtype="Int64")  # positions unknown: say so, do not invent
-        return pd.DataFrame({
-            "gene": np.repeat(np.asarray(genes, dtype=object), b * m),
-            "bin": np.tile(np.repeat(np.arange(b), m), g),
-            "bin_start_bp": starts,
-            "mark": np.tile(np.asarray(mark_names, dtype=object), g * b),
-            "attribution": self.values.reshape(-1).astype(np.float64),
-        })
+        return long_table(self.values, genes, mark_names, self._starts(bin_starts_bp) if known else None)
 
 
 def resolve_baseline(baseline, spec_name: str, n_bins: int, n_marks: int, **make_kw) -> Baseline | None:
@@ -199,25 +252,25 @@ def explain(
     b = base.tensor(x) if base is not None else None
     # Outputs first: a shape mismatch is reported for the genes given, not for Captum's expanded batch.
     out = forward_in_batches(forward, [x if b is None else torch.cat([x, b])], budget)
-    with grad_context(view):
-        values, = attribute(forward, (x,), (b,) if b is not None else None, method, opts, recurrent, progress)
     outputs = out[:n_genes]
-    baseline_outputs = delta = None
+    baseline_outputs = delta = work = cap_reached = None
     if b is not None:  # the output at the baseline (its mean over a distribution), the same for every gene
         baseline_outputs = np.full(n_genes, out[n_genes:].mean())
-        if spec.additive and not opts["smoothgrad"]:
-            delta = values.double().sum(dim=(1, 2)).cpu().numpy() - (outputs - baseline_outputs)
-    if delta is not None and method == "integrated_gradients" and np.max(np.abs(delta)) > 1e-2 * max(
-            1.0, float(np.max(np.abs(outputs - baseline_outputs)))):
-        log.warning("Integrated Gradients' convergence delta is %.3g; raise n_steps for a tighter sum.",
-                    float(np.max(np.abs(delta))))
+    with grad_context(view):
+        if spec.additive and b is not None and not opts["smoothgrad"]:
+            done = attribute_converged(forward, (x,), (b,), method, opts, recurrent, outputs - baseline_outputs,
+                                       progress)
+            (values,), delta, work, cap_reached = done.values, done.gap, done.work, done.cap_reached
+        else:
+            values, = attribute(forward, (x,), (b,) if b is not None else None, method, opts, recurrent, progress)
     return Attribution(
         values=values.float().cpu().numpy(), method=method, baseline=base, convergence_delta=delta, target=what,
         outputs=outputs, baseline_outputs=baseline_outputs, options=opts,
         marks=tuple(marks) if marks is not None else None,
         gene_ids=tuple(str(g) for g in gene_ids) if gene_ids is not None else None,
         bin_starts_bp=np.asarray(bin_starts_bp) if bin_starts_bp is not None else None,
+        work=work, cap_reached=cap_reached,
     )
 
 
-__all__ = ["Attribution", "explain", "resolve_baseline"]
+__all__ = ["Attribution", "explain", "long_table", "resolve_baseline"]

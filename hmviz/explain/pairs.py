@@ -26,12 +26,14 @@ from torch import nn
 
 from hmviz.errors import HmvizError
 from hmviz.explain._baselines import Baseline
-from hmviz.explain._methods import METHODS, attribute, check_method, forward_in_batches, resolve_options, rows_budget
+from hmviz.explain._methods import (METHODS, attribute, attribute_converged, check_method, forward_in_batches,
+                                   output_unit, resolve_options, rows_budget)
 from hmviz.explain._model_view import (PairDifference, ScalarOutput, as_inputs, eval_view, grad_context,
                                       has_recurrent, model_device)
-from hmviz.explain._regions import (PROMOTER_DOWNSTREAM_BP, PROMOTER_UPSTREAM_BP, Region, format_bp, region_masks,
-                                    tss_regions)
-from hmviz.explain.attributions import resolve_baseline
+from hmviz.explain._regions import (PROMOTER_DOWNSTREAM_BP, PROMOTER_UPSTREAM_BP, Region, data_regions,
+                                    orientation_note, region_masks, tss_regions)
+from hmviz.explain._sentence import explained_name, pair_sentence
+from hmviz.explain.attributions import long_table, resolve_baseline
 
 
 @dataclass
@@ -74,10 +76,31 @@ class PairExplanation:
     x_a: np.ndarray = field(repr=False, default=None)
     x_b: np.ndarray = field(repr=False, default=None)
     options: dict = field(default_factory=dict)
+    unit: str = "logit"
+    work: int | None = None
+    cap_reached: bool | None = None
 
     @property
     def label(self) -> str:
         return METHODS[self.method].label + (" + SmoothGrad" if self.options.get("smoothgrad") else "")
+
+    @property
+    def additive(self) -> bool:
+        """The values add up to ``difference - baseline_difference`` up to :attr:`convergence_delta`."""
+        return self.convergence_delta is not None
+
+    @property
+    def explained(self) -> str:
+        """What is explained, in words: "score difference", ..., "predicted log2 fold change"."""
+        return explained_name(self.kind)
+
+    @property
+    def attribution_sum(self) -> float:
+        return float(self.values_a.astype(np.float64).sum() + self.values_b.astype(np.float64).sum())
+
+    @property
+    def value_title(self) -> str:
+        return METHODS[self.method].value_title(self.unit, self.explained)
 
     def by_mark(self) -> pd.DataFrame:
         """Signed sums over bins: one row per mark, columns gene A, gene B and ``total``."""
@@ -94,90 +117,8 @@ class PairExplanation:
 
     def to_frame(self) -> pd.DataFrame:
         """Long table ``gene, bin, bin_start_bp, mark, attribution`` for both genes (2 x bins x marks rows)."""
-        n_bins, n_marks = self.values_a.shape
-        genes = np.repeat(np.asarray([self.gene_a, self.gene_b], dtype=object), n_bins * n_marks)
-        values = np.concatenate([self.values_a.reshape(-1), self.values_b.reshape(-1)]).astype(np.float64)
-        return pd.DataFrame({
-            "gene": genes,
-            "bin": np.tile(np.repeat(np.arange(n_bins), n_marks), 2),
-            "bin_start_bp": np.tile(np.repeat(np.asarray(self.bin_starts_bp, dtype=np.int64), n_marks), 2),
-            "mark": np.tile(np.asarray(self.marks, dtype=object), 2 * n_bins),
-            "attribution": values,
-        })
-
-
-def _fmt(v: float) -> str:
-    return f"{v:+.0f}" if abs(v) >= 100 else f"{v:+.2g}"
-
-
-def _region_phrase(region: Region) -> str:
-    if region.start_bp is None and region.end_bp is None:
-        return "across the window"
-    if region.name == "promoter" and region.start_bp is not None and region.end_bp is not None:
-        return f"at the promoter ({region.bounds})"
-    if region.name == "upstream" and region.start_bp is None and region.end_bp is not None:
-        return f"beyond {format_bp(region.end_bp, signed=False)} upstream"
-    if region.name == "downstream" and region.end_bp is None and region.start_bp is not None:
-        return f"beyond {format_bp(region.start_bp, signed=False)} downstream"
-    return f"in the {region.name} region ({region.bounds})"
-
-
-def pair_sentence(
-    gene_a: str, gene_b: str, difference: float, probability: float | None, marks: Sequence[str],
-    regions: Sequence[Region], contrib_a: np.ndarray | None, contrib_b: np.ndarray | None,
-    signal_diff: np.ndarray, kind: str = "ranking", max_reasons: int = 2, gene: str | None = None,
-) -> str:
-    """One sentence naming the winner and the (mark, region) cells that most favour it.
-
-    Args:
-        contrib_a, contrib_b: ``(regions, marks)`` attributions to A's and B's inputs; None to state
-            the ranking only (for saliency, whose values are slopes, not contributions).
-        signal_diff: ``(regions, marks)`` summed input signal of A minus B (sign gives higher/lower).
-        kind: ``"ranking"``/``"scores"``: "ranks A above B (P = ...)"; ``"differential"``: "predicts
-            GENE higher in B than in A (log2 fold change ...)", where A and B name the two cells and
-            ``gene`` the gene (optional).
-
-    A reason is stated as the winner's signal relative to the loser's ("higher H3K4me3 at the
-    promoter of A") with its contribution in favour of the winner, in output units. Reasons
-    smaller than a quarter of the first are left out.
-    """
-    if kind == "differential":
-        subject = f"{gene} " if gene else "expression "
-        if difference == 0:
-            return f"The model predicts {subject}equal in {gene_a} and {gene_b} (log2 fold change 0.00)."
-        winner, loser, sign = (gene_b, gene_a, 1.0) if difference > 0 else (gene_a, gene_b, -1.0)
-        head = (f"The model predicts {subject}higher in {winner} than in {loser} "
-                f"(log2 fold change {gene_b} over {gene_a}: {difference:+.2f})")
-        of = "in"
-    else:
-        if difference == 0:
-            return f"The model scores {gene_a} and {gene_b} equally (P = 0.50)."
-        winner, loser, sign = (gene_a, gene_b, 1.0) if difference > 0 else (gene_b, gene_a, -1.0)
-        p = probability if difference > 0 else 1.0 - probability
-        head = f"The model ranks {winner} above {loser} (P = {p:.2f})"
-        of = "of"
-    if contrib_a is None or contrib_b is None:
-        return head + "."
-    # A positive contribution raises f (favours A for a score model, B's expression for DeepDiff's
-    # B over A); multiplying by `sign` turns every value into support for the winner.
-    support = sign * (contrib_a + contrib_b)
-    # signal_diff is A - B; the winner is A when sign > 0 for scores, B when sign > 0 for DeepDiff.
-    winner_minus_loser = signal_diff * (-sign if kind == "differential" else sign)
-    order = [np.unravel_index(k, support.shape) for k in np.argsort(-support, axis=None, kind="stable")]
-    top = [rm for rm in order[:max_reasons] if support[rm] > 0]
-    if not top:
-        r, m = np.unravel_index(int(np.argmin(support)), support.shape)
-        return (f"{head}, although no single mark and region favours {winner}: every one leans towards "
-                f"{loser}, most of all {marks[m]} {_region_phrase(regions[r])} ({_fmt(support[r, m])}).")
-    reasons = []
-    for k, (r, m) in enumerate(top):
-        if k and support[r, m] < 0.25 * support[top[0]]:
-            break
-        d = winner_minus_loser[r, m]
-        word = "higher " if d > 0 else "lower " if d < 0 else ""
-        reasons.append(f"{word}{marks[m]} {_region_phrase(regions[r])}"
-                       f"{f' {of} {winner}' if k == 0 else ''} ({_fmt(support[r, m])})")
-    return f"{head} mainly because of {' and '.join(reasons)}."
+        return long_table(np.stack([self.values_a, self.values_b]), [self.gene_a, self.gene_b], self.marks,
+                          self.bin_starts_bp)
 
 
 def explain_pair(
@@ -193,6 +134,9 @@ def explain_pair(
     marks: Sequence[str] | None = None,
     promoter_bp: tuple[float, float] = (PROMOTER_UPSTREAM_BP, PROMOTER_DOWNSTREAM_BP),
     regions: Sequence[Region] | None = None,
+    bin_size: float | None = None,
+    strand_aware: bool | None = None,
+    unit: str | None = None,
     target: int | None = None,
     reference_inputs: torch.Tensor | np.ndarray | None = None,
     labels: np.ndarray | None = None,
@@ -216,6 +160,10 @@ def explain_pair(
         marks: mark names in input order (default ``mark1..markM``).
         promoter_bp: ``(upstream, downstream)`` bp bounding the promoter (default 1 kb each way);
             ``regions`` overrides the three regions entirely.
+        bin_size, strand_aware: the data's bin size in bp (default: the spacing of ``bin_starts_bp``) and
+            whether its bins follow each gene's strand; they decide the regions' names
+            (:func:`~hmviz.explain._regions.data_regions`).
+        unit: the output's unit (default: log2 fold change for two-input models, else logit).
     """
     spec = check_method(method, model)
     opts = resolve_options(method, options)
@@ -233,9 +181,12 @@ def explain_pair(
     starts = np.asarray(bin_starts_bp)
     if starts.shape != (n_bins,):
         raise HmvizError(f"bin_starts_bp has shape {starts.shape}; expected one position per bin ({n_bins},).")
+    if bin_size is None:
+        bin_size = float(np.min(np.diff(starts))) if n_bins > 1 else 1.0
     regions = tuple(regions) if regions is not None else tss_regions(*promoter_bp)
     if method == "feature_ablation":  # a whole mark is ablated at once: its effect has no region
         regions = (Region("window", None, None),)
+    regions = data_regions(starts, bin_size, strand_aware, regions)
     base = resolve_baseline(baseline, method, n_bins, n_marks, reference_inputs=reference_inputs, labels=labels,
                             expression=expression, transform=transform)
 
@@ -247,6 +198,7 @@ def explain_pair(
     b = base.tensor(xa) if base is not None else None
     budget = rows_budget(opts, recurrent)
     kind = "differential" if forward.two_input else ("ranking" if hasattr(view, "score") else "scores")
+    unit = unit or output_unit("differential" if forward.two_input else None)
     score_a = score_b = probability = baseline_difference = delta = None
     if forward.two_input:
         # f at the inputs and at the baseline in one call; for a distribution, over all baseline pairs
@@ -264,12 +216,18 @@ def explain_pair(
         probability = 1.0 / (1.0 + math.exp(-difference))
         # Both genes share the baseline (or its distribution): f(b, b) = s(b) - s(b) = 0.
         baseline_difference = 0.0 if b is not None else None
+    work = cap_reached = None
     with grad_context(view):
-        va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent, progress)
+        if baseline_difference is not None and spec.additive and not opts["smoothgrad"]:
+            done = attribute_converged(forward, (xa, xb), (b, b), method, opts, recurrent,
+                                       np.array([difference - baseline_difference]), progress)
+            (va, vb), delta = done.values, float(done.gap[0])
+            if done.work is not None:
+                work, cap_reached = int(done.work[0]), bool(done.cap_reached[0])
+        else:
+            va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent,
+                               progress)
     va, vb = va[0].float().cpu().numpy(), vb[0].float().cpu().numpy()
-
-    if baseline_difference is not None and spec.additive and not opts["smoothgrad"]:
-        delta = float(va.astype(np.float64).sum() + vb.astype(np.float64).sum() - (difference - baseline_difference))
 
     masks = region_masks(starts, regions).astype(np.float64)  # (regions, bins)
     ra, rb = masks @ va.astype(np.float64), masks @ vb.astype(np.float64)  # (regions, marks)
@@ -278,14 +236,15 @@ def explain_pair(
     for name, contrib in ((gene_a, ra), (gene_b, rb)):
         for m, mark in enumerate(marks):
             for r, region in enumerate(regions):
-                rows.append((name, mark, region.name, region.bounds, float(contrib[r, m])))
+                rows.append((name, mark, region.name, region.span_text, float(contrib[r, m])))
     table = pd.DataFrame(rows, columns=["gene", "mark", "region", "region_bp", "attribution"])
-    saliency = method == "saliency"  # slopes, not contributions: state the ranking only
-    sentence = pair_sentence(gene_a, gene_b, difference, probability, marks, regions, None if saliency else ra,
-                             None if saliency else rb, signal, kind, gene=gene)
+    sentence = pair_sentence(gene_a, gene_b, difference, probability, marks, regions, ra, rb, signal, kind, gene=gene,
+                             method=method, unit=unit, baseline_difference=baseline_difference, gap=delta,
+                             note=orientation_note(strand_aware) if len(regions) > 1 else "")
     return PairExplanation(
         gene_a=gene_a, gene_b=gene_b, values_a=va, values_b=vb, difference=difference,
         baseline_difference=baseline_difference, probability=probability, score_a=score_a, score_b=score_b,
         convergence_delta=delta, method=method, baseline=base, marks=marks, bin_starts_bp=starts, regions=regions,
         kind=kind, table=table, sentence=sentence, x_a=xa[0].cpu().numpy(), x_b=xb[0].cpu().numpy(), options=opts,
+        unit=unit, work=work, cap_reached=cap_reached,
     )

@@ -16,7 +16,7 @@ or symbol:
 Example::
 
     session = prepare(model, card, dataset)
-    pair = session.explain_pair("SIMG1", "SIMG2", "integrated_gradients", "zeros")
+    pair = session.explain_pair("SIMG1", "SIMG2", "integrated_gradients", "train_mean")
     pair.explanation.probability, pair.explanation.sentence
 """
 
@@ -32,8 +32,8 @@ from torch import nn
 
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError, ModelError
-from hmviz.explain._baselines import Baseline, make_baseline
-from hmviz.explain._methods import METHODS, check_method
+from hmviz.explain._baselines import DEFAULT_BASELINE, Baseline, make_baseline
+from hmviz.explain._methods import METHODS, check_method, output_unit
 from hmviz.explain._regions import PROMOTER_DOWNSTREAM_BP, PROMOTER_UPSTREAM_BP
 from hmviz.explain.attributions import Attribution, explain
 from hmviz.explain.pairs import PairExplanation, explain_pair
@@ -130,6 +130,17 @@ class ExplainSession:
         return self.dataset.bin_starts_bp()
 
     @property
+    def strand_aware(self) -> bool | None:
+        """Whether the bins follow each gene's strand (the data's record, else the model card's)."""
+        known = self.dataset.strand_aware
+        return known if known is not None else self.card.get("strand_aware")
+
+    @property
+    def unit(self) -> str:
+        """The unit of the model's output: logit, or log2 fold change for a two-cell model."""
+        return output_unit(self.card.get("task"))
+
+    @property
     def kind(self) -> str:
         """``"differential"``, ``"ranking"`` or ``"binary"`` (the card's task)."""
         return str(self.card.get("task", "binary"))
@@ -174,12 +185,12 @@ class ExplainSession:
         if not METHODS[method].needs_baseline:
             return None
         if baseline is None:
-            baseline = "zeros"
+            baseline = DEFAULT_BASELINE
         return self.baseline(baseline) if isinstance(baseline, str) else baseline
 
     # ------------------------------------------------------------- explanations
     def explain_pair(self, gene_a: str | int, gene_b: str | int | None = None,
-                     method: str = "integrated_gradients", baseline: str | Baseline | None = "zeros", *,
+                     method: str = "integrated_gradients", baseline: str | Baseline | None = DEFAULT_BASELINE, *,
                      promoter_bp: tuple[float, float] = (PROMOTER_UPSTREAM_BP, PROMOTER_DOWNSTREAM_BP),
                      **options) -> PairResult:
         """Why the model ranks ``gene_a`` above or below ``gene_b`` (ids, symbols or rows).
@@ -211,11 +222,13 @@ class ExplainSession:
             inputs = (self.x[rows[0]], self.x[rows[1]])
         base = self._baseline_for(method, baseline)
         pe = explain_pair(self.model, *inputs, method, base, names=names, gene=gene, marks=self.marks,
-                          bin_starts_bp=self.bin_starts_bp, promoter_bp=promoter_bp, **options)
+                          bin_starts_bp=self.bin_starts_bp, promoter_bp=promoter_bp, bin_size=self.dataset.bin_size,
+                          strand_aware=self.strand_aware, unit=self.unit, **options)
         return PairResult(pe, rows, names, ids, gene)
 
     def explain_genes(self, genes, method: str = "integrated_gradients",
-                      baseline: str | Baseline | None = "zeros", progress=None, **options) -> Attribution:
+                      baseline: str | Baseline | None = DEFAULT_BASELINE, progress=None,
+                      **options) -> Attribution:
         """Attributions of the model's output for each gene in ``genes`` (ids, symbols or rows).
 
         Single-cell models only; a two-cell model's genes are explained with :meth:`explain_pair`."""
@@ -228,9 +241,11 @@ class ExplainSession:
         check_method(method, self.model)
         base = self._baseline_for(method, baseline)
         idx = torch.as_tensor(rows, dtype=torch.long)
-        return explain(self.model, self.x[idx], method, baseline=base, marks=self.marks,
+        attr = explain(self.model, self.x[idx], method, baseline=base, marks=self.marks,
                        gene_ids=[str(self.dataset.gene_ids[r]) for r in rows], bin_starts_bp=self.bin_starts_bp,
                        progress=progress, **options)
+        attr.unit = self.unit
+        return attr
 
     # --------------------------------------------------------------- predictions
     def scores(self) -> np.ndarray:
