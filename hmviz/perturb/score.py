@@ -279,8 +279,10 @@ class Editor:
             raise HmvizError(f"{s.card['model']} compares one gene between two cells; drop the second gene.")
         if vs is not None and vs == row:
             raise HmvizError(f"Gene A and gene B are the same gene ({s.dataset.gene_ids[row]}); choose two genes.")
-        if score_before is None or score_after is None:
-            score_before, score_after = self.score_raw(np.stack([self.raw[row], raw_after]), row)
+        if score_before is None:  # the unedited score, as scored for every gene (same inputs, same model)
+            score_before = float(self.all_scores()[row])
+        if score_after is None:
+            score_after = float(self.score_raw(raw_after, row)[0])
         binary = self.kind == "binary" and not s.differential
         out = PerturbResult(
             gene=s.display(row), gene_id=str(s.dataset.gene_ids[row]), unit=self.unit,
