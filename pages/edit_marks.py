@@ -57,7 +57,7 @@ c1, c2 = st.columns(2)
 gene = state.gene_picker("Gene to edit (type an id or a symbol)", data, ds, "edit_gene", default_gene, container=c1)
 vs = None
 if not session.differential:
-    compare = c2.toggle("Compare with a second gene (P of ranking the edited gene above it)",
+    compare = c2.toggle("Compare with a second gene", help="P(the edited gene ranks above the second gene), before and after",
                         key=state.sticky("edit_compare", entry.task == "ranking"))
     if compare:
         vs = state.gene_picker("Second gene (not edited)", data, ds, "edit_vs",
@@ -138,7 +138,7 @@ st.caption(f"{len(sres.marks)} marks x {len(sres.starts_bp)} windows scored in o
 c1, c2 = st.columns(2)
 with c1:
     state.plot(pplots.scan_heatmap(sres.effect, marks, sres.starts_bp, size, editor.unit,
-                                   title=f"{sres.gene}: change when each mark is deleted"),
+                                   title=f"{sres.gene}: what each mark adds (deletion)"),
                f"scan_{state.clean_label(sres.gene)}", key="edit_scan")
 with c2:
     if session.differential:
@@ -151,10 +151,12 @@ with c2:
         values = _attribution(entry.cache_key, data.key, int(gene), session)
         _, membership = windows(window, size)
         state.plot(pplots.attribution_by_window(by_window(values, membership), marks, sres.starts_bp, size,
-                                                title="Integrated gradients (no reads baseline), summed per window"),
+                                                title="Attribution (IG) per window"),
                    f"scan_attr_{state.clean_label(sres.gene)}", key="edit_scan_attr")
-st.caption("Red: deleting the mark there raises the prediction (the mark holds it down); blue: the mark holds it up. "
-           "The attribution is a local linear view of the same model; where the two disagree, trust the scan.")
+st.caption("Both maps: red where the mark raises the prediction, blue where it lowers it. Left: the score minus the "
+           "score with the mark deleted in that window; right: integrated gradients against no reads, summed over the "
+           "same windows, a local linear view of the same model (where the two disagree, the deletion is what the model "
+           "actually does).")
 state.csv_button(sres.to_frame(), f"scan_{state.clean_label(sres.gene)}.csv", "Download the scan (CSV)",
                  key="edit_scan_dl")
 
@@ -193,7 +195,7 @@ if not res.found:
     st.stop()
 st.success(f"Found an edit that would {res.goal}: {res.size_reads:.1f} reads (L2 norm; {res.reads_added:,.0f} reads "
            f"added, {res.reads_removed:,.0f} removed).")
-st.markdown("\n".join(f"- {c.text()}" for c in res.changes))
+st.markdown("\n".join(f"- {c.text(res.target_class)}" for c in res.changes))
 st.caption(f"After the edit: {editor.unit} {res.result.score_after:+.3f} (was {res.result.score_before:+.3f})"
            + (f", P({res.result.gene} above {res.result.vs}) {res.result.p_after:.3f}" if vs is not None else "")
            + f"; at the {res.score_percentile:.0f}th percentile of the {res.target_class}-expression training genes.")

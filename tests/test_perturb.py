@@ -232,3 +232,29 @@ def test_allowance_errors():
         allowed_masks(["K4,K9:promoter:add"], window)
     up, down = allowed_masks(["K4,K27:0..500:add", "K27:-1000..-500:remove"], window)
     assert up.sum() == 10 and down.sum() == 5 and not down[:, 0].any()
+
+
+# ------------------------------------------------------------------------------ figures
+def test_tracks_figure_draws_the_reads_before_and_after():
+    from hmviz.perturb.plots import tracks_before_after
+
+    before = np.arange(N_BINS * 3, dtype=float).reshape(N_BINS, 3)
+    after = before.copy()
+    after[:5, 1] = 0
+    starts = Window(MARKS, N_BINS, BIN, TSS).bin_starts_bp()
+    fig = tracks_before_after(before, after, MARKS, starts, BIN)
+    assert len(fig.data) == 6 and [t.name for t in fig.data[:2]] == ["before", "after"]
+    for k in range(3):
+        assert np.array_equal(fig.data[2 * k].y[:-1], before[:, k]) and np.array_equal(fig.data[2 * k + 1].y[:-1], after[:, k])
+        assert fig.data[2 * k].x[0] == -1000 and fig.data[2 * k].x[-1] == 1000  # bin edges in bp from the TSS
+    with pytest.raises(HmvizError):
+        tracks_before_after(before, after[:, :2], MARKS, starts, BIN)
+
+
+def test_scan_heatmap_shows_what_each_mark_adds():
+    from hmviz.perturb.plots import scan_heatmap
+
+    effect = np.array([[-1.0, 0.5], [0.0, 2.0], [0.25, 0.0]])
+    fig = scan_heatmap(effect, MARKS, np.array([-1000, 0]), 1000, "logit")
+    assert np.array_equal(np.asarray(fig.data[0].z), -effect)  # red (positive) where deleting the mark lowers it
+    assert list(fig.data[0].y) == list(MARKS) and list(fig.data[0].x) == [-500, 500]

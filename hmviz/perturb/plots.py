@@ -2,7 +2,7 @@
 
 * :func:`tracks_before_after`: one track per mark, reads per bin over bp relative to the TSS, the
   signal before the edit (grey, filled) and after it (coloured line), as a genome browser draws it;
-* :func:`scan_heatmap`: the deletion scan, marks x windows, in the model's unit (diverging colours);
+* :func:`scan_heatmap`: the deletion scan, marks x windows, as what each mark adds (diverging colours);
 * :func:`attribution_by_window`: an attribution summed over the same windows, to put beside the scan.
 """
 
@@ -61,17 +61,18 @@ def tracks_before_after(raw_before, raw_after, marks: Sequence[str], bin_starts_
 
 
 def scan_heatmap(effect, marks: Sequence[str], starts_bp, window_bp: float, unit: str, *,
-                 title: str = "Deleting each mark in each window") -> go.Figure:
-    """Marks x windows heatmap of a deletion scan: ``effect`` ``(marks, windows)`` is the change in the
-    model's ``unit`` when the mark is deleted there (red: deleting it raises the prediction, so the mark
-    was holding it down; blue: deleting it lowers the prediction)."""
+                 title: str = "What each mark adds, by deletion") -> go.Figure:
+    """Marks x windows heatmap of a deletion scan, drawn as what each mark adds to the prediction:
+    ``-effect`` (the score minus the score with the mark deleted in that window), so that the colours
+    mean what they mean in an attribution map (red: the mark there raises the prediction; blue: it
+    lowers it). ``effect``: ``(marks, windows)``, :attr:`hmviz.perturb.ScanResult.effect`."""
     z = np.asarray(effect, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] != len(marks):
         raise DataError(f"effect must be (marks, windows) with {len(marks)} marks; got {z.shape}.")
-    fig = attribution_heatmap(z.T, marks, starts_bp, bin_size=window_bp, title=title,
-                              colorbar_title=f"change in {unit} when deleted")
-    fig.data[0].hovertemplate = ("%{y} deleted, %{customdata[0]:+,.0f} to %{customdata[1]:+,.0f} bp<br>"
-                                 "change: %{z:.3g}<extra></extra>")
+    fig = attribution_heatmap(-z.T, marks, starts_bp, bin_size=window_bp, title=title,
+                              colorbar_title=f"{unit}: score minus score without the mark")
+    fig.data[0].hovertemplate = ("%{y}, %{customdata[0]:+,.0f} to %{customdata[1]:+,.0f} bp<br>"
+                                 "adds %{z:.3g} (deleting it changes the score by the opposite)<extra></extra>")
     return fig
 
 

@@ -118,7 +118,7 @@ class MarkChange:
     main_bp: tuple[float, float]
     signal_percentile: float
 
-    def text(self) -> str:
+    def text(self, target_class: str = "target-class") -> str:
         parts = []
         if self.reads_added > 0:
             parts.append(f"+{self.reads_added:.0f} reads")
@@ -129,7 +129,7 @@ class MarkChange:
         a, b = self.main_bp
         return (f"{self.mark}: {' and '.join(parts)} ({shares}); most per bin in the {self.main_region.replace('_', ' ')} "
                 f"({format_bp(a)}..{format_bp(b)}), where the edited signal is at the {self.signal_percentile:.0f}th "
-                "percentile of the training genes of the target class")
+                f"percentile of the {target_class}-expression training genes")
 
 
 @dataclass
@@ -166,7 +166,7 @@ class SearchResult:
             return out + [self.message]
         out.append(f"smallest edit found: {self.size_reads:.1f} reads (L2 norm; {self.reads_added:.0f} reads added, "
                    f"{self.reads_removed:.0f} removed)")
-        out += [f"  {c.text()}" for c in self.changes]
+        out += [f"  {c.text(self.target_class)}" for c in self.changes]
         out += self.result.lines()[1:]
         out.append(f"the new score is at the {self.score_percentile:.0f}th percentile of the {self.target_class}-"
                    "expression training genes")
@@ -338,10 +338,10 @@ def _report(editor: Editor, margin: _Margin, row: int, vs_row, x0, best, goal, a
         bins = masks[main]
         after_mean = float(np.log1p(best[bins, m]).mean())
         ref = np.log1p(editor.raw[pool][:, bins, m].astype(np.float64)).mean(axis=1)
-        changes.append(MarkChange(mark, float(d[d > 0].sum()), float(-d[d < 0].sum()), by_region, main,
+        changes.append(MarkChange(mark, float(d[d > 0].sum()), float(np.abs(d[d < 0]).sum()), by_region, main,
                                   regions[main], percentile(ref, after_mean)))
     return SearchResult(True, goal, allowed, delta, float(np.linalg.norm(delta)), float(delta[delta > 0].sum()),
-                        float(-delta[delta < 0].sum()), changes, result, target_class,
+                        float(np.abs(delta[delta < 0]).sum()), changes, result, target_class,
                         percentile(editor.all_scores()[pool], result.score_after), margin.evaluations)
 
 
