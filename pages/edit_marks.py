@@ -135,29 +135,31 @@ m, w = sres.strongest()
 st.caption(f"{len(sres.marks)} marks x {len(sres.starts_bp)} windows scored in one batch. The largest change: deleting "
            f"{sres.marks[m]} over {sres.starts_bp[w]:+,}..{sres.ends_bp[w]:+,} bp moves the {editor.unit} by "
            f"{sres.effect[m, w]:+.3f}.")
-c1, c2 = st.columns(2)
-with c1:
+if session.differential:
     state.plot(pplots.scan_heatmap(sres.effect, marks, sres.starts_bp, size, editor.unit,
                                    title=f"{sres.gene}: what each mark adds (deletion)"),
                f"scan_{state.clean_label(sres.gene)}", key="edit_scan")
-with c2:
-    if session.differential:
-        st.info("Attributions of a two-cell model are shown per gene on the Gene pairs page.")
-    else:
-        @st.cache_data(max_entries=32, show_spinner="Attributing (integrated gradients)...")
-        def _attribution(model_key: str, data_key: str, row: int, _session):
-            return _session.explain_genes([row], "integrated_gradients", "zeros", n_steps=32).values[0]
+    st.caption("Red where the mark raises the predicted change, blue where it lowers it: the score minus the score "
+               "with the mark deleted in that window. Attributions of a two-cell model are on the Gene pairs page.")
+    scan_table = sres.to_frame()
+else:
+    @st.cache_data(max_entries=32, show_spinner="Attributing (integrated gradients)...")
+    def _attribution(model_key: str, data_key: str, row: int, _session):
+        return _session.explain_genes([row], "integrated_gradients", "zeros", n_steps=32).values[0]
 
-        values = _attribution(entry.cache_key, data.key, int(gene), session)
-        _, membership = windows(window, size)
-        state.plot(pplots.attribution_by_window(by_window(values, membership), marks, sres.starts_bp, size,
-                                                title="Attribution (IG) per window"),
-                   f"scan_attr_{state.clean_label(sres.gene)}", key="edit_scan_attr")
-st.caption("Both maps: red where the mark raises the prediction, blue where it lowers it. Left: the score minus the "
-           "score with the mark deleted in that window; right: integrated gradients against no reads, summed over the "
-           "same windows, a local linear view of the same model (where the two disagree, the deletion is what the model "
-           "actually does).")
-state.csv_button(sres.to_frame(), f"scan_{state.clean_label(sres.gene)}.csv", "Download the scan (CSV)",
+    values = _attribution(entry.cache_key, data.key, int(gene), session)
+    _, membership = windows(window, size)
+    state.plot(pplots.scan_vs_attribution(sres.effect, by_window(values, membership), marks, sres.starts_bp, size,
+                                          editor.unit, title=f"{sres.gene}: what each mark adds, by deletion and by "
+                                                             "attribution"),
+               f"scan_{state.clean_label(sres.gene)}", key="edit_scan")
+    st.caption("Red where the mark raises the prediction, blue where it lowers it, on one scale. Top: the score minus "
+               "the score with the mark deleted in that window (what the model does). Bottom: integrated gradients "
+               "against no reads summed over the same windows, a local linear view of the same model; where the two "
+               "disagree, trust the deletion.")
+    scan_table = sres.to_frame()
+    scan_table["attribution_ig"] = by_window(values, membership).reshape(-1)
+state.csv_button(scan_table, f"scan_{state.clean_label(sres.gene)}.csv", "Download the scan (CSV)",
                  key="edit_scan_dl")
 
 # ----------------------------------------------------------------------------- search

@@ -258,3 +258,16 @@ def test_scan_heatmap_shows_what_each_mark_adds():
     fig = scan_heatmap(effect, MARKS, np.array([-1000, 0]), 1000, "logit")
     assert np.array_equal(np.asarray(fig.data[0].z), -effect)  # red (positive) where deleting the mark lowers it
     assert list(fig.data[0].y) == list(MARKS) and list(fig.data[0].x) == [-500, 500]
+
+
+def test_scan_and_attribution_share_one_colour_scale():
+    from hmviz.perturb.plots import scan_vs_attribution
+
+    effect = np.array([[-1.0, 0.5], [0.0, 2.0], [0.25, 0.0]])
+    attribution = np.array([[0.5, -0.5], [0.0, -3.0], [0.0, 0.0]])
+    fig = scan_vs_attribution(effect, attribution, MARKS, np.array([-1000, 0]), 1000, "logit")
+    assert np.array_equal(np.asarray(fig.data[0].z), -effect) and np.array_equal(np.asarray(fig.data[1].z), attribution)
+    axis = fig.layout.coloraxis
+    assert axis.cmin == -3.0 and axis.cmax == 3.0 and axis.cmid == 0.0  # symmetric over both maps
+    with pytest.raises(HmvizError):
+        scan_vs_attribution(effect, attribution[:, :1], MARKS, np.array([-1000, 0]), 1000, "logit")

@@ -50,8 +50,7 @@ def test_edit_scan_and_search(page):
     assert score.label == "Logit of high expression" and score.delta.startswith("+")
     titles = _titles(at)
     assert any("before and after the edit" in t for t in titles)
-    assert any("what each mark adds (deletion)" in t for t in titles)
-    assert any("Attribution (IG) per window" in t for t in titles)
+    assert any("what each mark adds, by deletion and by attribution" in t for t in titles)
     tracks = next(c for c in _charts(at) if "before and after" in c["layout"]["title"]["text"])
     assert len(tracks["data"]) == 10  # before and after for each of 5 marks
     assert {b.label for b in at.get("download_button")} >= {"Download the edited signal and deltas (CSV)",

@@ -3,7 +3,7 @@
 * :func:`tracks_before_after`: one track per mark, reads per bin over bp relative to the TSS, the
   signal before the edit (grey, filled) and after it (coloured line), as a genome browser draws it;
 * :func:`scan_heatmap`: the deletion scan, marks x windows, as what each mark adds (diverging colours);
-* :func:`attribution_by_window`: an attribution summed over the same windows, to put beside the scan.
+* :func:`scan_vs_attribution`: the scan above an attribution summed over the same windows, one colour scale.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hmviz.errors import DataError
-from hmviz.plots import ATTRIBUTION_UNITS, POSITION_TITLE, SERIES_COLOURS, TSS_LINE, attribution_heatmap
+from hmviz.plots import DIVERGING, MARK_TITLE, POSITION_TITLE, SERIES_COLOURS, TSS_LINE, attribution_heatmap
 
 BEFORE_COLOUR = "#9e9e9e"
 READS_TITLE = "reads per bin"
@@ -76,12 +76,35 @@ def scan_heatmap(effect, marks: Sequence[str], starts_bp, window_bp: float, unit
     return fig
 
 
-def attribution_by_window(values, marks: Sequence[str], starts_bp, window_bp: float, *,
-                          title: str = "Attribution summed over the same windows") -> go.Figure:
-    """``values`` ``(marks, windows)``: an attribution summed per window (see :func:`hmviz.perturb.by_window`)."""
-    z = np.asarray(values, dtype=np.float64)
-    return attribution_heatmap(z.T, marks, starts_bp, bin_size=window_bp, title=title,
-                               colorbar_title=ATTRIBUTION_UNITS)
+def scan_vs_attribution(effect, attribution, marks: Sequence[str], starts_bp, window_bp: float, unit: str, *,
+                        title: str = "What each mark adds: by deletion and by attribution") -> go.Figure:
+    """Two marks x windows heatmaps on one colour scale, one above the other with a shared x axis: the
+    deletion scan as what each mark adds (``-effect``, see :func:`scan_heatmap`) and an attribution
+    summed over the same windows (``attribution``, ``(marks, windows)``; see
+    :func:`hmviz.perturb.by_window`), both in the model's ``unit`` (red raises the prediction)."""
+    z_scan = -np.asarray(effect, dtype=np.float64)
+    z_attr = np.asarray(attribution, dtype=np.float64)
+    marks = [str(m) for m in marks]
+    starts = np.asarray(starts_bp, dtype=np.float64)
+    if z_scan.shape != z_attr.shape or z_scan.shape != (len(marks), starts.size):
+        raise DataError(f"effect {z_scan.shape} and attribution {z_attr.shape} must both be (marks, windows) = "
+                        f"({len(marks)}, {starts.size}).")
+    zmax = float(max(np.abs(z_scan).max(), np.abs(z_attr).max())) or 1.0
+    x = starts + window_bp / 2.0
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("Deletion: score minus the score without the mark there",
+                                        "Attribution (integrated gradients, no-reads baseline), summed per window"))
+    for row, (z, what) in enumerate(((z_scan, "adds"), (z_attr, "attribution")), start=1):
+        fig.add_trace(go.Heatmap(z=z, x=x, y=marks, coloraxis="coloraxis",
+                                 hovertemplate="%{y}, window centred at %{x:+,.0f} bp<br>" + what +
+                                               ": %{z:.3g}<extra></extra>"), row=row, col=1)
+        fig.update_yaxes(title_text=MARK_TITLE, row=row, col=1)
+    fig.add_vline(x=0, line=TSS_LINE)
+    fig.update_xaxes(title_text=POSITION_TITLE, row=2, col=1)
+    fig.update_layout(title=title, height=520,
+                      coloraxis={"colorscale": DIVERGING, "cmid": 0.0, "cmin": -zmax, "cmax": zmax,
+                                 "colorbar": {"title": {"text": unit, "side": "right"}}})
+    return fig
 
 
-__all__ = ["attribution_by_window", "scan_heatmap", "tracks_before_after"]
+__all__ = ["scan_heatmap", "scan_vs_attribution", "tracks_before_after"]
