@@ -13,6 +13,7 @@ data, entry, session = state.model_on_data()
 
 from hmviz.perturb import NAMED_REGIONS, Editor, by_window, scan, smallest_edit, windows
 from hmviz.perturb import plots as pplots
+from hmviz.perturb.search import ordinal
 
 ds = session.dataset
 OPS = {"remove": "remove (0 reads)", "scale": "scale by a factor", "set": "set to a level (reads per bin)",
@@ -197,10 +198,10 @@ if not res.found:
     st.stop()
 st.success(f"Found an edit that would {res.goal}: {res.size_reads:.1f} reads (L2 norm; {res.reads_added:,.0f} reads "
            f"added, {res.reads_removed:,.0f} removed).")
-st.markdown("\n".join(f"- {c.text(res.target_class)}" for c in res.changes))
+st.markdown("\n".join(f"- {c.text(res.reference)}" for c in res.changes))
 st.caption(f"After the edit: {editor.unit} {res.result.score_after:+.3f} (was {res.result.score_before:+.3f})"
            + (f", P({res.result.gene} above {res.result.vs}) {res.result.p_after:.3f}" if vs is not None else "")
-           + f"; at the {res.score_percentile:.0f}th percentile of the {res.target_class}-expression training genes.")
+           + f"; at the {ordinal(res.score_percentile)} percentile of the {res.reference}.")
 state.plot(pplots.tracks_before_after(res.result.raw_before, res.result.raw_after, marks, window.bin_starts_bp(),
                                       window.bin_size, title=f"{res.result.gene}: the smallest edit found"),
            f"search_{state.clean_label(res.result.gene)}", key="search_tracks")

@@ -271,3 +271,11 @@ def test_scan_and_attribution_share_one_colour_scale():
     assert axis.cmin == -3.0 and axis.cmax == 3.0 and axis.cmid == 0.0  # symmetric over both maps
     with pytest.raises(HmvizError):
         scan_vs_attribution(effect, attribution[:, :1], MARKS, np.array([-1000, 0]), 1000, "logit")
+
+
+def test_ordinals_and_percentiles():
+    from hmviz.perturb.search import ordinal, percentile
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 100, 42.4)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "100th", "42nd"]
+    assert percentile(np.array([1.0, 2.0, 3.0, 4.0]), 2.0) == 50.0 and np.isnan(percentile(np.array([]), 1.0))

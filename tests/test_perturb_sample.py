@@ -154,3 +154,27 @@ def test_cli_bad_edit_is_one_error_line_and_writes_nothing(tmp_path, capsys, edi
     for w in words:
         assert w in err[0]
     assert not out.exists() and captured.out == ""
+
+
+def test_two_cell_model_edits_one_cell(one_torch_thread):
+    """DeepDiff predicts log2((B + 1) / (A + 1)): removing H3K27me3 from cell B raises it, from cell A it does not
+    raise it as much; the search flips the sign of the predicted change."""
+    if not (MODELS / "deepdiff" / "model.safetensors").exists():
+        pytest.skip("bundled models not installed")
+    from hmviz.checkpoints import load_model
+    from hmviz.data import read_dataset
+    from hmviz.explain.session import prepare
+
+    model, card = load_model(MODELS / "deepdiff")
+    session = prepare(model, card, read_dataset(SAMPLE / "two_cells"))
+    edit_b, edit_a = Editor.from_session(session), Editor.from_session(session, session.cells[0])
+    assert edit_b.cell == session.cells[1] and "log2 fold change" in edit_b.unit
+    row = int(np.argmin(edit_b.all_scores()))
+    in_b = edit_b.perturb(row, ["H3K27me3:window:remove"])
+    in_a = edit_a.perturb(row, ["H3K27me3:window:remove"])
+    assert in_b.score_before == pytest.approx(in_a.score_before)
+    assert in_b.delta > 0 and in_b.delta > in_a.delta and in_b.summary()["cell_edited"] == session.cells[1]
+    assert scan(edit_b, row, 1000).effect.shape == (5, 10)
+    res = smallest_edit(edit_a, row, ["H3K4me3,H3K36me3:window:add", "H3K27me3,H3K9me3:window:remove"])
+    assert res.found and np.sign(res.result.score_after) != np.sign(res.result.score_before)
+    assert "measured" in res.reference

@@ -97,6 +97,13 @@ def allowed_masks(allowances, window: Window) -> tuple[np.ndarray, np.ndarray]:
     return up, down
 
 
+def ordinal(n: float) -> str:
+    """``1 -> '1st'``, ``3 -> '3rd'``, ``11 -> '11th'``, ``42.4 -> '42nd'`` (rounded)."""
+    k = int(round(n))
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def percentile(values: np.ndarray, value: float) -> float:
     """Share of ``values`` at or below ``value``, in percent (NaN when there are none)."""
     values = np.asarray(values, dtype=np.float64)
@@ -118,7 +125,7 @@ class MarkChange:
     main_bp: tuple[float, float]
     signal_percentile: float
 
-    def text(self, target_class: str = "target-class") -> str:
+    def text(self, reference: str = "training genes of the target class") -> str:
         parts = []
         if self.reads_added > 0:
             parts.append(f"+{self.reads_added:.0f} reads")
@@ -128,8 +135,8 @@ class MarkChange:
         shares = ", ".join(f"{name.replace('_', ' ')} {100 * abs(v) / total:.0f}%" for name, v in self.by_region.items())
         a, b = self.main_bp
         return (f"{self.mark}: {' and '.join(parts)} ({shares}); most per bin in the {self.main_region.replace('_', ' ')} "
-                f"({format_bp(a)}..{format_bp(b)}), where the edited signal is at the {self.signal_percentile:.0f}th "
-                f"percentile of the {target_class}-expression training genes")
+                f"({format_bp(a)}..{format_bp(b)}), where the edited signal is at the {ordinal(self.signal_percentile)} "
+                f"percentile of the {reference}")
 
 
 @dataclass
@@ -139,7 +146,8 @@ class SearchResult:
     ``found``: whether an allowed edit flips the answer. ``delta``: ``(bins, marks)`` change in reads
     (zeros when not found). ``size_reads``: its L2 norm. ``result``: the prediction before and after
     (after = before when not found). ``score_percentile``: the new score's percentile among the
-    training genes of the target class (``target_class``: high when the edit raises the score).
+    training genes of the target class (``target_class``: high when the edit raises the score, low when it
+    lowers it; for a two-cell model the sign of the measured fold change), named in words by ``reference``.
     """
 
     found: bool
@@ -152,6 +160,7 @@ class SearchResult:
     changes: list[MarkChange]
     result: PerturbResult
     target_class: str
+    reference: str
     score_percentile: float
     evaluations: int
     message: str = ""
@@ -166,17 +175,16 @@ class SearchResult:
             return out + [self.message]
         out.append(f"smallest edit found: {self.size_reads:.1f} reads (L2 norm; {self.reads_added:.0f} reads added, "
                    f"{self.reads_removed:.0f} removed)")
-        out += [f"  {c.text(self.target_class)}" for c in self.changes]
+        out += [f"  {c.text(self.reference)}" for c in self.changes]
         out += self.result.lines()[1:]
-        out.append(f"the new score is at the {self.score_percentile:.0f}th percentile of the {self.target_class}-"
-                   "expression training genes")
+        out.append(f"the new score is at the {ordinal(self.score_percentile)} percentile of the {self.reference}")
         return out
 
     def summary(self) -> dict:
         out = {"mode": "search", "found": self.found, "goal": self.goal, "allowed": self.allowed,
                **self.result.summary(), "size_reads": round(self.size_reads, 3),
                "reads_added": round(self.reads_added, 3), "reads_removed": round(self.reads_removed, 3),
-               "target_class": self.target_class, "evaluations": self.evaluations,
+               "target_class": self.target_class, "reference": self.reference, "evaluations": self.evaluations,
                "changes": [{"mark": c.mark, "reads_added": round(c.reads_added, 3),
                             "reads_removed": round(c.reads_removed, 3),
                             "by_region": {k: round(v, 3) for k, v in c.by_region.items()}, "main_region": c.main_region,
@@ -294,8 +302,9 @@ def smallest_edit(editor: Editor, gene, allow, vs=None, *, max_steps: int = 40, 
         message = (f"No allowed edit suffices: neither the gradient search nor the strongest allowed edit (every allowed "
                    f"bin at 0 reads or at the training maximum of its mark, as the gradient asks) can {goal}. "
                    "Allow more marks, a wider region or the other direction.")
-        return SearchResult(False, goal, allowed, np.zeros_like(x0), 0.0, 0.0, 0.0, [], result,
-                            "high" if sign > 0 else "low", float("nan"), margin.evaluations, message)
+        target, _, reference = _target_group(editor, sign)
+        return SearchResult(False, goal, allowed, np.zeros_like(x0), 0.0, 0.0, 0.0, [], result, target, reference,
+                            float("nan"), margin.evaluations, message)
     best = _line_search(margin, x0, found)
     for _ in range(rounds):
         delta = best - x0
@@ -316,15 +325,31 @@ def smallest_edit(editor: Editor, gene, allow, vs=None, *, max_steps: int = 40, 
     return _report(editor, margin, row, vs_row, x0, best, goal, allowed, sign)
 
 
+def _target_group(editor: Editor, sign: float) -> tuple[str, np.ndarray, str]:
+    """``(target class, its training genes, those genes in words)`` for an edit that raises (sign > 0) or
+    lowers the score: high / low expression genes; for a two-cell model, genes whose measured fold change
+    has the target sign. All training genes when the classes are unknown."""
+    train = editor.training_rows()
+    if editor.session.differential:
+        measured = editor.session.measured()
+        target = "positive fold change" if sign > 0 else "negative fold change"
+        if measured is None:
+            return target, train, "training genes"
+        return target, train[(measured[train] > 0) == (sign > 0)], \
+            f"training genes with a measured {target}"
+    target = "high" if sign > 0 else "low"
+    labels = editor.labels()
+    if labels is None:
+        return target, train, "training genes"
+    return target, train[labels[train] == (1 if sign > 0 else 0)], f"{target}-expression training genes"
+
+
 def _report(editor: Editor, margin: _Margin, row: int, vs_row, x0, best, goal, allowed, sign) -> SearchResult:
     delta = best - x0
     raw_after = best.astype(np.float32)
     scores = margin.editor.score_raw(np.stack([x0, best]), row)
     result = editor.result(row, raw_after, ["smallest edit found by search"], vs_row, scores[0], scores[1])
-    target_class = "high" if sign > 0 else "low"
-    labels = editor.labels()
-    train = editor.training_rows()
-    pool = train if labels is None else train[labels[train] == (1 if sign > 0 else 0)]
+    target_class, pool, reference = _target_group(editor, sign)
     starts = editor.window.bin_starts_bp()
     regions = {k: v for k, v in editor.window.named().items() if k != "window" and v[0] < v[1]}
     changes = []
@@ -341,9 +366,9 @@ def _report(editor: Editor, margin: _Margin, row: int, vs_row, x0, best, goal, a
         changes.append(MarkChange(mark, float(d[d > 0].sum()), float(np.abs(d[d < 0]).sum()), by_region, main,
                                   regions[main], percentile(ref, after_mean)))
     return SearchResult(True, goal, allowed, delta, float(np.linalg.norm(delta)), float(delta[delta > 0].sum()),
-                        float(np.abs(delta[delta < 0]).sum()), changes, result, target_class,
+                        float(np.abs(delta[delta < 0]).sum()), changes, result, target_class, reference,
                         percentile(editor.all_scores()[pool], result.score_after), margin.evaluations)
 
 
-__all__ = ["ALLOW_SYNTAX", "DIRECTIONS", "Allowance", "MarkChange", "SearchResult", "allowed_masks",
+__all__ = ["ALLOW_SYNTAX", "DIRECTIONS", "Allowance", "MarkChange", "SearchResult", "allowed_masks", "ordinal",
            "parse_allowance", "percentile", "smallest_edit"]
