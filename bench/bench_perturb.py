@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import hmviz  # noqa: E402,F401  (sets the OpenMP wait policy before torch loads)
-from _results import write_results  # noqa: E402
+from _results import write_results
+
+import hmviz  # noqa: F401  (sets the OpenMP wait policy before torch loads)
 
 TARGETS = {("deepchrome", "edit"): 0.1, ("deepchrome", "scan"): 1.0, ("deepchrome", "search"): 5.0,
            ("attentivechrome", "edit"): 0.1, ("attentivechrome", "scan"): 3.0, ("attentivechrome", "search"): 5.0}
@@ -69,9 +70,9 @@ def main() -> int:
         scores = editor.all_scores()
         gene = int(np.argmin(scores))
         cases = {
-            "edit": lambda: editor.perturb(gene, ["H3K4me3:promoter:set=20"]),
-            "scan": lambda: scan(editor, gene, 500),
-            "search": lambda: smallest_edit(editor, gene, ["H3K4me3,H3K36me3:window:add"]),
+            "edit": lambda e=editor, g=gene: e.perturb(g, ["H3K4me3:promoter:set=20"]),
+            "scan": lambda e=editor, g=gene: scan(e, g, 500),
+            "search": lambda e=editor, g=gene: smallest_edit(e, g, ["H3K4me3,H3K36me3:window:add"]),
         }
         for case, fn in cases.items():
             median, best, out = _time(fn, args.repeats if case != "search" else max(1, args.repeats // 2))
@@ -88,7 +89,7 @@ def main() -> int:
     load = os.getloadavg()
     print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; torch threads {args.threads}; "
           f"{args.genes} genes; {args.repeats} repeats\n")
-    print(f"| model | case | median (s) | best (s) | target (s) | met | note |")
+    print("| model | case | median (s) | best (s) | target (s) | met | note |")
     print("|---|---|---|---|---|---|---|")
     for name, case, median, best, target, ok, note in rows:
         print(f"| {name} | {case} | {median:.3f} | {best:.3f} | < {target:g} | {'yes' if ok else 'NO'} | {note} |")

@@ -83,10 +83,10 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     elif args.scan is not None:
         res = scan(editor, args.gene, args.scan, args.vs)
         m, w = res.strongest()
-        lines = [f"{res.gene}: {res.unit} {res.score_before:+.4g}; deleting each mark in {len(res.starts_bp)} windows "
-                 f"of {res.window_bp} bp",
-                 f"strongest: {res.marks[m]} over {res.starts_bp[w]:+d}..{res.ends_bp[w]:+d} bp changes it by "
-                 f"{res.effect[m, w]:+.4g}"]
+        lines = [(f"{res.gene}: {res.unit} {res.score_before:+.4g}; deleting each mark in {len(res.starts_bp)} "
+                  f"windows of {res.window_bp} bp"),
+                 (f"strongest: {res.marks[m]} over {res.starts_bp[w]:+d}..{res.ends_bp[w]:+d} bp changes it by "
+                  f"{res.effect[m, w]:+.4g}")]
         lines += [f"  {mark}: largest effect {res.effect[k].max():+.3g}, smallest {res.effect[k].min():+.3g}"
                   for k, mark in enumerate(res.marks)]
         table, summary = res.to_frame(), {"mode": "scan", **res.summary()}

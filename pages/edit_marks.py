@@ -183,8 +183,8 @@ if not allowed_marks:
 key = (entry.cache_key, data.key, cell, int(gene), vs, tuple(allowed_marks), search_region, direction)
 if st.button("Find the smallest edit", type="primary", key="search_run"):
     try:
-        st.session_state["_search"] = (key, smallest_edit(editor, gene, [f"{','.join(allowed_marks)}:"
-                                                                         f"{search_region}:{direction}"], vs))
+        allow = f"{','.join(allowed_marks)}:{search_region}:{direction}"
+        st.session_state["_search"] = (key, smallest_edit(editor, gene, [allow], vs))
     except HmvizError as exc:
         state.show_error(exc)
         st.stop()

@@ -17,8 +17,19 @@ from hmviz.data.dataset import HistoneDataset
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import HmvizError
 from hmviz.explain.session import prepare
-from hmviz.perturb import (Editor, Window, apply_edits, by_window, parse_allowance, parse_edit, reference_profiles,
-                           resolve, scan, smallest_edit, windows)
+from hmviz.perturb import (
+    Editor,
+    Window,
+    apply_edits,
+    by_window,
+    parse_allowance,
+    parse_edit,
+    reference_profiles,
+    resolve,
+    scan,
+    smallest_edit,
+    windows,
+)
 from hmviz.perturb.score import torch_transform
 
 MARKS = ("K4", "K27", "decoy")

@@ -60,7 +60,7 @@ class Window:
     tss_bin: int
 
     @classmethod
-    def from_card(cls, card: dict) -> "Window":
+    def from_card(cls, card: dict) -> Window:
         """The window of a model card (its marks in order, bins, bin size and TSS bin)."""
         n_bins = int(card["n_bins"])
         return cls(tuple(card["marks"]), n_bins, int(card["bin_size"]), int(card.get("tss_bin", n_bins // 2)))

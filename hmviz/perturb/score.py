@@ -144,7 +144,7 @@ class Editor:
     _profiles: dict | None = field(default=None, repr=False)
 
     @classmethod
-    def from_session(cls, session: ExplainSession, cell: str | None = None) -> "Editor":
+    def from_session(cls, session: ExplainSession, cell: str | None = None) -> Editor:
         """Edits act on ``cell`` (two-cell models; default the second cell, B) or on the one cell."""
         window = Window.from_card(session.card)
         dataset = session.dataset
@@ -230,7 +230,7 @@ class Editor:
             self._scores = self.session.scores()
         return self._scores
 
-    def use_scores(self, scores: np.ndarray) -> "Editor":
+    def use_scores(self, scores: np.ndarray) -> Editor:
         """Reuse scores already computed for every gene (e.g. the app's cache)."""
         self._scores = np.asarray(scores, dtype=np.float64)
         return self

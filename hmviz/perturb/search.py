@@ -99,7 +99,7 @@ def allowed_masks(allowances, window: Window) -> tuple[np.ndarray, np.ndarray]:
 
 def ordinal(n: float) -> str:
     """``1 -> '1st'``, ``3 -> '3rd'``, ``11 -> '11th'``, ``42.4 -> '42nd'`` (rounded)."""
-    k = int(round(n))
+    k = round(n)
     suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
     return f"{k}{suffix}"
 
