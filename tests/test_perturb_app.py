@@ -87,3 +87,17 @@ def test_ranker_needs_a_second_gene_for_the_search(page):
     at.button(key="search_run").click().run()
     _ok(at)
     assert "Found an edit that would rank" in at.success[0].value
+
+
+def test_two_cell_model_edits_the_chosen_cell(page):
+    at = page.switch_page("pages/data.py").run()
+    at.radio(key="data_source").set_value("two_cell").run()
+    at.button(key="use_two_cell").click().run()
+    at = _ok(at.switch_page("pages/edit_marks.py").run())
+    assert at.session_state["model"] == "bundled:deepdiff"
+    assert at.metric[0].label.startswith("Predicted log2 fold change")
+    assert at.radio(key="edit_cell").value == at.radio(key="edit_cell").options[1]  # cell B by default
+    assert any("what each mark adds (deletion)" in t for t in _titles(at))
+    at.button(key="search_run").click().run()
+    _ok(at)
+    assert at.success or at.warning  # an edit found, or the message that none suffices
