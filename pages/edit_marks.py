@@ -11,15 +11,18 @@ from hmviz_app import state
 st.title("Edit marks")
 data, entry, session = state.model_on_data()
 
+from hmviz.explain._regions import format_bp
 from hmviz.perturb import NAMED_REGIONS, Editor, by_window, scan, smallest_edit, windows
 from hmviz.perturb import plots as pplots
 from hmviz.perturb.search import ordinal
 
 ds = session.dataset
-OPS = {"remove": "remove (0 reads)", "scale": "scale by a factor", "set": "set to a level (reads per bin)",
-       "add": "add reads per bin", "like": "like the median high/low-expression training gene"}
-REGION_WORDS = {"upstream": "upstream", "promoter": "promoter", "gene_body": "gene body", "window": "whole window",
-                "custom": "a range in bp (drag)"}
+OPS = {"remove": "remove", "scale": "scale", "set": "set level", "add": "add reads", "like": "like a gene class"}
+OPS_HELP = ("- **remove**: 0 reads\n- **scale**: reads times a factor\n- **set level**: this many reads per bin\n"
+            "- **add reads**: this many more reads per bin\n- **like a gene class**: the per-bin median of the high "
+            "(or low) expression training genes")
+REGION_WORDS = {"upstream": "upstream", "promoter": "promoter", "gene_body": "gene body", "window": "window",
+                "custom": "bp range"}
 
 # --------------------------------------------------------------------------- model, genes
 cell = None
@@ -84,7 +87,7 @@ st.subheader("Edit")
 c1, c2, c3, c4 = st.columns(4)
 mark = c1.selectbox("Mark", marks, key=state.sticky("edit_mark", marks[0]))
 region = _region_control("edit", c2, "window")
-op = c3.selectbox("Operation", list(OPS), format_func=OPS.get, key=state.sticky("edit_op", "remove"))
+op = c3.selectbox("Operation", list(OPS), format_func=OPS.get, key=state.sticky("edit_op", "remove"), help=OPS_HELP)
 if op == "like":
     value = c4.selectbox("Reference", ["high", "low"], key=state.sticky("edit_like", "high"))
 elif op == "scale":
@@ -134,7 +137,7 @@ except HmvizError as exc:
     st.stop()
 m, w = sres.strongest()
 st.caption(f"{len(sres.marks)} marks x {len(sres.starts_bp)} windows scored in one batch. The largest change: deleting "
-           f"{sres.marks[m]} over {sres.starts_bp[w]:+,}..{sres.ends_bp[w]:+,} bp moves the {editor.unit} by "
+           f"{sres.marks[m]} from {format_bp(sres.starts_bp[w])} to {format_bp(sres.ends_bp[w])} moves the {editor.unit} by "
            f"{sres.effect[m, w]:+.3f}.")
 if session.differential:
     state.plot(pplots.scan_heatmap(sres.effect, marks, sres.starts_bp, size, editor.unit,
@@ -170,7 +173,7 @@ if entry.task == "ranking" and vs is None:
             "edited gene above it.")
     st.stop()
 active = [m_ for m_ in ("H3K4me3", "H3K36me3", "H3K27ac") if m_ in marks] or list(marks)
-c1, c2, c3 = st.columns(3)
+c1, c2, c3 = st.columns([2, 1, 1])
 allowed_marks = c1.multiselect("Marks it may change", marks, key=state.sticky("search_marks", active))
 search_region = _region_control("search", c2, "window")
 direction = c3.radio("Direction", ["add", "remove", "both"], horizontal=True,

@@ -93,7 +93,7 @@ def scan_vs_attribution(effect, attribution, marks: Sequence[str], starts_bp, wi
     x = starts + window_bp / 2.0
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=("Deletion: score minus the score without the mark there",
-                                        "Attribution (integrated gradients, no-reads baseline), summed per window"))
+                                        "Attribution (integrated gradients vs no reads), per window"))
     for row, (z, what) in enumerate(((z_scan, "adds"), (z_attr, "attribution")), start=1):
         fig.add_trace(go.Heatmap(z=z, x=x, y=marks, coloraxis="coloraxis",
                                  hovertemplate="%{y}, window centred at %{x:+,.0f} bp<br>" + what +
