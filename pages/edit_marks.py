@@ -204,7 +204,8 @@ st.success(f"Found an edit that would {res.goal}: {res.size_reads:.1f} reads (L2
 st.markdown("\n".join(f"- {c.text(res.reference)}" for c in res.changes))
 st.caption(f"After the edit: {editor.unit} {res.result.score_after:+.3f} (was {res.result.score_before:+.3f})"
            + (f", P({res.result.gene} above {res.result.vs}) {res.result.p_after:.3f}" if vs is not None else "")
-           + f"; at the {ordinal(res.score_percentile)} percentile of the {res.reference}.")
+           + f"; at the {ordinal(res.score_percentile)} percentile of the {res.reference}. The smallest edit stops just "
+             "past the decision boundary.")
 state.plot(pplots.tracks_before_after(res.result.raw_before, res.result.raw_after, marks, window.bin_starts_bp(),
                                       window.bin_size, title=f"{res.result.gene}: the smallest edit found"),
            f"search_{state.clean_label(res.result.gene)}", key="search_tracks")
