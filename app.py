@@ -27,6 +27,7 @@ PAGES = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
     st.Page("pages/gene_pairs.py", title="Gene pairs", icon=":material/compare_arrows:", url_path="gene_pairs"),
     st.Page("pages/attributions.py", title="Attributions", icon=":material/grid_on:", url_path="attributions"),
+    st.Page("pages/edit_marks.py", title="Edit marks", icon=":material/edit_note:", url_path="edit_marks"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
     st.Page("pages/ablation.py", title="Ablation", icon=":material/filter_alt:", url_path="ablation"),
 ]
