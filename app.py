@@ -26,6 +26,8 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
     st.Page("pages/gene_pairs.py", title="Gene pairs", icon=":material/compare_arrows:", url_path="gene_pairs"),
+    st.Page("pages/gene_view.py", title="Gene view", icon=":material/timeline:", url_path="gene_view"),
+    st.Page("pages/heatmap.py", title="Heatmap", icon=":material/view_list:", url_path="heatmap"),
     st.Page("pages/attributions.py", title="Attributions", icon=":material/grid_on:", url_path="attributions"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
     st.Page("pages/ablation.py", title="Ablation", icon=":material/filter_alt:", url_path="ablation"),
