@@ -67,8 +67,8 @@ def profile_heatmap(values: np.ndarray, bin_starts_bp: np.ndarray, bin_size: int
             raise DataError(f"{k} clusters need at least {k} genes; the set has {rows.size}.")
         from sklearn.cluster import KMeans
 
-        feats = np.asarray(cluster_on if cluster_on is not None else values, dtype=np.float64)[rows]
-        labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(feats)
+        feats = _coarse(np.asarray(cluster_on if cluster_on is not None else values, dtype=np.float64)[rows])
+        labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(feats)
         finite = np.where(np.isfinite(key), key, np.nan)
         means = np.array([np.nanmean(finite[labels == c]) if np.isfinite(finite[labels == c]).any() else -np.inf
                           for c in range(k)])
@@ -82,6 +82,16 @@ def profile_heatmap(values: np.ndarray, bin_starts_bp: np.ndarray, bin_size: int
     matrix = values[rows]
     profiles = np.stack([matrix[labels == c].mean(axis=0) for c in range(int(labels.max()) + 1)])
     return HeatmapData(matrix, rows, labels, profiles, key, np.asarray(bin_starts_bp), int(bin_size), sort_by)
+
+
+def _coarse(rows: np.ndarray, max_features: int = 25) -> np.ndarray:
+    """Rows averaged over groups of neighbouring bins (at most ``max_features`` groups): k-means on
+    the profile's shape at a fraction of the cost (20,000 x 100 -> 20,000 x 25)."""
+    n = rows.shape[1]
+    if n <= max_features:
+        return rows
+    edges = np.linspace(0, n, max_features + 1).round().astype(np.int64)
+    return np.add.reduceat(rows, edges[:-1], axis=1) / np.diff(edges)
 
 
 def display_rows(n_rows: int, max_rows: int = 2000) -> np.ndarray:
