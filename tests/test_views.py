@@ -171,3 +171,55 @@ def test_heatmap_figure_says_when_rows_are_pooled():
     small = heatmap_figure(profile_heatmap(values[:50], np.arange(10) * 100, 100, sort_by="signal"),
                            what="x", units="reads")
     assert "one row per gene" in small.layout.yaxis2.title.text
+
+
+# ------------------------------------------------------------------ figures that describe themselves
+from hmviz.views.report import SavedView, figure_caption, pair_report_html, with_caption  # noqa: E402
+
+
+def test_caption_names_model_data_method_genes_prediction_and_version():
+    import hmviz
+
+    text = figure_caption(model="ranker-deepchrome", trained_on="sample data (3,000 generated genes)",
+                          method="Integrated Gradients", baseline="training mean", genes=["TP53 (ENSG1)", "GAPDH"],
+                          prediction="P(TP53 > GAPDH) = 0.91", measured="log1p expression 2.1 vs 7.3")
+    for part in ("ranker-deepchrome", "trained on sample data", "Integrated Gradients", "training mean",
+                 "TP53 (ENSG1), GAPDH", "P(TP53 > GAPDH) = 0.91", "log1p expression", f"hmviz {hmviz.__version__}"):
+        assert part in text
+
+
+def test_exported_figure_carries_its_caption_in_svg_json():
+    fig = with_caption(go_figure(), "Model: m (trained on <data>) · genes: A, B")
+    ann = [a for a in fig.layout.annotations if a.name == "hmviz-caption"]
+    assert ann and "&lt;data&gt;" in ann[0].text and fig.layout.margin.b > 50
+
+
+def go_figure():
+    import plotly.graph_objects as go
+
+    return go.Figure(go.Scatter(x=[0, 1], y=[1, 2]), layout={"height": 300})
+
+
+def test_pair_report_is_self_contained_and_escaped():
+    import pandas as pd
+
+    page = pair_report_html(title="A vs B", sentence="<script>alert(1)</script> ranks higher", caption="cap",
+                            figures=[go_figure()], tables={"marks": pd.DataFrame({"mark": ["<b>"], "v": [1.0]})})
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "plotly" in page.lower() and '<script src="http' not in page and len(page) > 1_000_000  # JS inline
+    assert "&lt;b&gt;" in page
+
+
+def test_saved_view_round_trips_and_refuses_other_data_and_tampering():
+    view = SavedView("gene_pairs", "My H1 table", "abc123", "ranker-deepchrome", {"a": "TP53", "steps": 32})
+    back = SavedView.from_json(view.to_json())
+    assert back == view
+    back.check_data("abc123", "My H1 table")
+    with pytest.raises(DataError, match="saved on the data 'My H1 table'"):
+        back.check_data("zzz", "other")
+    with pytest.raises(DataError, match="not a saved hmviz view"):
+        SavedView.from_json('{"a": 1}', "v.json")
+    with pytest.raises(DataError, match="plain values"):
+        SavedView.from_json(view.to_json().replace('"steps": 32', '"steps": {"x": 1}'))
+    with pytest.raises(DataError, match="at most 64 KB"):
+        SavedView.from_json("x" * 70_000)
