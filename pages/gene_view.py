@@ -8,6 +8,7 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.views import GeneLocus, attribution_bedgraph, browser_links, gene_tracks
 from hmviz.views.figures import gene_tracks_figure
+from hmviz.views.report import figure_caption, with_caption
 from hmviz_app import gene_names, state
 
 st.title("Gene view")
@@ -79,6 +80,15 @@ for r in rows:
 unit_att = getattr(att, "target", "model output") if show_att else None
 fig = gene_tracks_figure(frames, [index.label(r) for r in rows], units=units, attribution_unit=unit_att,
                          title=" vs ".join(title_parts), strand_note=note)
+if show_att:
+    trained_on = (session.card.get("data") or {}).get("source") or "unknown data"
+    caption = figure_caption(model=entry.label, trained_on=str(trained_on), method="Integrated Gradients",
+                             baseline=getattr(att.baseline, "name", None), genes=[index.label(r) for r in rows],
+                             prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}"
+                                                  for r, o in zip(rows, att.outputs)))
+else:
+    caption = figure_caption(model=None, trained_on=None, genes=[index.label(r) for r in rows])
+with_caption(fig, f"Data: {data.name} · " + caption)
 state.plot(fig, f"gene_view_{'_'.join(str(ds.gene_ids[r]) for r in rows)}", key="gv_fig")
 if show_att:
     base = getattr(att.baseline, "label", None) or getattr(att.baseline, "name", "")

@@ -19,14 +19,15 @@ VIEW_VERSION = 1
 _MAX_VIEW_BYTES = 64 * 1024
 
 
-def figure_caption(*, model: str, trained_on: str, method: str | None = None, baseline: str | None = None,
+def figure_caption(*, model: str | None, trained_on: str | None, method: str | None = None, baseline: str | None = None,
                    genes: Sequence[str] = (), prediction: str | None = None, measured: str | None = None,
                    version: str | None = None) -> str:
-    """One line naming everything a figure depends on: model and its training data, method and
-    baseline, genes, prediction and measured expression (each with its unit), hmviz version."""
+    """One line naming everything a figure depends on: model and its training data (``model=None``
+    for a figure of data only), method and baseline, genes, prediction and measured expression (each
+    with its unit), hmviz version."""
     from hmviz import __version__
 
-    parts = [f"Model: {model} (trained on {trained_on})"]
+    parts = [f"Model: {model} (trained on {trained_on})"] if model else []
     if method:
         parts.append(f"method: {method}" + (f", reference: {baseline}" if baseline else ""))
     if genes:
