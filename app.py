@@ -26,6 +26,8 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
     st.Page("pages/gene_pairs.py", title="Gene pairs", icon=":material/compare_arrows:", url_path="gene_pairs"),
+    st.Page("pages/gene_view.py", title="Gene view", icon=":material/timeline:", url_path="gene_view"),
+    st.Page("pages/heatmap.py", title="Heatmap", icon=":material/view_list:", url_path="heatmap"),
     st.Page("pages/attributions.py", title="Attributions", icon=":material/grid_on:", url_path="attributions"),
     st.Page("pages/edit_marks.py", title="Edit marks", icon=":material/edit_note:", url_path="edit_marks"),
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),

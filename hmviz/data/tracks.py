@@ -326,7 +326,9 @@ class BigWigTrack(Track):
 class BedGraphTrack(Track):
     kind = "bedGraph"
 
-    def __init__(self, mark: str, path: Path) -> None:
+    def __init__(self, mark: str, path: Path, *, signed: bool = False) -> None:
+        """``signed=True`` reads a track of signed values (e.g. attributions exported by hmviz);
+        histone-mark signal is never negative, so by default a negative value is an error."""
         super().__init__(mark, path)
         hint = "A bedGraph line is: chrom, start, end, value (start and end in bp, 0-based)."
         text, src = read_bed_text(path)
@@ -342,7 +344,7 @@ class BedGraphTrack(Track):
         if bad.any():
             raise DataError(f"{src.where(int(np.argmax(bad)))}: the value is empty or not a finite number. "
                             "Every bedGraph line needs a value (0 where there is no signal).")
-        if (values < 0).any():
+        if not signed and (values < 0).any():
             i = int(np.argmax(values < 0))
             raise _negative_error(src.where(i), None, float(values[i]))
         _check_chrom_names(src, names, codes)

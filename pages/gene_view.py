@@ -1,0 +1,121 @@
+"""Gene view: one or two genes as a genome browser shows them: each mark's signal in the data's
+units over the window around the TSS, with the model's attribution as a separate track under it."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from hmviz.errors import HmvizError
+from hmviz.views import GeneLocus, attribution_bedgraph, browser_links, gene_tracks
+from hmviz.views.figures import gene_tracks_figure
+from hmviz.views.report import figure_caption, with_caption
+from hmviz_app import gene_names, state
+
+st.title("Gene view")
+data = state.current_data()
+ds = data.first
+gene_names.annotation_panel(data)
+index = gene_names.gene_index(data)
+
+c1, c2 = st.columns(2)
+query = c1.text_input("Find a gene (symbol or id)", key=state.sticky("gv_query", ""),
+                      placeholder="e.g. " + index.label(0))
+hits = index.search(query, limit=50) if query else np.arange(min(len(index), 50))
+if query and hits.size == 0:
+    c1.warning(f"No gene matches '{query}' by symbol or id.")
+    st.stop()
+row = c1.selectbox("Gene", hits.tolist(), format_func=index.label, key=f"gv_gene_{data.key}_{query}")
+query_b = c2.text_input("Compare with (optional; symbol or id)", key=state.sticky("gv_query_b", ""))
+row_b = None
+if query_b:
+    hits_b = index.search(query_b, limit=50)
+    if hits_b.size == 0:
+        c2.warning(f"No gene matches '{query_b}' by symbol or id.")
+    else:
+        row_b = c2.selectbox("Second gene", hits_b.tolist(), format_func=index.label, key=f"gv_gene_b_{data.key}_{query_b}")
+rows = [row] + ([row_b] if row_b is not None and row_b != row else [])
+
+
+def locus(r: int):
+    if index.tss[r] < 0 or not index.chrom[r]:
+        return None
+    return GeneLocus(str(index.chrom[r]), int(index.tss[r]), str(index.strand[r]))
+
+
+entry = state.current_model()
+show_att = False
+session = None
+if entry is not None and not data.multi_cell and state.fits(entry, data):
+    try:
+        session = state.explainer(entry, data)
+        show_att = not session.differential and st.toggle(
+            f"Attribution track of {entry.label} (Integrated Gradients)", key=state.sticky("gv_att", True))
+    except HmvizError:
+        session = None
+attributions = {}
+if show_att:
+    with st.spinner("Attributing the model's output to every bin and mark..."):
+        try:
+            att = session.explain_genes([ds.gene_ids[r] for r in rows], method="integrated_gradients")
+        except HmvizError as exc:
+            state.show_error(exc)
+            st.stop()
+    marks_model = list(att.marks or session.marks)
+    for k, r in enumerate(rows):
+        full = np.full((ds.n_bins, ds.n_marks), np.nan)
+        for j, m in enumerate(ds.marks):
+            if m in marks_model:
+                full[:, j] = att.values[k][:, marks_model.index(m)]
+        attributions[r] = np.nan_to_num(full)
+
+frames = [gene_tracks(ds, r, locus(r), attributions.get(r)) for r in rows]
+strand_known = bool(ds.strand_aware)
+note = "in the direction of transcription" if strand_known else "genome order: left = lower coordinate"
+units = "signal per bin, as in the data file"
+title_parts = []
+for r in rows:
+    loc = locus(r)
+    where = f" · {loc.ucsc_position(ds.n_bins, ds.bin_size, ds.tss_bin)} ({loc.strand})" if loc else ""
+    title_parts.append(f"{index.label(r)}{where}")
+unit_att = getattr(att, "target", "model output") if show_att else None
+fig = gene_tracks_figure(frames, [index.label(r) for r in rows], units=units, attribution_unit=unit_att,
+                         title=" vs ".join(title_parts), strand_note=note)
+if show_att:
+    trained_on = (session.card.get("data") or {}).get("source") or "unknown data"
+    caption = figure_caption(model=entry.label, trained_on=str(trained_on), method="Integrated Gradients",
+                             baseline=getattr(att.baseline, "name", None), genes=[index.label(r) for r in rows],
+                             prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}"
+                                                  for r, o in zip(rows, att.outputs)))
+else:
+    caption = figure_caption(model=None, trained_on=None, genes=[index.label(r) for r in rows])
+with_caption(fig, f"Data: {data.name} · " + caption)
+state.plot(fig, f"gene_view_{'_'.join(str(ds.gene_ids[r]) for r in rows)}", key="gv_fig")
+if show_att:
+    base = getattr(att.baseline, "label", None) or getattr(att.baseline, "name", "")
+    st.caption(f"Attribution: Integrated Gradients of {entry.label}'s {att.target} against the {base} reference; "
+               "red bars raise the output, blue bars lower it. The signal rows show the data itself.")
+if not strand_known:
+    st.caption("This data does not orient bins by strand: positions run in genome order, so negative positions "
+               "are to the left of the TSS, not necessarily upstream.")
+
+for r in rows:
+    loc = locus(r)
+    cols = st.columns([3, 2])
+    links = browser_links(loc, ds.n_bins, ds.bin_size, ds.tss_bin, gene_names.assembly()) if loc else {}
+    if links:
+        cols[0].markdown(" · ".join(f"[{name}]({url})" for name, url in links.items()) + f" for {index.label(r)}")
+    elif loc is None:
+        cols[0].caption(f"{index.label(r)}: locus unknown (attach an annotation with coordinates above to get "
+                        "genomic positions, a bedGraph export and browser links).")
+    else:
+        cols[0].caption("Choose the genome assembly above to get links to the UCSC browser and Ensembl.")
+    if loc is not None and r in attributions:
+        mark = cols[1].selectbox("Export attributions of mark", list(ds.marks), key=f"gv_bg_mark_{r}")
+        j = list(ds.marks).index(mark)
+        text = attribution_bedgraph(attributions[r][:, j], loc, ds.bin_size, ds.tss_bin, strand_known,
+                                    name=f"{index.label(r)} {mark} attribution",
+                                    description=f"{entry.label} Integrated Gradients ({unit_att})")
+        cols[1].download_button("Download bedGraph (for IGV / UCSC)", text.encode(),
+                                file_name=f"{ds.gene_ids[r]}_{mark}_attribution.bedGraph", key=f"gv_bg_{r}")
+state.csv_button(pd.concat([f.assign(gene=str(ds.gene_ids[r])) for f, r in zip(frames, rows)]), "gene_tracks.csv",
+                 key="gv_csv")
