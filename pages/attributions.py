@@ -7,6 +7,7 @@ import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
 from hmviz_app import state
+from hmviz_app.text import escape_md
 
 SCOPES = {"one": "One gene", "high": "All high genes", "low": "All low genes", "list": "An uploaded list of genes"}
 
@@ -24,7 +25,7 @@ from hmviz.explain._model_view import has_recurrent
 ds = session.dataset
 recurrent = has_recurrent(session.model)
 labels = session.labels()
-st.caption(f"**{entry.label}** on **{data.name}**. Values are contributions to the model's "
+st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**. Values are contributions to the model's "
            f"{'ranking score' if entry.task == 'ranking' else 'logit of high expression'}: "
            "red raises it, blue lowers it.")
 
@@ -130,12 +131,12 @@ except HmvizError as exc:
 starts, marks = session.bin_starts_bp, session.marks
 mean = attr.values.mean(axis=0)
 if scope == "one":
-    st.subheader(f"{title}: output {attr.outputs[0]:+.3g}"
+    st.subheader(f"{escape_md(title)}: output {attr.outputs[0]:+.3g}"
                  + (f" (at the baseline {attr.baseline_outputs[0]:+.3g})" if attr.baseline_outputs is not None else ""))
     heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size,
                                      title=f"{title}: where each mark drives the prediction")
 else:
-    st.subheader(f"{title}: the mean attribution")
+    st.subheader(f"{escape_md(title)}: the mean attribution")
     heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size,
                                      title=f"Mean over {title}: where each mark drives the prediction",
                                      colorbar_title="mean contribution (logit)")

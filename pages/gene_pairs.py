@@ -8,6 +8,7 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz_app import state
+from hmviz_app.text import escape_md
 
 st.title("Gene pairs")
 data, entry, session = state.model_on_data()
@@ -82,10 +83,10 @@ def _suggestion_label(i: int) -> str:
 
 # ------------------------------------------------------------------------------ choices
 if two_cells:
-    st.caption(f"**{entry.label}** predicts how a gene's expression changes from cell **{session.cells[0]}** to "
-               f"**{session.cells[1]}**; pick a gene to see which marks in which cell drive that prediction.")
+    st.caption(f"**{escape_md(entry.label)}** predicts how a gene's expression changes from cell "
+               f"**{escape_md(session.cells[0])}** to **{escape_md(session.cells[1])}**; pick a gene to see which marks in which cell drive that prediction.")
 else:
-    st.caption(f"**{entry.label}** on **{data.name}**: pick two genes (type an id or a symbol to search) or "
+    st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**: pick two genes (type an id or a symbol to search) or "
                "take a suggested pair from the test genes.")
 
 if not suggestions.empty:
@@ -171,20 +172,20 @@ def _expression_text(row: int) -> str:
 
 # ------------------------------------------------------------------------------- answer
 if two_cells:
-    st.subheader(f"{pair.gene}: {name_a} vs {name_b}")
+    st.subheader(escape_md(f"{pair.gene}: {name_a} vs {name_b}"))
     measured = session.measured()
     c = st.columns(3)
-    c[0].metric(f"Predicted log2 fold change ({name_b} over {name_a})", f"{pe.difference:+.2f}")
+    c[0].metric(escape_md(f"Predicted log2 fold change ({name_b} over {name_a})"), f"{pe.difference:+.2f}")
     if measured is not None and np.isfinite(measured[a]):
         c[1].metric("Measured log2 fold change", f"{measured[a]:+.2f}")
         agree = np.sign(measured[a]) == np.sign(pe.difference)
         c[2].metric("Direction", "agrees" if agree else "disagrees")
 else:
-    st.subheader(f"{name_a} vs {name_b}")
+    st.subheader(escape_md(f"{name_a} vs {name_b}"))
     c = st.columns(4)
-    c[0].metric(f"P({name_a} ranked above {name_b})", f"{pe.probability:.2f}")
-    c[1].metric(f"{name_a}: measured expression", _expression_text(a))
-    c[2].metric(f"{name_b}: measured expression", _expression_text(b))
+    c[0].metric(escape_md(f"P({name_a} ranked above {name_b})"), f"{pe.probability:.2f}")
+    c[1].metric(escape_md(f"{name_a}: measured expression"), _expression_text(a))
+    c[2].metric(escape_md(f"{name_b}: measured expression"), _expression_text(b))
     if ds.expression is not None and np.isfinite(ds.expression[[a, b]]).all():
         truth = ds.expression[a] - ds.expression[b]
         if truth == 0:
@@ -194,7 +195,7 @@ else:
             verdict = f"model {'agrees' if agree else 'disagrees'}"
         c[3].metric("Measured: higher gene", name_a if truth > 0 else name_b if truth < 0 else "tie", verdict,
                     delta_color="gray" if truth == 0 else "green" if agree else "red", delta_arrow="off")
-st.info(pe.sentence, icon=":material/lightbulb:")
+st.info(escape_md(pe.sentence), icon=":material/lightbulb:")
 what = "predicted log2 fold change" if two_cells else ("score difference" if pe.kind == "ranking" else
                                                        "difference of the two logits")
 note = f"Explained: the {what}, {pe.difference:+.3g}, with {pe.label}"
@@ -219,7 +220,7 @@ else:
                                combine="difference", title="Where each gene's marks push its score")
 state.plot(heat, f"pair_{name_a}_{name_b}_heatmaps", key="pair_heatmaps")
 st.caption("Red raises the " + ("predicted change" if two_cells else "gene's score") + ", blue lowers it. "
-           + (f"The bottom panel ({name_a} + {name_b}) adds up to the predicted log2 fold change." if two_cells else
+           + escape_md(f"The bottom panel ({name_a} + {name_b}) adds up to the predicted log2 fold change." if two_cells else
               f"The bottom panel ({name_a} minus {name_b}) adds up to the score difference behind P({name_a} > {name_b})."))
 
 c1, c2 = st.columns(2)
