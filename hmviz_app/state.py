@@ -358,7 +358,8 @@ def session_models() -> dict[str, ModelEntry]:
         job.collected = True
         entry = _session_entry(job.result["path"], job.result["card"], models)
         models[entry.key] = entry
-        select_model(entry.key)
+        if fits(entry, current_data()):  # not when the data was changed while it trained
+            select_model(entry.key)
     return models
 
 
