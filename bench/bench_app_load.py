@@ -79,14 +79,17 @@ def visit_all(page, url: str, rounds: int) -> dict:
     for _ in range(rounds):
         for title, path, charts in PAGES:
             out["url"][title].append(by_url(page, f"{url}/{path}", title, charts))
+            print(f"  url {title}: {out['url'][title][-1]:.2f} s", file=sys.stderr, flush=True)
         for title, _, charts in PAGES[1:] + PAGES[:1]:
             out["sidebar"][title].append(by_sidebar(page, title, charts))
+            print(f"  sidebar {title}: {out['sidebar'][title][-1]:.2f} s", file=sys.stderr, flush=True)
     return out
 
 
 def start_training(browser, url: str, epochs: int):
     """A user who opens the Train page and starts a long deepchrome run; returns their page."""
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.set_default_timeout(180_000)
     page.add_init_script(RUN_COUNTER_JS)
     page.goto(f"{url}/train", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=180_000)
@@ -135,15 +138,20 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             fourth = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            fourth.set_default_timeout(180_000)
             fourth.add_init_script(RUN_COUNTER_JS)
+            print("warm-up visits", file=sys.stderr, flush=True)
             visit_all(fourth, url, 1)  # warm: first visits import torch, load models, fill caches
+            print("idle visits", file=sys.stderr, flush=True)
             out["idle"] = visit_all(fourth, url, args.rounds)
             out["load_idle"] = os.getloadavg()
             trainers = [start_training(browser, url, args.epochs) for _ in range(3)]
+            print("three trainings started", file=sys.stderr, flush=True)
             time.sleep(5)  # the first training is past its data preparation
             states = [t.get_by_test_id("stMain").inner_text()[:4000] for t in trainers]
             out["trainers"] = ["queued" if "Waiting for a free worker" in s else "running" if "epoch" in s else "?"
                                for s in states]
+            print(f"busy visits (trainers: {out['trainers']})", file=sys.stderr, flush=True)
             out["busy"] = visit_all(fourth, url, args.rounds)
             out["load_busy"] = os.getloadavg()
             states = [t.get_by_test_id("stMain").inner_text()[:4000] for t in trainers]

@@ -34,7 +34,7 @@ import streamlit as st
 
 from hmviz.bundled import BUNDLED_DIR, SAMPLE_DIR, list_bundled
 from hmviz.errors import HmvizError
-from hmviz_app.text import escape_md
+from hmviz_app.text import escape_md, in_page_words
 
 log = logging.getLogger("hmviz_app")
 
@@ -147,7 +147,7 @@ def show_error(exc: BaseException, what_next: str = "") -> None:
     The message is shown as text (it quotes file names, gene ids and URL parameters: no Markdown from
     them is rendered); ``what_next`` is the app's own advice, in Markdown."""
     if isinstance(exc, HmvizError):
-        st.error(f"{escape_md(exc)}{' ' + what_next if what_next else ''}")
+        st.error(f"{escape_md(in_page_words(str(exc)))}{' ' + what_next if what_next else ''}")
     else:
         log.error("unexpected error", exc_info=exc)
         st.error(f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {escape_md(exc)}. "

@@ -23,6 +23,7 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz_app import state
+from hmviz_app.text import in_page_words
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 ANNOTATION_SUFFIXES = (".gtf", ".bed", ".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -96,22 +97,6 @@ def _content_key(*parts) -> str:
     return h.hexdigest()[:20]
 
 
-#: The library's words for the command line and Python, and what the app's pages call the same thing.
-PAGE_WORDS = (
-    (re.compile(r"\(--format ([a-z]+)\)"), r"(choose '\1' in the Format list)"),
-    (re.compile(r"\(--format\)"), "(with the Format list)"),
-    (re.compile(r"\(--format [^)]*\)"), "(with the Format list)"),
-    (re.compile(r"--expression \(expression= in Python\)"), "the role 'expression table' beside its file name"),
-    (re.compile(r"--bin-size"), "Bin size"),
-    (re.compile(r"--flank"), "Window"),
-    (re.compile(r"--stat"), "Signal per bin"),
-    (re.compile(r"--track"), "a signal track"),
-    (re.compile(r"--format"), "the Format list"),
-    (re.compile(r"\bbin bins // 2\b"), "the middle bin"),
-    (re.compile(r"\bbins // 2\b"), "half the number of bins"),
-)
-
-
 def in_user_words(message: str, names: dict[str, str]) -> str:
     """``message`` as the Data page's user should read it: hmviz's generated paths (and their bare
     file names) replaced by the names of the user's files, command-line flags by the page's controls,
@@ -122,9 +107,7 @@ def in_user_words(message: str, names: dict[str, str]) -> str:
         base = Path(path).name
         if base and base != shown:
             message = re.sub(rf"(?<![\w./-]){re.escape(base)}(?![\w])", lambda _m, s=shown: s, message)
-    for pattern, words in PAGE_WORDS:
-        message = pattern.sub(words, message)
-    return message
+    return in_page_words(message)
 
 
 def _translate_notes(ds, names: dict[str, str]) -> None:

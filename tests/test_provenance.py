@@ -113,3 +113,18 @@ def test_escape_md_escapes_every_punctuation_mark_and_renders_no_link_or_image(t
     markdown = pytest.importorskip("markdown")
     html = markdown.markdown(out)
     assert "<a " not in html and "<img" not in html and "<em>" not in html
+
+
+@pytest.mark.parametrize("message, words", [
+    ("read it as the long format (--format long).", "read it as the long format (choose 'long' in the Format list)."),
+    ("Name the format explicitly (--format deepchrome|deepdiff|long on the command line, format=... in Python).",
+     "Name the format explicitly (with the Format list)."),
+    ("TSS at the start of bin bins // 2.", "TSS at the start of the middle bin."),
+    ("--flank 5000 is not a multiple of --bin-size 300", "Window 5000 is not a multiple of Bin size 300"),
+    ("(--lr) or check", "(Learning rate) or check"),
+])
+def test_in_page_words_names_page_controls_not_flags_or_python(message, words):
+    from hmviz_app.text import in_page_words
+
+    assert in_page_words(message) == words
+    assert "--" not in in_page_words(message) and "//" not in in_page_words(message)
