@@ -73,15 +73,25 @@ def by_sidebar(page, title: str, charts: int) -> float:
     return time.perf_counter() - t0
 
 
+def _timed(fn, *args) -> float:
+    """Seconds ``fn(*args)`` took, or infinity when the page did not complete within the time limit."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        return fn(*args)
+    except PlaywrightTimeoutError:
+        return float("inf")
+
+
 def visit_all(page, url: str, rounds: int) -> dict:
     """Every page by URL and by sidebar, ``rounds`` times: {"url": {title: [s...]}, "sidebar": {...}}."""
     out: dict = {"url": {t: [] for t, _, _ in PAGES}, "sidebar": {t: [] for t, _, _ in PAGES}}
     for _ in range(rounds):
         for title, path, charts in PAGES:
-            out["url"][title].append(by_url(page, f"{url}/{path}", title, charts))
+            out["url"][title].append(_timed(by_url, page, f"{url}/{path}", title, charts))
             print(f"  url {title}: {out['url'][title][-1]:.2f} s", file=sys.stderr, flush=True)
         for title, _, charts in PAGES[1:] + PAGES[:1]:
-            out["sidebar"][title].append(by_sidebar(page, title, charts))
+            out["sidebar"][title].append(_timed(by_sidebar, page, title, charts))
             print(f"  sidebar {title}: {out['sidebar'][title][-1]:.2f} s", file=sys.stderr, flush=True)
     return out
 

@@ -80,7 +80,8 @@ def _metrics_table(baselines: list[dict]) -> None:
              for p in published]
     table = pd.DataFrame(rows)
     main = state.MAIN_METRIC[entry.task]
-    order = ["model", main, *[c for c in table.columns if c not in ("model", "source", main)], "source"]
+    ci = [c for c in table.columns if c.endswith("95% CI")]  # beside the main metric, not scrolled out of view
+    order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]
     with metrics_slot.container():
         st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
