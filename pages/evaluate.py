@@ -81,6 +81,7 @@ def _metrics_table(baselines: list[dict]) -> None:
     table = pd.DataFrame(rows)
     main = state.MAIN_METRIC[entry.task]
     ci = [c for c in table.columns if c.endswith("95% CI")]  # beside the main metric, not scrolled out of view
+    table[ci] = table[ci].fillna("")  # the interval is of this model's metric only
     order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]
     with metrics_slot.container():
         st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
