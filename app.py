@@ -8,6 +8,7 @@ import streamlit as st
 
 from hmviz.models import _native
 from hmviz_app import jobs, state
+from hmviz_app.text import escape_md
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
 
@@ -40,7 +41,7 @@ state.apply_model_param()
 
 with st.sidebar:
     data = state.current_data()
-    st.markdown(f"**Dataset**  \n{data.name}  \n:gray[{data.describe()}]")
+    st.markdown(f"**Dataset**  \n{data.shown_name}  \n:gray[{data.describe()}]")
     models = state.all_models()
     if models:
         current = state.current_model()
@@ -50,12 +51,15 @@ with st.sidebar:
                      on_change=lambda: state.select_model(st.session_state["model_select"]),
                      help="Bundled models come with hmviz; models you train here are listed too (Train page).")
         if not state.fits(current, data):
-            st.caption(":orange[This model does not fit the current dataset (cells, marks or window).]")
+            st.caption(f":orange[This model does not fit the current dataset (cells, marks or window).] "
+                       f"{state.misfit_advice(data)}")
     else:
         st.info("No model yet: the bundled models are missing. Train one on the Train page.")
     for job in jobs.jobs().values():
-        if job.running:
-            st.caption(f":blue[{job.title}: running for {job.seconds:.0f} s]")
+        if job.queued:
+            st.caption(f":blue[{escape_md(job.title)}: waiting, number {job.position} in the queue]")
+        elif job.running:
+            st.caption(f":blue[{escape_md(job.title)}: running for {job.seconds:.0f} s]")
     st.radio("Figure downloads", ["png", "svg"], horizontal=True, key=state.sticky("image_format", "png"),
              format_func=str.upper, help="The camera button above each figure saves it in this format.")
 

@@ -245,3 +245,43 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]
         "concordance_index": concordance_index(y, p),
         "n_genes": float(y.size),
     }
+
+
+# -- uncertainty -------------------------------------------------------------------------------
+
+
+def bootstrap_ci(metric_fn, *arrays: ArrayLike, n: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric_fn(*arrays)`` over genes.
+
+    Each of the ``n`` resamples draws as many genes as there are, with replacement (the same rows
+    of every array), and recomputes the metric; the interval holds the central ``level`` of those
+    values. Resamples where the metric is undefined (one class only, a constant vector) are
+    skipped; when more than half are, the interval is undefined and :class:`HmvizError` says so.
+
+    Args:
+        metric_fn: a metric of this module, e.g. :func:`auroc` (``(y_true, scores) -> float``).
+        arrays: ``(genes,)`` arrays of equal length, passed to ``metric_fn`` in this order.
+        n: number of resamples; ``seed`` seeds them (same seed, same interval).
+    """
+    if not arrays:
+        raise HmvizError("bootstrap_ci needs at least one array of per-gene values.")
+    values = [np.asarray(a) for a in arrays]
+    size = len(values[0])
+    if any(len(v) != size for v in values):
+        raise HmvizError(f"bootstrap_ci needs arrays of one length, got {[len(v) for v in values]}.")
+    if size < 2 or n < 1 or not 0 < level < 1:
+        raise HmvizError(f"bootstrap_ci needs at least 2 genes, n >= 1 and 0 < level < 1 (got {size}, {n}, {level}).")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        idx = rng.integers(0, size, size)
+        try:
+            draws.append(float(metric_fn(*(v[idx] for v in values))))
+        except HmvizError:
+            continue
+    if len(draws) * 2 < n:
+        raise HmvizError(f"The metric is undefined in {n - len(draws)} of {n} bootstrap resamples of {size} genes: "
+                         "too few genes (or one class only) for an interval.")
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

@@ -1,9 +1,20 @@
-"""Long work (training, ablation) in a thread of its own, so that the page stays live, the user can
-cancel, and other sessions keep being served. Pages poll a job with ``st.fragment(run_every=...)``."""
+"""Long work (training, ablation) in a bounded pool of worker threads shared by every session, apart
+from the threads that render pages: the page stays live, the user can cancel, a job waits its turn
+(its place in the queue is shown) when the workers are busy, and other sessions keep being served.
+Pages poll a job with ``st.fragment(run_every=...)``.
+
+The pool has :func:`worker_count` workers (``HMVIZ_APP_WORKERS``; by default a quarter of the cores,
+1 to 4), each job's PyTorch threads are set once by :func:`hmviz_app.state.configure_torch`. When the
+server stops, every job is cancelled and the workers are joined before Python finalises (a thread
+still inside PyTorch at that point aborts the process).
+"""
 
 from __future__ import annotations
 
+import atexit
+import collections
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,27 +29,37 @@ log = logging.getLogger("hmviz_app")
 
 #: How often a page showing a running job refreshes (seconds).
 POLL_SECONDS = 0.5
+#: How long a stopping server waits for cancelled jobs to reach their next check (seconds).
+STOP_WAIT_S = 20.0
 
 
-@dataclass
+def worker_count() -> int:
+    """How many jobs run at once in this server (``HMVIZ_APP_WORKERS`` overrides)."""
+    return int(os.environ.get("HMVIZ_APP_WORKERS") or 0) or max(1, min(4, (os.cpu_count() or 2) // 4))
+
+
+@dataclass(eq=False)
 class Job:
-    """Work running in a thread of its own: a training run or an ablation.
+    """Work for the pool: a training run or an ablation.
 
     ``target(job)`` does the work; it reports through :meth:`report` (kept in ``events``/``history``)
-    and stops when ``job.cancel`` is set (the library's ``should_stop``). ``status`` is ``running``,
-    ``done``, ``cancelled`` or ``failed`` (``error`` holds the message shown to the user).
+    and stops when ``job.cancel`` is set (the library's ``should_stop``). ``status`` is ``queued``,
+    ``running``, ``done``, ``cancelled`` or ``failed`` (``error`` holds the message shown to the user).
+    ``context`` is what the page wants to remember with it (e.g. the dataset it runs on).
     """
 
     kind: str
     title: str
     target: Callable[[Job], Any]
-    status: str = "running"
+    context: dict = field(default_factory=dict)
+    status: str = "queued"
     result: Any = None
     error: str | None = None
     last: Any = None
     history: list = field(default_factory=list)
     events: list = field(default_factory=list)
-    started: float = field(default_factory=time.time)
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
     finished: float | None = None
     collected: bool = False  # its result was handed to the session
     announced: bool = False  # the page showing it reran the whole app once it finished
@@ -46,14 +67,19 @@ class Job:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Job:
-        threading.Thread(target=self._run, name=f"hmviz-{self.kind}", daemon=True).start()
+        """Queue the job in the shared pool."""
+        pool().submit(self)
         return self
 
     def _run(self) -> None:
         from hmviz.training import TrainingCancelled
         from hmviz_app.state import configure_torch
 
+        self.started = time.time()
         try:
+            if self.cancel.is_set():
+                raise TrainingCancelled("Cancelled before it started.")
+            self.status = "running"
             configure_torch()
             self.result = self.target(self)
             self.status = "done"
@@ -70,11 +96,33 @@ class Job:
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        """Queued or running: not finished yet."""
+        return self.status in ("queued", "running")
+
+    @property
+    def queued(self) -> bool:
+        return self.status == "queued"
+
+    @property
+    def position(self) -> int:
+        """1 for the next job to start, 2 for the one after...; 0 once it has started."""
+        return pool().position(self)
 
     @property
     def seconds(self) -> float:
-        return (self.finished or time.time()) - self.started
+        """Seconds it has run (0 while queued)."""
+        return 0.0 if self.started is None else (self.finished or time.time()) - self.started
+
+    @property
+    def waited(self) -> float:
+        """Seconds it waited in the queue (so far)."""
+        return (self.started or time.time()) - self.submitted
+
+    def queue_text(self) -> str:
+        """Where a queued job stands, in words."""
+        n = worker_count()
+        return (f"Waiting for a free worker: number {self.position} in the queue for {self.waited:.0f} s (this server "
+                f"runs {n} job{'s' if n > 1 else ''} at a time, for all its users).")
 
     def report(self, event: Any, epoch_row: dict | None = None) -> None:
         with self.lock:
@@ -88,11 +136,83 @@ class Job:
             return self.last, list(self.history), list(self.events)
 
 
+class JobPool:
+    """A fixed number of daemon worker threads taking jobs in order from one queue."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._active: set[Job] = set()
+        self._threads: list[threading.Thread] = []
+        self._cv = threading.Condition()
+        self._closed = False
+
+    def submit(self, job: Job) -> None:
+        with self._cv:
+            if self._closed:
+                raise HmvizError("The server is stopping; start the job again once it is back.")
+            self._waiting.append(job)
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"hmviz-worker-{len(self._threads) + 1}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._cv.notify()
+
+    def position(self, job: Job) -> int:
+        with self._cv:
+            waiting = [j for j in self._waiting if not j.cancel.is_set() or j is job]
+            return waiting.index(job) + 1 if job in waiting else 0
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._waiting and not self._closed:
+                    self._cv.wait()
+                if not self._waiting:
+                    return
+                job = self._waiting.popleft()
+                self._active.add(job)
+            try:
+                job._run()
+            finally:
+                with self._cv:
+                    self._active.discard(job)
+
+    def close(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Cancel every job (queued or running) and wait up to ``wait_s`` for the workers to stop."""
+        with self._cv:
+            self._closed = True
+            for job in [*self._waiting, *self._active]:
+                job.cancel.set()
+            self._cv.notify_all()
+            threads = list(self._threads)
+        deadline = time.monotonic() + wait_s
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            log.warning("a job did not stop within %.0f s of the server stopping", wait_s)
+
+
+_pool: JobPool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> JobPool:
+    """The server's one job pool (created on first use; closed when the process exits)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = JobPool(worker_count())
+            atexit.register(_pool.close)
+        return _pool
+
+
 def jobs() -> dict[str, Job]:
     return st.session_state.setdefault("jobs", {})
 
 
-def start_job(kind: str, title: str, target: Callable[[Job], Any]) -> Job:
-    job = Job(kind, title, target)
+def start_job(kind: str, title: str, target: Callable[[Job], Any], **context: Any) -> Job:
+    """Queue ``target`` as this session's job of ``kind`` (one per kind: a new one replaces the old)."""
+    job = Job(kind, title, target, context=context)
     jobs()[kind] = job
     return job.start()

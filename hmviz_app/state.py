@@ -34,6 +34,7 @@ import streamlit as st
 
 from hmviz.bundled import BUNDLED_DIR, SAMPLE_DIR, list_bundled
 from hmviz.errors import HmvizError
+from hmviz_app.text import escape_md, in_page_words
 
 log = logging.getLogger("hmviz_app")
 
@@ -51,16 +52,23 @@ _torch_lock = threading.Lock()
 _torch_configured = False
 
 
+def torch_threads() -> int:
+    """PyTorch threads per caller: the cores shared by the job workers plus the threads that render
+    pages (``HMVIZ_TORCH_THREADS`` overrides; 1 on 2 cores, at most 4)."""
+    from hmviz_app.jobs import worker_count
+
+    return int(os.environ.get("HMVIZ_TORCH_THREADS") or 0) or max(1, min(4, (os.cpu_count() or 2) // (worker_count() + 1)))
+
+
 def configure_torch() -> None:
-    """Import torch and keep its thread pool modest: the server shares the CPU between sessions
-    (``HMVIZ_TORCH_THREADS`` overrides; default half the cores, at most 4)."""
+    """Import torch and set its thread count once per server (:func:`torch_threads`): the one place the
+    app sets threads, so that jobs and pages share the CPU instead of oversubscribing it."""
     global _torch_configured
     import torch
 
     with _torch_lock:
         if not _torch_configured:
-            n = int(os.environ.get("HMVIZ_TORCH_THREADS") or 0) or max(1, min(4, (os.cpu_count() or 2) // 2))
-            torch.set_num_threads(n)
+            torch.set_num_threads(torch_threads())
             _torch_configured = True
 
 
@@ -134,12 +142,15 @@ def set_sticky(key: str, value: Any) -> None:
 
 
 def show_error(exc: BaseException, what_next: str = "") -> None:
-    """A user's error as one message (never a traceback); an unexpected one says it is a bug."""
+    """A user's error as one message (never a traceback); an unexpected one says it is a bug.
+
+    The message is shown as text (it quotes file names, gene ids and URL parameters: no Markdown from
+    them is rendered); ``what_next`` is the app's own advice, in Markdown."""
     if isinstance(exc, HmvizError):
-        st.error(f"{exc}{' ' + what_next if what_next else ''}")
+        st.error(f"{escape_md(in_page_words(str(exc)))}{' ' + what_next if what_next else ''}")
     else:
         log.error("unexpected error", exc_info=exc)
-        st.error(f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {exc}. "
+        st.error(f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {escape_md(exc)}. "
                  f"{what_next}".strip())
 
 
@@ -185,6 +196,17 @@ class DataEntry:
     def multi_cell(self) -> bool:
         return hasattr(self.dataset, "cells")
 
+    @property
+    def fingerprint(self) -> str:
+        """The content hash of the data (what a model card records as ``data.fingerprint``): the part
+        of ``key`` after its origin."""
+        return self.key.split(":", 1)[1]
+
+    @property
+    def shown_name(self) -> str:
+        """``name`` as Markdown that shows it as typed (it may hold an uploaded file's name)."""
+        return escape_md(self.name)
+
     def describe(self) -> str:
         first = self.first
         cells = f", {len(self.dataset.cells)} cells" if self.multi_cell else ""
@@ -203,20 +225,22 @@ def sample_data() -> DataEntry:
     from hmviz.data import read_dataset
 
     ds = read_dataset(SAMPLE_DIR)
-    return DataEntry(f"sample:{ds.fingerprint()}", "Sample data (3,000 synthetic genes)", ds, "sample")
+    ds.source = "hmviz's generated sample data (sample_data)"
+    return DataEntry(f"sample:{ds.fingerprint()}", f"Sample data ({ds.n_genes:,} synthetic genes)", ds, "sample")
 
 
-@st.cache_resource(show_spinner="Making the two-cell sample...")
+@st.cache_resource(show_spinner="Loading the two-cell sample...")
 def two_cell_sample() -> DataEntry:
-    """The sample plus a generated second cell (for DeepDiff), as the bundled DeepDiff was trained."""
-    from hmviz.data.dataset import MultiCellDataset
-    from hmviz.data.synthetic import make_second_cell
+    """``sample_data/two_cells``: two generated cell types over the first 1,000 genes of the sample, the
+    data the bundled DeepDiff was trained on (so that its card's fingerprint matches)."""
+    from hmviz.data import read_dataset
 
-    sample = sample_data().dataset
-    second = make_second_cell(sample, seed=1)
-    ds = MultiCellDataset({sample.cell or "synthetic": sample, second.cell: second},
-                          source=f"{sample.source} + generated second cell (seed 1)")
-    return DataEntry(f"two-cell:{fingerprint(ds)}", "Two-cell sample (for DeepDiff)", ds, "two-cell sample")
+    ds = read_dataset(SAMPLE_DIR / "two_cells")
+    ds.source = "hmviz's generated two-cell sample (sample_data/two_cells)"
+    for cell in ds.cells.values():
+        cell.source = ds.source
+    return DataEntry(f"two-cell:{fingerprint(ds)}", f"Two-cell sample ({ds.first.n_genes:,} synthetic genes, "
+                     "for DeepDiff)", ds, "two-cell sample")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -230,10 +254,16 @@ def gene_labels(data_key: str, _dataset) -> list[str]:
 
 
 def gene_picker(label: str, data: DataEntry, dataset, key: str, default: int = 0, container=st) -> int:
-    """A searchable gene chooser (id or symbol) over the rows of ``dataset``; its choice is sticky."""
+    """A searchable gene chooser (id or symbol) over the rows of ``dataset``; its choice is sticky
+    while the dataset stays (a new dataset resets it to ``default``: :func:`set_data`)."""
     labels = gene_labels(f"{data.key}:{dataset.cell}", dataset)
-    return container.selectbox(label, range(dataset.n_genes), format_func=labels.__getitem__,
-                               key=sticky(key, default))
+    owners = st.session_state.setdefault("_picker_data", {})
+    here = f"{data.key}:{dataset.cell}"
+    sticky(key, default)
+    if owners.get(key, here) != here or not 0 <= int(st.session_state.get(key, default)) < dataset.n_genes:
+        set_sticky(key, default)  # a choice made on other data means nothing here
+    owners[key] = here
+    return container.selectbox(escape_md(label), range(dataset.n_genes), format_func=labels.__getitem__, key=key)
 
 
 def current_data() -> DataEntry:
@@ -242,8 +272,14 @@ def current_data() -> DataEntry:
 
 
 def set_data(entry: DataEntry) -> None:
-    """Use ``entry`` from now on; when the model in use cannot read it, switch to one that can."""
+    """Use ``entry`` from now on; every gene choice made on other data is forgotten (pickers fall back to
+    their page's default pair); when the model in use cannot read it, switch to one that can."""
+    previous = st.session_state.get("data")
     st.session_state["data"] = entry
+    if previous is None or previous.key != entry.key:
+        for key in st.session_state.get("_picker_data", {}):
+            forget(key)
+        st.session_state["_picker_data"] = {}
     model = model_by_key(st.session_state.get("model"))
     if model is None or not fits(model, entry):
         pick = next((m for m in all_models() if fits(m, entry)), None)
@@ -322,7 +358,8 @@ def session_models() -> dict[str, ModelEntry]:
         job.collected = True
         entry = _session_entry(job.result["path"], job.result["card"], models)
         models[entry.key] = entry
-        select_model(entry.key)
+        if fits(entry, current_data()):  # not when the data was changed while it trained
+            select_model(entry.key)
     return models
 
 
@@ -412,21 +449,49 @@ NO_MODEL = "No model yet: train one on the Train page (the bundled models are no
 MISFIT = "Choose another model in the sidebar, or load matching data on the Data page."
 
 
+def misfit_advice(data: DataEntry) -> str:
+    """What to do when the model in use cannot read ``data``: name the models that can, or say that
+    none can and point to the Train page."""
+    fitting = [m for m in all_models() if fits(m, data)]
+    if fitting:
+        names = ", ".join(escape_md(m.label) for m in fitting)
+        return f"Models that fit this dataset: {names}; choose one in the sidebar's Model list."
+    first = data.first
+    return (f"No model here fits this dataset ({first.n_marks} marks: {escape_md(', '.join(first.marks))}; "
+            f"{first.n_bins} bins of {first.bin_size} bp{', two cells' if data.multi_cell else ''}): train one on "
+            "it on the Train page.")
+
+
+def offer_training(data: DataEntry) -> None:
+    """When no model fits ``data``: say so, and link to the Train page."""
+    st.info(misfit_advice(data), icon=":material/model_training:")
+    st.page_link("pages/train.py", label="Train a model on this dataset", icon=":material/model_training:")
+
+
 def model_on_data():
     """``(data, model entry, explain session)`` for the page, or a message and ``st.stop()`` when there
-    is no model or the data does not fit it."""
+    is no model or the data does not fit it. Says what the model was trained on (and warns when it is
+    applied to other data) above everything it shows."""
+    from hmviz_app.provenance import show_provenance
+
     data, entry = current_data(), current_model()
     if st.session_state.get("_url_model_missing"):
-        st.warning(f"The link names the model '{st.session_state['_url_model_missing']}', which is not available "
-                   "here (models trained in another session are not shared); showing the model chosen in the sidebar.")
+        st.warning(f"The link names the model '{escape_md(st.session_state['_url_model_missing'])}', which is not "
+                   "available here (models trained in another session are not shared); showing the model chosen in "
+                   "the sidebar.")
     if entry is None:
         st.info(NO_MODEL)
         st.stop()
-    try:
-        return data, entry, explainer(entry, data)
-    except HmvizError as exc:
-        show_error(exc, MISFIT)
+    if not any(fits(m, data) for m in all_models()):
+        offer_training(data)
         st.stop()
+    try:
+        session = explainer(entry, data)
+    except HmvizError as exc:
+        show_error(exc, misfit_advice(data))
+        st.stop()
+    show_provenance(entry, data)
+    return data, entry, session
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring every gene...")

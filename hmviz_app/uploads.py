@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz_app import state
+from hmviz_app.text import in_page_words
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 ANNOTATION_SUFFIXES = (".gtf", ".bed", ".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -95,20 +97,35 @@ def _content_key(*parts) -> str:
     return h.hexdigest()[:20]
 
 
-def _friendly(message: str, names: dict[str, str]) -> str:
-    """Replace generated paths in a message by the names the user knows."""
+def in_user_words(message: str, names: dict[str, str]) -> str:
+    """``message`` as the Data page's user should read it: hmviz's generated paths (and their bare
+    file names) replaced by the names of the user's files, command-line flags by the page's controls,
+    Python expressions by words."""
     for path, shown in sorted(names.items(), key=lambda kv: -len(kv[0])):
         message = message.replace(path, shown)
-    return message
+    for path, shown in sorted(names.items(), key=lambda kv: -len(Path(kv[0]).name)):
+        base = Path(path).name
+        if base and base != shown:
+            message = re.sub(rf"(?<![\w./-]){re.escape(base)}(?![\w])", lambda _m, s=shown: s, message)
+    return in_page_words(message)
 
 
-def _place_uploads(folder: Path, uploads: list[Upload], fmt: str) -> dict[str, str]:
+def _translate_notes(ds, names: dict[str, str]) -> None:
+    """The reader's notes (kept with the dataset, shown on the Data page) in the user's words."""
+    for part in [ds, *getattr(ds, "cells", {}).values()]:
+        meta = getattr(part, "meta", None)
+        if meta and meta.get("notes"):
+            meta["notes"] = [in_user_words(n, names) for n in meta["notes"]]
+
+
+def _place_uploads(folder: Path, uploads: list[Upload], fmt: str, names: dict[str, str]) -> None:
     """Write ``uploads`` into ``folder`` under names made from their role and cell only (the
-    readers take the split and the cell from file names); returns generated path -> original name."""
+    readers take the split and the cell from file names); fills ``names``: generated path -> the
+    user's file name (as it goes, so that an error on any file names the user's file)."""
     from hmviz.data.io import resolve_format
     from hmviz.errors import DataError
 
-    names: dict[str, str] = {str(folder): "the upload"}
+    names[str(folder)] = "the upload"
     staged = []
     raw = folder / ".staged"
     raw.mkdir()
@@ -142,18 +159,20 @@ def _place_uploads(folder: Path, uploads: list[Upload], fmt: str) -> dict[str, s
         os.replace(path, final)
         names[str(final)] = up.name
     raw.rmdir()
-    return names
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _read_uploads(key: str, fmt: str, _uploads: list[Upload], _folder: str):
     from hmviz.data import read_dataset
 
-    names = _place_uploads(Path(_folder), _uploads, fmt)
+    names: dict[str, str] = {}
     try:
-        return read_dataset(Path(_folder), format=fmt)
+        _place_uploads(Path(_folder), _uploads, fmt, names)
+        ds = read_dataset(Path(_folder), format=fmt)
     except HmvizError as exc:
-        raise type(exc)(_friendly(str(exc), names)) from None
+        raise type(exc)(in_user_words(str(exc), names)) from None
+    _translate_notes(ds, names)
+    return ds
 
 
 def load_uploads(uploads: list[Upload], fmt: str = "auto") -> state.DataEntry:
@@ -167,7 +186,7 @@ def load_uploads(uploads: list[Upload], fmt: str = "auto") -> state.DataEntry:
     try:
         ds = _read_uploads(key, fmt, uploads, str(folder))
     except HmvizError as exc:
-        raise type(exc)(_friendly(str(exc), {str(folder): "the upload"})) from None
+        raise type(exc)(in_user_words(str(exc), {str(folder): "the upload"})) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # the dataset is in memory now; the files are not needed
     shown = ", ".join(u.name for u in uploads)
@@ -205,11 +224,12 @@ def _build(key: str, marks: tuple[str, ...], bin_size: int, flank: int, stat: st
         ds, report = build_table(paths, genes, bin_size=bin_size, flank=flank, stat=stat, strand_aware=strand_aware,
                                  expression=expression)
     except HmvizError as exc:
-        raise type(exc)(_friendly(str(exc), names)) from None
+        raise type(exc)(in_user_words(str(exc), names)) from None
+    _translate_notes(ds, names)
     ds.meta["build"]["tracks"] = {m: up.name for m, up in zip(marks, _tracks)}
     ds.meta["build"]["genes"] = _genes.name
     ds.source = f"built from {len(marks)} tracks around the TSS of {_genes.name}"
-    return ds, _friendly(str(report), names)
+    return ds, in_user_words(str(report), names)
 
 
 def build_from_tracks(tracks: list[tuple[str, Upload]], genes: Upload | None, expression: Upload | None,

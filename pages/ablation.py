@@ -10,6 +10,7 @@ import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
 from hmviz_app import jobs, state, uploads
+from hmviz_app.provenance import show_provenance
 
 MODES = {"mask": "Mask marks of the current model (seconds)", "retrain": "Retrain on every subset of marks (minutes)",
          "load": "Load saved or published results"}
@@ -39,8 +40,9 @@ def _mask_panel() -> None:
     try:
         session = state.explainer(entry, data)
     except HmvizError as exc:
-        state.show_error(exc, state.MISFIT)
+        state.show_error(exc, state.misfit_advice(data))
         return
+    show_provenance(entry, data)
     c1, c2 = st.columns(2)
     subsets = c1.selectbox("Which marks to mask", ab.MASK_SUBSETS, key=state.sticky("abl_subsets", "single"),
                            format_func={"single": "keep one mark at a time", "leave-one-out": "mask one mark at a time",

@@ -5,6 +5,7 @@ import streamlit as st
 
 from hmviz.errors import HmvizError, ModelError
 from hmviz_app import state
+from hmviz_app.text import escape_md
 
 st.title("Attention")
 data, entry, session = state.model_on_data()
@@ -55,7 +56,7 @@ except ModelError as exc:
     st.stop()
 name = session.display(int(row))
 
-st.subheader(f"{name}: attention")
+st.subheader(f"{escape_md(name)}: attention")
 for key, (alpha, beta) in one.items():
     where = _where(key)
     c1, c2 = st.columns([3, 2])
@@ -68,7 +69,7 @@ for key, (alpha, beta) in one.items():
                    f"attention_marks_{name}{key}", key=f"att_beta_{key}")
 
 if not session.differential:
-    st.subheader(f"{name}: attention beside an attribution (Integrated Gradients)")
+    st.subheader(f"{escape_md(name)}: attention beside an attribution (Integrated Gradients)")
     try:
         attr = _attribution(entry.cache_key, data.key, int(row), session)
     except HmvizError as exc:

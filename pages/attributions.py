@@ -7,6 +7,7 @@ import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
 from hmviz_app import state
+from hmviz_app.text import escape_md
 
 SCOPES = {"one": "One gene", "high": "All high genes", "low": "All low genes", "list": "An uploaded list of genes"}
 
@@ -25,7 +26,7 @@ ds = session.dataset
 recurrent = has_recurrent(session.model)
 labels = session.labels()
 output_name = "ranking score" if entry.task == "ranking" else "logit of high expression"
-st.caption(f"**{entry.label}** on **{data.name}**, explaining the model's {output_name}: red raises it, blue lowers "
+st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**, explaining the model's {output_name}: red raises it, blue lowers "
            "it.")
 
 c1, c2 = st.columns([2, 3])
@@ -134,13 +135,13 @@ noun = KINDS[attr.kind].noun
 value_title = attr.value_title
 mean = attr.values.mean(axis=0)
 if scope == "one":
-    st.subheader(f"{title}: output {attr.outputs[0]:+.3g} {attr.unit}"
+    st.subheader(f"{escape_md(title)}: output {attr.outputs[0]:+.3g} {attr.unit}"
                  + ("" if attr.baseline_outputs is None else f" (at the reference {attr.baseline_outputs[0]:+.3g})"))
-    st.info(attr.sentence(0, bin_size=ds.bin_size, strand_aware=session.strand_aware), icon=":material/lightbulb:")
+    st.info(escape_md(attr.sentence(0, bin_size=ds.bin_size, strand_aware=session.strand_aware)), icon=":material/lightbulb:")
     heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size, colorbar_title=value_title,
                                      title=f"{title}: {noun} of each mark and position")
 else:
-    st.subheader(f"{title}: the mean {noun}")
+    st.subheader(f"{escape_md(title)}: the mean {noun}")
     heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size, colorbar_title=f"mean {value_title}",
                                      title=f"Mean over {title}: {noun} of each mark and position")
 state.plot(heat, f"attributions_{state.clean_label(title)}", key="attr_heatmap")

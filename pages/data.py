@@ -7,6 +7,7 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz_app import state, uploads
+from hmviz_app.text import escape_md
 
 SOURCES = {
     "sample": "Sample data",
@@ -31,7 +32,7 @@ source = st.radio("Where the data comes from", list(SOURCES), format_func=SOURCE
 
 def _use_button(entry: state.DataEntry, key: str) -> None:
     if current.key == entry.key:
-        st.success(f"In use: {entry.name}.", icon=":material/check:")
+        st.success(f"In use: {entry.shown_name}.", icon=":material/check:")
     else:
         st.button(f"Use the {entry.name.split(' (')[0].lower()}", type="primary", key=key,
                   on_click=state.set_data, args=(entry,))
@@ -45,8 +46,10 @@ def _sample_panel() -> None:
 
 
 def _two_cell_panel() -> None:
-    st.markdown("The sample data plus a generated second cell type in which 40% of the genes change their "
-                "marks and expression: the input of DeepDiff, which predicts the change between two cells.")
+    st.markdown("Two generated cell types over the first 1,000 genes of the sample (`sample_data/two_cells`): cell "
+                "*synthetic* is the sample itself; in *synthetic-B* 40% of the genes have their marks redrawn and "
+                "their expression follows. The input of DeepDiff, which predicts the change between two cells; the "
+                "bundled DeepDiff was trained on it.")
     _use_button(state.two_cell_sample(), "use_two_cell")
 
 
@@ -63,7 +66,7 @@ def _upload_panel() -> None:
         for f in files:
             role, cell = uploads.guess_role(f.name)
             c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="center")
-            c1.markdown(f"`{f.name}` :gray[({f.size / 1e6:.2f} MB)]")
+            c1.markdown(f"{escape_md(f.name)} :gray[({f.size / 1e6:.2f} MB)]")
             role = c2.selectbox("Role", list(uploads.ROLES), index=list(uploads.ROLES).index(role),
                                 format_func=uploads.ROLES.get, key=f"role_{f.file_id}", label_visibility="collapsed")
             cell = c3.text_input("Cell", value=cell, key=f"cell_{f.file_id}", label_visibility="collapsed",
@@ -76,10 +79,10 @@ def _upload_panel() -> None:
             with st.spinner("Reading and checking the files..."):
                 entry = uploads.load_uploads(chosen, fmt)
         except HmvizError as exc:
-            state.show_error(exc, f"Nothing was changed: {current.name} is still loaded.")
+            state.show_error(exc, f"Nothing was changed: {current.shown_name} is still loaded.")
         else:
             state.set_data(entry)
-            st.session_state["_data_flash"] = f"Loaded {entry.name}: {entry.describe()}."
+            st.session_state["_data_flash"] = f"Loaded {entry.shown_name}: {entry.describe()}."
             st.rerun()  # so that the sidebar shows the new dataset too
 
 
@@ -97,7 +100,7 @@ def _build_panel() -> None:
     named = []
     for f in tracks or []:
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
-        c1.markdown(f"`{f.name}` :gray[({f.size / 1e6:.2f} MB)]")
+        c1.markdown(f"{escape_md(f.name)} :gray[({f.size / 1e6:.2f} MB)]")
         mark = c2.text_input("Mark", value=_guess_mark(f.name), key=f"mark_{f.file_id}", label_visibility="collapsed",
                              placeholder="mark name, e.g. H3K4me3")
         named.append((mark, uploads.Upload(f.name, f.getvalue())))
@@ -127,9 +130,7 @@ def _build_panel() -> None:
                     uploads.Upload(expression.name, expression.getvalue()) if expression else None,
                     int(bin_size), int(flank), stat, bool(strand))
         except HmvizError as exc:
-            hint = " (--bin-size and --flank are the 'Bin size' and 'Window' fields above.)" \
-                if "--bin-size" in str(exc) or "--flank" in str(exc) else ""
-            state.show_error(exc, f"{hint} Nothing was changed: {current.name} is still loaded.".strip())
+            state.show_error(exc, f"Nothing was changed: {current.shown_name} is still loaded.")
         else:
             state.set_data(entry)
             st.session_state["_data_flash"] = f"Built {entry.describe()}; it is now the dataset in use."
@@ -160,7 +161,7 @@ def _profiles(key: str, cell: str, _ds):
 
 
 def _preview(entry: state.DataEntry) -> None:
-    st.subheader(f"In use: {entry.name}")
+    st.subheader(f"In use: {entry.shown_name}")
     ds = entry.first
     if entry.multi_cell:
         cells = list(entry.dataset.cells)
@@ -169,7 +170,7 @@ def _preview(entry: state.DataEntry) -> None:
     s = ds.summary()
     c = st.columns(4)
     c[0].metric("Genes", f"{ds.n_genes:,}")
-    c[1].metric("Marks", ds.n_marks, help=", ".join(ds.marks))
+    c[1].metric("Marks", ds.n_marks, help=escape_md(", ".join(ds.marks)))
     c[2].metric(f"Bins of {ds.bin_size} bp", ds.n_bins)
     if "labels" in s:
         high, low = s["labels"]["high"], s["labels"]["low"]
@@ -180,12 +181,12 @@ def _preview(entry: state.DataEntry) -> None:
         c[3].metric("Labels", "none")
     split = ("Split: " + ", ".join(f"{k} {v:,}" for k, v in s["split"].items()) + ". ") if "split" in s else \
         "No split: a seeded random split by gene is made at training. "
-    st.caption(f"Marks in order: {', '.join(ds.marks)}. Window {s['window_bp'][0]:+,} to {s['window_bp'][1]:+,} bp, "
+    st.caption(f"Marks in order: {escape_md(', '.join(ds.marks))}. Window {s['window_bp'][0]:+,} to {s['window_bp'][1]:+,} bp, "
                f"TSS at bin {ds.tss_bin}. " + ("Bins run in the direction of transcription. " if ds.strand_aware else
                                                "Bins keep genomic order for every gene. " if ds.strand_aware is False
                                                else "") + split)
     for note in ds.meta.get("notes", []):
-        st.info(note, icon=":material/info:")
+        st.info(escape_md(note), icon=":material/info:")
     if entry.report:
         with st.expander("Build report", expanded=True):
             st.code(entry.report, language=None)

@@ -7,10 +7,11 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz_app import state
+from hmviz_app.text import escape_md
 
 st.title("Evaluate")
 data, entry, session = state.model_on_data()
-st.caption(f"**{entry.label}** on **{data.name}**. Change them in the sidebar and on the Data page.")
+st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**. Change them in the sidebar and on the Data page.")
 
 
 @st.cache_data(max_entries=16, show_spinner="Evaluating on the test genes...")
@@ -39,10 +40,24 @@ def _baselines(model_key: str, data_key: str, _card: dict, _dataset) -> list[dic
 try:
     metrics = _evaluate(entry.cache_key, data.key, str(entry.path), data.dataset)
 except HmvizError as exc:
-    state.show_error(exc, "Choose another model in the sidebar, or load matching data on the Data page.")
+    state.show_error(exc, state.misfit_advice(data))
     st.stop()
 
-from hmviz.published import published_for
+from hmviz import metrics as M
+from hmviz.provenance import published_matching, roadmap_ids
+
+#: The test metric whose 95% interval is shown, per task: recomputed on the test genes from the scores.
+CI_METRIC = {"binary": ("test_auroc", M.auroc), "ranking": ("test_concordance_index", M.concordance_index),
+             "differential": ("test_pearson_r", M.pearson_r)}
+
+
+@st.cache_data(max_entries=16, show_spinner="Bootstrapping the test metric (1,000 resamples)...")
+def _interval(model_key: str, data_key: str, task: str, truth, scores) -> tuple[str, float, float] | None:
+    name, fn = CI_METRIC[task]
+    try:
+        return name, *M.bootstrap_ci(fn, truth, scores, n=1000, seed=0)
+    except HmvizError:
+        return None
 
 st.subheader("Test metrics")
 want_baselines = entry.task != "differential" and st.toggle(
@@ -53,26 +68,59 @@ metrics_slot = st.empty()
 
 def _metrics_table(baselines: list[dict]) -> None:
     """The model's test metrics, the baselines' and the published numbers, in one table."""
-    rows = [{"model": entry.label, "source": f"this model, {metrics['evaluated_on']}",
-             **{k: v for k, v in metrics.items() if k.startswith("test_")}}]
+    row = {"model": entry.label, "source": f"this model, {metrics['evaluated_on']}",
+           **{k: v for k, v in metrics.items() if k.startswith("test_")}}
+    if interval is not None:
+        row[f"{interval[0]} 95% CI"] = f"{interval[1]:.3f} to {interval[2]:.3f}"
+    rows = [row]
     rows += [{"model": b["model"], "source": f"baseline, same split, marks and labels as {entry.family}",
               **{k: v for k, v in b.items() if k.startswith("test_")}} for b in baselines]
-    rows += [{"model": f"{r.model} (published)", "source": f"{r.data}; {r.source}", r.metric: r.value}
-             for r in published_for(entry.family)]
+    rows += [{"model": f"{p.result.model} (published)",
+              "source": f"{p.result.data}, {p.gene_set}, {p.split}; {p.result.source}", p.result.metric: p.result.value}
+             for p in published]
     table = pd.DataFrame(rows)
     main = state.MAIN_METRIC[entry.task]
-    order = ["model", main, *[c for c in table.columns if c not in ("model", "source", main)], "source"]
+    ci = [c for c in table.columns if c.endswith("95% CI")]  # beside the main metric, not scrolled out of view
+    table[ci] = table[ci].fillna("")  # the interval is of this model's metric only
+    order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]
     with metrics_slot.container():
         st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
                                     if c.startswith("test_")})
-        st.caption(f"{metrics['genes_evaluated']:,} genes evaluated ({metrics['evaluated_on']}). Published numbers "
-                   "were measured on the real REMC data, not on the synthetic sample: a point of reference only. "
-                   "pearson_r is Pearson's r (not R²); auprc is average precision."
+        st.caption(f"{metrics['genes_evaluated']:,} genes evaluated ({metrics['evaluated_on']}). "
+                   + (f"The 95% interval of {interval[0]} is a percentile bootstrap over these genes (1,000 resamples, "
+                      "seed 0). " if interval is not None else "")
+                   + (f"Published numbers are for the same cell type ({', '.join(sorted(cells))}), on the paper's genes "
+                      "and test split, not these: a point of reference only. " if published else
+                      "Published numbers are shown only for data of the cell type they were measured on (a Roadmap "
+                      "id such as E123 in the cell or file names). ")
+                   + "pearson_r is Pearson's r (not R²); auprc is average precision."
                    + (" The baselines are being trained (once)..." if want_baselines and not baselines else ""))
         state.csv_button(table, "metrics.csv", "Download metrics (CSV)", key=f"download_metrics_{len(baselines)}")
 
 
+def _truth_and_scores():
+    """The test genes' truth for the main metric and the model's scores on them (None when missing)."""
+    rows = session.evaluation_rows()
+    scores = state.scores(entry.cache_key, data.key, session)
+    if entry.task == "binary":
+        truth = session.labels()
+        if truth is None:
+            return None
+        rows = rows[truth[rows] >= 0]
+    else:  # ranking: log1p expression (the labels without it); two cells: the measured log2 fold change
+        truth = session.measured()
+    if truth is None:
+        return None
+    rows = rows[np.isfinite(truth[rows])]
+    return truth[rows], scores[rows]
+
+
+cells = roadmap_ids(data.first.cell or "", data.first.source, *data.first.meta.get("files", []),
+                    *(getattr(data.dataset, "cells", {}) or {}))
+published = published_matching(entry.family, cells)
+pair = _truth_and_scores()
+interval = _interval(entry.cache_key, data.key, entry.task, *pair) if pair is not None and len(pair[0]) > 1 else None
 _metrics_table([])  # at once; the baselines are added at the end of the page (they take seconds the first time)
 
 # ------------------------------------------------------------------------------ curves

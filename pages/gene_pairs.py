@@ -8,6 +8,7 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz_app import state
+from hmviz_app.text import escape_md
 
 st.title("Gene pairs")
 data, entry, session = state.model_on_data()
@@ -83,10 +84,10 @@ def _suggestion_label(i: int) -> str:
 
 # ------------------------------------------------------------------------------ choices
 if two_cells:
-    st.caption(f"**{entry.label}** predicts how a gene's expression changes from cell **{session.cells[0]}** to "
-               f"**{session.cells[1]}**; pick a gene to see which marks in which cell drive that prediction.")
+    st.caption(f"**{escape_md(entry.label)}** predicts how a gene's expression changes from cell "
+               f"**{escape_md(session.cells[0])}** to **{escape_md(session.cells[1])}**; pick a gene to see which marks in which cell drive that prediction.")
 else:
-    st.caption(f"**{entry.label}** on **{data.name}**: pick two genes (type an id or a symbol to search) or "
+    st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**: pick two genes (type an id or a symbol to search) or "
                "take a suggested pair from the test genes.")
 
 if not suggestions.empty:
@@ -181,20 +182,20 @@ def _expression_text(row: int) -> str:
 
 # ------------------------------------------------------------------------------- answer
 if two_cells:
-    st.subheader(f"{pair.gene}: {name_a} vs {name_b}")
+    st.subheader(escape_md(f"{pair.gene}: {name_a} vs {name_b}"))
     measured = session.measured()
     c = st.columns(3)
-    c[0].metric(f"Predicted log2 fold change ({name_b} over {name_a})", f"{pe.difference:+.2f}")
+    c[0].metric(escape_md(f"Predicted log2 fold change ({name_b} over {name_a})"), f"{pe.difference:+.2f}")
     if measured is not None and np.isfinite(measured[a]):
         c[1].metric("Measured log2 fold change", f"{measured[a]:+.2f}")
         agree = np.sign(measured[a]) == np.sign(pe.difference)
         c[2].metric("Direction", "agrees" if agree else "disagrees")
 else:
-    st.subheader(f"{name_a} vs {name_b}")
+    st.subheader(escape_md(f"{name_a} vs {name_b}"))
     c = st.columns(4)
-    c[0].metric(f"P({name_a} ranked above {name_b})", f"{pe.probability:.2f}")
-    c[1].metric(f"{name_a}: measured expression", _expression_text(a))
-    c[2].metric(f"{name_b}: measured expression", _expression_text(b))
+    c[0].metric(escape_md(f"P({name_a} ranked above {name_b})"), f"{pe.probability:.2f}")
+    c[1].metric(escape_md(f"{name_a}: measured expression"), _expression_text(a))
+    c[2].metric(escape_md(f"{name_b}: measured expression"), _expression_text(b))
     if ds.expression is not None and np.isfinite(ds.expression[[a, b]]).all():
         truth = ds.expression[a] - ds.expression[b]
         if truth == 0:
@@ -228,7 +229,7 @@ def _cap_warning(pe) -> None:
 
 
 if other is None:
-    st.info(pe.sentence, icon=":material/lightbulb:")
+    st.info(escape_md(pe.sentence), icon=":material/lightbulb:")
     _cap_warning(pe)
     st.caption(_note(pe))
 else:
@@ -241,7 +242,7 @@ else:
     for col, one in zip(st.columns(2), (pe, pe2)):
         with col:
             st.markdown(f"**Reference: {BASELINES[one.baseline.name].label}**")
-            st.info(one.sentence, icon=":material/lightbulb:")
+            st.info(escape_md(one.sentence), icon=":material/lightbulb:")
             _cap_warning(one)
             st.caption(_note(one))
             own = (one.values_a.sum(axis=0), (1 if two_cells else -1) * one.values_b.sum(axis=0))

@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
+from hmviz.provenance import shown_source, trained_on
 from hmviz_app import jobs, state
+from hmviz_app.text import escape_md
 
 TASKS = {"binary": "high vs low expression", "ranking": "which of two genes is expressed higher",
          "differential": "the change in expression between two cell types"}
@@ -24,7 +26,7 @@ with st.spinner("Loading the model families (PyTorch)..."):
 job = jobs.jobs().get("train")
 running = job is not None and job.running
 
-st.caption(f"Training on **{data.name}** ({data.describe()}). Change the data on the Data page.")
+st.caption(f"Training on **{data.shown_name}** ({data.describe()}). Change the data on the Data page.")
 family = st.selectbox("Model family", list(MODEL_REGISTRY), key=state.sticky("train_family", "deepchrome"),
                       disabled=running)
 spec = MODEL_REGISTRY[family]
@@ -137,17 +139,31 @@ if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=run
                                seed=int(seed), device="auto", marks=tuple(marks), label_rule=label_rule, split=split,
                                valid_chroms=valid_chroms, test_chroms=test_chroms, patience=int(patience), cells=cells)
         dataset, out = data.dataset, state.new_folder("models")
-        job = jobs.start_job("train", f"Training {family}", lambda j: _train(j, dataset, options, out))
+        job = jobs.start_job("train", f"Training {family}", lambda j: _train(j, dataset, options, out),
+                             data_key=data.key, data_name=data.name)
         running = True
     except HmvizError as exc:
         state.show_error(exc)
 
 
 def _progress_panel(job: jobs.Job) -> None:
+    elsewhere = job.context.get("data_key") != data.key
+    if elsewhere and not job.running:
+        st.caption(f"Your last training run ({escape_md(job.title.lower())}) was on "
+                   f"**{escape_md(job.context.get('data_name', 'another dataset'))}**, not on the dataset in use; "
+                   "its model, if it finished, is listed under Models below.")
+        return
+
     @st.fragment(run_every=jobs.POLL_SECONDS if job.running else None)
     def panel() -> None:
         last, history, _ = job.snapshot()
-        if job.running:
+        if elsewhere:
+            st.caption(f"{escape_md(job.title)} on **{escape_md(job.context.get('data_name', 'another dataset'))}** "
+                       "(started before the dataset was changed):")
+        if job.queued:
+            st.info(job.queue_text(), icon=":material/hourglass_top:")
+            st.button("Cancel training", icon=":material/stop:", on_click=job.cancel.set, key="train_cancel")
+        elif job.running:
             if last is None:
                 st.progress(0.0, text="Preparing the data (split, labels, input transform)...")
             else:
@@ -201,7 +217,7 @@ def _row(m: state.ModelEntry) -> dict:
     return {"name": m.name, "source": "bundled" if m.bundled else "trained here", "family": m.family,
             "task": m.task, "test metric": main, "value": card.get("metrics", {}).get(main),
             "best epoch": tr.get("best_epoch"), "marks": ", ".join(card.get("marks", [])),
-            "label rule": card.get("label_rule"), "trained on": card.get("data", {}).get("source"),
+            "label rule": card.get("label_rule"), "trained on": shown_source(card.get("data", {}).get("source", "")),
             "seconds": tr.get("seconds")}
 
 
@@ -209,10 +225,15 @@ st.dataframe(pd.DataFrame([_row(m) for m in models]), hide_index=True,
              column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 
 labels = {m.key: m.label for m in models}
-key = state.sticky("manage_model", state.current_model().key if state.current_model() else None)
+in_use = state.current_model()
+key = state.sticky("manage_model", in_use.key if in_use else None)
+if in_use is not None and st.session_state.get("_manage_follows") != in_use.key:
+    state.set_sticky(key, in_use.key)  # the model in use changed (sidebar, a new run, a link): follow it
+st.session_state["_manage_follows"] = in_use.key if in_use else None
 if st.session_state.get(key) not in labels:
     st.session_state[key] = next(iter(labels))
 pick = state.model_by_key(st.selectbox("Manage a model", list(labels), format_func=labels.get, key=key))
+st.caption(escape_md(trained_on(pick.card)))
 c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
 if c1.button("Use this model", key="use_model", disabled=st.session_state.get("model") == pick.key):
     state.select_model(pick.key)
@@ -230,7 +251,10 @@ if not pick.bundled:
 else:
     c3.caption("Bundled models are shared by everyone: they cannot be renamed or deleted.")
 with st.expander("Model card"):
-    st.json({k: v for k, v in pick.card.items() if k != "history"}, expanded=False)
+    shown = {k: v for k, v in pick.card.items() if k != "history"}
+    if "data" in shown:  # the card keeps where the data was read; a page shows no server path
+        shown["data"] = {**shown["data"], "source": shown_source(shown["data"].get("source", ""))}
+    st.json(shown, expanded=False)
 
 st.markdown("**Compare models**")
 chosen = st.multiselect("Models to compare", list(labels), format_func=labels.get,

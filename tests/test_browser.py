@@ -234,3 +234,68 @@ def test_second_tab_is_served_while_training_runs(browser, server):
     finally:
         first.context.close()
         second.context.close()
+
+
+def test_fresh_server_deep_link_hostile_parameters_then_a_clean_stop(browser, tmp_path):
+    """The first request to a fresh server is a deep link: it goes through the router (sidebar, ``?model=``);
+    Markdown in its parameters shows as text (no live link, no outside image loaded); after a training
+    run the server stops on SIGTERM with status 0 within seconds."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    from urllib.parse import quote
+
+    from hmviz.bundled import list_bundled
+    from st_e2e import free_port, healthy
+
+    models = tmp_path / "models"
+    for name, path in list_bundled(ROOT / "models").items():
+        shutil.copytree(path, models / name)
+    if "ranker-deepchrome" not in list_bundled(models):
+        make_small_models(models, ["deepchrome", "ranker-deepchrome"])
+    port = free_port()
+    url = f"http://localhost:{port}"
+    log = open(RESULTS / f"server-fresh-{port}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.fileWatcherType", "none"], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env={**__import__("os").environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+                                 "HMVIZ_TORCH_THREADS": "1", "HMVIZ_MODELS_DIR": str(models)})
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if "localhost" not in r.url and
+            not r.url.startswith(("data:", "blob:")) else None)
+    try:
+        deadline = time.monotonic() + 60
+        while not healthy(url):
+            assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.1)
+        link = "[Click to re-login](https://evil.example/login)"
+        image = "![x](http://host.example/px.png)"
+        open_app(page, f"{url}/gene_pairs?model=bundled:ranker-deepchrome&a={quote(link)}&b={quote(image)}")
+        expect(page.get_by_test_id("stSidebarNav")).to_be_visible()  # routed through app.py
+        expect(model_in_use(page)).to_have_value("ranker-deepchrome (bundled)")
+        error = page.get_by_test_id("stAlertContentError").first
+        expect(error).to_contain_text(link)  # the characters, as typed
+        assert page.locator("a[href*='evil.example']").count() == 0
+        assert page.locator("img[src*='host.example']").count() == 0
+        no_exception(page)
+
+        goto_page(page, "Train")
+        epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
+        run_and_wait(page, lambda: (epochs.fill("1"), epochs.press("Enter")))
+        page.get_by_role("button", name="Train", exact=True).click()
+        expect(page.get_by_text("Training finished")).to_be_visible(timeout=180_000)
+        assert not [u for u in outside if "host.example" in u or "evil.example" in u], outside
+    finally:
+        page.context.close()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = f"hung ({proc.wait()})"
+        log.close()
+    assert status == 0 and time.monotonic() - t0 < 30, (status, (RESULTS / f"server-fresh-{port}.log").read_text()[-2000:])

@@ -1,0 +1,114 @@
+"""Where a model comes from, in words: the data it was trained on, and whether it is being applied to
+other data. Every page (and report) that shows a model's output says this, from the model card alone.
+
+The card records ``data.source`` (what the reader said it read), ``data.fingerprint`` (a hash of the
+training data's signal, genes, marks, labels and expression: :meth:`HistoneDataset.fingerprint`,
+joined by ``+`` over cells), ``data.genes``, ``cells`` (two-cell models) and, for the models bundled
+with hmviz, ``bundled`` (they are trained on hmviz's generated sample data).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hmviz.published import ATTENTIVECHROME_2017, DEEPCHROME_2016, PUBLISHED, PublishedResult
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:\.{0,2}/)?(?:[^\s,;:/]+/)+[^\s,;:/]*|/[^\s,;:]+")
+
+
+def shown_source(source: str) -> str:
+    """``source`` with every file path cut to its last part (no server path reaches a reader):
+    ``"long format /srv/x/sample_data"`` -> ``"long format sample_data"``."""
+
+    def last(m: re.Match) -> str:
+        parts = [p for p in m.group(0).split("/") if p not in ("", ".", "..")]
+        return parts[-1] if parts else m.group(0)
+
+    return _PATH.sub(last, str(source)).strip()
+
+
+def generated(card: dict) -> bool:
+    """Whether the card's training data was generated (hmviz's synthetic sample), not measured."""
+    source = str(card.get("data", {}).get("source", "")).lower()
+    return bool(card.get("bundled")) or "synthetic" in source or "generated" in source
+
+
+def trained_on(card: dict) -> str:
+    """One sentence naming the data a model was trained on: source, genes, cells, marks.
+
+    >>> trained_on({"model": "deepchrome", "marks": ["H3K4me3"], "data": {"source": "upload: E003.csv",
+    ...             "genes": 600}})
+    'deepchrome was trained on upload: E003.csv (600 genes; marks H3K4me3).'
+    """
+    data = card.get("data", {})
+    genes = data.get("genes")
+    details = [f"{genes:,} genes" if isinstance(genes, int) else None]
+    cells = card.get("cells")
+    if cells:
+        details.append(f"cells {' and '.join(map(str, cells))}")
+    if card.get("marks"):
+        details.append(f"marks {', '.join(map(str, card['marks']))}")
+    detail = "; ".join(d for d in details if d)
+    model = card.get("model", "This model")
+    if generated(card):
+        what = "hmviz's generated sample data, synthetic genes with planted rules rather than measurements"
+        if card.get("bundled"):
+            return f"{model} is bundled with hmviz: it was trained on {what}" + (f" ({detail})." if detail else ".")
+        return f"{model} was trained on {what}" + (f" ({detail})." if detail else ".")
+    source = shown_source(data.get("source") or "data of unknown origin")
+    return f"{model} was trained on {source}" + (f" ({detail})." if detail else ".")
+
+
+def applied_elsewhere(card: dict, fingerprint: str, data_name: str) -> str | None:
+    """A notice when the data in use (``fingerprint``, shown as ``data_name``) is not the data the model
+    was trained on; None when it is (same fingerprint)."""
+    if card.get("data", {}).get("fingerprint") == fingerprint:
+        return None
+    tail = (" A model trained on generated data has learnt the planted rules of that data, not measured biology."
+            if generated(card) else "")
+    return (f"Applied to other data: {data_name} is not the data this model was trained on. Its scores and "
+            "explanations here say what this model does with these genes, not what they were learnt from; check "
+            f"its test metrics on these genes on the Evaluate page before trusting them.{tail}")
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """A published number with what it was measured on, for a table beside one's own."""
+
+    result: PublishedResult
+    gene_set: str
+    split: str
+
+
+#: The genes and the test split behind each source's numbers (from the papers' data description:
+#: the REMC data of DeepChrome, 19,802 genes split 6,601 / 6,601 / 6,600).
+GENE_SETS = {
+    DEEPCHROME_2016: ("DeepChrome's REMC genes (19,802)", "test split of 6,600 genes"),
+    ATTENTIVECHROME_2017: ("DeepChrome's REMC genes (19,802)", "test split of 6,600 genes per cell type"),
+}
+
+_EID = re.compile(r"(?<![A-Za-z0-9])(E\d{3})(?!\d)")
+
+
+def roadmap_ids(*texts: str) -> set[str]:
+    """Roadmap epigenome ids (``E003``, ``E123``...) named in ``texts`` (a cell label, file names)."""
+    return {m.group(1).upper() for t in texts if t for m in _EID.finditer(str(t).upper())}
+
+
+def published_matching(model: str, cell_ids: set[str]) -> list[PublishedRow]:
+    """Published numbers of ``model`` measured on one of ``cell_ids`` (Roadmap ids): only these are
+    comparable with a model evaluated on that cell type. Averages over many cell types never match."""
+    rows = []
+    for r in PUBLISHED:
+        if r.model != model:
+            continue
+        ids = roadmap_ids(r.data)
+        if len(ids) == 1 and ids <= cell_ids:
+            gene_set, split = GENE_SETS.get(r.source, ("genes not stated", "split not stated"))
+            rows.append(PublishedRow(r, gene_set, split))
+    return rows
+
+
+__all__ = ["GENE_SETS", "PublishedRow", "applied_elsewhere", "generated", "published_matching", "roadmap_ids",
+           "shown_source", "trained_on"]

@@ -1,0 +1,56 @@
+"""Text from users is shown as text: URL parameters, file names, gene ids and symbols, cell and model
+names can hold Markdown (links, images, colour directives) that Streamlit would render. Every such
+piece of text passes through :func:`escape_md` before it reaches ``st.markdown``, a caption, a title,
+an alert or a widget label (all of which render Markdown)."""
+
+from __future__ import annotations
+
+import re
+import string
+
+# CommonMark lets a backslash escape any ASCII punctuation; escaping all of it also breaks GFM's bare
+# links (``www.x.org``, ``http://...``), Streamlit's ``:color[...]`` directives and ``$`` maths.
+_PUNCT = re.compile("([" + re.escape(string.punctuation) + "])")
+_SPACE = re.compile(r"\s+")
+
+
+def escape_md(text: object) -> str:
+    """``text`` as Markdown that renders exactly as its characters (on one line).
+
+    >>> escape_md("[x](http://e.org)")
+    '\\\\[x\\\\]\\\\(http\\\\:\\\\/\\\\/e\\\\.org\\\\)'
+    """
+    return _PUNCT.sub(r"\\\1", _SPACE.sub(" ", str(text)))
+
+
+#: The library's words for the command line and Python, and what the app's pages call the same thing.
+PAGE_WORDS = (
+    (re.compile(r"\(--format ([a-z]+)\)"), r"(choose '\1' in the Format list)"),
+    (re.compile(r"\(--format\)"), "(with the Format list)"),
+    (re.compile(r"\(--format [^)]*\)"), "(with the Format list)"),
+    (re.compile(r"--expression \(expression= in Python\)"), "the role 'expression table' beside its file name"),
+    (re.compile(r"--bin-size"), "Bin size"),
+    (re.compile(r"--flank"), "Window"),
+    (re.compile(r"--stat"), "Signal per bin"),
+    (re.compile(r"--track"), "a signal track"),
+    (re.compile(r"--format"), "the Format list"),
+    (re.compile(r"--split (file|random|chromosome)"), r"the split '\1'"),
+    (re.compile(r"--split"), "the Train / validation / test split list"),
+    (re.compile(r"--label file"), "the label 'the file's labels'"),
+    (re.compile(r"--label"), "the Label list"),
+    (re.compile(r"\(--expression\)"), "(on the Data page)"),
+    (re.compile(r"--expression"), "an expression table"),
+    (re.compile(r"--lr"), "Learning rate"),
+    (re.compile(r"--epochs"), "Epochs (at most)"),
+    (re.compile(r"--patience"), "Patience (epochs)"),
+    (re.compile(r"\bbin bins // 2\b"), "the middle bin"),
+    (re.compile(r"\bbins // 2\b"), "half the number of bins"),
+)
+
+
+def in_page_words(message: str) -> str:
+    """A library message (written for the command line and Python) with its flags and Python
+    expressions replaced by the names of the app's page controls and plain words."""
+    for pattern, words in PAGE_WORDS:
+        message = pattern.sub(words, message)
+    return message

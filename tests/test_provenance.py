@@ -1,0 +1,130 @@
+"""Provenance sentences, cell-matched published numbers, the bootstrap interval and the escaping of user
+text: library and helper functions on constructed cases with known answers."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pytest
+
+from hmviz import metrics as M
+from hmviz.errors import HmvizError
+from hmviz.provenance import applied_elsewhere, published_matching, roadmap_ids, shown_source, trained_on
+
+
+# ------------------------------------------------------------------------------ bootstrap
+def test_bootstrap_ci_of_a_mean_matches_the_normal_interval():
+    """For the mean of n draws of N(0, 1) the 95% interval is mean +/- 1.96 / sqrt(n) (to bootstrap noise)."""
+    y = np.random.default_rng(3).normal(size=4000)
+    low, high = M.bootstrap_ci(np.mean, y, n=2000, seed=1)
+    half = 1.96 / np.sqrt(y.size)
+    assert low == pytest.approx(y.mean() - half, abs=0.1 * half)
+    assert high == pytest.approx(y.mean() + half, abs=0.1 * half)
+    assert M.bootstrap_ci(np.mean, y, n=200, seed=5) == M.bootstrap_ci(np.mean, y, n=200, seed=5)  # seeded
+
+
+def test_bootstrap_ci_of_a_perfect_auroc_is_one_and_undefined_resamples_are_skipped():
+    y = np.array([0, 1] * 30)
+    low, high = M.bootstrap_ci(M.auroc, y, y.astype(float), n=300, seed=0)
+    assert (low, high) == (1.0, 1.0)
+    # one positive among 9 genes: about (8/9)^9 = 35% of resamples lack it and are skipped, not counted
+    y, s = np.array([0] * 8 + [1]), np.linspace(0, 1, 9)
+    assert M.bootstrap_ci(M.auroc, y, s, n=300, seed=0) == (1.0, 1.0)
+
+    def distinct_only(v):  # undefined unless every gene is drawn once: nearly every resample
+        if len(set(v.tolist())) < len(v):
+            raise HmvizError("repeated gene")
+        return 0.0
+
+    with pytest.raises(HmvizError, match="undefined"):
+        M.bootstrap_ci(distinct_only, np.arange(10), n=300, seed=0)
+
+
+def test_bootstrap_ci_pairs_rows_across_arrays():
+    """The same rows are drawn from every array: a metric of two identical arrays stays exact."""
+    x = np.random.default_rng(0).normal(size=200)
+    assert M.bootstrap_ci(M.pearson_r, x, x.copy(), n=100) == pytest.approx((1.0, 1.0))
+    with pytest.raises(HmvizError, match="one length"):
+        M.bootstrap_ci(M.pearson_r, x, x[:10])
+
+
+# ----------------------------------------------------------------------------- provenance
+BUNDLED = {"model": "deepchrome", "marks": ["H3K4me3", "H3K27me3"], "bundled": {"recipe": {}},
+           "data": {"source": "long format /srv/hmviz/sample_data", "fingerprint": "abc", "genes": 3000}}
+UPLOADED = {"model": "ranker-deepchrome", "marks": ["H3K4me3"],
+            "data": {"source": "upload: E003.train.csv, E003.test.csv", "fingerprint": "f00", "genes": 600}}
+
+
+def test_trained_on_names_generated_data_for_bundled_models():
+    text = trained_on(BUNDLED)
+    assert "bundled with hmviz" in text and "generated sample data" in text and "3,000 genes" in text
+    assert "/srv" not in text
+
+
+def test_trained_on_names_the_source_genes_and_cells_of_other_models():
+    text = trained_on(UPLOADED)
+    assert text == "ranker-deepchrome was trained on upload: E003.train.csv, E003.test.csv (600 genes; marks H3K4me3)."
+    two = {**UPLOADED, "model": "deepdiff", "cells": ["E123", "E003"]}
+    assert "cells E123 and E003" in trained_on(two)
+
+
+def test_applied_elsewhere_only_when_the_fingerprint_differs():
+    assert applied_elsewhere(BUNDLED, "abc", "Sample data") is None
+    notice = applied_elsewhere(BUNDLED, "other", "Upload: train.csv")
+    assert notice.startswith("Applied to other data: Upload: train.csv") and "generated data" in notice
+    assert "generated" not in applied_elsewhere(UPLOADED, "other", "Upload: x.csv")
+
+
+def test_shown_source_keeps_no_server_path():
+    assert shown_source("long format /work/main/sample_data") == "long format sample_data"
+    assert shown_source("DeepChrome CSV ../shared/data/remc-E123-deepchrome") == "DeepChrome CSV remc-E123-deepchrome"
+    assert shown_source("upload: a.csv, b.csv") == "upload: a.csv, b.csv"
+
+
+def test_published_numbers_only_for_the_matching_cell_type():
+    assert roadmap_ids("remc-E123-deepchrome", "E003.train.csv", "E1234", "xE066") == {"E123", "E003"}
+    rows = published_matching("deepchrome", {"E123"})
+    assert [r.result.value for r in rows] == [0.92]
+    assert "19,802" in rows[0].gene_set and "test split" in rows[0].split
+    assert published_matching("deepchrome", set()) == []  # the synthetic sample: no published number
+    assert published_matching("attentivechrome", {"E123"}) == []  # only a mean over 56 cell types exists
+
+
+# ------------------------------------------------------------------------------- escaping
+HOSTILE = ["[Click to re-login](https://evil.example/login)", "![x](http://host/px.png)",
+           "<img src=http://host/a.png>", ":red[big] $x^2$ www.evil.example *b* `c`", "a\nb"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_escape_md_escapes_every_punctuation_mark_and_renders_no_link_or_image(text):
+    from hmviz_app.text import escape_md
+
+    out = escape_md(text)
+    i = 0
+    while i < len(out):  # every ASCII punctuation mark is preceded by a backslash
+        if out[i] == "\\":
+            assert out[i + 1] in string.punctuation
+            i += 2
+            continue
+        assert out[i] not in string.punctuation, (out, i)
+        i += 1
+    assert "\n" not in out
+    markdown = pytest.importorskip("markdown")
+    html = markdown.markdown(out)
+    assert "<a " not in html and "<img" not in html and "<em>" not in html
+
+
+@pytest.mark.parametrize("message, words", [
+    ("read it as the long format (--format long).", "read it as the long format (choose 'long' in the Format list)."),
+    ("Name the format explicitly (--format deepchrome|deepdiff|long on the command line, format=... in Python).",
+     "Name the format explicitly (with the Format list)."),
+    ("TSS at the start of bin bins // 2.", "TSS at the start of the middle bin."),
+    ("--flank 5000 is not a multiple of --bin-size 300", "Window 5000 is not a multiple of Bin size 300"),
+    ("(--lr) or check", "(Learning rate) or check"),
+])
+def test_in_page_words_names_page_controls_not_flags_or_python(message, words):
+    from hmviz_app.text import in_page_words
+
+    assert in_page_words(message) == words
+    assert "--" not in in_page_words(message) and "//" not in in_page_words(message)
