@@ -8,7 +8,6 @@ offending line and value so the message can name them.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 import tempfile
@@ -22,7 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from hmviz import limits
 from hmviz.data.validation import SourceFile
+from hmviz.limits import read_limited
 from hmviz.errors import DataError
 
 # Threads in pyarrow readers crash torch processes at exit (see read_csv_table); keep them off.
@@ -54,11 +55,13 @@ def read_source(path: Path) -> tuple[bytes, SourceFile]:
     """The file's bytes (gunzipped when gzip; checked to be UTF-8 text unless Parquet).
 
     Returns ``(data, source)``; ``source.parquet`` tells which. Raises DataError for a missing,
-    empty, corrupt, compressed-but-truncated, binary or non-UTF-8 file.
+    empty, corrupt, compressed-but-truncated, binary or non-UTF-8 file, and LimitError for a file
+    that is not a regular file or that decompresses to more than :data:`hmviz.limits.INPUT_BYTES`
+    (decompression stops at the limit: a gzip bomb costs at most the limit in memory).
     """
     _check_exists(path)
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror}). Check its permissions.") from None
     if _is_parquet(path, raw):
@@ -70,19 +73,45 @@ def read_source(path: Path) -> tuple[bytes, SourceFile]:
             )
         return raw, SourceFile(path, parquet=True)
     if _is_gzip(path, raw):
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise _gzip_error(path, exc) from None
+        raw = gunzip_limited(path, raw)
     check_text(path, raw)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark (Excel's "CSV UTF-8") carries no data
     return raw, SourceFile(path, text=raw)
 
 
+def gunzip_limited(path: Path, raw: bytes) -> bytes:
+    """Decompress gzip ``raw`` (several members allowed) in pieces, stopping at the input limit."""
+    limit = limits.INPUT_BYTES.value()
+    out = io.BytesIO()  # getvalue() hands over its buffer without a copy
+    data = raw
+    try:
+        while data:
+            d = zlib.decompressobj(wbits=31)
+            while True:
+                piece = d.decompress(data, 1 << 22)
+                out.write(piece)
+                if out.tell() > limit:
+                    limits.check(limits.INPUT_BYTES, out.tell(), f"{path} (decompressed)",
+                                 "The file decompresses to more than that (is it a complete dataset, or a "
+                                 "gzip bomb?); split it into smaller files.")
+                data = d.unconsumed_tail
+                if d.eof or not data:
+                    break
+            if not d.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            data = d.unused_data.lstrip(b"\x00")  # trailing padding after the last member
+    except zlib.error as exc:
+        raise _gzip_error(path, exc) from None
+    except EOFError as exc:
+        raise _gzip_error(path, exc) from None
+    return out.getvalue()
+
+
 def peek(path: Path) -> tuple[bool, str]:
     """``(is_parquet, first non-blank line)`` from the start of the file, for format detection."""
     _check_exists(path)
+    limits.check_regular_file(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
