@@ -77,7 +77,15 @@ def read_source(path: Path) -> tuple[bytes, SourceFile]:
     check_text(path, raw)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark (Excel's "CSV UTF-8") carries no data
+    raw = cr_to_lf(raw)
     return raw, SourceFile(path, text=raw)
+
+
+def cr_to_lf(raw: bytes) -> bytes:
+    """Lines ended by CR alone (classic Mac OS, some exports) become LF lines; other text is unchanged."""
+    if b"\r" in raw[:1 << 16] and b"\n" not in raw[:1 << 16] and b"\n" not in raw:
+        return raw.replace(b"\r", b"\n")
+    return raw
 
 
 def gunzip_limited(path: Path, raw: bytes) -> bytes:
@@ -125,7 +133,7 @@ def peek(path: Path) -> tuple[bool, str]:
         except zlib.error as exc:
             raise _gzip_error(path, exc) from None
     check_text(path, head, partial=True)
-    return False, first_line(head.removeprefix(b"\xef\xbb\xbf"))
+    return False, first_line(cr_to_lf(head.removeprefix(b"\xef\xbb\xbf")))
 
 
 def _check_exists(path: Path) -> None:
@@ -204,11 +212,26 @@ def first_line(text: bytes) -> str:
 
 
 def sniff_delimiter(line: str, path: Path) -> str:
-    """Tab or comma: whichever the first line has more of; the suffix (.tsv/.txt) breaks ties."""
-    tabs, commas = line.count("\t"), line.count(",")
+    """Tab, comma or semicolon: whichever the first line has most of; the suffix (.tsv/.txt) breaks ties.
+
+    Semicolons are what Excel writes as "CSV" in locales whose decimal mark is a comma; such files
+    are read with decimal commas (see :func:`read_csv_table`).
+    """
+    tabs, commas, semicolons = line.count("\t"), line.count(","), line.count(";")
+    if semicolons > max(tabs, commas):
+        return ";"
     if tabs != commas:
         return "\t" if tabs > commas else ","
     return "\t" if Path(strip_gz(path.name)).suffix.lower() in (".tsv", ".txt", ".tab") else ","
+
+
+def decimal_mark(text: bytes, delimiter: str) -> str:
+    """``,`` for a semicolon-separated file that has commas (Excel in comma-decimal locales), else ``.``."""
+    return "," if delimiter == ";" and b"," in text else "."
+
+
+def delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
 
 
 def is_number(text: str) -> bool:
@@ -240,7 +263,8 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     read = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24,
                              use_threads=PYARROW_THREADS)
     parse = pacsv.ParseOptions(delimiter=delimiter)
-    convert = pacsv.ConvertOptions(column_types=dict(types), strings_can_be_null=False)
+    decimal = decimal_mark(text, delimiter)
+    convert = pacsv.ConvertOptions(column_types=dict(types), strings_can_be_null=False, decimal_point=decimal)
     try:
         return pacsv.read_csv(io.BytesIO(text), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
@@ -256,7 +280,10 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
             table = None
         if table is not None:
             raise_first_non_numeric(src, table, types, hints)
-    raise src.error(f"cannot be parsed ({message}). {layout}")
+    hint = (" The file is semicolon-separated and has commas, so its numbers are read with decimal commas "
+            "(1,5); write every number that way, or save the file comma-separated with decimal points."
+            if decimal == "," else "")
+    raise src.error(f"cannot be parsed ({message}). {layout.rstrip('.')}.{hint}")
 
 
 def _raise_field_count(src: SourceFile, text: bytes, delimiter: str, *, names: Sequence[str] | None,
@@ -273,7 +300,7 @@ def _raise_field_count(src: SourceFile, text: bytes, delimiter: str, *, names: S
         if len(fields) != expected:
             shown = delimiter.join(fields)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            sep = "tab" if delimiter == "\t" else "comma"
+            sep = delimiter_name(delimiter)
             against = f"the header (the first line) has {expected}" if names is None else layout
             raise DataError(
                 f"{src} line {reader.line_num}: has {len(fields)} {sep}-separated fields but {against} "
