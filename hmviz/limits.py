@@ -75,7 +75,7 @@ def check(limit: Limit, value: int, where: str, fix: str = "") -> None:
     if value > limit.value():
         found = f"{value / limit.scale:,.0f} {limit.unit}" if limit.scale > 1 else f"{value:,} {limit.unit}"
         raise LimitError(
-            f"{where}: {limit.what or limit.unit} would be {found}, over hmviz's limit of {limit.shown()}. "
+            f"{where}: {limit.what or limit.unit}: {found}, more than hmviz's limit of {limit.shown()}. "
             + (f"{fix} " if fix else "")
             + f"If the machine has the memory, raise the limit with the environment variable {limit.env}."
         )

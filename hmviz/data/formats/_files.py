@@ -258,6 +258,9 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     ``types``; a value that does not parse is reported with its line and text.
     """
     src.header_lines = 0 if names else 1
+    numeric = sum(pa.types.is_floating(t) or pa.types.is_integer(t) for t in types.values())
+    limits.check(limits.SIGNAL_VALUES, (text.count(b"\n") + 1) * max(numeric, 1), str(src),
+                 "Read fewer genes (split the file by chromosome) or fewer marks.")
     # use_threads=False: pyarrow's CSV thread pool makes a process that also loaded torch abort at exit
     # ("terminate called without an active exception", exit 134), whatever the exit path.
     read = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24,
@@ -351,6 +354,10 @@ def _first_not_numeric(col: pa.ChunkedArray, *, integer: bool) -> int | None:
 # ---------------------------------------------------------------------------------- Parquet
 def read_parquet_table(src: SourceFile, data: bytes) -> pa.Table:
     try:
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        limits.check(limits.COLUMNS, meta.num_columns, str(src))
+        limits.check(limits.SIGNAL_VALUES, meta.num_rows * max(meta.num_columns, 1), str(src),
+                     "Read fewer genes (split the file by chromosome) or fewer marks.")
         return pq.read_table(io.BytesIO(data), use_threads=PYARROW_THREADS)
     except (pa.ArrowException, OSError) as exc:
         raise src.error(
@@ -368,6 +375,13 @@ def coerce_columns(src: SourceFile, table: pa.Table, types: Mapping[str, pa.Data
         col = table.column(name)
         if col.type == typ:
             continue
+        if pa.types.is_nested(col.type) or pa.types.is_dictionary(col.type) and pa.types.is_nested(
+                col.type.value_type):
+            raise src.error(
+                f"column {name} holds nested values ({col.type}: lists or records in each cell), but every "
+                "column must hold one plain value per row (a number, or text for ids). Flatten the column "
+                "(one row per gene and bin, one column per mark) and write the file again."
+            )
         if pa.types.is_string(typ):
             if pa.types.is_floating(col.type):
                 raise src.error(f"column {name} holds numbers with decimals; it must hold text (ids, names).")
@@ -377,7 +391,7 @@ def coerce_columns(src: SourceFile, table: pa.Table, types: Mapping[str, pa.Data
                 raise_first_non_numeric(src, table, {name: typ}, hints)
             try:
                 new = col.cast(typ)
-            except pa.ArrowInvalid as exc:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 hint = hints.get(name, "")
                 raise src.error(f"column {name} cannot be read as {typ} ({exc}). {hint}".rstrip()) from None
         table = table.set_column(table.column_names.index(name), name, new)
