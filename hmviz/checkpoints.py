@@ -7,8 +7,9 @@ A model directory holds
   transform, the label rule and its threshold, the split, metrics, seed, versions and a
   fingerprint of the training data.
 
-Saving is atomic: everything is written to a temporary sibling directory that then replaces the
-target, so an interrupted save leaves the previous model intact. Loading never unpickles: a
+Saving is atomic and exclusive: everything is written to a hidden sibling directory that is then
+exchanged with the target in one step, under a lock that refuses a second writer (see
+:mod:`hmviz.atomic`), so an interrupted save leaves the previous model intact. Loading never unpickles: a
 directory whose weights are a pickle (``.pt``/``.pth``/``.bin``/``.ckpt``) is refused.
 """
 
@@ -18,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from hmviz.atomic import clean_leftovers, kill_point, output_lock, replace_dir, temp_sibling
 from hmviz.errors import ModelError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -63,40 +64,64 @@ def save_model(model: torch.nn.Module, card: dict, out_dir: str | Path, *, overw
 
     With ``overwrite=False`` an existing non-empty ``out_dir`` is an error. Other files that
     already sit in ``out_dir`` (plots, logs) are carried over unchanged.
+
+    The new folder is written beside ``out_dir`` under a hidden name, then exchanged with the old
+    one in one atomic step (:func:`hmviz.atomic.replace_dir`): a kill at any point leaves either the
+    old or the new model at ``out_dir``, never neither. One writer at a time: a second save to the
+    same ``out_dir`` (another process, or another thread) is refused at once. The folder's
+    permissions follow the umask.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ModelError(f"{out_dir} exists and is not a directory; choose another --out.")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ModelError(f"{out_dir} already holds files; choose an empty or new directory.")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    card = {"card_format": CARD_FORMAT, **card}
-    card.setdefault("versions", versions())
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        if out_dir.is_dir():  # keep extra files the user put there
-            for item in out_dir.iterdir():
-                if item.name not in (WEIGHTS_FILE, CARD_FILE):
-                    dest = tmp / item.name
-                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"model": str(card.get("model", ""))})
-        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, default=_json_default, sort_keys=False) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
+    with output_lock(out_dir, f"model folder {out_dir}"):
+        kill_point("locked")
+        try:
+            clean_leftovers(out_dir)
+            if out_dir.exists() and not out_dir.is_dir():
+                raise ModelError(f"{out_dir} exists and is not a directory; choose another --out.")
+            if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+                raise ModelError(f"{out_dir} already holds files; choose an empty or new directory.")
+            card = {"card_format": CARD_FORMAT, **card}
+            card.setdefault("versions", versions())
+            tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+            tmp = temp_sibling(out_dir)
+            os.mkdir(tmp, 0o777)  # the umask applies (tempfile.mkdtemp would make it 0700)
             try:
-                os.replace(tmp, out_dir)
-            except BaseException:
-                os.replace(old, out_dir)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+                kill_point("tmp_created")
+                if out_dir.is_dir():  # keep extra files the user put there
+                    for item in out_dir.iterdir():
+                        if item.name not in (WEIGHTS_FILE, CARD_FILE):
+                            dest = tmp / item.name
+                            (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
+                save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"model": str(card.get("model", ""))})
+                kill_point("weights_written")
+                _write_synced(tmp / CARD_FILE,
+                              (json.dumps(card, indent=2, default=_json_default, sort_keys=False) + "\n").encode())
+                _fsync(tmp / WEIGHTS_FILE)
+                kill_point("before_swap")
+                replace_dir(tmp, out_dir)
+                kill_point("done")
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError as exc:
+            raise ModelError(f"{out_dir}: cannot write the model there ({exc.strerror}: {exc.filename}). "
+                             "Check the folder's permissions, or choose another --out.") from None
     return out_dir
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_card(model_dir: str | Path) -> dict:

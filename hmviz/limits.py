@@ -59,8 +59,6 @@ SIGNAL_VALUES = Limit("HMVIZ_MAX_VALUES", 150_000_000, "values",
 BINS_PER_GENE = Limit("HMVIZ_MAX_BINS", 20_000, "bins", what="bins per gene")
 #: Trainable parameters of one model.
 PARAMETERS = Limit("HMVIZ_MAX_PARAMETERS", 50_000_000, "parameters", what="model parameters")
-#: Memory of one training/scoring batch's activations (estimated, forward and backward).
-ACTIVATION_BYTES = Limit("HMVIZ_MAX_ACTIVATION_MB", 2048, "MB", MB, what="activation memory of one batch")
 #: Size of a model card (JSON).
 CARD_BYTES = Limit("HMVIZ_MAX_CARD_MB", 16, "MB", MB, "model card size")
 #: Integration steps (and similar per-explanation repetitions).

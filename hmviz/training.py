@@ -103,6 +103,27 @@ class TrainOptions:
     amp: bool | None = None              # mixed precision: None = on for CUDA
     model_overrides: dict = field(default_factory=dict)
 
+    def validate(self) -> "TrainOptions":
+        """Refuse out-of-range numbers before any work: each message names the option (and its flag)."""
+        from hmviz import limits
+
+        def whole(name: str, flag: str, value, low: int, high: int, meaning: str = "") -> None:
+            if value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise HmvizError(f"{name} ({flag}) must be a whole number from {low:,} to {high:,}{meaning}; "
+                                 f"got {value!r}.")
+
+        whole("epochs", "--epochs", self.epochs, 1, limits.EPOCHS.value())
+        whole("batch size", "--batch-size", self.batch_size, 1, limits.BATCH_SIZE.value(), " (genes per batch)")
+        whole("seed", "--seed", self.seed, 0, 2**32 - 1)
+        whole("patience", "--patience", self.patience, 0, limits.EPOCHS.value(), " (0: never stop early)")
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.floating))
+                                    or not np.isfinite(self.lr) or not self.lr > 0):
+            raise HmvizError(f"learning rate (--lr) must be a finite number above 0 (typically 1e-4 to 1e-2); "
+                             f"got {self.lr!r}.")
+        return self
+
 
 @dataclass
 class ProgressEvent:
@@ -642,15 +663,19 @@ def train(
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
+    from hmviz.model_size import check_model_size
     from hmviz.models import build_model, get_spec
 
     spec = get_spec(options.model)
+    options.validate()
     device = choose_device(options.device)
     seed_everything(options.seed)
     prep = _prepare(dataset, options, spec)
     dataset, first, rule, threshold, transform = prep.dataset, prep.first, prep.rule, prep.threshold, prep.transform
     fingerprint, source = prep.fingerprint, prep.source
 
+    check_model_size(options.model, {"n_marks": first.n_marks, "n_bins": first.n_bins, **options.model_overrides},
+                     "the model settings (--set)")
     model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
     model.to(device)
     task = _make_task(dataset, options, spec, device, transform, rule, threshold)
