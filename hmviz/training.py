@@ -418,17 +418,27 @@ def _check_window(card: dict, ds: HistoneDataset, what: str) -> None:
             f"{card['n_bins']} bins of {card['bin_size']} bp; rebuild the table with the model's window "
             "or train a model on this data."
         )
+    if card.get("tss_bin") is not None and ds.tss_bin != card["tss_bin"]:
+        raise DataError(
+            f"{what} has the TSS at bin {ds.tss_bin} but the model's card says bin {card['tss_bin']}; the "
+            "windows around the TSS differ (or the card was edited). Use data with the model's window."
+        )
 
 
-def _select_marks(ds, marks: Sequence[str] | None, what: str):
-    """Marks by name; missing marks are an error naming them (never a silent reorder)."""
+def _select_marks(ds, marks: Sequence[str] | None, what: str, expects: str = "the model"):
+    """Marks by name; missing marks are an error naming them (never a silent reorder).
+
+    ``what`` names the data (``the data``, ``cell X``), ``expects`` who asks for ``marks``."""
     if marks is None:
         return ds
     from hmviz.data.validation import check_marks
 
     missing = [m for m in marks if m not in ds.marks]
     if missing:
-        check_marks(ds.marks, tuple(marks), what=what)
+        try:
+            check_marks(ds.marks, tuple(marks), what=expects)
+        except DataError as exc:
+            raise DataError(str(exc) if what == "the data" else f"{what}: {exc}") from None
     return ds.select_marks(list(marks))
 
 
@@ -616,7 +626,7 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
     if spec.task == "differential":
         if not isinstance(dataset, MultiCellDataset):
             _differential_cells(dataset, options.cells)  # raises the explanatory error
-        dataset = _select_marks(dataset, options.marks, "the data")
+        dataset = _select_marks(dataset, options.marks, "the data", "--marks")
         a, b = _differential_cells(dataset, options.cells)
         a = ensure_split(a, how=_split_kind(a, options.split), seed=options.seed, fractions=options.split_fractions,
                          valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
@@ -631,7 +641,7 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
                 f"{spec.name} models one cell type but the data has {len(dataset.cells)} cells "
                 f"({', '.join(dataset.cell_names)}); choose one cell, or use deepdiff for the difference."
             )
-        dataset = _select_marks(dataset, options.marks, "the data")
+        dataset = _select_marks(dataset, options.marks, "the data", "--marks")
         dataset = ensure_split(dataset, how=_split_kind(dataset, options.split), seed=options.seed,
                                fractions=options.split_fractions,
                                valid_chroms=options.valid_chroms, test_chroms=options.test_chroms)
