@@ -95,6 +95,7 @@ def save_model(model: torch.nn.Module, card: dict, out_dir: str | Path, *, overw
                             dest = tmp / item.name
                             (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
                 save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"model": str(card.get("model", ""))})
+                os.chmod(tmp / WEIGHTS_FILE, tmp.stat().st_mode & 0o666)  # safetensors writes 0600; use the umask
                 kill_point("weights_written")
                 _write_synced(tmp / CARD_FILE,
                               (json.dumps(card, indent=2, default=_json_default, sort_keys=False) + "\n").encode())
