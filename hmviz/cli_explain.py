@@ -89,6 +89,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise HmvizError(f"Unknown method '{args.method}'. Valid methods: {', '.join(METHODS)}.")
     if args.baseline not in BASELINES:
         raise HmvizError(f"Unknown baseline '{args.baseline}'. Valid baselines: {', '.join(BASELINES)}.")
+    if Path(args.out).is_dir():
+        raise HmvizError(f"--out {args.out} is a folder; --out names the output table, e.g. "
+                         f"{Path(args.out) / 'attributions.csv'}.")
     if Path(args.out).suffix.lower() not in _SUFFIXES:
         raise HmvizError(f"Cannot tell the format of '{args.out}'; end the file name with .csv, .tsv or .parquet.")
     if args.steps is not None and args.method != "integrated_gradients":
@@ -96,9 +99,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.steps is not None and not 1 <= args.steps <= limits.STEPS.value():
         raise HmvizError(f"--steps must be a whole number from 1 to {limits.STEPS.value():,} (set "
                          f"{limits.STEPS.env} to allow more); got {args.steps}.")
-    if Path(args.out).is_dir():
-        raise HmvizError(f"--out {args.out} is a folder; --out names the output table, e.g. "
-                         f"{Path(args.out) / 'attributions.csv'}.")
+
     promoter = _promoter(args.promoter)
     model, card = load_model(args.model, device=choose_device(args.device))
     check_method(args.method, model)

@@ -275,7 +275,7 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     # Slow path: find the line and value to blame.
     if "Expected" in message and "columns" in message:
         _raise_field_count(src, text, delimiter, names=names, layout=layout)
-    if "conversion error" in message:
+    if "conversion error" in message and decimal == ".":
         as_text = pacsv.ConvertOptions(column_types={n: pa.string() for n in types}, strings_can_be_null=False)
         try:
             table = pacsv.read_csv(io.BytesIO(text), read_options=read, parse_options=parse, convert_options=as_text)
