@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from hmviz import limits
 from hmviz.atomic import clean_leftovers, kill_point, output_lock, replace_dir, temp_sibling
-from hmviz.errors import ModelError
+from hmviz.errors import HmvizError, ModelError
 from hmviz.model_size import check_model_size
 
 WEIGHTS_FILE = "model.safetensors"
@@ -244,7 +244,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tup
         expected = {k: tuple(v.shape) for k, v in
                     check_model_size(card["model"], card["config"], str(model_dir / CARD_FILE)).state_dict().items()}
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, ModelError):
+        if isinstance(exc, HmvizError):
             raise
         raise ModelError(f"{model_dir / CARD_FILE}: its 'config' cannot build a {card['model']} model ({exc}). "
                          "The card is damaged or was edited; restore it or retrain.") from None

@@ -100,7 +100,7 @@ def check_regular_file(path: str | Path, what: str = "") -> Path:
             else "not a regular file")
     target = f" (a link to {os.path.realpath(path)})" if path.is_symlink() else ""
     raise LimitError(f"{what or path}: is {kind}{target}, not a regular file; hmviz reads only regular files. "
-                     "Save the data to a file and give that file.")
+                     "Give a regular file (save the data to a file first).")
 
 
 def read_limited(path: str | Path, limit: Limit = INPUT_BYTES) -> bytes:

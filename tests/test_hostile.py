@@ -272,6 +272,8 @@ def test_tampered_cards_are_refused_before_allocating(bundled, capsys, how):
     assert main(["evaluate", "--model", str(bundled), "--data", SAMPLE, "--device", "cpu"]) == 2
     line = _error_line(capsys)
     assert "model_card.json" in line or "model deepchrome" in line
+    if how == "n_filters":
+        assert "HMVIZ_MAX_PARAMETERS" in line and "cannot build" not in line
 
 
 @pytest.mark.parametrize("target", ["fifo", "/dev/zero"])
