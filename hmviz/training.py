@@ -107,20 +107,24 @@ class TrainOptions:
         """Refuse out-of-range numbers before any work: each message names the option (and its flag)."""
         from hmviz import limits
 
-        def whole(name: str, flag: str, value, low: int, high: int, meaning: str = "") -> None:
+        def whole(flag: str, value, low: int, high: int, meaning: str = "") -> None:
             if value is None:
                 return
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-                raise HmvizError(f"{name} ({flag}) must be a whole number from {low:,} to {high:,}{meaning}; "
-                                 f"got {value!r}.")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise HmvizError(f"{flag} must be a whole number{meaning}; got {value!r}.")
+            if value < low:
+                at_least = f"0{meaning} or more" if low == 0 else f"at least {low}{meaning}"
+                raise HmvizError(f"{flag} must be {at_least}; got {value}.")
+            if value > high:
+                raise HmvizError(f"{flag} must be at most {high:,}{meaning}; got {value:,}.")
 
-        whole("epochs", "--epochs", self.epochs, 1, limits.EPOCHS.value())
-        whole("batch size", "--batch-size", self.batch_size, 1, limits.BATCH_SIZE.value(), " (genes per batch)")
-        whole("seed", "--seed", self.seed, 0, 2**32 - 1)
-        whole("patience", "--patience", self.patience, 0, limits.EPOCHS.value(), " (0: never stop early)")
+        whole("--epochs", self.epochs, 1, limits.EPOCHS.value())
+        whole("--batch-size", self.batch_size, 1, limits.BATCH_SIZE.value(), " (genes per batch)")
+        whole("--seed", self.seed, 0, 2**32 - 1)
+        whole("--patience", self.patience, 0, limits.EPOCHS.value(), " (never stop early)")
         if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.floating))
                                     or not np.isfinite(self.lr) or not self.lr > 0):
-            raise HmvizError(f"learning rate (--lr) must be a finite number above 0 (typically 1e-4 to 1e-2); "
+            raise HmvizError(f"--lr (the learning rate) must be a finite number above 0 (typically 1e-4 to 1e-2); "
                              f"got {self.lr!r}.")
         return self
 
