@@ -135,7 +135,7 @@ def test_a_second_writer_is_refused_not_silently_overwritten(tmp_path):
         os.close(r)
         with output_lock(out):
             os.write(w, b"x")
-            time.sleep(5)
+            time.sleep(120)  # killed by the test when done
         os._exit(0)
     os.close(w)
     os.read(r, 1)
@@ -205,3 +205,32 @@ def test_model_folder_permissions_follow_the_umask(tmp_path, umask):
         os.umask(old)
     assert (tmp_path / "m").stat().st_mode & 0o777 == 0o777 & ~umask
     assert (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("verb", ["train", "convert"])
+def test_a_second_cli_run_to_the_same_output_is_refused(tmp_path, capsys, verb):
+    """While one run writes --out (a child holding its lock), a second train/convert exits 2 at once."""
+    from hmviz.cli import main
+
+    sample = str(Path(__file__).resolve().parents[1] / "sample_data" / "histone.csv.gz")
+    out = tmp_path / ("m" if verb == "train" else "d.parquet")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        with output_lock(out):
+            os.write(w, b"x")
+            time.sleep(120)  # killed by the test when done
+        os._exit(0)
+    os.close(w)
+    os.read(r, 1)
+    try:
+        argv = (["train", "--data", sample, "--model", "deepchrome", "--out", str(out), "--quiet"]
+                if verb == "train" else ["convert", sample, str(out)])
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "another hmviz process" in err and "\n" not in err
+        assert not out.exists()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
