@@ -24,6 +24,7 @@ import ctypes
 import errno
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -43,6 +44,7 @@ except ImportError:  # pragma: no cover - Windows
 
 _HELD: dict[str, list[int]] = {}  # lock path -> [thread ident, depth] for locks this process holds
 _HELD_GUARD = threading.Lock()
+_TEMP_TAIL = re.compile(r"\d+\.[0-9a-f]{8}\.(tmp|old)")  # <pid>.<random>.<kind>, see temp_sibling
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -194,8 +196,7 @@ def _leftovers(path: Path) -> list[Path]:
         entries = list(path.parent.iterdir())
     except OSError:
         return []
-    return [p for p in entries if p.name.startswith(prefix) and p.name.endswith((".tmp", ".old"))
-            and p.name[len(prefix):].split(".")[0].isdigit()]
+    return [p for p in entries if p.name.startswith(prefix) and _TEMP_TAIL.fullmatch(p.name[len(prefix):])]
 
 
 def clean_leftovers(path: str | Path) -> None:
