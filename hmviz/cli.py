@@ -74,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Python warnings from libraries (numpy's RuntimeWarning, ...) go to the log, shown with --verbose,
+    # so that a user's error stays one 'error:' line.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import resource
 import shutil
@@ -319,3 +320,26 @@ def test_marks_message_names_the_model():
     with pytest.raises(DataError) as err:
         _select_marks(ds, ["H3K4me3"], "the data")
     assert "do not match the model" in str(err.value) and "the model expects" in str(err.value)
+
+
+def test_library_warnings_do_not_join_the_error_line(tmp_path, capsys):
+    """A RuntimeWarning raised on the way to a user error is logged (shown with --verbose), not printed."""
+    import warnings
+
+    from hmviz import cli
+
+    def noisy(args):
+        warnings.warn("Mean of empty slice", RuntimeWarning)
+        raise HmvizError("the input is wrong")
+
+    cli._load_verbs()
+    parser_verb = ("noisy", "test verb", lambda p: None, noisy)
+    cli._VERBS.append(parser_verb)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            assert cli.main(["noisy"]) == 2
+        assert capsys.readouterr().err.strip() == "error: the input is wrong"
+    finally:
+        cli._VERBS.remove(parser_verb)
+        logging.captureWarnings(False)
