@@ -11,7 +11,6 @@ import gzip
 import json
 import logging
 import os
-import resource
 import shutil
 import signal
 import subprocess
