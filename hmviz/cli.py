@@ -8,6 +8,7 @@ errors.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from typing import Callable, Sequence
@@ -19,6 +20,12 @@ log = logging.getLogger("hmviz")
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
+
+#: Errors of the user's file system, reported as user errors (exit 2): permissions, a read-only or full
+#: disk, a missing or wrong kind of path.
+_USER_OS_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
+                             errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST,
+                             errno.ENOTEMPTY, errno.EXDEV})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Python warnings from libraries (numpy's RuntimeWarning, ...) go to the log, shown with --verbose,
+    # so that a user's error stays one 'error:' line.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
@@ -89,6 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # the user's file system refused (permissions, full disk, read-only, ...)
+        if exc.errno not in _USER_OS_ERRORS:
+            if args.debug:
+                raise
+            print(f"error: internal error (OSError: {exc}). This is a bug in hmviz; rerun with --debug and "
+                  "report the traceback.", file=sys.stderr)
+            return EXIT_INTERNAL
+        where = exc.filename or "a file or folder"
+        print(f"error: {where}: {exc.strerror}. Check that the path exists and that you may read (or write) "
+              "it, that the disk has space, or choose another path.", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written for the unfinished step.", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hmviz.atomic import output_lock
 from hmviz.cli import verb
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.formats.long import output_kind
@@ -56,12 +57,13 @@ def convert(args: argparse.Namespace) -> int:
     *inputs, out = args.paths
     out = Path(out)
     output_kind(out)  # an unknown suffix fails before anything is read
-    if out.exists() and not args.force:
-        raise DataError(f"{out} already exists; choose another name, or add --force to overwrite it.")
-    if out.is_dir():
-        raise DataError(f"{out} is a folder; give a file name for the output (e.g. {out / 'data.parquet'}).")
-    data = read_dataset(inputs, format=args.format, expression=args.expression)
-    write_long(data, out)
+    with output_lock(out, f"the output {out}"):  # a second convert to the same OUT is refused
+        if out.is_dir():
+            raise DataError(f"{out} is a folder; give a file name for the output (e.g. {out / 'data.parquet'}).")
+        if out.exists() and not args.force:
+            raise DataError(f"{out} already exists; choose another name, or add --force to overwrite it.")
+        data = read_dataset(inputs, format=args.format, expression=args.expression)
+        write_long(data, out)
     cells = list(data.cells.values()) if isinstance(data, MultiCellDataset) else [data]
     first = cells[0]
     rows = sum(ds.n_genes * ds.n_bins for ds in cells)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hmviz import limits
 from hmviz.cli import verb
 from hmviz.cli_model import _add_data_args, _read
 from hmviz.errors import HmvizError
@@ -79,6 +80,9 @@ def _promoter(text: str) -> tuple[float, float]:
         up, down = (float(v) for v in text.split(","))
     except ValueError:
         raise HmvizError(f"--promoter takes two distances in bp, e.g. 1000,1000; got '{text}'.") from None
+    if not all(np.isfinite(v) and 0 <= v <= 1e9 for v in (up, down)):
+        raise HmvizError(f"--promoter takes two finite, non-negative distances in bp (upstream,downstream), "
+                         f"e.g. 1000,1000; got '{text}'.")
     return up, down
 
 
@@ -119,10 +123,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     baseline = args.baseline or DEFAULT_BASELINE
     if baseline not in BASELINES:
         raise HmvizError(f"Unknown baseline '{baseline}' (--baseline). Valid baselines: {', '.join(BASELINES)}.")
+    if Path(args.out).is_dir():
+        raise HmvizError(f"--out {args.out} is a folder; --out names the output table, e.g. "
+                         f"{Path(args.out) / 'attributions.csv'}.")
     if Path(args.out).suffix.lower() not in _SUFFIXES:
         raise HmvizError(f"Cannot tell the format of '{args.out}'; end the file name with .csv, .tsv or .parquet.")
     if args.steps is not None and args.method != "integrated_gradients":
         raise HmvizError("--steps applies to integrated_gradients only.")
+    if args.steps is not None and not 1 <= args.steps <= limits.STEPS.value():
+        raise HmvizError(f"--steps must be a whole number from 1 to {limits.STEPS.value():,} (set "
+                         f"{limits.STEPS.env} to allow more); got {args.steps}.")
+
     promoter = _promoter(args.promoter)
     model, card = load_model(args.model, device=choose_device(args.device))
     check_method(args.method, model)

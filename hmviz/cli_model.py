@@ -138,6 +138,7 @@ def _cells(args: argparse.Namespace) -> tuple[str, str] | None:
 
 @verb("train", "train a model on a dataset and save it with its model card", _train_args)
 def cmd_train(args: argparse.Namespace) -> int:
+    from hmviz.atomic import output_lock
     from hmviz.checkpoints import save_model
     from hmviz.models import get_spec, parse_settings
     from hmviz.training import TrainOptions, train
@@ -145,20 +146,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     get_spec(args.model)  # unknown model: clear error before reading data
     settings = parse_settings(args.model, args.settings)
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise HmvizError(f"{out} already holds files; choose a new --out directory or add --force to replace it.")
-    if args.epochs is not None and args.epochs < 1:
-        raise HmvizError(f"--epochs must be at least 1; got {args.epochs}.")
-    dataset = _read(args)
     options = TrainOptions(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, label_rule=args.label, **_split_options(args), patience=args.patience,
         select_on=args.select_on, pair_sampling=args.pair_sampling,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
         cells=_cells(args), model_overrides=settings,
-    )
-    result = train(dataset, options, progress=_progress_printer(args.quiet))
-    save_model(result.model, result.card, out)
+    ).validate()
+    # The output is locked for the whole run: a second train/convert to the same --out is refused now,
+    # not after both have trained.
+    with output_lock(out, f"--out {out}"):
+        if out.exists() and not out.is_dir():
+            raise HmvizError(f"--out {out} is a file; --out names a folder for the model and its card. "
+                             "Choose a folder name.")
+        if out.exists() and any(out.iterdir()) and not args.force:
+            raise HmvizError(f"{out} already holds files; choose a new --out directory or add --force to replace it.")
+        dataset = _read(args)
+        result = train(dataset, options, progress=_progress_printer(args.quiet))
+        save_model(result.model, result.card, out, overwrite=args.force)
     print(_split_line(result.card), file=sys.stderr)
     print(f"saved {args.model} to {out}", file=sys.stderr)
     print(json.dumps({"model": args.model, "out": str(out), **result.metrics}))
@@ -224,7 +229,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
         model=args.compare_with, seed=args.seed, label_rule=args.label, **_split_options(args),
         cells=_cells(args),
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
-    )
+    ).validate()
     for name in BASELINES:
         print(json.dumps(train_baseline(dataset, name, options)), flush=True)
     return 0

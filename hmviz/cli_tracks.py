@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hmviz.atomic import output_lock
 from hmviz.cli import verb
 from hmviz.errors import DataError
 
@@ -68,11 +69,14 @@ def cmd_build_table(args: argparse.Namespace) -> int:
     tracks = parse_track_specs(args.track)
     out = Path(args.out)
     output_kind(out)  # a bad suffix fails now, not after the build
-    if out.exists() and not args.force:
-        raise DataError(f"{out}: already exists; add --force to replace it, or choose another --out.")
-    dataset, report = build_table(tracks, args.genes, bin_size=args.bin_size, flank=args.flank, stat=args.stat,
-                                  strand_aware=args.strand_aware, expression=args.expression)
-    write_long(dataset, out)
+    with output_lock(out, f"--out {out}"):  # a second build to the same --out is refused
+        if out.is_dir():
+            raise DataError(f"--out {out} is a folder; give a file name (e.g. {out / 'table.parquet'}).")
+        if out.exists() and not args.force:
+            raise DataError(f"{out}: already exists; add --force to replace it, or choose another --out.")
+        dataset, report = build_table(tracks, args.genes, bin_size=args.bin_size, flank=args.flank,
+                                      stat=args.stat, strand_aware=args.strand_aware, expression=args.expression)
+        write_long(dataset, out)
     print(report)
     print(f"wrote {out} ({dataset.n_genes:,} genes x {dataset.n_bins} bins x {dataset.n_marks} marks)")
     return 0

@@ -19,3 +19,8 @@ class DataError(HmvizError):
 
 class ModelError(HmvizError):
     """A model, checkpoint or model card that cannot be used as asked."""
+
+
+class LimitError(HmvizError):
+    """An input, flag or card that would need more memory or time than hmviz's limits allow
+    (see :mod:`hmviz.limits`)."""

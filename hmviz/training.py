@@ -104,6 +104,31 @@ class TrainOptions:
     amp: bool | None = None              # mixed precision: None = on for CUDA
     model_overrides: dict = field(default_factory=dict)
 
+    def validate(self) -> "TrainOptions":
+        """Refuse out-of-range numbers before any work: each message names the option (and its flag)."""
+        from hmviz import limits
+
+        def whole(flag: str, value, low: int, high: int, meaning: str = "") -> None:
+            if value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise HmvizError(f"{flag} must be a whole number{meaning}; got {value!r}.")
+            if value < low:
+                at_least = f"0{meaning} or more" if low == 0 else f"at least {low}{meaning}"
+                raise HmvizError(f"{flag} must be {at_least}; got {value}.")
+            if value > high:
+                raise HmvizError(f"{flag} must be at most {high:,}{meaning}; got {value:,}.")
+
+        whole("--epochs", self.epochs, 1, limits.EPOCHS.value())
+        whole("--batch-size", self.batch_size, 1, limits.BATCH_SIZE.value(), " (genes per batch)")
+        whole("--seed", self.seed, 0, 2**32 - 1)
+        whole("--patience", self.patience, 0, limits.EPOCHS.value(), " (never stop early)")
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.floating))
+                                    or not np.isfinite(self.lr) or not self.lr > 0):
+            raise HmvizError(f"--lr (the learning rate) must be a finite number above 0 (typically 1e-4 to 1e-2); "
+                             f"got {self.lr!r}.")
+        return self
+
 
 @dataclass
 class ProgressEvent:
@@ -417,17 +442,27 @@ def _check_window(card: dict, ds: HistoneDataset, what: str) -> None:
             f"{card['n_bins']} bins of {card['bin_size']} bp; rebuild the table with the model's window "
             "or train a model on this data."
         )
+    if card.get("tss_bin") is not None and ds.tss_bin != card["tss_bin"]:
+        raise DataError(
+            f"{what} has the TSS at bin {ds.tss_bin} but the model's card says bin {card['tss_bin']}; the "
+            "windows around the TSS differ (or the card was edited). Use data with the model's window."
+        )
 
 
-def _select_marks(ds, marks: Sequence[str] | None, what: str):
-    """Marks by name; missing marks are an error naming them (never a silent reorder)."""
+def _select_marks(ds, marks: Sequence[str] | None, what: str, expects: str = "the model"):
+    """Marks by name; missing marks are an error naming them (never a silent reorder).
+
+    ``what`` names the data (``the data``, ``cell X``), ``expects`` who asks for ``marks``."""
     if marks is None:
         return ds
     from hmviz.data.validation import check_marks
 
     missing = [m for m in marks if m not in ds.marks]
     if missing:
-        check_marks(ds.marks, tuple(marks), what=what)
+        try:
+            check_marks(ds.marks, tuple(marks), what=expects)
+        except DataError as exc:
+            raise DataError(str(exc) if what == "the data" else f"{what}: {exc}") from None
     return ds.select_marks(list(marks))
 
 
@@ -634,7 +669,7 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
     if spec.task == "differential":
         if not isinstance(dataset, MultiCellDataset):
             _differential_cells(dataset, options.cells)  # raises the explanatory error
-        dataset = _select_marks(dataset, options.marks, "the data")
+        dataset = _select_marks(dataset, options.marks, "the data", "--marks")
         a, b = _differential_cells(dataset, options.cells)
         strata, stratified_by = None, None
         if a.expression is not None and b.expression is not None:
@@ -654,7 +689,7 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
                 f"{spec.name} models one cell type but the data has {len(dataset.cells)} cells "
                 f"({', '.join(dataset.cell_names)}); choose one cell, or use deepdiff for the difference."
             )
-        dataset = _select_marks(dataset, options.marks, "the data")
+        dataset = _select_marks(dataset, options.marks, "the data", "--marks")
         rule = _resolve_label_rule(dataset, options) if spec.task in ("binary", "ranking") else None
         strata, stratified_by = None, None
         if rule is None and dataset.labels is not None:
@@ -693,15 +728,19 @@ def train(
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
+    from hmviz.model_size import check_model_size
     from hmviz.models import build_model, get_spec
 
     spec = get_spec(options.model)
+    options.validate()
     device = choose_device(options.device)
     seed_everything(options.seed)
     prep = _prepare(dataset, options, spec)
     dataset, first, rule, threshold, transform = prep.dataset, prep.first, prep.rule, prep.threshold, prep.transform
     fingerprint, source = prep.fingerprint, prep.source
 
+    check_model_size(options.model, {"n_marks": first.n_marks, "n_bins": first.n_bins, **options.model_overrides},
+                     "the model settings (--set)")
     model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
     model.to(device)
     task = _make_task(dataset, options, spec, device, transform, rule, threshold)

@@ -20,7 +20,9 @@ def _card(name: str, config) -> dict:
     import dataclasses
 
     return {"model": name, "config": dataclasses.asdict(config), "marks": ["a", "b", "c"], "n_bins": 20,
-            "bin_size": 100, "tss_bin": 10}
+            "bin_size": 100, "tss_bin": 10,
+            "transform": {"log1p": True, "scaling": "standard", "marks": ["a", "b", "c"], "center": [0.0] * 3,
+                          "scale": [1.0] * 3}}
 
 
 @pytest.mark.parametrize("name", ["deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome"])
@@ -96,7 +98,7 @@ def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
     model, config = build_model("deepchrome", n_marks=3, n_bins=20)
     save_model(model, _card("deepchrome", config), tmp_path / "m")
     card = json.loads((tmp_path / "m" / CARD_FILE).read_text())
-    card["config"]["n_bins"] = 40
+    card["config"]["n_filters"] += 1
     (tmp_path / "m" / CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(ModelError, match="do not fit"):
         load_model(tmp_path / "m")

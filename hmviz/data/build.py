@@ -33,6 +33,7 @@ from typing import Mapping
 
 import numpy as np
 
+from hmviz import limits
 from hmviz.data.annotation import GeneAnnotation, read_genes
 from hmviz.data.dataset import HistoneDataset
 from hmviz.data.formats._files import missing_file_error
@@ -40,7 +41,7 @@ from hmviz.data.formats.expression import attach_expression
 from hmviz.data.io import read_expression
 from hmviz.data.splits import normalize_chrom
 from hmviz.data.tracks import STATS, Stat, Track, check_resolution, open_track, track_kind
-from hmviz.data.validation import listing
+from hmviz.data.validation import FLOAT32_MAX, listing
 from hmviz.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ def check_window(bin_size: int, flank: int) -> None:
             f"--flank {flank} is not a multiple of --bin-size {bin_size}, so the TSS would not fall on a bin "
             f"edge. Use --flank {' or '.join(map(str, near))}, or a bin size that divides {flank}."
         )
+    limits.check(limits.BINS_PER_GENE, 2 * flank // bin_size, f"--flank {flank} with --bin-size {bin_size}",
+                 "Use a smaller --flank or a larger --bin-size (e.g. --flank 5000 --bin-size 100 gives 100 bins).")
 
 
 def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnotation, bin_size: int = 100,
@@ -147,7 +150,10 @@ def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnota
         raise DataError(f"--stat must be one of {', '.join(STATS)}; got {stat!r}.")
     if not tracks:
         raise DataError("Give at least one track (--track MARK=PATH).")
-    for path in [*tracks.values(), *([expression] if expression is not None else [])]:
+    given = [*tracks.values(), *([expression] if expression is not None else [])]
+    for path in [*given, *([genes] if not isinstance(genes, GeneAnnotation) else [])]:
+        limits.check_regular_file(path)  # a FIFO would wait forever, /dev/zero never end
+    for path in given:
         if not Path(path).is_file():  # fail before the slow steps, not after them
             raise missing_file_error(Path(path)) if not Path(path).exists() else \
                 DataError(f"{path}: is a folder where a file was expected.")
@@ -163,6 +169,9 @@ def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnota
     chrom_keys, gene_chrom = np.unique(keys, return_inverse=True)
     by_chrom = [np.flatnonzero(gene_chrom == k) for k in range(chrom_keys.size)]
     left = ann.tss - flank
+    limits.check(limits.SIGNAL_VALUES, len(ann) * n_bins * len(marks),
+                 f"{len(ann):,} genes x {n_bins:,} bins x {len(marks)} marks",
+                 "Use fewer bins per gene (a smaller --flank or a larger --bin-size) or fewer genes.")
     signal = np.zeros((len(ann), n_bins, len(marks)), dtype=np.float32)
     missing = np.zeros(len(ann), dtype=bool)   # on a chromosome a bigWig/bedGraph lacks
     outside = np.zeros(len(ann), dtype=bool)   # TSS past the chromosome end
@@ -182,7 +191,14 @@ def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnota
                 if size is not None:
                     outside[idx] |= ann.tss[idx] > size
                     clipped[idx] |= left[idx] + 2 * flank > size
-                signal[idx, :, j] = track.bin_values(chrom, left[idx], n_bins, bin_size, stat)
+                values = track.bin_values(chrom, left[idx], n_bins, bin_size, stat)
+                if (np.abs(values) > FLOAT32_MAX).any():
+                    raise DataError(
+                        f"{track}: the {stat} of its values over a {bin_size}-bp bin on {chrom} is "
+                        f"{np.abs(values).max():g}, beyond the largest number hmviz stores (float32, "
+                        f"{FLOAT32_MAX:.4g}). Check the track's values (are they damaged?), or use --stat mean."
+                    )
+                signal[idx, :, j] = values
             check_resolution(track, bin_size)  # a bigWig's resolution is known once it is read
             report.tracks[mark] = f"{track.describe()} ({path})"
             log.info("binned %s: %s", mark, report.tracks[mark])

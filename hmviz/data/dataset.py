@@ -181,6 +181,10 @@ class HistoneDataset:
             return int(hits[0])
         if self.symbols is not None:
             hits = np.flatnonzero(np.char.upper(self.symbols.astype(str)) == gene.upper())
+            if hits.size > 1:
+                ids = [str(g) for g in self.gene_ids[hits]]
+                raise DataError(f"The symbol '{gene}' belongs to {hits.size} genes ({', '.join(ids[:5])}"
+                                f"{' and more' if hits.size > 5 else ''}); name the gene by its id instead.")
             if hits.size:
                 return int(hits[0])
         import difflib

@@ -36,7 +36,10 @@ Bins finer than that would only repeat its values, so :func:`check_resolution` r
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,6 +50,7 @@ import pyarrow as pa
 from hmviz.data.formats._assemble import encode, float_column, int_column
 from hmviz.data.formats._files import first_line, missing_file_error, read_csv_table, read_source, strip_gz
 from hmviz.data.validation import SourceFile
+from hmviz.limits import check_regular_file
 from hmviz.errors import DataError
 
 
@@ -229,6 +233,25 @@ class Track:
         return f"track {self.mark} ({self.path})"
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C libraries' writes to file descriptor 2 (our own error line says what is wrong)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class BigWigTrack(Track):
     kind = "bigWig"
 
@@ -245,7 +268,8 @@ class BigWigTrack(Track):
         bw = None
         if magic in _BIGWIG_MAGIC:
             try:
-                bw = pyBigWig.open(str(path))
+                with _quiet_stderr():  # libBigWig prints its own lines on a damaged file
+                    bw = pyBigWig.open(str(path))
             except RuntimeError:
                 pass
         if bw is None:
@@ -441,6 +465,7 @@ def open_track(mark: str, path: str | Path) -> Track:
         raise missing_file_error(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; --track needs a file (MARK=PATH).")
+    check_regular_file(path)
     if kind == "bigWig":
         return BigWigTrack(mark, path)
     if kind == "bedGraph":

@@ -16,6 +16,9 @@ import numpy as np
 from hmviz.data.dataset import SPLITS
 from hmviz.errors import DataError
 
+#: The largest finite float32: signal is stored as float32, so larger values would become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: How many offending genes or values a message lists before saying "and N more".
 _MAX_LISTED = 5
 
@@ -98,6 +101,14 @@ def check_mark_values(src: SourceFile, pos: np.ndarray | None, name: str, values
             f"({int(bad.sum())} such value(s) in this column). Mark signal must be a finite number; "
             "fill in the missing count (0 if there were no reads) or remove the gene."
         )
+    big = values > FLOAT32_MAX
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(
+            f"{src.where(_pos(pos, i))}: the {name} value is {values[i]:g}, larger than the largest number "
+            f"hmviz stores (float32, {FLOAT32_MAX:.4g}; {int(big.sum())} such value(s) in this column). Check "
+            "the value; counts that large are a sign of a corrupt file or a wrong column."
+        )
     neg = values < 0
     if neg.any():
         i = int(np.argmax(neg))
@@ -106,6 +117,22 @@ def check_mark_values(src: SourceFile, pos: np.ndarray | None, name: str, values
             f"({int(neg.sum())} negative value(s) in this column). Mark signal must be read counts or "
             "another non-negative signal (RPKM, fold enrichment); if this is a log ratio, convert it "
             "back to a non-negative scale first."
+        )
+
+
+def check_expression(where: Callable[[int], str], gene_names: np.ndarray, values: np.ndarray) -> None:
+    """Expression per gene must be empty (unknown) or a finite, non-negative level (RPKM, TPM, counts).
+
+    ``where(i)`` names the line of value ``i`` for the message.
+    """
+    bad = np.isinf(values) | (values < 0) | (np.abs(values) > FLOAT32_MAX)
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = ("infinite" if np.isinf(values[i]) else "negative" if values[i] < 0 else "too large to store")
+        raise DataError(
+            f"{where(i)}: the expression of gene {gene_names[i]} is {values[i]:g}, which is {what} "
+            f"({int(bad.sum())} such value(s)). Expression must be a non-negative level (RPKM, TPM or counts; "
+            "leave it empty if unknown); if these are log values, give the levels before the log."
         )
 
 

@@ -134,6 +134,8 @@ def assemble(rows: Rows) -> Part:
             per_gene = v.normalize_split(src, names, per_gene, first_line)
             if (per_gene == "").all():
                 continue
+        elif column == "expression":
+            v.check_expression(lambda g: src.where(int(gene_pos[g])), names, per_gene)
         elif column == "strand":
             per_gene = np.asarray([s.strip() for s in per_gene], dtype=object)
             v.check_strand(src, names, per_gene, first_line)

@@ -8,7 +8,6 @@ offending line and value so the message can name them.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 import tempfile
@@ -22,7 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from hmviz import limits
 from hmviz.data.validation import SourceFile
+from hmviz.limits import read_limited
 from hmviz.errors import DataError
 
 # Threads in pyarrow readers crash torch processes at exit (see read_csv_table); keep them off.
@@ -54,11 +55,13 @@ def read_source(path: Path) -> tuple[bytes, SourceFile]:
     """The file's bytes (gunzipped when gzip; checked to be UTF-8 text unless Parquet).
 
     Returns ``(data, source)``; ``source.parquet`` tells which. Raises DataError for a missing,
-    empty, corrupt, compressed-but-truncated, binary or non-UTF-8 file.
+    empty, corrupt, compressed-but-truncated, binary or non-UTF-8 file, and LimitError for a file
+    that is not a regular file or that decompresses to more than :data:`hmviz.limits.INPUT_BYTES`
+    (decompression stops at the limit: a gzip bomb costs at most the limit in memory).
     """
     _check_exists(path)
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror}). Check its permissions.") from None
     if _is_parquet(path, raw):
@@ -70,19 +73,53 @@ def read_source(path: Path) -> tuple[bytes, SourceFile]:
             )
         return raw, SourceFile(path, parquet=True)
     if _is_gzip(path, raw):
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise _gzip_error(path, exc) from None
+        raw = gunzip_limited(path, raw)
     check_text(path, raw)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark (Excel's "CSV UTF-8") carries no data
+    raw = cr_to_lf(raw)
     return raw, SourceFile(path, text=raw)
+
+
+def cr_to_lf(raw: bytes) -> bytes:
+    """Lines ended by CR alone (classic Mac OS, some exports) become LF lines; other text is unchanged."""
+    if b"\r" in raw[:1 << 16] and b"\n" not in raw[:1 << 16] and b"\n" not in raw:
+        return raw.replace(b"\r", b"\n")
+    return raw
+
+
+def gunzip_limited(path: Path, raw: bytes) -> bytes:
+    """Decompress gzip ``raw`` (several members allowed) in pieces, stopping at the input limit."""
+    limit = limits.INPUT_BYTES.value()
+    out = io.BytesIO()  # getvalue() hands over its buffer without a copy
+    data = raw
+    try:
+        while data:
+            d = zlib.decompressobj(wbits=31)
+            while True:
+                piece = d.decompress(data, 1 << 22)
+                out.write(piece)
+                if out.tell() > limit:
+                    limits.check(limits.INPUT_BYTES, out.tell(), f"{path} (decompressed)",
+                                 "The file decompresses to more than that (is it a complete dataset, or a "
+                                 "gzip bomb?); split it into smaller files.")
+                data = d.unconsumed_tail
+                if d.eof or not data:
+                    break
+            if not d.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            data = d.unused_data.lstrip(b"\x00")  # trailing padding after the last member
+    except zlib.error as exc:
+        raise _gzip_error(path, exc) from None
+    except EOFError as exc:
+        raise _gzip_error(path, exc) from None
+    return out.getvalue()
 
 
 def peek(path: Path) -> tuple[bool, str]:
     """``(is_parquet, first non-blank line)`` from the start of the file, for format detection."""
     _check_exists(path)
+    limits.check_regular_file(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
@@ -96,7 +133,7 @@ def peek(path: Path) -> tuple[bool, str]:
         except zlib.error as exc:
             raise _gzip_error(path, exc) from None
     check_text(path, head, partial=True)
-    return False, first_line(head.removeprefix(b"\xef\xbb\xbf"))
+    return False, first_line(cr_to_lf(head.removeprefix(b"\xef\xbb\xbf")))
 
 
 def _check_exists(path: Path) -> None:
@@ -175,11 +212,26 @@ def first_line(text: bytes) -> str:
 
 
 def sniff_delimiter(line: str, path: Path) -> str:
-    """Tab or comma: whichever the first line has more of; the suffix (.tsv/.txt) breaks ties."""
-    tabs, commas = line.count("\t"), line.count(",")
+    """Tab, comma or semicolon: whichever the first line has most of; the suffix (.tsv/.txt) breaks ties.
+
+    Semicolons are what Excel writes as "CSV" in locales whose decimal mark is a comma; such files
+    are read with decimal commas (see :func:`read_csv_table`).
+    """
+    tabs, commas, semicolons = line.count("\t"), line.count(","), line.count(";")
+    if semicolons > max(tabs, commas):
+        return ";"
     if tabs != commas:
         return "\t" if tabs > commas else ","
     return "\t" if Path(strip_gz(path.name)).suffix.lower() in (".tsv", ".txt", ".tab") else ","
+
+
+def decimal_mark(text: bytes, delimiter: str) -> str:
+    """``,`` for a semicolon-separated file that has commas (Excel in comma-decimal locales), else ``.``."""
+    return "," if delimiter == ";" and b"," in text else "."
+
+
+def delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
 
 
 def is_number(text: str) -> bool:
@@ -206,12 +258,16 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     ``types``; a value that does not parse is reported with its line and text.
     """
     src.header_lines = 0 if names else 1
+    numeric = sum(pa.types.is_floating(t) or pa.types.is_integer(t) for t in types.values())
+    limits.check(limits.SIGNAL_VALUES, (text.count(b"\n") + 1) * max(numeric, 1), str(src),
+                 "Read fewer genes (split the file by chromosome) or fewer marks.")
     # use_threads=False: pyarrow's CSV thread pool makes a process that also loaded torch abort at exit
     # ("terminate called without an active exception", exit 134), whatever the exit path.
     read = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24,
                              use_threads=PYARROW_THREADS)
     parse = pacsv.ParseOptions(delimiter=delimiter)
-    convert = pacsv.ConvertOptions(column_types=dict(types), strings_can_be_null=False)
+    decimal = decimal_mark(text, delimiter)
+    convert = pacsv.ConvertOptions(column_types=dict(types), strings_can_be_null=False, decimal_point=decimal)
     try:
         return pacsv.read_csv(io.BytesIO(text), read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
@@ -219,7 +275,7 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     # Slow path: find the line and value to blame.
     if "Expected" in message and "columns" in message:
         _raise_field_count(src, text, delimiter, names=names, layout=layout)
-    if "conversion error" in message:
+    if "conversion error" in message and decimal == ".":
         as_text = pacsv.ConvertOptions(column_types={n: pa.string() for n in types}, strings_can_be_null=False)
         try:
             table = pacsv.read_csv(io.BytesIO(text), read_options=read, parse_options=parse, convert_options=as_text)
@@ -227,7 +283,10 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
             table = None
         if table is not None:
             raise_first_non_numeric(src, table, types, hints)
-    raise src.error(f"cannot be parsed ({message}). {layout}")
+    hint = (" The file is semicolon-separated and has commas, so its numbers are read with decimal commas "
+            "(1,5); write every number that way, or save the file comma-separated with decimal points."
+            if decimal == "," else "")
+    raise src.error(f"cannot be parsed ({message}). {layout.rstrip('.')}.{hint}")
 
 
 def _raise_field_count(src: SourceFile, text: bytes, delimiter: str, *, names: Sequence[str] | None,
@@ -244,7 +303,7 @@ def _raise_field_count(src: SourceFile, text: bytes, delimiter: str, *, names: S
         if len(fields) != expected:
             shown = delimiter.join(fields)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            sep = "tab" if delimiter == "\t" else "comma"
+            sep = delimiter_name(delimiter)
             against = f"the header (the first line) has {expected}" if names is None else layout
             raise DataError(
                 f"{src} line {reader.line_num}: has {len(fields)} {sep}-separated fields but {against} "
@@ -295,6 +354,10 @@ def _first_not_numeric(col: pa.ChunkedArray, *, integer: bool) -> int | None:
 # ---------------------------------------------------------------------------------- Parquet
 def read_parquet_table(src: SourceFile, data: bytes) -> pa.Table:
     try:
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        limits.check(limits.COLUMNS, meta.num_columns, str(src))
+        limits.check(limits.SIGNAL_VALUES, meta.num_rows * max(meta.num_columns, 1), str(src),
+                     "Read fewer genes (split the file by chromosome) or fewer marks.")
         return pq.read_table(io.BytesIO(data), use_threads=PYARROW_THREADS)
     except (pa.ArrowException, OSError) as exc:
         raise src.error(
@@ -312,6 +375,13 @@ def coerce_columns(src: SourceFile, table: pa.Table, types: Mapping[str, pa.Data
         col = table.column(name)
         if col.type == typ:
             continue
+        if pa.types.is_nested(col.type) or pa.types.is_dictionary(col.type) and pa.types.is_nested(
+                col.type.value_type):
+            raise src.error(
+                f"column {name} holds nested values ({col.type}: lists or records in each cell), but every "
+                "column must hold one plain value per row (a number, or text for ids). Flatten the column "
+                "(one row per gene and bin, one column per mark) and write the file again."
+            )
         if pa.types.is_string(typ):
             if pa.types.is_floating(col.type):
                 raise src.error(f"column {name} holds numbers with decimals; it must hold text (ids, names).")
@@ -321,7 +391,7 @@ def coerce_columns(src: SourceFile, table: pa.Table, types: Mapping[str, pa.Data
                 raise_first_non_numeric(src, table, {name: typ}, hints)
             try:
                 new = col.cast(typ)
-            except pa.ArrowInvalid as exc:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 hint = hints.get(name, "")
                 raise src.error(f"column {name} cannot be read as {typ} ({exc}). {hint}".rstrip()) from None
         table = table.set_column(table.column_names.index(name), name, new)

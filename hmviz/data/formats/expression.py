@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from hmviz.data.dataset import HistoneDataset
 from hmviz.data.formats._files import first_line, is_number, read_csv_table, read_source, sniff_delimiter, split_fields
-from hmviz.data.validation import listing
+from hmviz.data.validation import check_expression, listing
 from hmviz.errors import DataError
 
 GENE_COLUMNS = ("gene_id", "geneid")
@@ -63,6 +63,7 @@ def read_expression(path: str | Path) -> pd.Series:
         raise src.error("has a header but no data rows.")
     ids = np.asarray([s.strip() for s in table.column(gene_col).to_pylist()], dtype=object)
     values = table.column(value_col).to_numpy().astype(np.float64, copy=False)
+    check_expression(src.where, ids, values)
     series = pd.Series(values, index=pd.Index(ids, dtype=object, name="gene_id"), name="expression")
     dup = series.index.duplicated(keep=False)
     if dup.any():

@@ -19,6 +19,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ import pyarrow.parquet as pq
 
 import logging
 
+from hmviz import limits
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.formats._assemble import ATTRIBUTE, PER_GENE, STRING_PER_GENE, Rows, float_column, int_column
 from hmviz.data.formats._files import (
@@ -66,12 +69,30 @@ def column_roles(src: SourceFile, header: list[str]) -> tuple[dict[str, str], li
     """Map reserved column names (lower case) to the header's spelling; the rest are marks."""
     stripped = [h.strip() for h in header]
     has = "the file's columns are" if src.parquet else "the header (line 1) has"
-    dup = sorted({h for h in stripped if stripped.count(h) > 1})
+    empty = [i + 1 for i, h in enumerate(stripped) if not h]
+    if empty:
+        raise src.error(f"column {empty[0]} of the header has no name ({len(empty)} unnamed column(s)); "
+                        "every column needs a name (a mark's name, or gene_id, bin, ...). Name it or remove it.")
+    counts = Counter(stripped)
+    dup = sorted(h for h, k in counts.items() if k > 1)
     if dup:
-        raise src.error(f"column name(s) {', '.join(dup)} appear more than once; every "
+        raise src.error(f"column name(s) {listing(dup)} appear more than once; every "
                         "column needs its own name.")
+    # Reserved names are case-insensitive: Gene_ID and gene_id would both claim the gene id.
+    by_lower = Counter(h.lower() for h in stripped if h.lower() in RESERVED)
+    clash = sorted(low for low, k in by_lower.items() if k > 1)
+    if clash:
+        spelled = [h for h in stripped if h.lower() in clash]
+        raise src.error(f"the columns {', '.join(spelled)} all name the reserved column {clash[0]} (names of "
+                        "reserved columns ignore case); keep one of them and rename or remove the others.")
     reserved = {h.lower(): h for h in stripped if h.lower() in RESERVED}
     missing = [c for c in REQUIRED if c not in reserved]
+    if missing == ["bin"]:
+        wide = wide_layout(stripped)
+        if wide:
+            raise src.error(wide)
+    limits.check(limits.COLUMNS, len(header), str(src),
+                 "A long-format table has gene_id, bin, a few per-gene columns and one column per mark.")
     if missing:
         near = [f"{h} -> {c}" for c in missing for h in stripped if h.lower() in _ALIASES[c]]
         raise src.error(
@@ -84,6 +105,38 @@ def column_roles(src: SourceFile, header: list[str]) -> tuple[dict[str, str], li
         raise src.error(f"has no mark columns: every column besides {', '.join(RESERVED)} is a histone "
                         f"mark, and {has} only {', '.join(stripped)}. Add the mark columns.")
     return reserved, marks
+
+
+_WIDE_COLUMN = re.compile(r"^(?P<mark>.*?[^_.\-\s:])(?P<sep>(?=\D)[_.\-\s:]*(?:bin)?[_.\-\s:]*)(?P<bin>\d+)$", re.IGNORECASE)
+
+
+def wide_layout(header: list[str]) -> str:
+    """A message for a wide table (one row per gene, one column per mark and bin), or ``""``.
+
+    Columns such as ``H3K4me3_0 .. H3K4me3_99`` (or ``H3K4me3.bin1``) are grouped by mark; at least two
+    bins of some mark make the table wide. The message shows how to reshape it to the long format.
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for name in header:
+        m = _WIDE_COLUMN.match(name)
+        if m and m["mark"].lower() not in RESERVED:
+            groups.setdefault((m["mark"], m["sep"]), []).append(int(m["bin"]))
+    groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    if not groups:
+        return ""
+    marks = [mark for mark, _ in groups]
+    seps = {sep for _, sep in groups}
+    sep = seps.pop() if len(seps) == 1 else "_"
+    bins = next(iter(groups.values()))
+    gene = next((h for h in header if h.lower() == "gene_id"), "gene_id")
+    return (
+        f"this looks like a wide table (one row per gene, one column per mark and bin: "
+        f"{listing([f'{m}{sep}{min(b)}..{m}{sep}{max(b)}' for (m, sep), b in groups.items()])}), but hmviz "
+        f"reads the long format: one row per gene and bin, with columns {gene}, bin and one column per mark. "
+        f"Reshape it first, e.g. in Python: import pandas as pd; pd.wide_to_long(pd.read_csv(FILE), "
+        f"stubnames={marks!r}, i={gene!r}, j='bin', sep={sep!r}).reset_index().to_csv('long.csv', index=False) "
+        f"(bins {min(bins)}..{max(bins)} become the bin column)."
+    )
 
 
 def read_rows(path: Path, split: str | None) -> list[Rows]:
