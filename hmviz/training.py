@@ -561,8 +561,9 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
 
     ``select_on="metric"``: the epoch with the best validation metric (AUROC, pairwise accuracy,
     R^2) is kept; among epochs with the same metric, the one with the lower validation loss. On
-    real data the validation loss can rise from the first epoch while the ranking still improves
-    (600 REMC genes: loss-selection kept epoch 1 and an untrained ranking; docs/training.md).
+    real data the validation loss and the ranking can disagree for many epochs either way (600
+    REMC genes: loss-selection kept epoch 1 in issue 15's runs and ran to the epoch cap in ours;
+    docs/training.md).
     ``select_on="loss"``: the lowest validation loss.
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
     Early stopping: training ends after ``patience`` epochs in which neither the validation loss nor
