@@ -248,14 +248,13 @@ else:
             own = (one.values_a.sum(axis=0), (1 if two_cells else -1) * one.values_b.sum(axis=0))
             state.plot(plots.mark_bars(np.stack(own), one.marks, series_names=(name_a, name_b),
                                        title=f"{noun.capitalize()} of each mark: {BASELINES[one.baseline.name].label}",
-                                       value_title=METHODS[method].value_title(one.unit, "predicted change" if two_cells
-                                                                               else "gene's score")),
+                                       value_title=METHODS[method].value_title(one.unit)),
                        f"pair_{name_a}_{name_b}_marks_{one.baseline.name}", key=f"pair_compare_{one.baseline.name}")
 
 # -------------------------------------------------------------------------------- figures
 starts, bin_size = session.bin_starts_bp, ds.bin_size
 own_what = "predicted change" if two_cells else "gene's score"
-value_title = METHODS[method].value_title(pe.unit, own_what)
+value_title = METHODS[method].value_title(pe.unit)
 if two_cells:
     own_a, own_b = pe.values_a, pe.values_b
     heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
@@ -286,7 +285,7 @@ with c2:
     by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
     by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
     state.plot(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
-                                 value_title=METHODS[method].value_title(pe.unit, what),
+                                 value_title=value_title,
                                  title=("By region: the predicted change" if two_cells else
                                         f"By region (above 0 favours {name_a})")),
                f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")

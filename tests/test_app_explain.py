@@ -72,7 +72,7 @@ def test_gene_pairs_wording_follows_the_method(app, method):
     additive = method in ("integrated_gradients", "deeplift", "gradient_shap")
     if additive:
         assert ADDS_UP.search(words) and "gap" in words
-        assert "contribution to the gene's score (logit)" in words  # the heatmap's colour bar
+        assert "contribution (logit)" in words  # the heatmap's colour bar
     else:
         assert not ADDS_UP.search(words), ADDS_UP.findall(words)
         assert "contribution" not in words.lower(), words
@@ -111,7 +111,7 @@ def test_attributions_wording_follows_the_method(app, method):
     words = page_words(app)
     assert app.info and "The model's output for" in app.info[0].value  # the gene's sentence
     if method == "integrated_gradients":
-        assert ADDS_UP.search(words) and "gap" in words and "contribution to the output (logit)" in words
+        assert ADDS_UP.search(words) and "gap" in words and "contribution (logit)" in words
     else:
         assert not ADDS_UP.search(words), ADDS_UP.findall(words)
         assert "contribution" not in words.lower(), words

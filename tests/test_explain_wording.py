@@ -52,8 +52,8 @@ def test_every_method_declares_its_captum_class_and_kind():
         words = (spec.value_title("logit") + " " + spec.meaning + " " + spec.exactness).lower()
         if not spec.additive:
             assert "contribution" not in words and not re.search(r"(?<!not )\badds? up to", words), name
-    assert METHODS["occlusion"].value_title("log2 fold change", "predicted change") == (
-        "change in the predicted change when replaced by the reference (log2 fold change)")
+    assert METHODS["occlusion"].value_title("log2 fold change") == "effect of removal (log2 fold change)"
+    assert METHODS["integrated_gradients"].value_title("logit") == "contribution (logit)"
 
 
 # ------------------------------------------------------------------- IG refines its own steps

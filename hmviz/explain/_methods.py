@@ -151,11 +151,11 @@ class MethodSpec:
     def meaning(self) -> str:
         return KINDS[self.kind].meaning
 
-    def value_title(self, unit: str, of: str = "output") -> str:
-        """Axis / colour-bar title for this method's values, e.g. ``contribution to the output (logit)``."""
-        return {"additive": f"contribution to the {of} ({unit})",
-                "sensitivity": f"slope of the {of} ({unit} per input unit)",
-                "removal": f"change in the {of} when replaced by the reference ({unit})"}[self.kind]
+    def value_title(self, unit: str) -> str:
+        """Axis / colour-bar title for this method's values: ``contribution (logit)``, ``slope (logit per
+        input unit)``, ``effect of removal (log2 fold change)``; the chart's title says what of."""
+        return {"additive": f"contribution ({unit})", "sensitivity": f"slope ({unit} per input unit)",
+                "removal": f"effect of removal ({unit})"}[self.kind]
 
 
 #: Integrated Gradients doubles its steps (GradientShap its samples) until

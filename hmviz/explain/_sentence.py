@@ -170,8 +170,11 @@ def pair_sentence(
 def _together(total_all: float, explained: float, sign: float, winner: str, what: str, num, baseline_difference,
               gap: float | None) -> str:
     """" All marks together give +6.07 of the +6.07 score difference in A's favour (gap 0.001)."."""
-    ref = f" minus its value at the reference ({num(baseline_difference)})" if baseline_difference else ""
-    return (f" All marks together give {num(total_all)} of the {num(sign * explained)} {what}{ref} in {winner}'s "
+    if baseline_difference:
+        return (f" All marks together give {num(total_all)} in {winner}'s favour: the {what} "
+                f"({num(explained + baseline_difference)}) minus its value at the reference "
+                f"({num(baseline_difference)}){_gap_text(gap)}.")
+    return (f" All marks together give {num(total_all)} of the {num(sign * explained)} {what} in {winner}'s "
             f"favour{_gap_text(gap)}.")
 
 

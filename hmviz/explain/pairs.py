@@ -100,7 +100,7 @@ class PairExplanation:
 
     @property
     def value_title(self) -> str:
-        return METHODS[self.method].value_title(self.unit, self.explained)
+        return METHODS[self.method].value_title(self.unit)
 
     def by_mark(self) -> pd.DataFrame:
         """Signed sums over bins: one row per mark, columns gene A, gene B and ``total``."""

@@ -175,8 +175,14 @@ class ExplainSession:
             ds, rows = self.dataset, self.reference_rows
             labels = ds.labels[rows] if ds.labels is not None else None
             expression = ds.expression[rows] if ds.expression is not None and labels is None else None
-            self._baselines[key] = make_baseline(name, self.reference_inputs(), labels=labels, expression=expression,
-                                                 transform=self.card["transform"], seed=seed)
+            base = make_baseline(name, self.reference_inputs(), labels=labels, expression=expression,
+                                 transform=self.card["transform"], seed=seed)
+            if self.differential and name == "train_mean":  # both cells' inputs are stacked: say so
+                n = len(self.reference_rows)
+                base = Baseline(base.name, base.description.replace(f"; {2 * n} genes",
+                                                                    f"; {n} genes in each of the two cells"),
+                                base.values)
+            self._baselines[key] = base
         return self._baselines[key]
 
     def _baseline_for(self, method: str, baseline: str | Baseline | None) -> Baseline | None:
