@@ -12,15 +12,22 @@ import string
 # links (``www.x.org``, ``http://...``), Streamlit's ``:color[...]`` directives and ``$`` maths.
 _PUNCT = re.compile("([" + re.escape(string.punctuation) + "])")
 _SPACE = re.compile(r"\s+")
+# GFM's bare links (``https://...``, ``www.x``, ``a@b.org``) are found in the text after escapes are
+# resolved, so escaping cannot stop them: an invisible word joiner (U+2060) where such a link would
+# start keeps the characters on screen and leaves no link to find.
+_WJ = "\u2060"
+_BARE_LINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)", re.IGNORECASE)
 
 
 def escape_md(text: object) -> str:
-    """``text`` as Markdown that renders exactly as its characters (on one line).
+    """``text`` as Markdown that renders exactly as its characters (on one line), with no link, image,
+    emphasis, colour directive or maths from it.
 
-    >>> escape_md("[x](http://e.org)")
-    '\\\\[x\\\\]\\\\(http\\\\:\\\\/\\\\/e\\\\.org\\\\)'
+    >>> escape_md("[x](e.org)")
+    '\\\\[x\\\\]\\\\(e\\\\.org\\\\)'
     """
-    return _PUNCT.sub(r"\\\1", _SPACE.sub(" ", str(text)))
+    text = _BARE_LINK.sub(_WJ, _SPACE.sub(" ", str(text)))
+    return _PUNCT.sub(r"\\\1", text)
 
 
 #: The library's words for the command line and Python, and what the app's pages call the same thing.

@@ -86,7 +86,7 @@ def _metrics_table(baselines: list[dict]) -> None:
     with metrics_slot.container():
         st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-                                    if c.startswith("test_")})
+                                    if c.startswith("test_") and c not in ci})
         st.caption(f"{metrics['genes_evaluated']:,} genes evaluated ({metrics['evaluated_on']}). "
                    + (f"The 95% interval of {interval[0]} is a percentile bootstrap over these genes (1,000 resamples, "
                       "seed 0). " if interval is not None else "")

@@ -57,7 +57,7 @@ def charts(at: AppTest) -> list[dict]:
 
 def texts(elements) -> str:
     """The elements' text as the reader sees it (user text is Markdown-escaped: escapes removed)."""
-    return " ".join(re.sub("\\\\([" + re.escape(string.punctuation) + "])", r"\1", str(e.value)) for e in elements)
+    return " ".join(re.sub("\\\\([" + re.escape(string.punctuation) + "])", r"\1", str(e.value)).replace("\u2060", "") for e in elements)
 
 
 # ------------------------------------------------------------------------------ pages

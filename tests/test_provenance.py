@@ -3,6 +3,7 @@ text: library and helper functions on constructed cases with known answers."""
 
 from __future__ import annotations
 
+import re
 import string
 
 import numpy as np
@@ -92,7 +93,7 @@ def test_published_numbers_only_for_the_matching_cell_type():
 
 
 # ------------------------------------------------------------------------------- escaping
-HOSTILE = ["[Click to re-login](https://evil.example/login)", "![x](http://host/px.png)",
+HOSTILE = ["[Click to re-login](https://evil.example/login)", "![x](http://host/px.png)", "mail a@evil.example",
            "<img src=http://host/a.png>", ":red[big] $x^2$ www.evil.example *b* `c`", "a\nb"]
 
 
@@ -110,6 +111,11 @@ def test_escape_md_escapes_every_punctuation_mark_and_renders_no_link_or_image(t
         assert out[i] not in string.punctuation, (out, i)
         i += 1
     assert "\n" not in out
+    # GFM finds bare links in the text once escapes are resolved (mdast-util-gfm-autolink-literal's patterns)
+    resolved = re.sub(r"\\(.)", r"\1", out)
+    assert resolved.replace("\u2060", "") == " ".join(text.split())  # the same characters on screen
+    assert not re.search(r"https?://|www(?=\.)", resolved, re.IGNORECASE)
+    assert not re.search(r"[-.\w+]+@[-\w]+(?:\.[-\w]+)+", resolved)
     markdown = pytest.importorskip("markdown")
     html = markdown.markdown(out)
     assert "<a " not in html and "<img" not in html and "<em>" not in html
