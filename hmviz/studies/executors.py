@@ -185,7 +185,9 @@ def _ray_task(run: Run, train_kw: dict, refs: dict, cross_cell: bool, num_cpus: 
     torch.set_num_threads(max(1, int(num_cpus)))
     names = list(refs) if cross_cell else [run.dataset]
     datasets = dict(zip(names, ray.get([refs[n] for n in names])))
-    return execute_run(run, train_kw, datasets, cross_cell)
+    record = execute_run(run, train_kw, datasets, cross_cell)
+    record["node"] = ray.get_runtime_context().get_node_id()
+    return record
 
 
 class RayExecutor:
@@ -206,7 +208,7 @@ class RayExecutor:
         if started:
             try:
                 ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
-                         logging_level=logging.WARNING, configure_logging=False)
+                         logging_level=logging.WARNING, configure_logging=False, runtime_env=_runtime_env())
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise HmvizError(f"Cannot connect to a Ray cluster at --address {self.address} ({exc}); start one "
                                  "with 'ray start --head', or check the address.") from None
@@ -243,6 +245,21 @@ class RayExecutor:
             for ref in pending:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+
+
+def _runtime_env() -> dict:
+    """Ship this hmviz to the workers when they cannot import it (a checkout, not an installed package);
+    its dependencies (torch, ...) must be installed on every node."""
+    import importlib.util
+    from pathlib import Path
+
+    import hmviz
+
+    package = Path(hmviz.__file__).resolve().parent
+    site = importlib.util.find_spec("torch")
+    installed = site is not None and site.origin is not None and package.is_relative_to(
+        Path(site.origin).resolve().parents[1])
+    return {} if installed else {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"]}
 
 
 def _lost_record(run: Run, exc: Exception) -> dict:

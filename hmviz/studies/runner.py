@@ -315,7 +315,7 @@ def run_study(
         records[record["run_id"]] = record
         with open(out / LOG_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"run_id": record["run_id"], "status": record["status"], "at": record["finished_at"],
-                                 "host": record.get("host"), "pid": record.get("pid"),
+                                 "host": record.get("host"), "node": record.get("node"), "pid": record.get("pid"),
                                  "seconds": record.get("seconds")}) + "\n")
         counts["computed"] += 1
         counts["failed"] += record["status"] != "ok"
