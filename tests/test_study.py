@@ -73,6 +73,10 @@ def test_spec_errors_name_the_fix(tmp_path):
         expand(_spec(models=(ModelSpec("deepdiff"),)), {"A": MARKS, "B": MARKS})
     with pytest.raises(HmvizError, match="unique"):
         _spec(datasets=(DatasetSpec("A"), DatasetSpec("A")))
+    from hmviz.studies import Resources
+
+    with pytest.raises(HmvizError, match='device = "cuda"'):
+        _spec(resources=Resources(num_gpus=0.25))
     bad = tmp_path / "s.toml"
     bad.write_text('seeds = [1]\nmodles = ["deepchrome"]\n')
     with pytest.raises(HmvizError, match="unknown key.*modles"):

@@ -221,7 +221,7 @@ def results_table(spec: StudySpec, runs: list[Run], records: Mapping[str, dict],
                                                            None)),
                "test_value": metrics.get(test_name), "best_epoch": r.get("best_epoch"),
                "epochs_run": r.get("epochs_run"), "seconds": r.get("seconds"), "device": r.get("device"),
-               "host": r.get("host"), "finished_at": r.get("finished_at")}
+               "host": r.get("host"), "node": r.get("node"), "finished_at": r.get("finished_at")}
         row.update({f"{k}_version": v for k, v in (r.get("versions") or {}).items()})
         row.update({k: v for k, v in metrics.items() if k.startswith(("valid_", "test_"))})
         rows.append(row)

@@ -188,6 +188,9 @@ def _check_spec(spec: StudySpec) -> None:
         raise HmvizError("resources: num_cpus must be > 0 and num_gpus >= 0 (fractions such as 0.25 are allowed).")
     if spec.resources.device not in ("cpu", "cuda", "auto"):
         raise HmvizError(f"resources.device must be cpu, cuda or auto; got {spec.resources.device!r}.")
+    if spec.resources.num_gpus > 0 and spec.resources.device == "cpu":
+        raise HmvizError("resources.num_gpus reserves GPU share for each run but resources.device is 'cpu'; set "
+                         "device = \"cuda\" (or \"auto\") to train on it, or num_gpus = 0.")
     for key, values in spec.vary:
         if not values:
             raise HmvizError(f"vary.{key} lists no values; give one or more, e.g. {key} = [0.2, 0.5].")
