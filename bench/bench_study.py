@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from ray_cluster_check import env, worker_raylet_pids  # noqa: E402
+from ray_cluster_check import env, start_commands, worker_raylet_pids  # noqa: E402
 
 
 def write_inputs(work: Path, genes: int) -> None:
@@ -58,23 +58,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--genes", type=int, default=300)
     ap.add_argument("--no-ray", action="store_true")
-    ap.add_argument("--port", type=int, default=6392)
+    ap.add_argument("--only-ray", action="store_true", help="skip the local executor")
+    ap.add_argument("--port", type=int, default=6420)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hmviz-bench-study-"))
     write_inputs(work, args.genes)
     print(f"load before: {os.getloadavg()}", flush=True)
     rows = []
     cases = [("local, 1 worker", ["--workers", "1"], 1), ("local, 2 workers", ["--workers", "2"], 2)]
-    for name, extra, slots in cases:
+    for name, extra, slots in ([] if args.only_ray else cases):
         wall, t = timed_study(work, name.replace(" ", "").replace(",", "-"), extra)
         rows.append((name, slots, len(t), wall, t["seconds"].mean()))
         print(rows[-1], flush=True)
     if not args.no_ray:
         address = f"127.0.0.1:{args.port}"
         try:
-            for cmd in (["ray", "start", "--head", f"--port={args.port}", "--num-cpus=1", "--include-dashboard=false",
-                         "--disable-usage-stats"], ["ray", "start", f"--address={address}", "--num-cpus=1",
-                                                   "--disable-usage-stats"]):
+            for cmd in start_commands(args.port):
                 subprocess.run(cmd, env=env(), check=True, capture_output=True, timeout=300)
             assert len(worker_raylet_pids()) == 1, "expected a head and one worker node"
             wall, t = timed_study(work, "ray", ["--executor", "ray", "--address", address])

@@ -59,6 +59,20 @@ def sh(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, timeout=timeout, env=env(), text=True, capture_output=True, **kw)
 
 
+def start_commands(port: int) -> list[list[str]]:
+    """``ray start`` for a head node (GCS on ``port``) and a worker node, one CPU each. Every port is fixed
+    (``port`` + 1..19): with dynamic ports the raylet waits for its agents to write their port files and,
+    on a loaded machine, gives up after about 45 s ("Timed out waiting for file metrics_agent_port")."""
+    def ports(base: int) -> list[str]:
+        return [f"--dashboard-agent-grpc-port={base + 1}", f"--dashboard-agent-listen-port={base + 2}",
+                f"--runtime-env-agent-port={base + 3}", f"--metrics-export-port={base + 4}",
+                f"--node-manager-port={base + 5}", f"--object-manager-port={base + 6}"]
+
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    return [["ray", "start", "--head", f"--port={port}", "--include-dashboard=false", *common, *ports(port)],
+            ["ray", "start", f"--address=127.0.0.1:{port}", *common, *ports(port + 10)]]
+
+
 def worker_raylet_pids() -> list[int]:
     """PIDs of raylets of non-head nodes on this machine."""
     out = []
@@ -106,13 +120,10 @@ def main() -> int:
     study = [sys.executable, "-m", "hmviz", "study", "run", "spec.toml", "--out", str(out), "--executor", "ray",
              "--address", address, "--quiet"]
     try:
-        r = sh(["ray", "start", "--head", f"--port={args.port}", "--num-cpus=1", "--include-dashboard=false",
-                "--disable-usage-stats"], timeout=300)
-        if r.returncode:
-            fail(f"ray start --head failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-        r = sh(["ray", "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats"], timeout=300)
-        if r.returncode:
-            fail(f"ray start (worker node) failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        for cmd, what in zip(start_commands(args.port), ("head node", "worker node")):
+            r = sh(cmd, timeout=300)
+            if r.returncode:
+                fail(f"ray start ({what}) failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
         workers = worker_raylet_pids()
         if len(workers) != 1:
             fail(f"expected one worker-node raylet on this machine, found {workers}")

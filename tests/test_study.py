@@ -260,3 +260,34 @@ def test_cli_ray_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
     assert len(err) == 1 and "pip install" in err[0] and "hmviz[ray]" in err[0]
     with pytest.raises(HmvizError, match="--address applies to --executor ray"):
         make_executor("local", address="auto")
+
+
+def test_ctrl_c_stops_local_workers_cleanly(cells, tmp_path):
+    """SIGINT to the whole command (as a terminal's Ctrl-C): exit 130, finished runs kept, no worker left
+    running and no 'leaked semaphore' warning (the old ablation pool printed them)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT
+
+    write_long(cells["A"], tmp_path / "A.csv")
+    (tmp_path / "spec.toml").write_text('marks = ["every-subset"]\nepochs = 3\npatience = 0\n'
+                                        '[[datasets]]\nname = "A"\npath = "A.csv"\n[[models]]\nname = "deepchrome"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "hmviz", "study", "run", "spec.toml", "--out", "out", "--workers",
+                             "2", "--quiet"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "out" / "runs").glob("*/result.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "no run finished"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal sends SIGINT to the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "leaked semaphore" not in err and "Traceback" not in err, err
+    children = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children == []  # no worker outlived the command
+    done = read_records(tmp_path / "out")
+    assert 1 <= len(done) < 31 and len(pd.read_csv(tmp_path / "out" / "results.csv")) == len(done)
