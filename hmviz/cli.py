@@ -132,3 +132,4 @@ def _load_verbs() -> None:
     import hmviz.cli_tracks  # noqa: F401  build-table
     import hmviz.cli_ablate  # noqa: F401  ablate
     import hmviz.cli_perturb  # noqa: F401  perturb
+    import hmviz.cli_study  # noqa: F401  study run, study summarize

@@ -1,12 +1,14 @@
-"""CLI verb ``ablate``: which marks does a model need (a thin wrapper over :mod:`hmviz.explain.ablation`).
+"""CLI verb ``ablate``: which marks does a model need (a thin wrapper over :mod:`hmviz.studies.ablation`
+and :mod:`hmviz.explain.ablation`).
 
 ``python -m hmviz ablate --data PATH --model NAME --out DIR [--mode retrain|mask] [--seeds N]
-[--epochs N] [--jobs N]`` writes ``DIR/ablation.csv`` (atomically) and prints the table sorted by
-the metric, calling out the smallest subset within ``--margin`` of all marks.
+[--epochs N] [--set KEY=VALUE] [--executor local|ray] [--address A] [--workers N]`` writes
+``DIR/ablation.csv`` (atomically) and prints the table, calling out the smallest subset within
+``--margin`` of all marks, chosen on the validation metric (the test metric is shown beside it).
 
 * ``--mode retrain`` (default): ``--model`` is a model name; every non-empty subset of marks is
-  trained with seeds 1..N in parallel. Finished runs are kept in ``DIR/runs/``: rerunning the same
-  command resumes, and a different model, epochs or data in the same DIR is refused.
+  trained with seeds 1..N, as a study (``DIR`` is a study folder: rerunning the same command
+  resumes, and other settings in the same DIR are refused).
 * ``--mode mask``: ``--model`` is a trained model directory; marks are replaced by a baseline.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from hmviz.cli import verb
 from hmviz.cli_model import _add_data_args, _read
+from hmviz.cli_study import add_executor_args, executor_from_args, progress_printer
 from hmviz.errors import HmvizError
 
 ABLATION_CSV = "ablation.csv"
@@ -31,10 +34,14 @@ def _ablate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="retrain", choices=["retrain", "mask"],
                    help="retrain on every subset of marks (default), or mask marks of a trained model")
     p.add_argument("--marks", help="retrain: comma-separated marks to ablate over (default: all in the data)")
-    p.add_argument("--seeds", type=int, metavar="N", help="retrain: repeats with seeds 1..N (default 3)")
-    p.add_argument("--epochs", type=int, metavar="N", help="retrain: maximum epochs per run (default 20)")
-    p.add_argument("--patience", type=int, metavar="N", help="retrain: early-stopping patience (default 3)")
-    p.add_argument("--jobs", type=int, metavar="N", help="retrain: parallel worker processes (default: CPU cores)")
+    p.add_argument("--seeds", type=int, metavar="N", help="retrain: repeats with seeds 1..N (default 1)")
+    p.add_argument("--epochs", type=int, metavar="N", help="retrain: maximum epochs per run (default 10)")
+    p.add_argument("--patience", type=int, metavar="N", help="retrain: early-stopping patience (default 2)")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", dest="settings",
+                   help="retrain: a model setting (repeatable), as in 'train --set', e.g. --set kernel_size=3 "
+                        "--set pool_size=2 for DeepChrome on a 10-bin table")
+    add_executor_args(p)
+    p.add_argument("--jobs", type=int, metavar="N", dest="workers", help=argparse.SUPPRESS)  # old name of --workers
     p.add_argument("--subsets", choices=["single", "leave-one-out", "all"],
                    help="mask: keep one mark at a time (single, default), mask one at a time "
                         "(leave-one-out), or every subset (all)")
@@ -43,20 +50,22 @@ def _ablate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", help="test metric to report, e.g. test_auroc, test_pairwise_accuracy "
                                      "(default: the model's)")
     p.add_argument("--margin", type=float, default=0.01,
-                   help="call out the smallest subset within this much of all marks (default 0.01)")
+                   help="call out the smallest subset within this much of all marks (default 0.01), chosen on "
+                        "the validation metric when the runs have one")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def _check_args(args: argparse.Namespace) -> None:
     retrain_only = {"--marks": args.marks, "--seeds": args.seeds, "--epochs": args.epochs,
-                    "--patience": args.patience, "--jobs": args.jobs}
+                    "--patience": args.patience, "--workers": args.workers, "--set": args.settings,
+                    "--address": args.address, "--executor ray": "ray" if args.executor == "ray" else None}
     mask_only = {"--subsets": args.subsets, "--baseline": args.baseline}
     wrong = [k for k, v in (retrain_only if args.mode == "mask" else mask_only).items() if v is not None]
     if wrong:
         raise HmvizError(f"{', '.join(wrong)} {'applies' if len(wrong) == 1 else 'apply'} to --mode "
                          f"{'retrain' if args.mode == 'mask' else 'mask'} only.")
     for flag, value, least in (("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1),
-                               ("--patience", args.patience, 0), ("--jobs", args.jobs, 1)):
+                               ("--patience", args.patience, 0), ("--workers", args.workers, 1)):
         if value is not None and value < least:
             raise HmvizError(f"{flag} must be at least {least}; got {value}.")
     if not args.margin >= 0:
@@ -66,26 +75,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise HmvizError(f"{out} exists and is not a directory; choose another --out.")
 
 
-def _progress_printer(quiet: bool):
-    if quiet:
-        return None
-
-    def on_progress(ev) -> None:
-        value = f"{ev.value:.4f}" if ev.value is not None else "-"
-        how = "already done" if ev.from_cache else f"{ev.seconds:.1f} s"
-        print(f"[{ev.done}/{ev.total}] {'+'.join(ev.marks)} seed {ev.seed}: {ev.metric} {value} ({how})",
-              file=sys.stderr)
-
-    return on_progress
-
-
 def format_table(table, margin: float) -> str:
-    """The table as text, best first, and a line naming the smallest subset within ``margin`` of all marks."""
-    from hmviz.explain.ablation import (
-        reference_row,
-        smallest_within_margin,
-        value_column,
-    )
+    """The table as text, best first, and a line naming the smallest subset within ``margin`` of all marks
+    (chosen on validation where the table has it, its test value beside it)."""
+    from hmviz.studies.marks import reference_row, smallest_within_margin, value_column
 
     col = value_column(table)
     show = [c for c in ("rank", "marks", "masked_marks", "n_marks", col, "std", "drop", "n_runs", "valid_mean")
@@ -94,8 +87,16 @@ def format_table(table, margin: float) -> str:
         index=False, float_format=lambda v: f"{v:.4f}")
     metric = table["metric"].iloc[0]
     ref, best = reference_row(table), smallest_within_margin(table, margin)
-    note = (f"smallest subset within {margin:g} of all marks ({metric} {ref[col]:.4f}): {best['marks']} "
-            f"({int(best['n_marks'])} mark{'s' if best['n_marks'] != 1 else ''}, {best[col]:.4f})")
+    plural = "s" if best["n_marks"] != 1 else ""
+    if best["chosen_on"] == "valid_mean":
+        vname = table["valid_metric"].iloc[0]
+        note = (f"smallest subset within {margin:g} of all marks on {vname} (all marks: {ref['valid_mean']:.4f}), "
+                f"chosen on validation: {best['marks']} ({int(best['n_marks'])} mark{plural}, {vname} "
+                f"{best['valid_mean']:.4f}; {metric} {best[col]:.4f} vs {ref[col]:.4f} with all marks)")
+    else:
+        note = (f"smallest subset within {margin:g} of all marks ({metric} {ref[col]:.4f}): {best['marks']} "
+                f"({int(best['n_marks'])} mark{plural}, {best[col]:.4f}; no validation metric: chosen on "
+                f"{metric})")
     return f"{metric} per subset of marks ({col} over {'seeds' if col == 'mean' else 'the evaluated genes'}):\n" \
            f"{text}\n{note}"
 
@@ -104,24 +105,28 @@ def format_table(table, margin: float) -> str:
       _ablate_args)
 def cmd_ablate(args: argparse.Namespace) -> int:
     from hmviz.cli_explain import write_table
-    from hmviz.explain.ablation import ablate_mask, ablate_retrain
 
     _check_args(args)
     if args.mode == "retrain":
-        from hmviz.models import get_spec
+        from hmviz.models import get_spec, parse_settings
+        from hmviz.studies.ablation import DEFAULT_EPOCHS, DEFAULT_PATIENCE, ablate_retrain
 
         get_spec(args.model)  # an unknown model name fails before the data is read
+        settings = parse_settings(args.model, args.settings or [])
+        executor = executor_from_args(args)
         dataset = _read(args)
         marks = [m.strip() for m in args.marks.split(",") if m.strip()] if args.marks else None
-        kw = {k: v for k, v in (("epochs", args.epochs), ("patience", args.patience)) if v is not None}
-        table = ablate_retrain(dataset, args.model, seeds=range(1, (args.seeds or 3) + 1), out_dir=args.out,
-                               n_jobs=args.jobs, progress=_progress_printer(args.quiet), marks=marks,
-                               metric=args.metric, **kw)
+        table = ablate_retrain(dataset, args.model, seeds=range(1, (args.seeds or 1) + 1),
+                               epochs=args.epochs or DEFAULT_EPOCHS, out_dir=args.out, executor=executor,
+                               progress=progress_printer(args.quiet), marks=marks, metric=args.metric,
+                               patience=DEFAULT_PATIENCE if args.patience is None else args.patience,
+                               settings=settings)
         if not args.quiet:
-            print(f"{table.attrs['computed']} runs trained, {table.attrs['reused']} reused from {args.out} "
-                  f"({table.attrs['seconds']:.1f} s)", file=sys.stderr)
+            print(f"{table.attrs['computed']} runs trained ({table.attrs['failed']} failed), {table.attrs['reused']} "
+                  f"reused from {args.out} ({table.attrs['seconds']:.1f} s)", file=sys.stderr)
     else:
         from hmviz.checkpoints import load_model, read_card
+        from hmviz.explain.ablation import ablate_mask
 
         read_card(args.model)  # a bad model directory fails before the data is read
         model, card = load_model(args.model, device="cpu")

@@ -1,6 +1,7 @@
 """Ablation: which marks does a model need? Mask marks of the current model (fast), retrain on every
-subset of marks (slow, in the background, cancellable, resumable), or load saved or published results;
-the smallest subset within a chosen margin of all marks is highlighted."""
+subset of marks (a study: slow, in the background on this machine or on a Ray cluster, cancellable,
+resumable), or load saved or published results; the smallest subset within a chosen margin of all marks
+is highlighted (chosen on validation where the runs have it)."""
 
 import hashlib
 import shutil
@@ -21,7 +22,8 @@ st.caption("Masking says what *this model* relies on; retraining says what the *
 data = state.current_data()
 with st.spinner("Loading..."):
     from hmviz.explain import ablation as ab
-    from hmviz.plots import ablation_chart
+    from hmviz.studies import executors, figures
+    from hmviz.studies.ablation import DEFAULT_PATIENCE, ablate_retrain
 
 mode = st.radio("Results from", list(MODES), format_func=MODES.get, horizontal=True,
                 key=state.sticky("abl_mode", "mask"))
@@ -80,28 +82,42 @@ def _retrain_panel() -> None:
     job = jobs.jobs().get("ablation")
     running = job is not None and job.running
     families = [n for n, s in MODEL_REGISTRY.items() if s.task in ab.DEFAULT_METRIC]
-    c1, c2, c3, c4, c5 = st.columns(5)
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
     family = c1.selectbox("Model family", families, key=state.sticky("abl_family", "deepchrome"), disabled=running)
     seeds = c2.number_input("Seeds per subset", 1, 10, key=state.sticky("abl_seeds", 1), disabled=running)
     epochs = c3.number_input("Epochs (at most)", 1, 500, key=state.sticky("abl_epochs", 5), disabled=running)
-    patience = c4.number_input("Patience", 0, 50, key=state.sticky("abl_patience", ab.DEFAULT_PATIENCE),
+    patience = c4.number_input("Patience", 0, 50, key=state.sticky("abl_patience", DEFAULT_PATIENCE),
                                disabled=running)
-    workers = c5.number_input("Worker processes", 1, ab.default_n_jobs(), key=state.sticky("abl_jobs", 1),
-                           disabled=running, help="More workers finish sooner but leave less CPU to other users.")
+    where = c5.selectbox("Run on", ["local", "ray"], key=state.sticky("abl_executor", "local"), disabled=running,
+                         format_func={"local": "this machine", "ray": "a Ray cluster"}.get,
+                         help="A Ray cluster runs many subsets at once (pip install 'hmviz[ray]' where the app runs).")
+    if where == "local":
+        workers = c6.number_input("Worker processes", 1, executors.default_workers(), key=state.sticky("abl_jobs", 1),
+                                  disabled=running, help="More workers finish sooner but leave less CPU to other users.")
+    else:
+        address = c6.text_input("Ray address", key=state.sticky("abl_address", "auto"), disabled=running,
+                                help="'auto' joins the cluster started on this machine with 'ray start'; or HOST:PORT.")
     marks = st.multiselect("Marks to ablate over", list(ds.marks), key=state.sticky(f"abl_marks_{data.key}",
                                                                                      list(ds.marks)), disabled=running)
     runs = (2 ** len(marks) - 1) * int(seeds)
     st.caption(f"{2 ** len(marks) - 1} subsets x {int(seeds)} seed(s) = {runs} training runs of at most {int(epochs)} "
                "epochs. Finished runs are kept for this session: starting again with the same settings resumes.")
-    config = repr((data.key, family, tuple(marks), int(epochs), int(patience)))
+    config = repr((data.key, family, tuple(marks), int(seeds), int(epochs), int(patience)))
     out = state.session_dir() / "ablation" / hashlib.sha256(config.encode()).hexdigest()[:16]
     if not running and st.button("Start", type="primary", key="abl_start", disabled=not marks):
         dataset = ds
 
+        try:
+            executor = (executors.make_executor("local", workers=int(workers)) if where == "local"
+                        else executors.make_executor("ray", address=address.strip() or None))
+        except HmvizError as exc:
+            state.show_error(exc)
+            return
+
         def work(job: jobs.Job) -> pd.DataFrame:
-            return ab.ablate_retrain(dataset, family, seeds=range(1, int(seeds) + 1), epochs=int(epochs),
-                                     out_dir=out, n_jobs=int(workers), progress=job.report, should_stop=job.cancel.is_set,
-                                     marks=marks, patience=int(patience))
+            return ablate_retrain(dataset, family, seeds=range(1, int(seeds) + 1), epochs=int(epochs), out_dir=out,
+                                  executor=executor, progress=job.report, should_stop=job.cancel.is_set, marks=marks,
+                                  patience=int(patience))
 
         job = jobs.start_job("ablation", f"Ablation of {family}", work)
     if job is not None:
@@ -116,13 +132,14 @@ def _job_panel(job: jobs.Job) -> None:
             if last is None:
                 st.progress(0.0, text="Starting the first runs...")
             else:
-                value = f"{last.metric} {last.value:.3f}" if last.value is not None else "no value"
+                value = f"{last.metric} {last.value:.3f}" if last.value is not None else f"failed ({last.error})"
                 st.progress(last.done / last.total, text=f"{last.done} of {last.total} runs done; last: "
                                                          f"{'+'.join(last.marks)}, seed {last.seed}: {value}")
             st.button("Cancel", icon=":material/stop:", on_click=job.cancel.set, key="abl_cancel")
         elif job.status == "done":
             st.success(f"Ablation finished in {job.seconds:.0f} s ({job.result.attrs.get('computed')} runs trained, "
-                       f"{job.result.attrs.get('reused')} reused).", icon=":material/check:")
+                       f"{job.result.attrs.get('failed')} failed, {job.result.attrs.get('reused')} reused).",
+                       icon=":material/check:")
         elif job.status == "cancelled":
             st.warning(job.error, icon=":material/stop:")
         else:
@@ -145,7 +162,7 @@ def _job_panel(job: jobs.Job) -> None:
 def _partial(events) -> pd.DataFrame:
     """A table of the runs finished so far (mean over the seeds done)."""
     rows = pd.DataFrame([{"marks": "+".join(e.marks), "n_marks": len(e.marks), "metric": e.metric, "value": e.value}
-                         for e in events if e.value is not None])
+                         for e in events if e.value is not None])  # runs finished so far (test metric only)
     if rows.empty:
         return rows
     table = rows.groupby(["marks", "n_marks", "metric"], as_index=False).agg(mean=("value", "mean"),
@@ -199,10 +216,13 @@ def _show(table: pd.DataFrame, name: str, live: bool = False) -> None:
         best = ab.smallest_within_margin(table, margin)
         ref = ab.reference_row(table)
         col = ab.value_column(table)
-        st.success(f"Smallest subset within {margin:g} of all marks ({ref[col]:.3f}): **{best['marks']}** "
-                   f"({int(best['n_marks'])} mark{'s' if best['n_marks'] != 1 else ''}, {best[col]:.3f}).",
-                   icon=":material/star:")
-        state.plot(ablation_chart(table, margin=margin), name, key=f"abl_chart_{name}")
+        on = best["chosen_on"]
+        how = ("chosen on the validation metric" if on == "valid_mean" else
+               "chosen on the test metric: these results have no validation metric")
+        st.success(f"Smallest subset within {margin:g} of all marks ({how}; all marks: {ref[on]:.3f}): "
+                   f"**{best['marks']}** ({int(best['n_marks'])} mark{'s' if best['n_marks'] != 1 else ''}, "
+                   f"{best[on]:.3f}; test {best[col]:.3f} vs {ref[col]:.3f} with all marks).", icon=":material/star:")
+        state.plot(figures.subset_chart(table, margin=margin), name, key=f"abl_chart_{name}")
     except HmvizError as exc:
         state.show_error(exc)
     st.dataframe(table, hide_index=True, height=min(420, 40 + 35 * len(table)))

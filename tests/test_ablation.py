@@ -1,4 +1,4 @@
-"""Mark ablation: subsets, resumable parallel retraining, masking a trained model, the CLI verb."""
+"""Mark ablation: subsets, resumable retraining (a study), masking a trained model, the CLI verb."""
 
 from __future__ import annotations
 
@@ -14,18 +14,12 @@ from hmviz.data import read_dataset
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, HmvizError
-from hmviz.explain.ablation import (
-    NONE_MASKED,
-    RUNS_DIR,
-    AblationCancelled,
-    ablate_mask,
-    ablate_retrain,
-    load_ablation,
-    mark_subsets,
-    read_published_ablation,
-    smallest_within_margin,
-    subset_name,
-)
+from hmviz.explain.ablation import NONE_MASKED, ablate_mask
+from hmviz.studies import make_executor
+from hmviz.studies.ablation import ablate_retrain, load_ablation
+from hmviz.studies.executors import InlineExecutor, StudyCancelled
+from hmviz.studies.marks import mark_subsets, read_published_ablation, smallest_within_margin, subset_name
+from hmviz.studies.runner import RUNS_DIR
 from hmviz.training import TrainOptions, train
 from tests.conftest import ROOT, shared_path
 
@@ -71,6 +65,11 @@ def test_smallest_within_margin_picks_fewest_marks_then_best():
     assert smallest_within_margin(t, 0.02)["marks"] == "A"
     assert smallest_within_margin(t, 0.01)["marks"] == "B+C"  # both pairs qualify: the better one
     assert smallest_within_margin(t, 0.0)["marks"] == "A+B+C"
+    # With a validation column the choice is made on validation, not test: "C" is worst on test but
+    # within the margin on validation, so it is the answer.
+    t2 = t.assign(valid_mean=[0.90, 0.80, 0.80, 0.70, 0.895])
+    assert smallest_within_margin(t2, 0.01)["marks"] == "C"
+    assert smallest_within_margin(t2, 0.01, on="test")["marks"] == "B+C"
     with pytest.raises(HmvizError, match="margin"):
         smallest_within_margin(t, -1)
     with pytest.raises(DataError, match="all-marks"):
@@ -78,21 +77,27 @@ def test_smallest_within_margin_picks_fewest_marks_then_best():
 
 
 # ------------------------------------------------------------------------ retraining
+def _results(tmp_path):
+    return sorted((tmp_path / RUNS_DIR).glob("*/result.json"))
+
+
 def test_retrain_in_parallel_then_rerun_recomputes_nothing(small, tmp_path):
     events = []
-    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=2, progress=events.append, **TINY)
+    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, executor=make_executor("local", 2),
+                           progress=events.append, **TINY)
     assert len(events) == 7 and not any(e.from_cache for e in events) and events[-1].done == 7
     assert len(table) == 7 and set(table["marks"]) == {subset_name(s) for s in mark_subsets(THREE)}
     assert {"marks", "n_marks", "metric", "mean", "std", "n_runs", "valid_metric", "valid_mean", "seed_1",
             "rank"} <= set(table.columns)
     assert (table["metric"] == "test_auroc").all() and (table["n_runs"] == 1).all()
     assert table["rank"].is_monotonic_increasing and table["rank"].iloc[0] == 1
-    files = sorted((tmp_path / RUNS_DIR).glob("*.json"))
+    files = _results(tmp_path)
     assert len(files) == 7
     mtimes = {f: f.stat().st_mtime_ns for f in files}
 
     again = []
-    table2 = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, progress=again.append, **TINY)
+    table2 = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, executor=InlineExecutor(),
+                            progress=again.append, **TINY)
     assert all(e.from_cache for e in again) and table2.attrs["computed"] == 0 and table2.attrs["reused"] == 7
     assert {f: f.stat().st_mtime_ns for f in files} == mtimes
     pd.testing.assert_frame_equal(table2, table)
@@ -103,35 +108,45 @@ def test_retrain_in_parallel_then_rerun_recomputes_nothing(small, tmp_path):
 
 def test_interrupted_run_keeps_finished_results_and_resumes(small, tmp_path):
     seen = []
-    with pytest.raises(AblationCancelled, match="saved"):
-        ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, progress=seen.append,
-                       should_stop=lambda: len(seen) >= 3, **TINY)
-    assert len(list((tmp_path / RUNS_DIR).glob("*.json"))) == 3
+    with pytest.raises(StudyCancelled, match="cancelled"):
+        ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, executor=InlineExecutor(),
+                       progress=seen.append, should_stop=lambda: len(seen) >= 3, **TINY)
+    assert len(_results(tmp_path)) == 3
     assert len(load_ablation(tmp_path)) == 3  # the finished subsets already make a table
     resumed = []
-    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, progress=resumed.append,
-                           **TINY)
+    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, executor=InlineExecutor(),
+                           progress=resumed.append, **TINY)
     assert sum(e.from_cache for e in resumed) == 3 and table.attrs["computed"] == 4 and len(table) == 7
 
 
 def test_out_dir_with_other_settings_is_refused(small, tmp_path):
-    ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, epochs=1, marks=("H3K4me3",))
-    with pytest.raises(HmvizError, match=r"other settings \(epochs: 1 there, 2 now\)"):
-        ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, epochs=2, marks=("H3K4me3",))
-    with pytest.raises(HmvizError, match="different data"):
-        ablate_retrain(small.subset(np.arange(150)), "deepchrome", seeds=(1,), out_dir=tmp_path, n_jobs=1, epochs=1,
-                       marks=("H3K4me3",))
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["model"] == "deepchrome" and config["epochs"] == 1 and config["data"]["fingerprint"]
+    one = {"seeds": (1,), "out_dir": tmp_path, "executor": InlineExecutor(), "marks": ("H3K4me3",)}
+    ablate_retrain(small, "deepchrome", epochs=1, **one)
+    with pytest.raises(HmvizError, match=r"another study spec.*epochs: 1 there, 2 now"):
+        ablate_retrain(small, "deepchrome", epochs=2, **one)
+    with pytest.raises(HmvizError, match="fingerprint"):
+        ablate_retrain(small.subset(np.arange(150)), "deepchrome", epochs=1, **one)
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert study["identity"]["models"][0]["name"] == "deepchrome" and study["identity"]["epochs"] == 1
 
 
 def test_bad_arguments_are_clear(small):
     with pytest.raises(HmvizError, match="seeds"):
-        ablate_retrain(small, "deepchrome", seeds=(), n_jobs=1)
+        ablate_retrain(small, "deepchrome", seeds=(), executor=InlineExecutor())
     with pytest.raises(HmvizError, match="differential"):
-        ablate_retrain(small, "deepdiff", n_jobs=1)
-    with pytest.raises(DataError, match="H3K79me2"):
-        ablate_retrain(small, "deepchrome", marks=("H3K79me2",), n_jobs=1)
+        ablate_retrain(small, "deepdiff", executor=InlineExecutor())
+    with pytest.raises(HmvizError, match="H3K79me2"):
+        ablate_retrain(small, "deepchrome", marks=("H3K79me2",), executor=InlineExecutor())
+
+
+def test_retrain_needs_no_fcntl(small, tmp_path, monkeypatch):
+    """Windows has no fcntl; the old ablation imported it for a lock file and crashed there."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` now raises ImportError
+    table = ablate_retrain(small, "deepchrome", seeds=(1,), out_dir=tmp_path, executor=InlineExecutor(),
+                           epochs=1, marks=("H3K4me3",))
+    assert len(table) == 1 and not list(tmp_path.glob(".lock"))
 
 
 # --------------------------------------------------------------------------- masking
@@ -212,10 +227,10 @@ def test_zeros_baseline_means_no_reads(trained, sample):
 def test_cli_retrain_round_trip(tmp_path, capsys):
     out = tmp_path / "abl"
     argv = ["ablate", "--data", str(ROOT / "sample_data"), "--model", "deepchrome", "--out", str(out),
-            "--seeds", "1", "--epochs", "1", "--marks", "H3K4me3,H3K4me1", "--jobs", "1", "--quiet"]
+            "--seeds", "1", "--epochs", "1", "--marks", "H3K4me3,H3K4me1", "--workers", "1", "--quiet"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "smallest subset within 0.01 of all marks" in printed
+    assert "smallest subset within 0.01 of all marks" in printed and "chosen on validation" in printed
     table = pd.read_csv(out / "ablation.csv")
     assert list(table.columns) == ["marks", "n_marks", "metric", "mean", "std", "n_runs", "valid_metric",
                                    "valid_mean", "seed_1", "rank"]
@@ -237,7 +252,9 @@ def test_cli_mask_round_trip(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--seeds", "0"], "--seeds must be at least 1"),
-    (["--mode", "mask", "--jobs", "2"], "--jobs applies to --mode retrain only"),
+    (["--mode", "mask", "--workers", "2"], "--workers applies to --mode retrain only"),
+    (["--mode", "mask", "--set", "dropout=0.1"], "--set applies to --mode retrain only"),
+    (["--set", "dropot=0.1"], "no setting 'dropot'"),
     (["--mode", "sideways"], "invalid choice"),
     (["--model", "nonet"], "Unknown model 'nonet'"),
 ])
@@ -248,15 +265,39 @@ def test_cli_bad_flags_are_one_error_line(tmp_path, capsys, extra, message):
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
 
 
+def test_cli_ablate_takes_set_for_a_ten_bin_table(small, tmp_path, capsys):
+    """DeepChrome's default kernel and pool do not fit 10 bins; --set makes the ablation possible."""
+    from hmviz.data.io import write_long
+
+    ten = dataclasses.replace(small, signal=np.ascontiguousarray(small.signal[:, 45:55, :]),
+                              tss_bin=small.tss_bin - 45)
+    write_long(ten, tmp_path / "ten.csv")
+    base = ["ablate", "--data", str(tmp_path / "ten.csv"), "--model", "deepchrome", "--seeds", "1", "--epochs",
+            "1", "--marks", "H3K4me3,H3K36me3", "--workers", "1", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "default")]) == 2  # every run fails with the defaults
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "set"), "--set", "kernel_size=3", "--set", "pool_size=2"]) == 0
+    table = pd.read_csv(tmp_path / "set" / "ablation.csv")
+    assert len(table) == 3 and table["mean"].notna().all()
+    card = json.loads(next((tmp_path / "set" / RUNS_DIR).glob("*/model_card.json")).read_text())
+    assert card["config"]["kernel_size"] == 3 and card["config"]["pool_size"] == 2 and card["n_bins"] == 10
+
+
 # ------------------------------------------------------------------------- published
 def test_published_table_reads_as_an_ablation_table():
     path = shared_path("published", "pairwise_E066_HepG2_results.csv")
     table = read_published_ablation(path, cell="E066")
     assert len(table) == 31 and table["n_marks"].max() == 5
     assert table.loc[table["marks"] == "H3K9me3", "mean"].item() == pytest.approx(0.5684)
-    assert smallest_within_margin(table, 0.01)["n_marks"] == 1
+    assert smallest_within_margin(table, 0.01, on="test")["n_marks"] == 1
+    best = smallest_within_margin(table, 0.01)  # on the published validation accuracy
+    assert best["chosen_on"] == "valid_mean" and best["valid_mean"] >= reference_valid(table) - 0.01
     with pytest.raises(DataError, match="E066, HepG2"):
         read_published_ablation(path)
+
+
+def reference_valid(table):
+    return table.loc[table["n_marks"].idxmax(), "valid_mean"]
 
 
 def test_masking_a_ranker_on_other_data_evaluates_every_gene(small, sample):
