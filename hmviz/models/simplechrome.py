@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from hmviz.models._common import ModelConfig, OptimizerName, check_input
+from hmviz.models._common import ModelConfig, OptimizerName, check_input, gaussian_like
 
 
 @dataclass(kw_only=True)
@@ -80,6 +80,8 @@ class SimpleChromeVAE(nn.Module):
     ``encode(x) -> (mu, logvar)`` each ``(batch, latent)``; ``decode(z) -> (batch, bins, marks)``;
     ``forward(x)`` = ``reconstruct(x)`` = ``decode(mu)``.
     """
+
+    generator: torch.Generator | None = None  # the run's generator for the sampled z (use_generator)
 
     def __init__(self, config: SimpleChromeConfig) -> None:
         super().__init__()
@@ -134,7 +136,7 @@ class SimpleChromeVAE(nn.Module):
         so validation losses are deterministic.
         """
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        z = mu + gaussian_like(mu, self.generator) * torch.exp(0.5 * logvar) if self.training else mu
         reconstruction = torch.mean((self.decode(z) - x) ** 2)
         kl = (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)).mean()
         return reconstruction + self.config.kl_weight * kl
