@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmviz.atomic import atomic_output
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError, ModelError
 from hmviz.explain._baselines import Baseline, make_baseline
@@ -236,17 +237,11 @@ def reference_row(table: pd.DataFrame) -> pd.Series:
 
 # ------------------------------------------------------------------------ retraining
 def _json_write_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _run_file(runs_dir: Path, subset: tuple[str, ...], seed: int) -> Path:
