@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hmviz import resources
 from hmviz.errors import HmvizError
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_DIR = ROOT / "models"
-SAMPLE_DIR = ROOT / "sample_data"
+BUNDLED_DIR = resources.bundled_models()  # models/ of a checkout, or the copy inside an installed hmviz
+SAMPLE_DIR = resources.sample_data()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hmviz.errors import ModelError
+from hmviz.resources import shipped_or_given
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -101,7 +102,7 @@ def save_model(model: torch.nn.Module, card: dict, out_dir: str | Path, *, overw
 
 def read_card(model_dir: str | Path) -> dict:
     """The model card of a model directory (or of the card file itself)."""
-    path = Path(model_dir)
+    path = shipped_or_given(model_dir)
     card_path = path if path.is_file() and path.suffix == ".json" else path / CARD_FILE
     if path.is_file() and path.suffix.lower() in _PICKLE_SUFFIXES:
         raise ModelError(
@@ -134,7 +135,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tup
     """
     from hmviz.models import build_from_config
 
-    model_dir = Path(model_dir)
+    model_dir = shipped_or_given(model_dir)  # `models/<name>` names a bundled model from any folder
     card = read_card(model_dir)
     if model_dir.is_file():
         model_dir = model_dir.parent
