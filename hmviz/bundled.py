@@ -106,7 +106,7 @@ def _write_readme(out_dir: Path) -> None:
         size = (path / "model.safetensors").stat().st_size / 1e6
         rows.append(f"| `{name}` | {card['task']} | {main} = {m.get(main, float('nan')):.3f} | "
                     f"{card['training']['best_epoch']}/{card['training']['epochs_max']} | {card['seed']} | {size:.1f} MB |")
-    slowest = max(seconds, key=seconds.get)
+    slowest = max(seconds, key=lambda name: seconds[name])
     timing = (f"{sum(seconds.values()) / 60:.1f} minutes for all {len(seconds)} together when these were made, "
               f"the longest {slowest} ({seconds[slowest]:.0f} s)")
     text = f"""# Bundled models

@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 import torch
 from torch import nn
@@ -171,7 +171,7 @@ def use_generator(model: nn.Module, generator: torch.Generator | None) -> nn.Mod
     attribute) draw from ``generator`` (``None``: from torch's global generator again)."""
     for module in model.modules():
         if hasattr(module, "generator"):
-            module.generator = generator
+            cast(Any, module).generator = generator
     return model
 
 
@@ -201,5 +201,5 @@ def lstm_impl_used(model: nn.Module, device: torch.device | str) -> str | None:
     """How ``model``'s per-mark LSTMs run on ``device`` (``"native"``, ``"grouped"``, ...; several
     joined by ``+``), or ``None`` for a model without them. Recorded in the model card."""
     device = torch.device(device)
-    impls = sorted({m.resolved_impl(device) for m in model.modules() if hasattr(m, "resolved_impl")})
+    impls = sorted({cast(Any, m).resolved_impl(device) for m in model.modules() if hasattr(m, "resolved_impl")})
     return "+".join(impls) or None

@@ -108,7 +108,8 @@ class SimpleChromeVAE(nn.Module):
             for module in self.modules():
                 if isinstance(module, (nn.Conv1d, nn.Linear)):
                     module.weight.normal_(0.0, c.init_std)
-                    module.bias.zero_()
+                    if module.bias is not None:
+                        module.bias.zero_()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(batch, bins, marks)`` -> ``(mu, logvar)``, each ``(batch, latent)``."""
