@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = {"bilstm_train_pass": lstm_train, "bilstm_inference_pass": lstm_infer, "model_train_pass": model_train}
     best = {(t, i): float("inf") for t in tasks for i in impls}
-    for t, fn in tasks.items():
+    for fn in tasks.values():
         for i in impls:
             fn(i)  # warm-up
     for _ in range(args.reps):

@@ -39,6 +39,21 @@ def tiny_table(tmp_path: Path) -> Path:
     return write_long(dataset, tmp_path / "tiny.csv.gz")
 
 
+@pytest.fixture
+def buildable() -> None:
+    """Skip where the kernel is not built at all (no compiler, not Linux x86_64, HMVIZ_NATIVE=0)."""
+    if _native._missing_tool() is not None:
+        pytest.skip(f"the kernel is not built on this machine: {_native._missing_tool()}")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch, buildable) -> Path:
+    """A process that has not tried to load the kernel yet, with an empty build cache."""
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setenv("HMVIZ_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -64,12 +79,8 @@ def test_clean_stale_removes_what_killed_builds_left_and_keeps_live_and_finished
     assert live.exists() and finished.exists() and not dead.exists() and not old_style.exists()
 
 
-def test_a_failing_build_logs_one_line_and_falls_back_in_bounded_time(tmp_path, monkeypatch, caplog) -> None:
+def test_a_failing_build_logs_one_line_and_falls_back_in_bounded_time(fresh_cache, monkeypatch, caplog) -> None:
     """A compiler that fails (here `false`) ends the child build; load() returns None with the reason."""
-    if _native._missing_tool() is not None:
-        pytest.skip(f"the kernel is not built on this machine: {_native._missing_tool()}")
-    monkeypatch.setattr(_native, "_state", {})
-    monkeypatch.setenv("HMVIZ_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", "false")
     t0 = time.perf_counter()
     with caplog.at_level(logging.WARNING, logger=_native.__name__):
@@ -78,14 +89,10 @@ def test_a_failing_build_logs_one_line_and_falls_back_in_bounded_time(tmp_path, 
     assert _native.unavailable_reason().startswith("building _bilstm_native.cpp failed")
     unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(unavailable) == 1 and "\n" not in unavailable[0].getMessage()
-    assert not [p for p in (tmp_path / "native").iterdir() if p.name.startswith(".tmp-")]  # nothing left behind
+    assert not [p for p in (fresh_cache / "native").iterdir() if p.name.startswith(".tmp-")]  # nothing left behind
 
 
-def test_the_build_time_limit_stops_the_compiler_and_falls_back(tmp_path, monkeypatch) -> None:
-    if _native._missing_tool() is not None:
-        pytest.skip(f"the kernel is not built on this machine: {_native._missing_tool()}")
-    monkeypatch.setattr(_native, "_state", {})
-    monkeypatch.setenv("HMVIZ_CACHE_DIR", str(tmp_path))
+def test_the_build_time_limit_stops_the_compiler_and_falls_back(fresh_cache, monkeypatch) -> None:
     monkeypatch.setenv("HMVIZ_NATIVE_BUILD_TIMEOUT", "1")
     t0 = time.perf_counter()
     assert _native.load() is None
@@ -116,14 +123,13 @@ def _wait_for(predicate, seconds: float) -> bool:
     return False
 
 
-def test_train_attentivechrome_finishes_after_a_build_was_killed_midway(tmp_path: Path, tiny_table: Path) -> None:
+def test_train_attentivechrome_finishes_after_a_build_was_killed_midway(tmp_path: Path, tiny_table: Path,
+                                                                      buildable) -> None:
     """Kill a build while torch holds its lock, then train AttentiveChrome for one epoch from the CLI.
 
     Before: the killed build's ``lock`` stayed in the build directory and every later LSTM run waited
     on it forever. Now the run ends in bounded time (here the rebuild is given 3 s, then falls back),
     and the card records the implementation used."""
-    if _native._missing_tool() is not None:
-        pytest.skip(f"the kernel is not built on this machine: {_native._missing_tool()}")
     cache = tmp_path / "cache"
     build = subprocess.Popen([sys.executable, "-m", "hmviz.models._native", "--quiet"], env=_env(cache),
                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
