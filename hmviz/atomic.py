@@ -14,12 +14,17 @@
 * Leftovers of killed writers (hidden ``.NAME.<pid>.<tag>.tmp``/``.old`` siblings) are removed by
   the next writer of the same output, under the lock, so they can never belong to a live writer.
 
+* :func:`atomic_output`: write one file all at once (a temporary file beside it, then
+  ``os.replace``), with the permissions of a new file under the umask (``new_file_mode``), not the
+  ``0600`` that ``tempfile.mkstemp`` gives, so collaborators can read what hmviz writes.
+
 Test hook: the environment variable ``HMVIZ_KILL_AT=<point>`` makes the process SIGKILL itself at
 that named point of a save (see :func:`kill_point`); used by the kill tests only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -28,6 +33,7 @@ import re
 import secrets
 import shutil
 import signal
+import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -263,3 +269,26 @@ def replace_dir(new: Path, path: Path) -> None:
         raise
     kill_point("after_swap")
     shutil.rmtree(old, ignore_errors=True)
+
+
+def new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder to write to; on success it replaces ``path``
+    (with :func:`new_file_mode` permissions), on any error it is removed."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

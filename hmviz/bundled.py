@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hmviz import resources
 from hmviz.errors import HmvizError
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_DIR = ROOT / "models"
-SAMPLE_DIR = ROOT / "sample_data"
+BUNDLED_DIR = resources.bundled_models()  # models/ of a checkout, or the copy inside an installed hmviz
+SAMPLE_DIR = resources.sample_data()
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _write_readme(out_dir: Path) -> None:
             value += f", test_pearson_r = {m.get('test_pearson_r', float('nan')):.3f}"
         rows.append(f"| `{name}` | {card['task']} | {value} | "
                     f"{card['training']['best_epoch']}/{card['training']['epochs_max']} | {card['seed']} | {size:.1f} MB |")
-    slowest = max(seconds, key=seconds.get)
+    slowest = max(seconds, key=lambda name: seconds[name])
     timing = (f"{sum(seconds.values()) / 60:.1f} minutes for all {len(seconds)} together when these were made, "
               f"the longest {slowest} ({seconds[slowest]:.0f} s)")
     text = f"""# Bundled models

@@ -30,6 +30,7 @@ from hmviz import limits
 from hmviz.atomic import clean_leftovers, kill_point, output_lock, replace_dir, temp_sibling
 from hmviz.errors import HmvizError, ModelError
 from hmviz.model_size import check_model_size
+from hmviz.resources import shipped_or_given
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
@@ -129,7 +130,7 @@ def _fsync(path: Path) -> None:
 
 def read_card(model_dir: str | Path) -> dict:
     """The model card of a model directory (or of the card file itself)."""
-    path = Path(model_dir)
+    path = shipped_or_given(model_dir)
     card_path = path if path.is_file() and path.suffix == ".json" else path / CARD_FILE
     if path.is_file() and path.suffix.lower() in _PICKLE_SUFFIXES:
         raise ModelError(
@@ -227,7 +228,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tup
     """
     from hmviz.models import build_from_config
 
-    model_dir = Path(model_dir)
+    model_dir = shipped_or_given(model_dir)  # `models/<name>` names a bundled model from any folder
     card = read_card(model_dir)
     if model_dir.is_file():
         model_dir = model_dir.parent

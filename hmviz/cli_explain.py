@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hmviz import limits
+from hmviz.atomic import atomic_output
 from hmviz.cli import verb
 from hmviz.cli_model import _add_data_args, _read
 from hmviz.errors import HmvizError
@@ -61,17 +60,11 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     if suffix not in _SUFFIXES:
         raise HmvizError(f"Cannot tell the format of '{path}'; end the file name with .csv, .tsv or .parquet.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:  # readable as any new file (umask), not mkstemp's 0600
         if suffix in (".parquet", ".pq"):
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -47,12 +47,20 @@ EVAL_BATCH = 128
 
 # --------------------------------------------------------------------------- basics
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) from one number; cuDNN made deterministic."""
+    """Seed Python, NumPy and torch (CPU and CUDA) from one number; cuDNN made deterministic.
+
+    For scripts only: it reseeds the whole process. :func:`train` does not call it; a run draws
+    from its own generators (:func:`hmviz.models._common.seeded_init`), so runs in threads of one
+    process are independent."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+    _deterministic_kernels()
+
+
+def _deterministic_kernels() -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
 
@@ -731,18 +739,22 @@ def train(
     """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
     from hmviz.model_size import check_model_size
     from hmviz.models import build_model, get_spec
+    from hmviz.models._common import lstm_impl_used, seeded_init, use_generator
 
     spec = get_spec(options.model)
     options.validate()
     device = choose_device(options.device)
-    seed_everything(options.seed)
+    _deterministic_kernels()
     prep = _prepare(dataset, options, spec)
     dataset, first, rule, threshold, transform = prep.dataset, prep.first, prep.rule, prep.threshold, prep.transform
     fingerprint, source = prep.fingerprint, prep.source
 
     check_model_size(options.model, {"n_marks": first.n_marks, "n_bins": first.n_bins, **options.model_overrides},
                      "the model settings (--set)")
-    model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
+    # This run's randomness only (weights from its seed, then its own generator): see hmviz.models._common.
+    with seeded_init(options.seed, device) as generator:
+        model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
+    use_generator(model, generator[0])
     model.to(device)
     task = _make_task(dataset, options, spec, device, transform, rule, threshold)
 
@@ -782,6 +794,7 @@ def train(
     train_seconds = time.perf_counter() - t_start
     for p in model.parameters():
         p.requires_grad_(True)
+    use_generator(model, None)
 
     metrics = {task.metric_name: best_metric, "best_epoch": best_epoch}
     metrics.update(task.test_metrics(model))
@@ -814,6 +827,7 @@ def train(
             "patience": options.patience,
             "early_stopping": "no new best validation loss or metric for `patience` epochs",
             "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
+            **({"bin_lstm_impl": impl} if (impl := lstm_impl_used(model, device)) else {}),
             **({"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
                if spec.task == "ranking" else {}),
         },
@@ -879,8 +893,7 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
     from hmviz.models.baselines import baseline_label, fit_baseline
 
     spec = get_spec(options.model)
-    seed_everything(options.seed)
-    prep = _prepare(dataset, options, spec)
+    prep = _prepare(dataset, options, spec)  # every draw takes options.seed; nothing global is reseeded
     task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
     idx, vidx = torch.as_tensor(task.train_idx), torch.as_tensor(task.valid_idx)
     if spec.task == "differential":

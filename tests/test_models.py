@@ -693,3 +693,86 @@ def test_baseline_errors() -> None:
         fit_baseline("logistic", x.numpy(), np.zeros(10))
     with pytest.raises(ModelError, match="genes, bins, marks"):
         fit_baseline("logistic", x.numpy()[:, :, 0], y.numpy())
+
+
+# -- randomness of one run (hmviz.models._common) ---------------------------------------------------
+def test_dropout_with_a_generator_gives_exactly_nn_dropout_from_the_same_state() -> None:
+    from hmviz.models._common import Dropout
+
+    x = torch.randn(64, 30, 5, requires_grad=True)
+    generator = torch.Generator().manual_seed(7)
+    ours = Dropout(0.3)
+    ours.generator = generator
+    torch.manual_seed(7)
+    expected = nn.Dropout(0.3)(x)
+    got = ours(x)
+    assert torch.equal(got, expected)
+    assert 0.2 < float((got == 0).float().mean()) < 0.4  # really drops about p of the values
+    g_exp, = torch.autograd.grad(expected.sum(), x)
+    g_got, = torch.autograd.grad(got.sum(), x)
+    assert torch.equal(g_got, g_exp)
+    assert torch.equal(ours.eval()(x), x)  # evaluation: identity
+
+
+def _train_weights(name: str, seed: int, dataset, barrier=None) -> dict[str, torch.Tensor]:
+    import threading
+
+    from hmviz.training import TrainOptions, train
+
+    def in_step(_event) -> None:  # both runs take their steps in lockstep, so their draws interleave
+        if barrier is not None:
+            try:
+                barrier.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+
+    options = TrainOptions(model=name, epochs=2, seed=seed, device="cpu", batch_size=16, patience=0,
+                           model_overrides={"dropout": 0.5})
+    return train(dataset, options, progress=in_step).model.state_dict()
+
+
+def test_two_runs_in_threads_are_independent_and_each_equals_its_run_alone(one_torch_thread) -> None:
+    """Two models trained at once in one process (as two users of the app) give bit for bit what
+    each gives alone: the seed of one run does not move the other's weights, dropout or batches."""
+    import threading
+
+    from hmviz.data.synthetic import make_sample_dataset
+
+    dataset, _ = make_sample_dataset(n_genes=80, seed=0)
+    alone = {seed: _train_weights("deepchrome", seed, dataset) for seed in (1, 2)}
+    barrier = threading.Barrier(2)
+    together: dict[int, dict] = {}
+    errors: list[BaseException] = []
+
+    def run(seed: int) -> None:
+        try:
+            together[seed] = _train_weights("deepchrome", seed, dataset, barrier)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for seed in (1, 2):
+        assert together[seed].keys() == alone[seed].keys()
+        for key in alone[seed]:
+            assert torch.equal(together[seed][key], alone[seed][key]), (seed, key)
+    assert not torch.equal(alone[1]["fc1.weight"], alone[2]["fc1.weight"])
+
+
+def test_training_leaves_the_process_random_state_alone() -> None:
+    from hmviz.data.synthetic import make_sample_dataset
+    from hmviz.training import TrainOptions, train
+
+    dataset, _ = make_sample_dataset(n_genes=40, seed=0)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected_torch, expected_np = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    train(dataset, TrainOptions(model="simplechrome", epochs=1, seed=5, device="cpu"))
+    assert torch.equal(torch.rand(3), expected_torch)
+    assert np.array_equal(np.random.rand(3), expected_np)

@@ -27,6 +27,7 @@ from hmviz.data.formats._files import missing_file_error, peek, sniff_delimiter,
 from hmviz.data.formats.expression import attach_expression, read_expression
 from hmviz.data.validation import listing
 from hmviz.errors import DataError
+from hmviz.resources import shipped_or_given
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def expand(given: Sequence[PathLike]) -> list[Path]:
     """Files named, and the data files inside folders named (split files in train/valid/test order)."""
     files: list[Path] = []
     for item in given:
-        path = Path(item)
+        path = shipped_or_given(item)  # `sample_data` names the shipped sample from any folder
         if not path.exists():
             raise missing_file_error(path)
         if not path.is_dir():

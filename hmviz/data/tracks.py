@@ -257,7 +257,11 @@ class BigWigTrack(Track):
 
     def __init__(self, mark: str, path: Path) -> None:
         super().__init__(mark, path)
-        import pyBigWig
+        try:
+            import pyBigWig
+        except ImportError:
+            raise DataError(f"{path}: reading bigWig tracks needs pyBigWig, which is not installed; install "
+                            "hmviz's [tracks] extra (pip install 'hmviz[tracks]'), or give bedGraph tracks.") from None
 
         # Check the signature first: on a failed open libBigWig prints its own lines to stderr.
         with open(path, "rb") as fh:

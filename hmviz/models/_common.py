@@ -5,18 +5,29 @@ shape (``n_marks``, ``n_bins``), every architectural hyperparameter and the trai
 (``optimizer``, ``lr``, ``batch_size``, ``epochs``, ``grad_clip``, ``weight_decay``) that the
 training engine reads. ``dataclasses.asdict(config)`` is JSON-serialisable and
 ``Config.from_dict(d)`` rebuilds it.
+
+Randomness of a training run (see :func:`seeded_init`, :class:`Dropout`, :func:`use_generator`):
+weights are initialised from torch's global generator seeded with the run's seed, under a process
+lock and inside ``torch.random.fork_rng`` (so no other run's draws interleave and the process's own
+state is left as it was); every draw after that (dropout masks, SimpleChrome's VAE noise) comes from
+the run's own ``torch.Generator``, which continues the same stream. Two runs in one process, in two
+threads, are therefore independent, and each gives bit for bit what it gives alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import threading
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 import torch
+from torch import nn
 
 from hmviz.errors import ModelError
 
@@ -121,3 +132,74 @@ def check_input(x: torch.Tensor, n_bins: int, n_marks: int, model_name: str) -> 
         )
     if not x.is_floating_point():
         raise ModelError(f"{model_name} expects floating-point input (float32), got {x.dtype}. Use x.float().")
+
+
+# -- randomness of one run ---------------------------------------------------------------------------
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int) -> Iterator[torch.Generator]:
+    """Draws from torch's global CPU generator inside the block start at ``seed`` and are not
+    interleaved with those of any other thread inside such a block; the process's generator state is
+    restored afterwards. Yields a fresh ``torch.Generator`` that, when the block ends, continues the
+    seeded stream where the block left it."""
+    follow_on = torch.Generator()
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield follow_on
+        follow_on.set_state(torch.default_generator.get_state())
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int, device: torch.device | str = "cpu") -> Iterator[list[torch.Generator]]:
+    """Build a model inside this block: its initial weights come from ``seed`` alone.
+
+    Yields a list that holds, once the block has ended, the run's generator on ``device`` for every
+    later draw (give it to :func:`use_generator`). On the CPU it continues the stream the weights
+    were drawn from, so a run gives the same numbers as one that seeds the global generator once and
+    draws everything from it; on a GPU it is a CUDA generator seeded with ``seed``."""
+    out: list[torch.Generator] = []
+    with seeded_global_rng(seed) as follow_on:
+        yield out
+    device = torch.device(device)
+    out.append(follow_on if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed))
+
+
+def use_generator(model: nn.Module, generator: torch.Generator | None) -> nn.Module:
+    """Make every random layer of ``model`` (:class:`Dropout` and others with a ``generator``
+    attribute) draw from ``generator`` (``None``: from torch's global generator again)."""
+    for module in model.modules():
+        if hasattr(module, "generator"):
+            cast(Any, module).generator = generator
+    return model
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that draws its mask from ``self.generator`` when one is set (a run's own
+    ``torch.Generator``; see :func:`use_generator`), else from torch's global generator.
+
+    With a CPU generator in the same state as the global one it gives exactly ``nn.Dropout``'s
+    output (the same Bernoulli draw, scaled by ``1 / (1 - p)``)."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.generator is None or not self.training or self.p == 0 or x.numel() == 0:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        noise = torch.empty_like(x).bernoulli_(keep, generator=self.generator).div_(keep)
+        return x * noise
+
+
+def gaussian_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` from ``generator`` (``None``: torch's global one)."""
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def lstm_impl_used(model: nn.Module, device: torch.device | str) -> str | None:
+    """How ``model``'s per-mark LSTMs run on ``device`` (``"native"``, ``"grouped"``, ...; several
+    joined by ``+``), or ``None`` for a model without them. Recorded in the model card."""
+    device = torch.device(device)
+    impls = sorted({cast(Any, m).resolved_impl(device) for m in model.modules() if hasattr(m, "resolved_impl")})
+    return "+".join(impls) or None

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from hmviz.models._attention import ContextAttention
-from hmviz.models._common import ModelConfig, OptimizerName, check_input
+from hmviz.models._common import Dropout, ModelConfig, OptimizerName, check_input
 from hmviz.models._recurrent import BinLSTMImpl, PerMarkBiLSTM
 
 
@@ -109,7 +109,7 @@ class BinLevelEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.lstm = PerMarkBiLSTM(n_marks, hidden, impl=impl)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attention = ContextAttention(2 * hidden, n_groups=n_marks, init_range=init_range)
         self.out_dim = 2 * hidden
 
@@ -130,7 +130,7 @@ class MarkLevelEncoder(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 16, dropout: float = 0.0, init_range: float = 0.1) -> None:
         super().__init__()
         self.lstm = nn.LSTM(in_dim, hidden, bidirectional=True, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attention = ContextAttention(2 * hidden, init_range=init_range)
         self.out_dim = 2 * hidden
 

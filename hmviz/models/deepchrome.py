@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from hmviz.errors import ModelError
-from hmviz.models._common import ModelConfig, OptimizerName, check_input
+from hmviz.models._common import Dropout, ModelConfig, OptimizerName, check_input
 
 
 @dataclass(kw_only=True)
@@ -87,7 +87,7 @@ class DeepChrome(nn.Module):
         self.conv = nn.Conv1d(c.n_marks, c.n_filters, kernel_size=c.kernel_size)
         self.conv_relu = nn.ReLU()
         self.pool = nn.MaxPool1d(c.pool_size)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(c.n_filters * c.pooled_length, c.hidden1)
         self.fc1_relu = nn.ReLU()

@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from hmviz.models._common import ModelConfig, OptimizerName, check_input
+from hmviz.models._common import ModelConfig, OptimizerName, check_input, gaussian_like
 
 
 @dataclass(kw_only=True)
@@ -81,6 +81,8 @@ class SimpleChromeVAE(nn.Module):
     ``forward(x)`` = ``reconstruct(x)`` = ``decode(mu)``.
     """
 
+    generator: torch.Generator | None = None  # the run's generator for the sampled z (use_generator)
+
     def __init__(self, config: SimpleChromeConfig) -> None:
         super().__init__()
         c = config
@@ -106,7 +108,8 @@ class SimpleChromeVAE(nn.Module):
             for module in self.modules():
                 if isinstance(module, (nn.Conv1d, nn.Linear)):
                     module.weight.normal_(0.0, c.init_std)
-                    module.bias.zero_()
+                    if module.bias is not None:
+                        module.bias.zero_()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(batch, bins, marks)`` -> ``(mu, logvar)``, each ``(batch, latent)``."""
@@ -134,7 +137,7 @@ class SimpleChromeVAE(nn.Module):
         so validation losses are deterministic.
         """
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        z = mu + gaussian_like(mu, self.generator) * torch.exp(0.5 * logvar) if self.training else mu
         reconstruction = torch.mean((self.decode(z) - x) ** 2)
         kl = (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)).mean()
         return reconstruction + self.config.kl_weight * kl
