@@ -180,7 +180,7 @@ def test_a_gzip_bomb_stops_at_the_limit_with_bounded_memory(tmp_path):
     code = ("import resource, sys; from hmviz.cli import main; rc = main(['validate', sys.argv[1]]); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=ROOT)
+                          timeout=400, cwd=ROOT)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert lines[0].startswith("error: ") and "HMVIZ_MAX_INPUT_MB" in lines[0]
