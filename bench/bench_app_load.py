@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -107,7 +108,8 @@ def start_training(browser, url: str, epochs: int):
     for name, value in (("Epochs (at most)", epochs), ("Patience (epochs)", 0)):
         box = page.get_by_role("spinbutton", name=name)
         run_and_wait(page, lambda box=box, value=value: (box.fill(str(value)), box.press("Enter")), timeout_ms=180_000)
-    run_and_wait(page, lambda: page.get_by_role("button", name="Train", exact=True).click(), timeout_ms=180_000)
+    page.get_by_role("button", name="Train", exact=True).click()  # its job panel then reruns every 0.5 s
+    page.get_by_text(re.compile("Waiting for a free worker|Preparing the data|Training: epoch")).first.wait_for()
     return page
 
 

@@ -287,7 +287,7 @@ def test_fresh_server_deep_link_hostile_parameters_then_a_clean_stop(browser, tm
         epochs = page.get_by_role("spinbutton", name="Epochs (at most)")
         run_and_wait(page, lambda: (epochs.fill("1"), epochs.press("Enter")))
         page.get_by_role("button", name="Train", exact=True).click()
-        expect(page.get_by_text("Training finished")).to_be_visible(timeout=180_000)
+        expect(page.get_by_text("Training finished")).to_be_visible(timeout=600_000)
         assert not [u for u in outside if "host.example" in u or "evil.example" in u], outside
     finally:
         page.context.close()
