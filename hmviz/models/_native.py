@@ -130,7 +130,7 @@ def load():
                 text = str(exc).strip()
                 reason = f"building {SOURCE.name} failed: {text.splitlines()[-1] if text else type(exc).__name__}"
         _state["reason"] = reason
-        log.warning("hmviz: compiled LSTM kernel unavailable (%s); using the slower eager recurrence", reason)
+        log.warning("hmviz: compiled LSTM kernel unavailable (%s); using the eager recurrence", reason)
         return None
 
 
