@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from ray_cluster_check import env, start_commands, worker_raylet_pids  # noqa: E402
+from ray_cluster_check import env, start_cluster, worker_raylet_pids  # noqa: E402
 
 
 def write_inputs(work: Path, genes: int) -> None:
@@ -73,8 +73,7 @@ def main() -> int:
     if not args.no_ray:
         address = f"127.0.0.1:{args.port}"
         try:
-            for cmd in start_commands(args.port):
-                subprocess.run(cmd, env=env(), check=True, capture_output=True, timeout=300)
+            start_cluster(args.port)
             assert len(worker_raylet_pids()) == 1, "expected a head and one worker node"
             wall, t = timed_study(work, "ray", ["--executor", "ray", "--address", address])
             rows.append(("Ray, 2 nodes x 1 CPU", 2, len(t), wall, t["seconds"].mean()))

@@ -73,6 +73,21 @@ def start_commands(port: int) -> list[list[str]]:
             ["ray", "start", f"--address=127.0.0.1:{port}", *common, *ports(port + 10)]]
 
 
+def start_cluster(port: int, tries: int = 3) -> None:
+    """Start the head and the worker node; on a failed start (a loaded machine: a raylet gives up waiting for
+    its agents after about a minute) stop everything and start again, up to ``tries`` times."""
+    for attempt in range(1, tries + 1):
+        for cmd, what in zip(start_commands(port), ("head node", "worker node")):
+            r = sh(cmd, timeout=300)
+            if r.returncode:
+                print(f"ray start ({what}) failed (try {attempt} of {tries}): {r.stderr.strip()[-300:]}", flush=True)
+                subprocess.run(["ray", "stop", "--force"], env=env(), capture_output=True, timeout=120)
+                break
+        else:
+            return
+    fail(f"could not start the two-node cluster in {tries} tries")
+
+
 def worker_raylet_pids() -> list[int]:
     """PIDs of raylets of non-head nodes on this machine."""
     out = []
@@ -120,10 +135,7 @@ def main() -> int:
     study = [sys.executable, "-m", "hmviz", "study", "run", "spec.toml", "--out", str(out), "--executor", "ray",
              "--address", address, "--quiet"]
     try:
-        for cmd, what in zip(start_commands(args.port), ("head node", "worker node")):
-            r = sh(cmd, timeout=300)
-            if r.returncode:
-                fail(f"ray start ({what}) failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        start_cluster(args.port)
         workers = worker_raylet_pids()
         if len(workers) != 1:
             fail(f"expected one worker-node raylet on this machine, found {workers}")
