@@ -91,8 +91,8 @@ def cmd_perturb(args: argparse.Namespace) -> int:
                   for k, mark in enumerate(res.marks)]
         table, summary = res.to_frame(), {"mode": "scan", **res.summary()}
     else:
-        res = smallest_edit(editor, args.gene, allow, args.vs)
-        lines, table, summary = res.lines(), res.to_frame(), res.summary()
+        found = smallest_edit(editor, args.gene, allow, args.vs)
+        lines, table, summary = found.lines(), found.to_frame(), found.summary()
     if args.out:
         write_table(table, args.out)
     print("\n".join(lines))

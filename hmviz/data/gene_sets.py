@@ -57,6 +57,8 @@ def recorded_genes(record: Mapping) -> dict[str, set[str]]:
     for name in SPLITS:
         entry = record.get(name) if isinstance(record, Mapping) else None
         try:
+            if not isinstance(entry, Mapping):
+                raise TypeError
             text = zlib.decompress(base64.b64decode(entry["ids"]))
         except (TypeError, KeyError, ValueError, zlib.error):
             raise ModelError(f"The model card's record of its {name} genes is unreadable; the card was edited "

@@ -201,10 +201,10 @@ def region_bp(edit_or_region: Edit | str, window: Window, text: str | None = Non
     what = text or str(edit_or_region)
     named = window.named()
     if region in named:
-        a, b = named[region]
-        if a >= b:
+        lo, hi = named[region]
+        if lo >= hi:
             raise _fail(what, f"the window {window.span()} has no {region} region.")
-        return float(a), float(b)
+        return float(lo), float(hi)
     a, b = (float(v) for v in region.split(".."))
     if a < window.start_bp or b > window.end_bp:
         raise _fail(what, f"region {format_bp(a)}..{format_bp(b)} lies outside the window {window.span()}; give "

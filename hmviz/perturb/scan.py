@@ -87,7 +87,7 @@ class ScanResult:
                "strongest": {"mark": self.marks[m], "window_bp": [int(self.starts_bp[w]), int(self.ends_bp[w])],
                              "effect": round(float(self.effect[m, w]), 6)},
                "window_bp": self.window_bp, "n_windows": len(self.starts_bp)}
-        if self.p_after is not None:
+        if self.p_after is not None and self.p_before is not None:
             out.update(vs=self.vs, p_before=round(self.p_before, 6), p_after=round(float(self.p_after[m, w]), 6))
         return out
 

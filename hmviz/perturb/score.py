@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmviz.data.dataset import HistoneDataset
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import HmvizError
 from hmviz.explain._model_view import PairDifference, ScalarOutput, eval_view, grad_context, model_device
@@ -124,6 +125,17 @@ class PerturbResult:
         return out
 
 
+def _cells(session: ExplainSession) -> tuple[str, str]:
+    """The two cells of a two-cell session (callers check ``session.differential`` first)."""
+    assert session.cells is not None, "a two-cell model's session names its cells"
+    return session.cells
+
+
+def _other_cell(session: ExplainSession) -> HistoneDataset:
+    assert session.other is not None, "a two-cell model's session holds the second cell"
+    return session.other
+
+
 @dataclass
 class Editor:
     """A model and a dataset made ready for edits (see the module docstring).
@@ -149,10 +161,10 @@ class Editor:
         window = Window.from_card(session.card)
         dataset = session.dataset
         if session.differential:
-            cell = session.cells[1] if cell is None else str(cell)
-            if cell not in session.cells:
-                raise HmvizError(f"Cell '{cell}' is not one the model compares; choose {' or '.join(session.cells)}.")
-            dataset = session.dataset if cell == session.cells[0] else session.other
+            cell = _cells(session)[1] if cell is None else str(cell)
+            if cell not in _cells(session):
+                raise HmvizError(f"Cell '{cell}' is not one the model compares; choose {' or '.join(_cells(session))}.")
+            dataset = session.dataset if cell == _cells(session)[0] else _other_cell(session)
         elif cell is not None:
             raise HmvizError(f"{session.card['model']} models one cell type; drop the cell choice.")
         cols = [dataset.marks.index(m) for m in window.marks]
@@ -167,7 +179,7 @@ class Editor:
     @property
     def unit(self) -> str:
         if self.session.differential:
-            a, b = self.session.cells
+            a, b = _cells(self.session)
             return f"predicted log2 fold change ({b} over {a})"
         return "ranking score" if self.kind == "ranking" else "logit of high expression"
 
@@ -188,13 +200,15 @@ class Editor:
     def _other(self, rows: torch.Tensor) -> torch.Tensor:
         """A two-cell model's fixed input (the cell not edited) for ``rows``."""
         s = self.session
-        return (s.x if self.cell == s.cells[1] else s.x_other)[rows]
+        x = s.x if self.cell == _cells(s)[1] else s.x_other
+        assert x is not None  # a two-cell session has both cells' inputs
+        return x[rows]
 
     def _call(self, fn, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if not self.session.differential:
             return fn(x)
         other = self._other(rows).to(x.device)
-        return fn(other, x) if self.cell == self.session.cells[1] else fn(x, other)
+        return fn(other, x) if self.cell == _cells(self.session)[1] else fn(x, other)
 
     def score_raw(self, raw: np.ndarray, row: int | np.ndarray) -> np.ndarray:
         """Scores of raw ``(genes, bins, marks)`` signal (or one ``(bins, marks)``) in :attr:`unit`, float64.
@@ -241,7 +255,7 @@ class Editor:
         s = self.session
         if not s.differential:
             return s.labels()
-        ds = s.dataset if self.cell == s.cells[0] else s.other
+        ds = s.dataset if self.cell == _cells(s)[0] else _other_cell(s)
         if ds.expression is None:
             return None
         from hmviz.data.targets import LabelRule

@@ -302,8 +302,8 @@ def smallest_edit(editor: Editor, gene, allow, vs=None, *, max_steps: int = 40, 
         message = (f"No allowed edit suffices: neither the gradient search nor the strongest allowed edit (every allowed "
                    f"bin at 0 reads or at the training maximum of its mark, as the gradient asks) can {goal}. "
                    "Allow more marks, a wider region or the other direction.")
-        target, _, reference = _target_group(editor, sign)
-        return SearchResult(False, goal, allowed, np.zeros_like(x0), 0.0, 0.0, 0.0, [], result, target, reference,
+        target_class, _, reference = _target_group(editor, sign)
+        return SearchResult(False, goal, allowed, np.zeros_like(x0), 0.0, 0.0, 0.0, [], result, target_class, reference,
                             float("nan"), margin.evaluations, message)
     best = _line_search(margin, x0, found)
     for _ in range(rounds):
