@@ -4,11 +4,15 @@ One page per task in ``pages/``; this file only sets up navigation and the share
 current dataset and model, running jobs, the figure download format).
 """
 
-import streamlit as st
+from hmviz.runtime import configure_openmp
 
-from hmviz.models import _native
-from hmviz_app import jobs, state
-from hmviz_app.text import escape_md
+configure_openmp()  # before anything imports torch: OpenMP reads its wait policy when torch loads it
+
+import streamlit as st  # noqa: E402
+
+from hmviz.models import _native  # noqa: E402
+from hmviz_app import jobs, state  # noqa: E402
+from hmviz_app.text import escape_md  # noqa: E402
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
 

@@ -39,7 +39,7 @@ from hmviz_app.text import escape_md, in_page_words
 log = logging.getLogger("hmviz_app")
 
 #: The test metric that sums up a model of each task.
-MAIN_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_pearson_r"}
+MAIN_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_r2"}
 
 
 # ----------------------------------------------------------------------------- basics
@@ -53,11 +53,14 @@ _torch_configured = False
 
 
 def torch_threads() -> int:
-    """PyTorch threads per caller: the cores shared by the job workers plus the threads that render
-    pages (``HMVIZ_TORCH_THREADS`` overrides; 1 on 2 cores, at most 4)."""
+    """PyTorch threads per caller: the free cores (:func:`hmviz.runtime.recommended_threads`) shared by
+    the job workers plus the threads that render pages (``HMVIZ_TORCH_THREADS`` or ``HMVIZ_THREADS``
+    overrides; 1 on 2 cores)."""
+    from hmviz.runtime import recommended_threads
     from hmviz_app.jobs import worker_count
 
-    return int(os.environ.get("HMVIZ_TORCH_THREADS") or 0) or max(1, min(4, (os.cpu_count() or 2) // (worker_count() + 1)))
+    override = os.environ.get("HMVIZ_TORCH_THREADS") or os.environ.get("HMVIZ_THREADS")
+    return int(override) if override else recommended_threads(concurrent_jobs=worker_count() + 1)
 
 
 def configure_torch() -> None:

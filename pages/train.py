@@ -52,7 +52,7 @@ batch_size = c[1].number_input("Batch size", 1, 4096, key=state.sticky(f"train_b
 lr = c[2].number_input("Learning rate", 1e-6, 1.0, key=state.sticky(f"train_lr_{family}", float(config.lr)),
                        format="%.5f", step=1e-4, disabled=running)
 seed = c[3].number_input("Seed", 0, 2**31 - 1, key=state.sticky("train_seed", 1), disabled=running)
-patience = c[4].number_input("Patience (epochs)", 0, 100, key=state.sticky("train_patience", 5), disabled=running,
+patience = c[4].number_input("Patience (epochs)", 0, 100, key=state.sticky("train_patience", 10), disabled=running,
                              help="Stop after this many epochs without improvement on the validation genes (0: never).")
 marks = st.multiselect("Marks", list(ds.marks), key=state.sticky(f"train_marks_{data.key}", list(ds.marks)),
                        disabled=running)
