@@ -83,6 +83,7 @@ def pair_sentence(
         if difference == 0:
             return f"The model scores {gene_a} and {gene_b} equally (P = 0.50)."
         winner, loser, sign = (gene_a, gene_b, 1.0) if difference > 0 else (gene_b, gene_a, -1.0)
+        assert probability is not None, "a score model's pair has P(A above B)"
         p = probability if difference > 0 else 1.0 - probability
         head = f"The model ranks {winner} above {loser} (P = {p:.2f}, a {what} of {abs(difference):.2f} {unit})"
     # Every value turned into support for the winner: a positive contribution raises f, which favours
@@ -153,10 +154,10 @@ def pair_sentence(
         if len(regions) > 1:
             rs = [int(r) for r in np.argsort(-np.abs(support[:, top]), kind="stable")
                   if abs(support[r, top]) >= SHOWN * abs(totals[top])]
-            rest = float(totals[top] - support[rs, top].sum())
+            remainder = float(totals[top] - support[rs, top].sum())
             parts = [f"{num(support[r, top])}{_where(regions[r], regions)}" for r in rs]
-            if round(rest, dec) != 0:
-                parts.append(f"{num(rest)} elsewhere")
+            if round(remainder, dec) != 0:
+                parts.append(f"{num(remainder)} elsewhere")
             lead += (f", all of it{_where(regions[rs[0]], regions)}" if len(parts) == 1 else f" ({_join(parts)})")
             lead += more_or_less(rs[0], top)
         shown = {top}
