@@ -28,7 +28,7 @@ from hmviz.errors import HmvizError
 log = logging.getLogger("hmviz_app")
 
 #: How often a page showing a running job refreshes (seconds).
-POLL_SECONDS = 0.5
+POLL_SECONDS = 2.0
 #: How long a stopping server waits for cancelled jobs to reach their next check (seconds).
 STOP_WAIT_S = 20.0
 

@@ -172,8 +172,6 @@ def _progress_panel(job: jobs.Job) -> None:
                 loss = f", training loss {last.train_loss:.4f}" if last.train_loss is not None else ""
                 st.progress(min(done, 1.0), text=f"{stage}: epoch {last.epoch} of {last.epochs}, batch {last.step} of "
                                                  f"{last.steps}{loss} ({job.seconds:.0f} s)")
-                if not last.epoch_end:  # the running loss of the epoch under way, so the curve moves
-                    history = history + [{"stage": last.stage, "epoch": last.epoch, "train_loss": last.train_loss}]
             st.button("Cancel training", icon=":material/stop:", on_click=job.cancel.set, key="train_cancel")
         elif job.status == "done":
             card = job.result["card"]
@@ -188,9 +186,15 @@ def _progress_panel(job: jobs.Job) -> None:
         else:
             st.error(job.error)
         if history:
+            # Rebuilt only when an epoch ends or the job finishes (building the figure on every poll of
+            # every session held the interpreter lock against other users' pages).
             best = job.result["card"]["training"]["best_epoch"] if job.status == "done" else None
-            state.plot(training_curves(history, best_epoch=best, title="Training loss and validation metric"),
-                       "training_curves", key="train_live_curves")
+            cached = job.context.get("_curve")
+            if cached is None or cached[0] != (len(history), best):
+                cached = ((len(history), best),
+                          training_curves(history, best_epoch=best, title="Training loss and validation metric"))
+                job.context["_curve"] = cached
+            state.plot(cached[1], "training_curves", key="train_live_curves")
         if not job.running and not job.announced:
             job.announced = True
             st.rerun()  # the whole app reruns once, so that the sidebar lists the new model
