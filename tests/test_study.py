@@ -217,9 +217,8 @@ def test_subset_table_mean_and_sd_over_seeds_and_choice_on_validation():
 
 
 def test_published_ablation_drawn_beside_our_own():
-    from tests.conftest import shared_path
-
     from hmviz.studies import read_published_ablation
+    from tests.conftest import shared_path
 
     published = read_published_ablation(shared_path("published", "pairwise_E066_HepG2_results.csv"), cell="E066")
     own = published.assign(mean=published["mean"] - 0.01)
