@@ -78,7 +78,10 @@ def start_cluster(port: int, tries: int = 3) -> None:
     its agents after about a minute) stop everything and start again, up to ``tries`` times."""
     for attempt in range(1, tries + 1):
         for cmd, what in zip(start_commands(port), ("head node", "worker node")):
-            r = sh(cmd, timeout=300)
+            try:  # a raylet that gave up leaves `ray start` waiting: bound it and retry
+                r = sh(cmd, timeout=150)
+            except subprocess.TimeoutExpired:
+                r = subprocess.CompletedProcess(cmd, 124, "", "timed out after 150 s")
             if r.returncode:
                 print(f"ray start ({what}) failed (try {attempt} of {tries}): {r.stderr.strip()[-300:]}", flush=True)
                 subprocess.run(["ray", "stop", "--force"], env=env(), capture_output=True, timeout=120)
