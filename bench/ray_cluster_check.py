@@ -149,10 +149,16 @@ def main() -> int:
         driver = subprocess.Popen(study, cwd=work, env=env(), text=True, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
         deadline = time.monotonic() + args.timeout
-        while len(finished(out)) < 4:
+        # Kill the worker node once both nodes have finished runs (so it has done part of the study) and
+        # at least 4 runs are done, but not all.
+        while True:
+            done = finished(out)
+            if len(done) >= 4 and len({r.get("node") for r in done.values()} - {None}) >= 2:
+                break
             if driver.poll() is not None or time.monotonic() > deadline:
-                fail(f"the study ended or stalled before 4 runs finished:\n{driver.communicate()[0][-3000:]}")
-            time.sleep(0.2)
+                fail("the study ended or stalled before both nodes had finished runs:\n"
+                     f"{driver.communicate()[0][-3000:]}")
+            time.sleep(0.1)
         before_kill = finished(out)
         if len(before_kill) >= N_RUNS:
             fail("the study finished before the worker node could be killed; nothing was tested")
