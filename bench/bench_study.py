@@ -81,7 +81,7 @@ def main() -> int:
         finally:
             subprocess.run(["ray", "stop", "--force"], env=env(), capture_output=True, timeout=120)
     print(f"load after: {os.getloadavg()}\n")
-    print(f"| executor | slots | runs | wall (s) | runs/min | mean run (s) | overhead per run (s) |")
+    print("| executor | slots | runs | wall (s) | runs/min | mean run (s) | overhead per run (s) |")
     print("|---|---|---|---|---|---|---|")
     for name, slots, n, wall, mean in rows:
         print(f"| {name} | {slots} | {n} | {wall:.1f} | {60 * n / wall:.1f} | {mean:.2f} | {wall * slots / n - mean:.2f} |")

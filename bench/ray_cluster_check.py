@@ -78,7 +78,10 @@ def start_cluster(port: int, tries: int = 3) -> None:
     its agents after about a minute) stop everything and start again, up to ``tries`` times."""
     for attempt in range(1, tries + 1):
         for cmd, what in zip(start_commands(port), ("head node", "worker node")):
-            r = sh(cmd, timeout=300)
+            try:  # a raylet that gave up leaves `ray start` waiting: bound it and retry
+                r = sh(cmd, timeout=150)
+            except subprocess.TimeoutExpired:
+                r = subprocess.CompletedProcess(cmd, 124, "", "timed out after 150 s")
             if r.returncode:
                 print(f"ray start ({what}) failed (try {attempt} of {tries}): {r.stderr.strip()[-300:]}", flush=True)
                 subprocess.run(["ray", "stop", "--force"], env=env(), capture_output=True, timeout=120)
@@ -146,10 +149,16 @@ def main() -> int:
         driver = subprocess.Popen(study, cwd=work, env=env(), text=True, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
         deadline = time.monotonic() + args.timeout
-        while len(finished(out)) < 4:
+        # Kill the worker node once both nodes have finished runs (so it has done part of the study) and
+        # at least 4 runs are done, but not all.
+        while True:
+            done = finished(out)
+            if len(done) >= 4 and len({r.get("node") for r in done.values()} - {None}) >= 2:
+                break
             if driver.poll() is not None or time.monotonic() > deadline:
-                fail(f"the study ended or stalled before 4 runs finished:\n{driver.communicate()[0][-3000:]}")
-            time.sleep(0.2)
+                fail("the study ended or stalled before both nodes had finished runs:\n"
+                     f"{driver.communicate()[0][-3000:]}")
+            time.sleep(0.1)
         before_kill = finished(out)
         if len(before_kill) >= N_RUNS:
             fail("the study finished before the worker node could be killed; nothing was tested")

@@ -109,7 +109,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     _check_args(args)
     if args.mode == "retrain":
         from hmviz.models import get_spec, parse_settings
-        from hmviz.studies.ablation import DEFAULT_EPOCHS, DEFAULT_PATIENCE, ablate_retrain
+        from hmviz.studies.ablation import (
+            DEFAULT_EPOCHS,
+            DEFAULT_PATIENCE,
+            ablate_retrain,
+        )
 
         get_spec(args.model)  # an unknown model name fails before the data is read
         settings = parse_settings(args.model, args.settings or [])

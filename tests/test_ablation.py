@@ -18,7 +18,12 @@ from hmviz.explain.ablation import NONE_MASKED, ablate_mask
 from hmviz.studies import make_executor
 from hmviz.studies.ablation import ablate_retrain, load_ablation
 from hmviz.studies.executors import InlineExecutor, StudyCancelled
-from hmviz.studies.marks import mark_subsets, read_published_ablation, smallest_within_margin, subset_name
+from hmviz.studies.marks import (
+    mark_subsets,
+    read_published_ablation,
+    smallest_within_margin,
+    subset_name,
+)
 from hmviz.studies.runner import RUNS_DIR
 from hmviz.training import TrainOptions, train
 from tests.conftest import ROOT, shared_path

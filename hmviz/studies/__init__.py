@@ -26,7 +26,16 @@ from hmviz.studies.marks import (
     smallest_within_margin,
     subset_name,
 )
-from hmviz.studies.spec import DatasetSpec, ModelSpec, Resources, Run, StudySpec, expand, load_spec, spec_from_dict
+from hmviz.studies.spec import (
+    DatasetSpec,
+    ModelSpec,
+    Resources,
+    Run,
+    StudySpec,
+    expand,
+    load_spec,
+    spec_from_dict,
+)
 
 _LAZY = {
     "run_study": "runner", "StudyProgress": "runner", "StudyResult": "runner", "load_results": "runner",

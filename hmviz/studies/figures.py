@@ -8,7 +8,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hmviz.errors import DataError
-from hmviz.studies.marks import DEFAULT_MARGIN, reference_row, smallest_within_margin, value_column
+from hmviz.studies.marks import (
+    DEFAULT_MARGIN,
+    reference_row,
+    smallest_within_margin,
+    value_column,
+)
 
 MAIN, VALID, HIGHLIGHT = "#1f77b4", "#7f7f7f", "#d62728"
 _WORDS = {"auroc": "AUROC", "auprc": "AUPRC", "pearson": "Pearson", "spearman": "Spearman"}

@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from hmviz.errors import DataError
-from hmviz.studies.marks import DEFAULT_MARGIN, rank_desc, reference_row, smallest_within_margin
+from hmviz.studies.marks import (
+    DEFAULT_MARGIN,
+    rank_desc,
+    reference_row,
+    smallest_within_margin,
+)
 
 GROUP = ["dataset", "model", "settings"]
 
