@@ -92,7 +92,7 @@ def ablate_retrain(
     return table
 
 
-def _table(results: pd.DataFrame, spec: StudySpec, metric: str | None = None) -> pd.DataFrame:
+def _table(results: pd.DataFrame, spec: StudySpec | None, metric: str | None = None) -> pd.DataFrame:
     if not results.empty and (results["status"] != "ok").all():
         raise HmvizError(f"Every ablation run failed; the first error: {results['error'].iloc[0]}")
     if metric is not None:

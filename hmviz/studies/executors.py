@@ -108,6 +108,7 @@ def _worker_run(run: Run) -> dict:
     from hmviz.studies.work import execute_run
 
     job = _WORKER_JOB
+    assert job is not None and _WORKER_STOP is not None, "the pool's initializer sets the worker's job"
     return execute_run(run, job.train_kw, job.datasets, job.cross_cell, _WORKER_STOP.is_set)
 
 

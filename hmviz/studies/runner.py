@@ -149,6 +149,7 @@ def read_datasets(spec: StudySpec, given: Mapping[str, HistoneDataset] | None = 
 
     out = {}
     for d in spec.datasets:
+        ds: HistoneDataset | MultiCellDataset
         if given is not None and d.name in given:
             ds = given[d.name]
         elif d.path is None:

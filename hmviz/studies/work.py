@@ -93,7 +93,8 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
         rule = LabelRule.parse(card["label_rule"])
         card["label_threshold"] = rule.fit(other.expression, np.arange(other.n_genes))
     chosen = evaluation_set(card, target)
-    out = {k: float(v) for k, v in chosen.metrics(model).items() if isinstance(v, (int, float, np.floating))}
+    out: dict[str, float | int | str] = {
+        k: float(v) for k, v in chosen.metrics(model).items() if isinstance(v, (int, float, np.floating))}
     out["genes"] = chosen.n_genes
     out["genes_are"] = "the model's test genes" if shared else "all genes (no gene shared with the training data)"
     return out
