@@ -10,6 +10,7 @@ from hmviz.views import GeneLocus, attribution_bedgraph, browser_links, gene_tra
 from hmviz.views.figures import gene_tracks_figure
 from hmviz.views.report import figure_caption, with_caption
 from hmviz_app import gene_names, state
+from hmviz_app.provenance import show_provenance
 
 st.title("Gene view")
 data = state.current_data()
@@ -48,6 +49,7 @@ session = None
 if entry is not None and not data.multi_cell and state.fits(entry, data):
     try:
         session = state.explainer(entry, data)
+        show_provenance(entry, data)
         show_att = not session.differential and st.toggle(
             f"Attribution track of {entry.label} (Integrated Gradients)", key=state.sticky("gv_att", True))
     except HmvizError:

@@ -10,6 +10,7 @@ from hmviz.errors import HmvizError
 from hmviz.views import profile_heatmap
 from hmviz.views.figures import heatmap_figure
 from hmviz_app import gene_names, state
+from hmviz_app.provenance import show_provenance
 
 st.title("Heatmap of many genes")
 data = state.current_data()
@@ -21,10 +22,11 @@ session = None
 if entry is not None and not data.multi_cell and state.fits(entry, data):
     try:
         session = state.explainer(entry, data)
+        show_provenance(entry, data)
     except HmvizError:
         session = None
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([2, 2, 3, 2])
 mark = c1.selectbox("Mark", list(ds.marks), key=state.sticky("hm_mark", ds.marks[0]))
 whats = ["signal"] + (["attribution"] if session is not None else [])
 what = c2.radio("Show", whats, key=state.sticky("hm_what", "signal"), horizontal=True,

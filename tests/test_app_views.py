@@ -32,7 +32,7 @@ def test_gene_view_says_when_nothing_matches(app):
 def test_heatmap_sorts_by_expression_and_clusters(app):
     at = ok(goto(app, "heatmap"))
     spec = charts(at)[0]
-    assert "3,000 genes by measured expression (highest first" in spec["layout"]["yaxis2"]["title"]["text"]
+    assert "3,000 genes by measured expression, highest at top" in spec["layout"]["yaxis2"]["title"]["text"]
     at.number_input[0].set_value(3).run()
     ok(at)
     names = [t.get("name", "") for t in charts(at)[0]["data"] if t["type"] == "scatter"]

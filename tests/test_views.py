@@ -167,7 +167,7 @@ def test_heatmap_figure_says_when_rows_are_pooled():
     hm = profile_heatmap(values, np.arange(10) * 100, 100, sort_by="signal")
     fig = heatmap_figure(hm, what="H3K4me3 signal", units="reads", max_rows=1000)
     assert fig.data[-1].z.shape == (1000, 10)
-    assert "5,000 genes" in fig.layout.yaxis2.title.text and "mean of ~5 genes" in fig.layout.yaxis2.title.text
+    assert "5,000 genes" in fig.layout.yaxis2.title.text and "means of ~5 genes" in fig.layout.yaxis2.title.text
     small = heatmap_figure(profile_heatmap(values[:50], np.arange(10) * 100, 100, sort_by="signal"),
                            what="x", units="reads")
     assert "one row per gene" in small.layout.yaxis2.title.text

@@ -140,9 +140,9 @@ def heatmap_figure(data: HeatmapData, *, what: str, units: str, signed: bool = F
     pooled = edges.size - 1 < n
     order = {"expression": "measured expression", "score": "model score", "signal": "mean signal",
              "none": "data order"}[data.sorted_by]
-    ytitle = f"{n:,} genes by {order}" + (" (highest first" if data.sorted_by != "none" else " (")
-    ytitle += f"{', within clusters' if k > 1 else ''}{'; ' if data.sorted_by != 'none' else ''}" \
-              f"{f'each row the mean of ~{n / (edges.size - 1):.0f} genes' if pooled else 'one row per gene'})"
+    ytitle = f"{n:,} genes by {order}" + (", highest at top" if data.sorted_by != "none" else "")
+    ytitle += (", within clusters" if k > 1 else "") + \
+        (f" (rows: means of ~{n / (edges.size - 1):.0f} genes)" if pooled else " (one row per gene)")
     fig.update_yaxes(autorange="reversed", showticklabels=False, title_text=ytitle, title_font_size=11, row=2, col=1)
     fig.update_yaxes(title_text=f"mean {what}", title_font_size=11, row=1, col=1)
     fig.update_xaxes(title_text=POSITION_TITLE, row=2, col=1)
