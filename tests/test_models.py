@@ -225,10 +225,11 @@ def test_native_lstm_matches_torch_lstm_kernels(hidden: int) -> None:
 
 
 def test_default_lstm_impl_on_cpu() -> None:
-    """"auto" (the default) runs the compiled kernel on CPU where it is built, else the grouped
-    recurrence: identical numbers to naming that implementation."""
+    """"auto" (the default) runs the compiled kernel on CPU where it is built and preferred (an
+    AVX-512 CPU, or HMVIZ_NATIVE=1), else the grouped recurrence: identical numbers to naming that
+    implementation."""
     auto, config = build_model("attentivechrome", n_marks=5, n_bins=30)
-    expected = "native" if _native.load() is not None else "grouped"
+    expected = "native" if _native.preferred() else "grouped"
     named, _ = build_model("attentivechrome", n_marks=5, n_bins=30, bin_lstm_impl=expected)
     named.load_state_dict(auto.state_dict())
     assert config.bin_lstm_impl == "auto"
@@ -776,3 +777,20 @@ def test_training_leaves_the_process_random_state_alone() -> None:
     train(dataset, TrainOptions(model="simplechrome", epochs=1, seed=5, device="cpu"))
     assert torch.equal(torch.rand(3), expected_torch)
     assert np.array_equal(np.random.rand(3), expected_np)
+
+
+def test_auto_prefers_the_kernel_only_where_it_was_measured_faster(monkeypatch) -> None:
+    """The kernel is written for AVX-512: "auto" takes it there (or when HMVIZ_NATIVE=1 asks), and
+    the eager recurrence on other CPUs, where the kernel measured about 3x slower."""
+    monkeypatch.setattr(_native, "load", lambda: object())
+    monkeypatch.delenv("HMVIZ_NATIVE", raising=False)
+    monkeypatch.setattr(_native, "cpu_has_avx512", lambda: False)
+    assert not _native.preferred()
+    assert PerMarkBiLSTM(2, 4).resolved_impl(torch.device("cpu")) == "grouped"
+    monkeypatch.setenv("HMVIZ_NATIVE", "1")
+    assert _native.preferred()
+    monkeypatch.delenv("HMVIZ_NATIVE")
+    monkeypatch.setattr(_native, "cpu_has_avx512", lambda: True)
+    assert PerMarkBiLSTM(2, 4).resolved_impl(torch.device("cpu")) == "native"
+    monkeypatch.setenv("HMVIZ_NATIVE", "0")
+    assert not _native.preferred()

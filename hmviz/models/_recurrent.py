@@ -120,7 +120,7 @@ class PerMarkBiLSTM(nn.Module):
         if self.impl == "auto":
             if device.type != "cpu":
                 return "per_mark"
-            return "native" if _native.load() is not None else "grouped"
+            return "native" if _native.preferred() else "grouped"
         if self.impl == "native":
             if device.type != "cpu":
                 raise ModelError(f"bin_lstm_impl='native' runs on the CPU only (the input is on {device}); "
