@@ -13,26 +13,13 @@ import json
 import re
 
 import pytest
-from st_e2e import make_small_models
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from test_app import APP, TIMEOUT, goto, ok
+from test_app import app, goto, models_dir, ok  # noqa: F401  (fixtures shared with the app tests)
 
 ADDS_UP = re.compile(r"(?<!not )\badds? up to", re.IGNORECASE)
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return make_small_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture
-def app(models_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv("HMVIZ_MODELS_DIR", str(models_dir))
-    monkeypatch.setenv("HMVIZ_TORCH_THREADS", "1")
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
 
 
 def _chart_words(at: AppTest) -> str:

@@ -24,6 +24,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
+from test_app import goto, ok  # noqa: E402  (shared helpers of the app tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -51,14 +52,6 @@ def app(monkeypatch) -> AppTest:
     return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
 
 
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
-
-
-def goto(at: AppTest, page: str) -> AppTest:
-    return at.switch_page(f"pages/{page}.py").run()
 
 
 def upload(at: AppTest, files: list[tuple[str, bytes]]) -> AppTest:
