@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
-from test_app import app, goto, models_dir, ok  # noqa: F401  (fixtures shared with the app tests)
+from test_app import app, goto, models_dir, ok, texts  # noqa: F401  (fixtures shared with the app tests)
 
 ADDS_UP = re.compile(r"(?<!not )\badds? up to", re.IGNORECASE)
 
@@ -43,8 +43,7 @@ def _chart_words(at: AppTest) -> str:
 
 def page_words(at: AppTest) -> str:
     """Every sentence, caption, note, heading and chart title or axis title on the page."""
-    parts = [str(e.value) for group in (at.info, at.caption, at.markdown, at.warning, at.subheader)
-             for e in group]
+    parts = [texts(group) for group in (at.info, at.caption, at.markdown, at.warning, at.subheader)]
     return " ".join(parts) + " " + _chart_words(at)
 
 
@@ -64,19 +63,19 @@ def test_gene_pairs_wording_follows_the_method(app, method):
         assert not ADDS_UP.search(words), ADDS_UP.findall(words)
         assert "contribution" not in words.lower(), words
         assert "not shares" in words  # the sentence and the bottom panel's caption say what they are
-        assert "gap" not in app.info[0].value
+        assert "gap" not in texts(app.info[:1])
 
 
 def test_gene_pairs_default_reference_and_side_by_side(app):
     app.session_state["model"] = "bundled:ranker-deepchrome"
     ok(goto(app, "gene_pairs"))
     assert app.selectbox(key="pair_baseline").value == "train_mean"
-    assert "The default reference is the training genes' mean" in " ".join(str(c.value) for c in app.caption)
+    assert "The default reference is the training genes' mean" in texts(app.caption)
     app.toggle(key="pair_compare").set_value(True).run()
     ok(app)
     assert app.selectbox(key="pair_baseline_2").value == "zeros"
-    assert "Reference: Training mean" in " ".join(str(m.value) for m in app.markdown)
-    assert "Reference: No reads" in " ".join(str(m.value) for m in app.markdown)
+    assert "Reference: Training mean" in texts(app.markdown)
+    assert "Reference: No reads" in texts(app.markdown)
     assert len(app.info) >= 2  # one sentence per reference
 
 
@@ -96,7 +95,7 @@ def test_attributions_wording_follows_the_method(app, method):
     app.selectbox(key="attr_method").set_value(method).run()
     ok(app)
     words = page_words(app)
-    assert app.info and "The model's output for" in app.info[0].value  # the gene's sentence
+    assert app.info and "The model's output for" in texts(app.info[:1])  # the gene's sentence
     if method == "integrated_gradients":
         assert ADDS_UP.search(words) and "gap" in words and "contribution (logit)" in words
     else:
