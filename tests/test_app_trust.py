@@ -253,12 +253,20 @@ def test_job_pool_close_cancels_running_jobs():
 def test_torch_threads_leave_a_core_for_pages(monkeypatch):
     from hmviz_app import state
 
+    import hmviz.runtime
+
     monkeypatch.delenv("HMVIZ_TORCH_THREADS", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.delenv("HMVIZ_THREADS", raising=False)
     monkeypatch.delenv("HMVIZ_APP_WORKERS", raising=False)
+    monkeypatch.setattr(hmviz.runtime, "busy_cores", lambda *a, **k: 0.0)  # an idle machine
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr(hmviz.runtime, "available_cores", lambda: 2)
     assert state.torch_threads() == 1
     monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.setattr(hmviz.runtime, "available_cores", lambda: 16)
     assert state.torch_threads() == 3  # 4 workers + the pages: 16 // 5
+    monkeypatch.setattr(hmviz.runtime, "busy_cores", lambda *a, **k: 6.0)  # 6 cores busy elsewhere
+    assert state.torch_threads() == 2  # (16 - 6) // 5
     monkeypatch.setenv("HMVIZ_TORCH_THREADS", "2")
     assert state.torch_threads() == 2
     np.testing.assert_equal(state.torch_threads(), 2)

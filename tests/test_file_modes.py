@@ -34,12 +34,16 @@ def test_explain_and_ablate_tables_follow_the_umask(tmp_path, umask) -> None:
 
 
 def test_ablation_run_records_follow_the_umask(tmp_path, umask) -> None:
-    from hmviz.explain.ablation import _json_write_atomic
+    import pandas as pd
+
+    from hmviz.studies.runner import _write_table_atomic, write_json_atomic
 
     path = tmp_path / "run.json"
-    _json_write_atomic(path, {"auroc": 0.8})
+    write_json_atomic(path, {"auroc": 0.8})
     assert _mode(path) == 0o666 & ~umask
     assert path.read_text() == '{\n "auroc": 0.8\n}\n'
+    _write_table_atomic(pd.DataFrame({"a": [1]}), tmp_path, "results")
+    assert _mode(tmp_path / "results.csv") == _mode(tmp_path / "results.parquet") == 0o666 & ~umask
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
+from test_app import texts  # noqa: E402  (page text as the reader sees it)
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -63,7 +64,7 @@ def test_edit_scan_and_search(page):
 
     at.text_area(key="edit_more").set_value("H3K27ac:promoter:remove").run()
     assert not at.exception
-    message = " ".join(e.value for e in at.error)
+    message = texts(at.error)
     assert "Edit 'H3K27ac:promoter:remove': unknown mark 'H3K27ac'" in message and "nothing was changed" in message
     assert not at.metric  # no result shown for a bad edit
 

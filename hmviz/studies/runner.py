@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from hmviz.atomic import atomic_output
 
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError
@@ -86,20 +87,14 @@ class StudyResult:
 
 # ------------------------------------------------------------------------------ files
 def write_json_atomic(path: Path, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` all at once (temporary file, fsync, rename), mode 0644."""
+    """Write ``obj`` as JSON to ``path`` all at once (:func:`hmviz.atomic.atomic_output`: a temporary
+    file, fsync, rename; permissions of a new file under the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True, default=_json_default)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _json_default(obj):
@@ -117,15 +112,8 @@ def _json_default(obj):
 def _write_table_atomic(table: pd.DataFrame, out_dir: Path, stem: str) -> None:
     for suffix, write in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
                           (".csv", lambda t, p: t.to_csv(p, index=False))):
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=out_dir)
-        os.close(fd)
-        try:
+        with atomic_output(out_dir / f"{stem}{suffix}") as tmp:
             write(table, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out_dir / f"{stem}{suffix}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
 
 def read_records(out_dir: Path) -> dict[str, dict]:
