@@ -9,7 +9,7 @@
 # (default: a temporary folder). Record the figures in docs/studies.md with the card named (e.g. H100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" RAY_USAGE_STATS_ENABLED=0 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 DEVICE=cuda
 EPOCHS=2
 # The CPU half (CI) proves the same path with one epoch per family: the point is that it runs, not speed.

@@ -47,6 +47,9 @@ N_RUNS = 22
 def env() -> dict:
     e = dict(os.environ)
     e.update({"RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1",
+              # a loopback cluster of this check only: without this, a token left in ~/.ray by any earlier
+              # local Ray session turns on token auth for the head, and the worker's `ray start` is refused
+              "RAY_AUTH_MODE": "disabled",
               # a shared CI machine: no Ray OOM killer driven by other jobs' memory, and patient start-up
               "RAY_memory_monitor_refresh_ms": "0", "RAY_agent_register_timeout_ms": "300000",
               "RAY_raylet_start_wait_time_s": "300",
