@@ -57,7 +57,7 @@ def test_output_is_center_plus_scale_times_the_head() -> None:
     assert torch.allclose(scaled, 1.0 + float(diff.std()) * raw, atol=1e-5)
     # The loss is in units of the target's sd: a prediction one sd off costs 1.
     out = model(x_a, x_b, return_all=True)
-    assert float(model.loss(out, out.pred.detach() + float(diff.std()))) == pytest.approx(1.0, rel=1e-5)
+    assert float(model.loss(out, out.pred.detach() + float(diff.std())).detach()) == pytest.approx(1.0, rel=1e-5)
 
 
 def test_raw_targets_stay_available_and_untouched() -> None:
