@@ -142,7 +142,7 @@ def full_screenshot(page, path: Path) -> Path:
     return path
 
 
-def wait_for_charts(page, min_count: int = 0, timeout_ms: int = 30_000) -> int:
+def wait_for_charts(page, min_count: int = 0, timeout_ms: int = 60_000) -> int:
     """Wait until at least ``min_count`` plotly charts are on the page and every one has drawn its SVG;
     returns how many there are."""
     page.wait_for_function(

@@ -35,7 +35,10 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
-expect.set_options(timeout=20_000)  # the machine may be busy: assertions retry for up to 20 s
+# The machine may be busy (CI runs two test files at once on 2 cores): assertions retry for up to 45 s,
+# and every browser action waits up to 60 s (see ``browser``). A passing test is not slowed by these.
+expect.set_options(timeout=45_000)
+ACTION_TIMEOUT_MS = 60_000
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = RESULTS / "screenshots"
@@ -61,11 +64,26 @@ def server(tmp_path_factory):
         yield url
 
 
+class _PatientBrowser:
+    """The Playwright browser, whose new contexts wait ``ACTION_TIMEOUT_MS`` for actions (default 30 s)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        return context
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="session")
 def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
+        yield _PatientBrowser(b)
         b.close()
 
 
@@ -216,6 +234,9 @@ def test_second_tab_is_served_while_training_runs(browser, server):
         open_app(first, server + "/train")
         epochs = first.get_by_role("spinbutton", name="Epochs (at most)")
         run_and_wait(first, lambda: (epochs.fill("200"), epochs.press("Enter")))
+        # Patience 0: never stop early, so the run cannot end before the second tab is served (a fast machine stopped it in 29 s).
+        patience = first.get_by_role("spinbutton", name="Patience (epochs)")
+        run_and_wait(first, lambda: (patience.fill("0"), patience.press("Enter")))
         first.get_by_role("button", name="Train", exact=True).click()
         expect(first.get_by_text(re.compile(r"Training: epoch \d+ of 200"))).to_be_visible(timeout=60_000)
 
