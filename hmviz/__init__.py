@@ -4,8 +4,7 @@ The library never imports streamlit; the app in ``app.py``/``pages/`` and the co
 (``python -m hmviz``) are thin layers over it.
 """
 
+from hmviz._version import __version__
 from hmviz.errors import HmvizError
-
-__version__ = "0.1.0"
 
 __all__ = ["HmvizError", "__version__"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data import read_dataset
 from hmviz.data.annotation import read_genes
 from hmviz.data.build import build_table

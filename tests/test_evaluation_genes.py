@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hmviz.checkpoints import read_card, save_model
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data.io import read_dataset, write_long
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.training import TrainOptions, evaluate, evaluation_set, train

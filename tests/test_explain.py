@@ -357,7 +357,7 @@ def trained(tmp_path_factory):
 
 
 def run_cli(*argv: str) -> int:
-    from hmviz.cli import main
+    from hmviz.cli.main import main
 
     return main([str(a) for a in argv])
 

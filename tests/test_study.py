@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data.io import write_long
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.errors import DataError, HmvizError

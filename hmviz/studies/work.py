@@ -26,9 +26,9 @@ def versions() -> dict[str, str]:
     """Versions of the software a run used (one column each in the results table)."""
     import torch
 
-    import hmviz
+    from hmviz._version import __version__
 
-    return {"hmviz": hmviz.__version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"hmviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 

@@ -18,9 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
-from hmviz.cli_model import _add_data_args, _read
-from hmviz.cli_study import add_executor_args, executor_from_args, progress_printer
+from hmviz.cli.registry import verb
+from hmviz.cli.model import _add_data_args, _read
+from hmviz.cli.study import add_executor_args, executor_from_args, progress_printer
 from hmviz.errors import HmvizError
 
 ABLATION_CSV = "ablation.csv"
@@ -104,7 +104,7 @@ def format_table(table, margin: float) -> str:
 @verb("ablate", "mark ablation: the test metric per subset of marks (retrain on each, or mask a trained model)",
       _ablate_args)
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from hmviz.cli_explain import write_table
+    from hmviz.cli.explain import write_table
 
     _check_args(args)
     if args.mode == "retrain":

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
+from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
 
 

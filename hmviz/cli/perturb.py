@@ -21,9 +21,9 @@ import json
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
-from hmviz.cli_explain import _SUFFIXES, write_table
-from hmviz.cli_model import _add_data_args, _read
+from hmviz.cli.registry import verb
+from hmviz.cli.explain import _SUFFIXES, write_table
+from hmviz.cli.model import _add_data_args, _read
 from hmviz.errors import HmvizError
 
 

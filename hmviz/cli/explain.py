@@ -24,8 +24,8 @@ import pandas as pd
 
 from hmviz import limits
 from hmviz.atomic import atomic_output
-from hmviz.cli import verb
-from hmviz.cli_model import _add_data_args, _read
+from hmviz.cli.registry import verb
+from hmviz.cli.model import _add_data_args, _read
 from hmviz.errors import HmvizError
 
 _SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
