@@ -21,7 +21,7 @@ ds = data.first
 with st.spinner("Loading the model families (PyTorch)..."):
     from hmviz.models import MODEL_REGISTRY
     from hmviz.plots import training_curves
-    from hmviz.training import TrainOptions, choose_device
+    from hmviz.tasks import TrainOptions, choose_device
 
 job = jobs.jobs().get("train")
 running = job is not None and job.running
@@ -116,7 +116,7 @@ if problem:
 
 def _train(job: jobs.Job, dataset, options, out) -> dict:
     from hmviz.checkpoints import save_model
-    from hmviz.training import train
+    from hmviz.tasks import train
 
     def progress(ev) -> None:
         row = None

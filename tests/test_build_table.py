@@ -335,7 +335,7 @@ def test_cli_bad_track_specs_give_one_error_line(tmp_path, genes, capsys, tracks
 def test_built_table_trains_one_epoch(tmp_path):
     try:
         from hmviz.models import get_spec
-        from hmviz.training import TrainOptions, train
+        from hmviz.tasks import TrainOptions, train
 
         get_spec("deepchrome")
     except Exception as exc:  # the model zoo and training engine are built in another issue

@@ -9,7 +9,7 @@ import pytest
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError
 from hmviz.explain.session import prepare, suggest_genes, suggest_pairs
-from hmviz.training import TrainOptions, train
+from hmviz.tasks import TrainOptions, train
 
 MARKS = ("H3K4me3", "H3K27me3")
 

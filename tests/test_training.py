@@ -12,7 +12,7 @@ from hmviz.checkpoints import load_model, save_model
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.errors import DataError, HmvizError
-from hmviz.training import (TrainingCancelled, TrainOptions, _run_epochs, _Task, choose_device, evaluate,
+from hmviz.tasks import (TrainingCancelled, TrainOptions, _run_epochs, _Task, choose_device, evaluate,
                             predict_scores, seed_everything, train, train_baseline)
 
 
@@ -72,7 +72,7 @@ def test_ranker_antisymmetry_is_exact(small):
 def _ranking_task(ds, pair_sampling):
     from hmviz.data.transforms import SignalTransform
     from hmviz.models import get_spec
-    from hmviz.training import _make_task
+    from hmviz.tasks import _make_task
 
     options = TrainOptions(model="ranker-deepchrome", pair_sampling=pair_sampling)
     transform = SignalTransform().fit(ds.signal, ds.split == "train")

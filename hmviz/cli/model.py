@@ -141,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hmviz.atomic import output_lock
     from hmviz.checkpoints import save_model
     from hmviz.models import get_spec, parse_settings
-    from hmviz.training import TrainOptions, train
+    from hmviz.tasks import TrainOptions, train
 
     get_spec(args.model)  # unknown model: clear error before reading data
     settings = parse_settings(args.model, args.settings)
@@ -180,7 +180,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                   "of metrics; 'evaluated_on' and the gene counts say which genes)", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hmviz.checkpoints import read_card
-    from hmviz.training import evaluate
+    from hmviz.tasks import evaluate
 
     read_card(args.model)  # a bad model directory fails before the data is read
     metrics = evaluate(args.model, _read(args), device=args.device)
@@ -222,7 +222,7 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
                    "(one JSON line each)", _baselines_args)
 def cmd_baselines(args: argparse.Namespace) -> int:
     from hmviz.models.baselines import BASELINES
-    from hmviz.training import TrainOptions, train_baseline
+    from hmviz.tasks import TrainOptions, train_baseline
 
     dataset = _read(args)
     options = TrainOptions(

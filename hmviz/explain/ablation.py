@@ -137,7 +137,7 @@ def ablate_mask(
     """
     from hmviz.explain._model_view import eval_view, model_device, require_module
     from hmviz.models import get_spec
-    from hmviz.training import evaluation_set
+    from hmviz.tasks import evaluation_set
 
     spec = get_spec(card["model"])
     if spec.task not in DEFAULT_METRIC:
