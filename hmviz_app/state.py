@@ -86,7 +86,7 @@ def _warm_imports(delay_s: float = 2.0) -> None:
         import hmviz.explain.session
         import hmviz.models
         import hmviz.plots
-        import hmviz.tasks  # noqa: F401
+        import hmviz.training  # noqa: F401
     except Exception:  # a broken install shows up on the page that needs it, with its message
         log.exception("warming up imports failed")
 
@@ -422,7 +422,7 @@ def note_model_param(key: str) -> None:
 @st.cache_resource(max_entries=16, show_spinner="Loading the model...")
 def _load(path: str, stamp: float):
     from hmviz.checkpoints import load_model
-    from hmviz.tasks import choose_device
+    from hmviz.inference import choose_device
 
     configure_torch()
     return load_model(path, device=choose_device("auto"))

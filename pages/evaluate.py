@@ -16,7 +16,7 @@ st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**. Change them 
 
 @st.cache_data(max_entries=16, show_spinner="Evaluating on the test genes...")
 def _evaluate(model_key: str, data_key: str, path: str, _dataset) -> dict:
-    from hmviz.tasks import evaluate
+    from hmviz.evaluation import evaluate
 
     return evaluate(path, _dataset, device="auto")
 
@@ -24,7 +24,9 @@ def _evaluate(model_key: str, data_key: str, path: str, _dataset) -> dict:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _baselines(model_key: str, data_key: str, _card: dict, _dataset) -> list[dict]:
     from hmviz.models.baselines import BASELINES
-    from hmviz.tasks import TrainOptions, train_baseline, training_split
+    from hmviz.baselines import train_baseline
+    from hmviz.evaluation import training_split
+    from hmviz.options import TrainOptions
 
     card, split = _card, _card.get("split", {})
     same_data = training_split(card, _dataset) is not None

@@ -21,7 +21,8 @@ ds = data.first
 with st.spinner("Loading the model families (PyTorch)..."):
     from hmviz.models import MODEL_REGISTRY
     from hmviz.plots import training_curves
-    from hmviz.tasks import TrainOptions, choose_device
+    from hmviz.inference import choose_device
+    from hmviz.options import TrainOptions
 
 job = jobs.jobs().get("train")
 running = job is not None and job.running
@@ -116,7 +117,7 @@ if problem:
 
 def _train(job: jobs.Job, dataset, options, out) -> dict:
     from hmviz.checkpoints import save_model
-    from hmviz.tasks import train
+    from hmviz.training import train
 
     def progress(ev) -> None:
         row = None

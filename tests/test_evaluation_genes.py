@@ -13,7 +13,9 @@ from hmviz.checkpoints import read_card, save_model
 from hmviz.cli.main import main
 from hmviz.data.io import read_dataset, write_long
 from hmviz.data.synthetic import make_sample_dataset
-from hmviz.tasks import TrainOptions, evaluate, evaluation_set, train
+from hmviz.evaluation import evaluate, evaluation_set
+from hmviz.options import TrainOptions
+from hmviz.training import train
 
 
 @pytest.fixture(scope="module")

@@ -314,7 +314,7 @@ def test_a_symbol_shared_by_genes_is_ambiguous():
 
 
 def test_marks_message_names_the_model():
-    from hmviz.tasks import _select_marks
+    from hmviz.inference import _select_marks
     from hmviz.data.dataset import HistoneDataset
 
     ds = HistoneDataset(signal=np.zeros((2, 2, 1), np.float32), gene_ids=np.array(["g1", "g2"], object),

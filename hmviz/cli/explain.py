@@ -108,7 +108,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from hmviz.explain import BASELINES, DEFAULT_BASELINE, METHODS
     from hmviz.explain._methods import check_method
     from hmviz.explain.session import prepare
-    from hmviz.tasks import choose_device
+    from hmviz.inference import choose_device
 
     # Cheap checks first: names, output suffix, model/method compatibility; then the data.
     if args.method not in METHODS:

@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hmviz.atomic import output_lock
     from hmviz.checkpoints import save_model
     from hmviz.models import get_spec, parse_settings
-    from hmviz.tasks import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     get_spec(args.model)  # unknown model: clear error before reading data
     settings = parse_settings(args.model, args.settings)
@@ -180,7 +181,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                   "of metrics; 'evaluated_on' and the gene counts say which genes)", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hmviz.checkpoints import read_card
-    from hmviz.tasks import evaluate
+    from hmviz.evaluation import evaluate
 
     read_card(args.model)  # a bad model directory fails before the data is read
     metrics = evaluate(args.model, _read(args), device=args.device)
@@ -222,7 +223,8 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
                    "(one JSON line each)", _baselines_args)
 def cmd_baselines(args: argparse.Namespace) -> int:
     from hmviz.models.baselines import BASELINES
-    from hmviz.tasks import TrainOptions, train_baseline
+    from hmviz.baselines import train_baseline
+    from hmviz.options import TrainOptions
 
     dataset = _read(args)
     options = TrainOptions(

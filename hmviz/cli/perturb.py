@@ -57,7 +57,7 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     from hmviz.explain.session import prepare
     from hmviz.perturb import Editor, Window, allowed_masks, parse_edits, resolve, scan, smallest_edit
     from hmviz.perturb.scan import windows
-    from hmviz.tasks import choose_device
+    from hmviz.inference import choose_device
 
     # Cheap checks first (flags, edits against the card's marks and window), then the model and data.
     if args.out and Path(args.out).suffix.lower() not in _SUFFIXES:

@@ -124,7 +124,7 @@ def ablate_mask(
             Or a :class:`~hmviz.explain.Baseline` shaped (bins, marks).
         metric: default ``test_auroc`` (binary) or ``test_pairwise_accuracy`` (rankers).
 
-    Genes evaluated: those :func:`hmviz.training.evaluate` scores (:func:`hmviz.training.evaluation_set`),
+    Genes evaluated: those :func:`hmviz.evaluation.evaluate` scores (:func:`hmviz.evaluation.evaluation_set`),
     so the unmasked row equals ``evaluate``'s metric: the model's **test split** when ``dataset`` is its
     training data (same fingerprint as ``card["data"]["fingerprint"]``; the split is rebuilt from
     ``card["split"]``), otherwise the dataset's own test split when it has one, otherwise **all genes**
@@ -137,7 +137,7 @@ def ablate_mask(
     """
     from hmviz.explain._model_view import eval_view, model_device, require_module
     from hmviz.models import get_spec
-    from hmviz.tasks import evaluation_set
+    from hmviz.evaluation import evaluation_set
 
     spec = get_spec(card["model"])
     if spec.task not in DEFAULT_METRIC:

@@ -54,7 +54,7 @@ SUGGESTION_KINDS: dict[str, str] = {
 def reference_genes(card: dict, dataset: HistoneDataset) -> tuple[np.ndarray, str]:
     """Rows of the reference genes for baselines (the model's training genes when ``dataset`` is its
     training data, else the data's own training split, else every gene) and how they were chosen."""
-    from hmviz.tasks import training_split
+    from hmviz.evaluation import training_split
 
     trained_on = training_split(card, dataset)
     if trained_on is not None:
@@ -258,7 +258,7 @@ class ExplainSession:
         """One number per gene: the logit of 'high' (binary), the ranking score (rankers), or the
         predicted log2 fold change of cell B over cell A (two-cell models). float64 ``(genes,)``."""
         from hmviz.explain._model_view import eval_view, model_device
-        from hmviz.tasks import EVAL_BATCH
+        from hmviz.inference import EVAL_BATCH
 
         view = eval_view(self.model)
         device = model_device(view)
@@ -312,7 +312,8 @@ def prepare(model: nn.Module, card: dict, dataset: HistoneDataset | MultiCellDat
     Raises :class:`DataError` when the data does not fit the model (one cell vs two, missing marks, a
     different window), naming what differs and what to do.
     """
-    from hmviz.tasks import prepare_inputs, training_split
+    from hmviz.evaluation import training_split
+    from hmviz.inference import prepare_inputs
 
     differential = card.get("task") == "differential"
     if differential:

@@ -3,7 +3,7 @@
 :class:`Editor` wraps an :class:`hmviz.explain.session.ExplainSession` (a model checked against a
 dataset): it keeps the raw signal of the edited cell in the model's mark order, scores any raw
 ``(genes, bins, marks)`` batch through the card's transform (``SignalTransform`` applied exactly as
-:func:`hmviz.training.prepare_inputs` does) and the model, and answers :meth:`Editor.perturb`.
+:func:`hmviz.inference.prepare_inputs` does) and the model, and answers :meth:`Editor.perturb`.
 
 Units of the score (``Editor.unit``): the logit of high expression (binary models; the probability is
 its sigmoid), the ranking score (rankers), the predicted log2 fold change of cell B over cell A

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from hmviz.data.dataset import HistoneDataset
 from hmviz.errors import HmvizError
 from hmviz.studies.spec import Resources, Run
-from hmviz.tasks import TrainingCancelled
+from hmviz.engine import TrainingCancelled
 
 log = logging.getLogger(__name__)
 

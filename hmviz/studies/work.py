@@ -39,9 +39,11 @@ def execute_run(run: Run, train_kw: Mapping, datasets: Mapping[str, HistoneDatas
     The record holds the run's identity, ``status`` (``ok`` or ``failed``), every metric of the run
     (``valid_*`` and ``test_*``), ``card`` (its model card), ``cross_cell`` ({other dataset: metrics}),
     ``seconds``, ``device``, ``host``, ``pid`` and ``versions``. A failed run has ``error`` instead of
-    metrics. :class:`hmviz.training.TrainingCancelled` propagates (the study was cancelled).
+    metrics. :class:`hmviz.engine.TrainingCancelled` propagates (the study was cancelled).
     """
-    from hmviz.tasks import TrainingCancelled, TrainOptions, train
+    from hmviz.engine import TrainingCancelled
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     t0 = time.perf_counter()
     record = {"run_id": run.run_id, "dataset": run.dataset, "model": run.model, "marks": list(run.marks),
@@ -78,7 +80,7 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
     fitted on ``other``'s own expression, since every cell has its own expression scale.
     """
     from hmviz.data.targets import LabelRule
-    from hmviz.tasks import evaluation_set, training_split
+    from hmviz.evaluation import evaluation_set, training_split
 
     split = training_split(card, train_data)
     test_ids = set(split.gene_ids[split.split == "test"]) if split is not None else set()
