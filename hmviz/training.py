@@ -164,3 +164,23 @@ def _vae_valid_loss(model, task) -> float:
         losses = [float(model.vae_loss(x[torch.as_tensor(idx[s:s + EVAL_BATCH])].to(task.device)))
                   for s in range(0, len(idx), EVAL_BATCH)]
     return float(np.mean(losses)) if losses else 0.0
+
+
+# Names that lived here before the split, and their homes now: old imports keep working, with a warning.
+_MOVED = {
+    **dict.fromkeys(("EVAL_BATCH", "choose_device", "prepare_inputs", "predict_scores"), "hmviz.inference"),
+    **dict.fromkeys(("seed_everything", "TrainingCancelled", "make_optimizer"), "hmviz.engine"),
+    **dict.fromkeys(("evaluate", "evaluation_set", "evaluation_genes", "training_split", "EvaluationSet"),
+                    "hmviz.evaluation"),
+    "train_baseline": "hmviz.baselines",
+}
+
+
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"hmviz.training.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(_MOVED[name]), name)
