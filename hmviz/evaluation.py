@@ -20,10 +20,10 @@ from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.gene_sets import split_of_genes
 from hmviz.data.splits import ensure_split
 from hmviz.data.targets import LabelRule
+from hmviz.card import ModelCard
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, ModelError
 from hmviz.inference import _check_window, _fingerprint, _select_marks, choose_device
-from hmviz.options import TrainOptions
 from hmviz.tasks import _differential_cells, _make_task, _SingleCellTask, _Task
 
 
@@ -181,8 +181,7 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
     training_data = training_split(card, dataset)
     train_index = np.flatnonzero(training_data.split == "train") if training_data is not None else None
     transform = SignalTransform.from_dict(card["transform"])
-    options = TrainOptions(model=card["model"], seed=card.get("seed", 1),
-                           cells=tuple(card["cells"]) if card.get("cells") and spec.task == "differential" else None)
+    options = ModelCard.of(card).train_options()  # the card's seed and cells (DeepDiff) for the task
     rule = LabelRule.parse(card["label_rule"]) if card.get("label_rule") not in (None, "file") else None
     if spec.task == "differential":
         _differential_cells(dataset, options.cells)  # raises the explanatory error for one-cell data
@@ -218,17 +217,23 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
 
 
 def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str = "auto") -> dict:
-    """Metrics of a saved model on ``dataset`` (the genes of :func:`evaluation_set`), one flat dict.
+    """Metrics of the saved model in ``model_dir`` on ``dataset``: :func:`evaluate_model` after loading it."""
+    from hmviz.checkpoints import load_model
+
+    dev = choose_device(device)
+    model, card = load_model(model_dir, device=dev)
+    return evaluate_model(model, card, dataset, dev)
+
+
+def evaluate_model(model: nn.Module, card: dict, dataset: HistoneDataset | MultiCellDataset,
+                   device: str | torch.device = "cpu") -> dict:
+    """Metrics of ``model`` (with its ``card``) on ``dataset`` (the genes of :func:`evaluation_set`), one flat dict.
 
     Adds ``evaluated_on``, ``genes_evaluated``, the gene counts of :func:`evaluation_genes`
     (``model_test_genes``, ``model_test_genes_in_data``, ``unseen_genes_in_data``,
     ``model_train_valid_genes_left_out``; absent for cards without gene records) and ``model``.
     """
-    from hmviz.checkpoints import load_model
-
-    dev = choose_device(device)
-    model, card = load_model(model_dir, device=dev)
-    chosen = evaluation_set(card, dataset, dev)
+    chosen = evaluation_set(card, dataset, device)
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
            for k, v in chosen.metrics(model).items()}
     out["evaluated_on"] = chosen.evaluated_on
