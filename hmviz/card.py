@@ -43,6 +43,7 @@ class ModelCard:
         data: ``source``, ``fingerprint`` and ``genes`` of the training data.
         card_format: the card's format version (:data:`hmviz.checkpoints.CARD_FORMAT`).
         extra: every other key of the card (``versions``, ``bundled``, ...), kept as it was.
+        absent: the fields the card did not have (an older card); :meth:`to_dict` leaves them out again.
     """
 
     model: str
@@ -67,6 +68,7 @@ class ModelCard:
     data: Mapping[str, Any] = field(default_factory=dict)
     card_format: int = CARD_FORMAT
     extra: Mapping[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()
 
     @classmethod
     def from_dict(cls, card: Mapping[str, Any], where: str | Path = "the model card") -> ModelCard:
@@ -83,7 +85,7 @@ class ModelCard:
         """A card dict already checked (:func:`hmviz.checkpoints.check_card`) as a :class:`ModelCard`."""
         from hmviz.models import get_spec
 
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "absent"}
         cells = card.get("cells")
         return cls(
             model=card["model"],
@@ -101,22 +103,23 @@ class ModelCard:
             description=card.get("description", ""),
             strand_aware=card.get("strand_aware"),
             split=card.get("split") or {},
-            genes=card.get("genes") or None,
+            genes=card.get("genes"),
             metrics=card.get("metrics") or {},
             history=tuple(card.get("history") or ()),
             training=card.get("training") or {},
             data=card.get("data") or {},
             card_format=card.get("card_format", CARD_FORMAT),
             extra={k: v for k, v in card.items() if k not in names},
+            absent=frozenset(names - set(card)),
         )
 
     def to_dict(self) -> dict:
         """The card as JSON holds it (what the library functions that take a card dict read)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        out.update(marks=list(self.marks), cells=list(self.cells) if self.cells else None,
-                   history=list(self.history))
-        if self.genes is None:
-            del out["genes"]  # a card that predates gene records stays one (hmviz.evaluation reads its absence)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("extra", "absent") and f.name not in self.absent}
+        out.update(marks=list(self.marks), history=list(self.history))
+        if "cells" in out:
+            out["cells"] = list(self.cells) if self.cells else None
         out.update(self.extra)
         return copy.deepcopy(out)
 

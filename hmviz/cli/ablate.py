@@ -129,12 +129,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             print(f"{table.attrs['computed']} runs trained ({table.attrs['failed']} failed), {table.attrs['reused']} "
                   f"reused from {args.out} ({table.attrs['seconds']:.1f} s)", file=sys.stderr)
     else:
-        from hmviz.checkpoints import load_model, read_card
         from hmviz.explain.ablation import ablate_mask
+        from hmviz.trained import load
 
-        read_card(args.model)  # a bad model directory fails before the data is read
-        model, card = load_model(args.model, device="cpu")
-        table = ablate_mask(model, card, _read(args), subsets=args.subsets or "single",
+        model = load(args.model, device="cpu")  # a bad model directory fails before the data is read
+        table = ablate_mask(model.module, model.card.to_dict(), _read(args), subsets=args.subsets or "single",
                             baseline=args.baseline or "train_mean", metric=args.metric)
         if not args.quiet:
             print(f"evaluated on {table.attrs['evaluated_on']} ({table.attrs['genes_evaluated']} genes); "

@@ -180,12 +180,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 @verb("evaluate", "evaluate a saved model on a dataset, never on genes it trained or validated on (one JSON line "
                   "of metrics; 'evaluated_on' and the gene counts say which genes)", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hmviz.checkpoints import read_card
-    from hmviz.evaluation import evaluate
+    from hmviz.trained import load
 
-    read_card(args.model)  # a bad model directory fails before the data is read
-    metrics = evaluate(args.model, _read(args), device=args.device)
-    print(json.dumps(metrics))
+    model = load(args.model, device=args.device)  # a bad model directory fails before the data is read
+    print(json.dumps(model.evaluate(_read(args))))
     return 0
 
 
