@@ -76,7 +76,7 @@ class ModelCard:
         ``where`` and the field for a damaged or hand-edited card."""
         if not isinstance(card, Mapping) or "model" not in card or "config" not in card:
             raise ModelError(f"{where} is not an hmviz model card (it lacks 'model' and 'config').")
-        checked = copy.deepcopy(dict(card))
+        checked = dict(card)  # nested values are shared: treat a card as read-only
         check_card(checked, where)
         return cls._typed(checked)
 

@@ -27,7 +27,7 @@ from hmviz.inference import _check_window, _fingerprint, _select_marks, choose_d
 from hmviz.tasks import _differential_cells, _make_task, _SingleCellTask, _Task
 
 
-def training_split(card: dict, dataset: HistoneDataset | MultiCellDataset) -> HistoneDataset | None:
+def training_split(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset) -> HistoneDataset | None:
     """When ``dataset`` is the data the model was trained on (same fingerprint), its first cell with the
     model's train/valid/test split; otherwise None.
 
@@ -38,24 +38,25 @@ def training_split(card: dict, dataset: HistoneDataset | MultiCellDataset) -> Hi
 
     Use it to keep the test split for evaluation and to draw baselines from training genes only.
     """
-    if _fingerprint(dataset) != card.get("data", {}).get("fingerprint"):
+    card = ModelCard.of(card)
+    if _fingerprint(dataset) != card.fingerprint:
         return None
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
-    meta = card.get("split", {})
-    if card.get("genes"):
-        split = split_of_genes(card["genes"], first.gene_ids)
+    meta = card.split
+    if card.genes:
+        split = split_of_genes(card.genes, first.gene_ids)
         if (split == "").any():  # cannot happen for the same fingerprint, unless the card was edited
             return None
         return dataclasses.replace(first, split=split, meta={**first.meta, "split": dict(meta)})
     kind = meta.get("kind", "file")
     if kind == "file" and first.split is None:
         return None
-    return ensure_split(first, how=kind, seed=meta.get("seed", card.get("seed", 1)),
+    return ensure_split(first, how=kind, seed=meta.get("seed", card.seed),
                         fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
                         valid_chroms=meta.get("valid_chroms"), test_chroms=meta.get("test_chroms"))
 
 
-def evaluation_genes(card: dict, dataset: HistoneDataset | MultiCellDataset) -> tuple[np.ndarray, str, dict]:
+def evaluation_genes(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset) -> tuple[np.ndarray, str, dict]:
     """Which genes of ``dataset`` a saved model is scored on: never one it was trained or validated on.
 
     With the card's record of its genes (:func:`hmviz.data.gene_sets.record_split`):
@@ -74,7 +75,8 @@ def evaluation_genes(card: dict, dataset: HistoneDataset | MultiCellDataset) -> 
     """
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     n = first.n_genes
-    record = card.get("genes")
+    card = ModelCard.of(card)
+    record = card.genes
     if not record:
         return _evaluation_genes_without_records(card, dataset)
     model_split = split_of_genes(record, first.gene_ids)
@@ -94,7 +96,7 @@ def evaluation_genes(card: dict, dataset: HistoneDataset | MultiCellDataset) -> 
             "Evaluate on data that holds the model's test genes (e.g. the full table it was trained on) "
             "or genes it never saw."
         )
-    if _fingerprint(dataset) == card.get("data", {}).get("fingerprint"):
+    if _fingerprint(dataset) == card.fingerprint:
         evaluated_on = f"test split of the training data: the model's {n_test} test genes (from its card)"
     else:
         parts = ([f"{k} of the model's {n_test} test genes"] if k else []) + (
@@ -103,14 +105,14 @@ def evaluation_genes(card: dict, dataset: HistoneDataset | MultiCellDataset) -> 
     return theirs | new, evaluated_on, counts
 
 
-def _evaluation_genes_without_records(card: dict, dataset) -> tuple[np.ndarray, str, dict]:
+def _evaluation_genes_without_records(card: ModelCard, dataset) -> tuple[np.ndarray, str, dict]:
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     note = "; the model card predates gene records"
     trained_on = training_split(card, dataset)
     if trained_on is not None:
         return trained_on.split == "test", f"test split of the training data (rebuilt from the card's split " \
                                            f"settings{note})", {}
-    if _fingerprint(dataset) == card.get("data", {}).get("fingerprint"):
+    if _fingerprint(dataset) == card.fingerprint:
         raise DataError(
             "This is the data the model was trained on, but without the split column it was trained with, and "
             "the model card predates gene records, so its test genes cannot be told apart from its training "
@@ -165,7 +167,7 @@ class EvaluationSet:
         return task.test_metrics(model)
 
 
-def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, device: str | torch.device = "cpu"
+def evaluation_set(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset, device: str | torch.device = "cpu"
                    ) -> EvaluationSet:
     """What a saved model (its ``card``) is evaluated on in ``dataset``, with the card's marks, transform and label rule.
 
@@ -175,26 +177,27 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
     from hmviz.models import get_spec
 
     dev = choose_device(device)
-    spec = get_spec(card["model"])
+    card = ModelCard.of(card)
+    spec = get_spec(card.model)
     chosen, evaluated_on, counts = evaluation_genes(card, dataset)
     split = np.full(len(chosen), "test", dtype=object)  # narrowed to the chosen genes once the task is built
     training_data = training_split(card, dataset)
     train_index = np.flatnonzero(training_data.split == "train") if training_data is not None else None
-    transform = SignalTransform.from_dict(card["transform"])
-    options = ModelCard.of(card).train_options()  # the card's seed and cells (DeepDiff) for the task
-    rule = LabelRule.parse(card["label_rule"]) if card.get("label_rule") not in (None, "file") else None
+    transform = SignalTransform.from_dict(dict(card.transform))
+    options = card.train_options()  # the card's seed and cells (DeepDiff) for the task
+    rule = LabelRule.parse(card.label_rule) if card.label_rule not in (None, "file") else None
     if spec.task == "differential":
         _differential_cells(dataset, options.cells)  # raises the explanatory error for one-cell data
         cells = {}
         for name, c in dataset.cells.items():
-            c = _select_marks(c, card["marks"], f"cell {name}")
+            c = _select_marks(c, card.marks, f"cell {name}")
             _check_window(card, c, f"cell {name}")
             cells[name] = dataclasses.replace(c, split=split)
         ds = MultiCellDataset(cells, source=dataset.source)
     else:
         if isinstance(dataset, MultiCellDataset):
             raise DataError(f"{spec.name} models one cell type; give the data of one cell.")
-        ds = _select_marks(dataset, card["marks"], "the data")
+        ds = _select_marks(dataset, card.marks, "the data")
         _check_window(card, ds, "the data")
         ds = dataclasses.replace(ds, split=split)
         if ds.expression is None and ds.labels is None:
@@ -208,7 +211,7 @@ def evaluation_set(card: dict, dataset: HistoneDataset | MultiCellDataset, devic
                 "column (1 high, 0 low) to the data, or train a model with a label rule (e.g. --label median), "
                 "whose card records the threshold to apply."
             )
-    task = _make_task(ds, options, spec, dev, transform, rule, card.get("label_threshold"))
+    task = _make_task(ds, options, spec, dev, transform, rule, card.label_threshold)
     task.test_idx = task.test_idx[chosen[task.test_idx]]  # genes without a target are already left out
     task.train_idx = task.valid_idx = np.zeros(0, dtype=np.int64)
     if len(task.test_idx) == 0:
@@ -225,7 +228,7 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
     return evaluate_model(model, card, dataset, dev)
 
 
-def evaluate_model(model: nn.Module, card: dict, dataset: HistoneDataset | MultiCellDataset,
+def evaluate_model(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset,
                    device: str | torch.device = "cpu") -> dict:
     """Metrics of ``model`` (with its ``card``) on ``dataset`` (the genes of :func:`evaluation_set`), one flat dict.
 
@@ -233,11 +236,12 @@ def evaluate_model(model: nn.Module, card: dict, dataset: HistoneDataset | Multi
     (``model_test_genes``, ``model_test_genes_in_data``, ``unseen_genes_in_data``,
     ``model_train_valid_genes_left_out``; absent for cards without gene records) and ``model``.
     """
+    card = ModelCard.of(card)
     chosen = evaluation_set(card, dataset, device)
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
            for k, v in chosen.metrics(model).items()}
     out["evaluated_on"] = chosen.evaluated_on
     out["genes_evaluated"] = chosen.n_genes
     out.update(chosen.gene_counts)
-    out["model"] = card["model"]
+    out["model"] = card.model
     return out

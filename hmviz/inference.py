@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
+from hmviz.card import ModelCard
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, HmvizError
 
@@ -50,16 +51,16 @@ def _predict(model_fn: Callable, x: torch.Tensor, index: np.ndarray, device: tor
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def _check_window(card: dict, ds: HistoneDataset, what: str) -> None:
-    if ds.n_bins != card["n_bins"] or ds.bin_size != card["bin_size"]:
+def _check_window(card: ModelCard, ds: HistoneDataset, what: str) -> None:
+    if ds.n_bins != card.n_bins or ds.bin_size != card.bin_size:
         raise DataError(
             f"{what} has {ds.n_bins} bins of {ds.bin_size} bp but the model was trained on "
-            f"{card['n_bins']} bins of {card['bin_size']} bp; rebuild the table with the model's window "
+            f"{card.n_bins} bins of {card.bin_size} bp; rebuild the table with the model's window "
             "or train a model on this data."
         )
-    if card.get("tss_bin") is not None and ds.tss_bin != card["tss_bin"]:
+    if card.tss_bin is not None and ds.tss_bin != card.tss_bin:
         raise DataError(
-            f"{what} has the TSS at bin {ds.tss_bin} but the model's card says bin {card['tss_bin']}; the "
+            f"{what} has the TSS at bin {ds.tss_bin} but the model's card says bin {card.tss_bin}; the "
             "windows around the TSS differ (or the card was edited). Use data with the model's window."
         )
 
@@ -87,16 +88,17 @@ def _fingerprint(dataset) -> str:
     return dataset.fingerprint()
 
 
-def prepare_inputs(card: dict, dataset: HistoneDataset, what: str = "the data") -> torch.Tensor:
+def prepare_inputs(card: ModelCard | dict, dataset: HistoneDataset, what: str = "the data") -> torch.Tensor:
     """The model-ready input tensor (genes, bins, marks) for ``dataset`` under ``card``:
     marks selected by name (missing marks are an error), window checked, the card's transform applied."""
-    ds = _select_marks(dataset, card["marks"], what)
+    card = ModelCard.of(card)
+    ds = _select_marks(dataset, card.marks, what)
     _check_window(card, ds, what)
-    transform = SignalTransform.from_dict(card["transform"])
+    transform = SignalTransform.from_dict(dict(card.transform))
     return torch.from_numpy(transform.transform(ds.signal))
 
 
-def predict_scores(model: nn.Module, card: dict, dataset: HistoneDataset, device: str = "cpu") -> np.ndarray:
+def predict_scores(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset, device: str = "cpu") -> np.ndarray:
     """One score per gene: the logit of 'high' for binary models, the ranking score for rankers."""
     x = prepare_inputs(card, dataset)
     fn = getattr(model, "score", model)
