@@ -62,7 +62,7 @@ def cmd_perturb(args: argparse.Namespace) -> int:
         raise HmvizError(f"Cannot tell the format of '{args.out}'; end the file name with .csv, .tsv or .parquet.")
     if args.allow and not args.search:
         raise HmvizError("--allow goes with --search; drop it or add --search.")
-    window = Window.from_card(load_card(args.model).to_dict())
+    window = Window.from_card(load_card(args.model))
     if args.edit:
         edits = parse_edits(args.edit)
         resolve(edits, window)
