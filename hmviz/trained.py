@@ -51,20 +51,20 @@ class TrainedModel:
 
         if self.card.task == "differential":
             raise ModelError(f"{self.card.model} predicts a change between two cells; use evaluate() or explain().")
-        return predict_scores(self.module, self.card.to_dict(), dataset, device=str(self.device))
+        return predict_scores(self.module, self.card, dataset, device=str(self.device))
 
     def evaluate(self, dataset: HistoneDataset | MultiCellDataset) -> dict:
         """Test metrics on ``dataset``, never on a gene the model trained or validated on; ``evaluated_on``
         and the gene counts say which genes (:func:`hmviz.evaluation.evaluate`)."""
         from hmviz.evaluation import evaluate_model
 
-        return evaluate_model(self.module, self.card.to_dict(), dataset, self.device)
+        return evaluate_model(self.module, self.card, dataset, self.device)
 
     def session(self, dataset: HistoneDataset | MultiCellDataset):
         """The data checked against the model and made into inputs (:class:`hmviz.explain.session.ExplainSession`)."""
         from hmviz.explain.session import prepare
 
-        return prepare(self.module, self.card.to_dict(), dataset)
+        return prepare(self.module, self.card, dataset)
 
     def explain(self, dataset: HistoneDataset, genes: Sequence[str | int], method: str = "integrated_gradients",
                 baseline: str | None = None, **options):

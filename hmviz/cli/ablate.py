@@ -133,7 +133,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         from hmviz.trained import load
 
         model = load(args.model, device="cpu")  # a bad model directory fails before the data is read
-        table = ablate_mask(model.module, model.card.to_dict(), _read(args), subsets=args.subsets or "single",
+        table = ablate_mask(model.module, model.card, _read(args), subsets=args.subsets or "single",
                             baseline=args.baseline or "train_mean", metric=args.metric)
         if not args.quiet:
             print(f"evaluated on {table.attrs['evaluated_on']} ({table.attrs['genes_evaluated']} genes); "

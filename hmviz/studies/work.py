@@ -79,6 +79,7 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
     own labels when the model used the file's labels; otherwise the card's label rule (e.g. median)
     fitted on ``other``'s own expression, since every cell has its own expression scale.
     """
+    from hmviz.card import ModelCard
     from hmviz.data.targets import LabelRule
     from hmviz.evaluation import evaluation_set, training_split
 
@@ -88,13 +89,13 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
     shared = len(rows) > 0
     target = other.subset(rows) if shared else other
     target = dataclasses.replace(target, split=None)  # evaluation_set then scores every gene given
-    card = dict(card)
-    if card.get("label_rule") not in (None, "file"):
+    typed = ModelCard.of(card)
+    if typed.label_rule not in (None, "file"):
         if other.expression is None:
-            raise HmvizError(f"The cell {other.source} has no expression values to label by {card['label_rule']}.")
-        rule = LabelRule.parse(card["label_rule"])
-        card["label_threshold"] = rule.fit(other.expression, np.arange(other.n_genes))
-    chosen = evaluation_set(card, target)
+            raise HmvizError(f"The cell {other.source} has no expression values to label by {typed.label_rule}.")
+        rule = LabelRule.parse(typed.label_rule)
+        typed = dataclasses.replace(typed, label_threshold=rule.fit(other.expression, np.arange(other.n_genes)))
+    chosen = evaluation_set(typed, target)
     out: dict[str, float | int | str] = {
         k: float(v) for k, v in chosen.metrics(model).items() if isinstance(v, (int, float, np.floating))}
     out["genes"] = chosen.n_genes
