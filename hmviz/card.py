@@ -82,7 +82,8 @@ class ModelCard:
 
     @classmethod
     def _typed(cls, card: dict) -> ModelCard:
-        """A card dict already checked (:func:`hmviz.checkpoints.check_card`) as a :class:`ModelCard`."""
+        """A card dict as a :class:`ModelCard`, without the checks of :meth:`from_dict` (it needs ``model``,
+        ``marks``, ``n_bins``, ``bin_size``, ``transform``, and ``task`` unless the model family is known)."""
         from hmviz.models import get_spec
 
         names = {f.name for f in dataclasses.fields(cls)} - {"extra", "absent"}
@@ -94,7 +95,7 @@ class ModelCard:
             n_bins=card["n_bins"],
             bin_size=card["bin_size"],
             tss_bin=card.get("tss_bin"),
-            config=card["config"],
+            config=card.get("config") or {},
             transform=card["transform"],
             label_rule=card.get("label_rule"),
             label_threshold=card.get("label_threshold"),
@@ -150,5 +151,13 @@ class ModelCard:
 
     @classmethod
     def of(cls, card: ModelCard | Mapping[str, Any]) -> ModelCard:
-        """``card`` itself when it is a :class:`ModelCard`, else the card dict checked and typed."""
-        return card if isinstance(card, ModelCard) else cls.from_dict(card)
+        """``card`` itself when it is a :class:`ModelCard`, else the card dict typed (not checked again).
+
+        For cards already in memory: made by :func:`hmviz.training.train` or read (and checked) by
+        :mod:`hmviz.checkpoints`. A card from a file or a user goes through :meth:`from_dict`."""
+        if isinstance(card, ModelCard):
+            return card
+        try:
+            return cls._typed(dict(card))
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"Not a model card: it lacks {exc} (a model card from hmviz has it).") from None
