@@ -99,4 +99,4 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
 
 def load_card(path: str | Path) -> ModelCard:
     """The :class:`ModelCard` of a model folder (or of a card file) without loading the weights."""
-    return ModelCard.from_dict(read_card(path), path)
+    return ModelCard._typed(read_card(path))  # read_card checked it (once)
