@@ -46,12 +46,6 @@ class TrainResult:
     def metrics(self) -> dict:
         return self.card["metrics"]
 
-    def trained_model(self):
-        """The result as a :class:`hmviz.trained.TrainedModel` (typed card; predict, evaluate, explain, save)."""
-        from hmviz.trained import TrainedModel
-
-        return TrainedModel(self.model, self.card)
-
 
 def train(
     dataset: HistoneDataset | MultiCellDataset,
