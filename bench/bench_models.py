@@ -111,7 +111,8 @@ def speed_one(name: str, device: str, pair_sampling: str = "within-batch") -> di
     """One model's epoch time and peak memory (run in its own process)."""
     import torch
 
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     ds = _standard_dataset(N_GENES, two_cells=(name == "deepdiff"))
     t0 = time.perf_counter()
@@ -142,7 +143,7 @@ def _time_test_pass(result, ds, device: str) -> float:
     import torch
 
     from hmviz.data.dataset import MultiCellDataset
-    from hmviz.training import EVAL_BATCH, prepare_inputs
+    from hmviz.inference import EVAL_BATCH, prepare_inputs
 
     model, card = result.model, result.card
     dev = torch.device("cuda" if device.startswith("cuda") else "cpu")
@@ -165,7 +166,7 @@ def _time_test_pass(result, ds, device: str) -> float:
 
 
 def run_eval_batch(models: list[str], sizes=(64, 128, 256, 512, 1024), rounds: int = 2) -> list[dict]:
-    """Inference seconds over 6,601 genes per batch size (how ``hmviz.training.EVAL_BATCH`` was chosen)."""
+    """Inference seconds over 6,601 genes per batch size (how ``hmviz.inference.EVAL_BATCH`` was chosen)."""
     import torch
 
     from hmviz.models import build_model
@@ -205,7 +206,7 @@ def run_lstm_floor(train_sizes=(64, 128), eval_sizes=(128, 512), rounds: int = 3
 
     from hmviz.models import _native, build_model
     from hmviz.models._recurrent import PerMarkBiLSTM
-    from hmviz.training import EVAL_BATCH
+    from hmviz.inference import EVAL_BATCH
 
     impls = tuple(i for i in IMPLS_TIMED if i != "native" or _native.load() is not None)
     own = tuple(i for i in ("native", "grouped") if i in impls)  # hmviz's own recurrences, timed alone
@@ -350,7 +351,8 @@ def contention_one(name: str, threads: str, jobs: int, n_genes: int, epochs: int
     import torch
 
     from hmviz.runtime import apply_threads
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     n_threads = apply_threads(concurrent_jobs=jobs) if threads == "recommended" else torch.get_num_threads()
     ds = _standard_dataset(n_genes)
@@ -426,7 +428,9 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     ``select_on`` None: the training default (``TrainOptions.select_on``).
     """
     from hmviz.data import read_dataset
-    from hmviz.training import TrainOptions, train, train_baseline
+    from hmviz.baselines import train_baseline
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     datasets = {}
     if "e123" not in which:
@@ -482,7 +486,9 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> 
     """
     from hmviz.data import read_dataset
     from hmviz.models import parse_settings
-    from hmviz.training import TrainOptions, train, train_baseline
+    from hmviz.baselines import train_baseline
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     overrides = parse_settings("deepdiff", settings)
     datasets = {}

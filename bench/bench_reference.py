@@ -93,7 +93,8 @@ def run_model(ds, model_name: str, args, what: set[str]) -> tuple[list, list]:
     from hmviz.explain import Baseline, explain, explain_pair
     from hmviz.explain._regions import tss_regions
     from hmviz.explain.session import prepare
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     t0 = time.perf_counter()
     result = train(ds, TrainOptions(model=model_name, seed=args.seed, device="cpu"))

@@ -1,11 +1,27 @@
 """hmviz: train, compare and explain models that predict gene expression from histone marks.
 
 The library never imports streamlit; the app in ``app.py``/``pages/`` and the command line
-(``python -m hmviz``) are thin layers over it.
+(``hmviz <verb>``, :mod:`hmviz.cli`) are thin layers over it. In Python::
+
+    import hmviz
+    model = hmviz.load("models/deepchrome")      # a TrainedModel: .card, .predict, .evaluate, .explain, ...
+
+``import hmviz`` stays light: :func:`load`, :class:`TrainedModel` and :class:`ModelCard` (and torch with
+them) are imported on first use.
 """
 
+from hmviz._version import __version__
 from hmviz.errors import HmvizError
 
-__version__ = "0.1.0"
+_LAZY = {"load": "hmviz.trained", "load_card": "hmviz.trained", "TrainedModel": "hmviz.trained",
+         "ModelCard": "hmviz.card"}
 
-__all__ = ["HmvizError", "__version__"]
+__all__ = ["HmvizError", "ModelCard", "TrainedModel", "__version__", "load", "load_card"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hmviz' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -1,4 +1,4 @@
-"""``hmviz <verb>`` (the console script) and ``python -m hmviz <verb>``: see :mod:`hmviz.cli`.
+"""``hmviz <verb>`` (the console script) and ``python -m hmviz <verb>``: see :mod:`hmviz.cli.main`.
 
 ``hmviz --version`` prints hmviz's version with those of Python and torch, without loading torch.
 """
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from hmviz import __version__
+from hmviz._version import __version__
 
 
 def version_line() -> str:
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] in (["--version"], ["-V"]):
         print(version_line())
         return 0
-    from hmviz.cli import main as cli_main
+    from hmviz.cli.main import main as cli_main
 
     return cli_main(args)
 

@@ -68,7 +68,8 @@ def make_bundled_models(out_dir: str | Path = BUNDLED_DIR, sample_dir: str | Pat
     """Train every recipe on the sample data and save it under ``out_dir/<name>``; returns metrics."""
     from hmviz.checkpoints import save_model
     from hmviz.data import read_dataset
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     out_dir = Path(out_dir)
     sample = read_dataset(sample_dir)

@@ -40,10 +40,10 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 
 def versions() -> dict[str, str]:
     """Versions of the software that trained a model (recorded in its card)."""
-    import hmviz
+    from hmviz._version import __version__
 
     return {
-        "hmviz": hmviz.__version__,
+        "hmviz": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),

@@ -312,7 +312,7 @@ def ablation_chart(
     smallest subset within the margin (``smallest_within_margin``), or the subset named by
     ``highlight``, is drawn as a red diamond.
     """
-    from hmviz.explain.ablation import (
+    from hmviz.studies.marks import (
         reference_row,
         smallest_within_margin,
         value_column,

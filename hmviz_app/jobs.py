@@ -72,7 +72,7 @@ class Job:
         return self
 
     def _run(self) -> None:
-        from hmviz.training import TrainingCancelled
+        from hmviz.engine import TrainingCancelled
         from hmviz_app.state import configure_torch
 
         self.started = time.time()

@@ -422,7 +422,7 @@ def note_model_param(key: str) -> None:
 @st.cache_resource(max_entries=16, show_spinner="Loading the model...")
 def _load(path: str, stamp: float):
     from hmviz.checkpoints import load_model
-    from hmviz.training import choose_device
+    from hmviz.inference import choose_device
 
     configure_torch()
     return load_model(path, device=choose_device("auto"))

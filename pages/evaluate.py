@@ -16,24 +16,20 @@ st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**. Change them 
 
 @st.cache_data(max_entries=16, show_spinner="Evaluating on the test genes...")
 def _evaluate(model_key: str, data_key: str, path: str, _dataset) -> dict:
-    from hmviz.training import evaluate
+    from hmviz.evaluation import evaluate
 
     return evaluate(path, _dataset, device="auto")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _baselines(model_key: str, data_key: str, _card: dict, _dataset) -> list[dict]:
+    from hmviz.baselines import train_baseline
+    from hmviz.card import ModelCard
+    from hmviz.evaluation import training_split
     from hmviz.models.baselines import BASELINES
-    from hmviz.training import TrainOptions, train_baseline, training_split
 
-    card, split = _card, _card.get("split", {})
-    same_data = training_split(card, _dataset) is not None
-    options = TrainOptions(
-        model=card["model"], seed=int(split.get("seed", card.get("seed", 1))), marks=tuple(card["marks"]),
-        label_rule=card.get("label_rule") if same_data else None, split=split.get("kind", "auto") if same_data else "auto",
-        split_fractions=tuple(split.get("fractions", (0.7, 0.15, 0.15))),
-        valid_chroms=tuple(split["valid_chroms"]) if split.get("valid_chroms") else None,
-        test_chroms=tuple(split["test_chroms"]) if split.get("test_chroms") else None)
+    same_data = training_split(_card, _dataset) is not None
+    options = ModelCard.of(_card).train_options(same_data)  # the model's split and labels on its own data
     return [train_baseline(_dataset, name, options) for name in BASELINES]
 
 

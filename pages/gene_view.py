@@ -83,7 +83,7 @@ unit_att = getattr(att, "target", "model output") if show_att else None
 fig = gene_tracks_figure(frames, [index.label(r) for r in rows], units=units, attribution_unit=unit_att,
                          title=" vs ".join(title_parts), strand_note=note)
 if show_att:
-    trained_on = (session.card.get("data") or {}).get("source") or "unknown data"
+    trained_on = session.card.data.get("source") or "unknown data"
     caption = figure_caption(model=entry.label, trained_on=str(trained_on), method="Integrated Gradients",
                              baseline=getattr(att.baseline, "name", None), genes=[index.label(r) for r in rows],
                              prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}"

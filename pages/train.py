@@ -21,7 +21,8 @@ ds = data.first
 with st.spinner("Loading the model families (PyTorch)..."):
     from hmviz.models import MODEL_REGISTRY
     from hmviz.plots import training_curves
-    from hmviz.training import TrainOptions, choose_device
+    from hmviz.inference import choose_device
+    from hmviz.options import TrainOptions
 
 job = jobs.jobs().get("train")
 running = job is not None and job.running

@@ -171,7 +171,8 @@ def make_small_models(out_dir: Path, names=tuple(SMALL_MODELS)) -> Path:
     from hmviz.data import read_dataset
     from hmviz.data.dataset import MultiCellDataset
     from hmviz.data.synthetic import make_second_cell
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     sample = read_dataset(SAMPLE_DIR)
     for name in names:

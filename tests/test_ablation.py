@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data import read_dataset
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.data.transforms import SignalTransform
@@ -25,7 +25,8 @@ from hmviz.studies.marks import (
     subset_name,
 )
 from hmviz.studies.runner import RUNS_DIR
-from hmviz.training import TrainOptions, train
+from hmviz.options import TrainOptions
+from hmviz.training import train
 from tests.conftest import ROOT, shared_path
 
 THREE = ("H3K4me3", "H3K36me3", "H3K4me1")
@@ -176,7 +177,7 @@ def test_masking_planted_marks_drops_the_metric_and_the_decoy_does_not(trained, 
 
 def test_other_data_is_scored_on_the_genes_evaluate_scores(trained, sample, tmp_path):
     from hmviz.checkpoints import save_model
-    from hmviz.training import evaluate
+    from hmviz.evaluation import evaluate
 
     save_model(trained.model, trained.card, tmp_path / "model")
     other = sample.subset(np.arange(300))  # part of the training data: only the model's test genes are scored
@@ -198,7 +199,7 @@ def test_scoring_other_inputs_leaves_the_evaluation_set_unchanged(trained, sampl
     import torch
 
     from hmviz.errors import ModelError
-    from hmviz.training import evaluation_set
+    from hmviz.evaluation import evaluation_set
 
     chosen = evaluation_set(trained.card, sample)
     before = chosen.metrics(trained.model)
@@ -215,7 +216,7 @@ def test_zeros_baseline_means_no_reads(trained, sample):
     table = ablate_mask(trained.model, trained.card, sample, subsets="leave-one-out", baseline="zeros")
     assert "transform applied to 0" in table.attrs["baseline"]
     from hmviz.explain.ablation import _mask_baseline
-    from hmviz.training import prepare_inputs
+    from hmviz.inference import prepare_inputs
 
     x = prepare_inputs(trained.card, sample)
     zero = _mask_baseline("zeros", trained.card, x, None).values

@@ -93,7 +93,8 @@ def test_every_page_with_each_model(app):
 
 def _small_aux_deepdiff(dataset, tmp_path):
     from hmviz.checkpoints import save_model
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
     from hmviz_app.state import ModelEntry
 
     options = TrainOptions(model="deepdiff", epochs=1, seed=1, model_overrides={

@@ -228,7 +228,7 @@ def test_job_pool_runs_a_bounded_number_and_shows_queue_positions():
 
 
 def test_job_pool_close_cancels_running_jobs():
-    from hmviz.training import TrainingCancelled
+    from hmviz.engine import TrainingCancelled
     from hmviz_app.jobs import Job, JobPool
 
     pool = JobPool(workers=2)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data import read_dataset
 from hmviz.data.annotation import read_genes
 from hmviz.data.build import build_table
@@ -335,7 +335,8 @@ def test_cli_bad_track_specs_give_one_error_line(tmp_path, genes, capsys, tracks
 def test_built_table_trains_one_epoch(tmp_path):
     try:
         from hmviz.models import get_spec
-        from hmviz.training import TrainOptions, train
+        from hmviz.options import TrainOptions
+        from hmviz.training import train
 
         get_spec("deepchrome")
     except Exception as exc:  # the model zoo and training engine are built in another issue

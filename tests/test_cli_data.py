@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data import MultiCellDataset, read_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

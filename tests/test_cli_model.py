@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hmviz.checkpoints import read_card
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data.io import write_long
 from hmviz.data.synthetic import make_sample_dataset, make_two_cell_sample
 from hmviz.models import MODEL_REGISTRY

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hmviz.checkpoints import read_card
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data.gene_sets import recorded_genes
 from hmviz.data.io import read_dataset, write_long
 from hmviz.data.splits import normalize_chrom

@@ -15,7 +15,9 @@ import torch
 from hmviz import metrics as M
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.models import build_model
-from hmviz.training import TrainOptions, _DifferentialTask, train
+from hmviz.options import TrainOptions
+from hmviz.tasks import _DifferentialTask
+from hmviz.training import train
 
 MARKS = ("H3K4me3", "H3K27me3")
 

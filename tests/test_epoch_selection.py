@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from test_training import _run_script
 
-from hmviz.training import TrainOptions
+from hmviz.options import TrainOptions
 
 
 def _kept(script, **kw) -> int:

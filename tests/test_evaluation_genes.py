@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from hmviz.checkpoints import read_card, save_model
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data.io import read_dataset, write_long
 from hmviz.data.synthetic import make_sample_dataset
-from hmviz.training import TrainOptions, evaluate, evaluation_set, train
+from hmviz.evaluation import evaluate, evaluation_set
+from hmviz.options import TrainOptions
+from hmviz.training import train
 
 
 @pytest.fixture(scope="module")

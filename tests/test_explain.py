@@ -335,7 +335,8 @@ def trained(tmp_path_factory):
     """A 40-gene dataset in the long format and two tiny models trained on it for one epoch."""
     from hmviz.checkpoints import save_model
     from hmviz.data import HistoneDataset, write_long
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("explain_cli")
@@ -357,7 +358,7 @@ def trained(tmp_path_factory):
 
 
 def run_cli(*argv: str) -> int:
-    from hmviz.cli import main
+    from hmviz.cli.main import main
 
     return main([str(a) for a in argv])
 
@@ -425,7 +426,8 @@ def test_cli_deepdiff_explains_one_gene_between_two_cells(tmp_path, capsys):
 
     from hmviz.checkpoints import save_model
     from hmviz.data import HistoneDataset, MultiCellDataset, write_long
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     def cell(name: str, seed: int) -> HistoneDataset:
         signal = np.random.default_rng(seed).poisson(4.0, size=(30, N_BINS, N_MARKS)).astype(np.float32)
@@ -459,7 +461,9 @@ def test_attributions_find_the_planted_marks_and_regions():
     from pathlib import Path
 
     from hmviz.data import read_dataset
-    from hmviz.training import TrainOptions, prepare_inputs, train
+    from hmviz.inference import prepare_inputs
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     root = Path(__file__).resolve().parents[1] / "sample_data"
     if not (root / "ground_truth.json").exists():

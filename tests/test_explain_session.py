@@ -9,7 +9,8 @@ import pytest
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError
 from hmviz.explain.session import prepare, suggest_genes, suggest_pairs
-from hmviz.training import TrainOptions, train
+from hmviz.options import TrainOptions
+from hmviz.training import train
 
 MARKS = ("H3K4me3", "H3K27me3")
 

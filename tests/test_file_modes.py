@@ -24,7 +24,7 @@ def _mode(path) -> int:
 
 
 def test_explain_and_ablate_tables_follow_the_umask(tmp_path, umask) -> None:
-    from hmviz.cli_explain import write_table
+    from hmviz.cli.explain import write_table
 
     for name in ("attributions.csv", "attributions.tsv", "ablation.csv"):
         path = write_table(pd.DataFrame({"gene": ["a"], "attribution": [0.5]}), tmp_path / name)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data import read_dataset
 from hmviz.errors import DataError, HmvizError, LimitError
 
@@ -179,7 +179,7 @@ def test_a_gzip_bomb_stops_at_the_limit_with_bounded_memory(tmp_path):
     env = {**os.environ, "HMVIZ_MAX_INPUT_MB": "8"}
     # The child's own peak: VmHWM of its address space. (ru_maxrss survives fork+exec on Linux, so in a
     # large test process it reports the parent's size, not the child's.)
-    code = ("import re, sys; from hmviz.cli import main; rc = main(['validate', sys.argv[1]]); "
+    code = ("import re, sys; from hmviz.cli.main import main; rc = main(['validate', sys.argv[1]]); "
             "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()); "
             "print(hwm.group(1) if hwm else 0, file=sys.stderr); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, env=env,
@@ -314,7 +314,7 @@ def test_a_symbol_shared_by_genes_is_ambiguous():
 
 
 def test_marks_message_names_the_model():
-    from hmviz.training import _select_marks
+    from hmviz.inference import _select_marks
     from hmviz.data.dataset import HistoneDataset
 
     ds = HistoneDataset(signal=np.zeros((2, 2, 1), np.float32), gene_ids=np.array(["g1", "g2"], object),
@@ -328,7 +328,7 @@ def test_library_warnings_do_not_join_the_error_line(tmp_path, capsys):
     """A RuntimeWarning raised on the way to a user error is logged (shown with --verbose), not printed."""
     import warnings
 
-    from hmviz import cli
+    from hmviz.cli import main as cli
 
     def noisy(args):
         warnings.warn("Mean of empty slice", RuntimeWarning)

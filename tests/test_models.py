@@ -718,7 +718,8 @@ def test_dropout_with_a_generator_gives_exactly_nn_dropout_from_the_same_state()
 def _train_weights(name: str, seed: int, dataset, barrier=None) -> dict[str, torch.Tensor]:
     import threading
 
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     def in_step(_event) -> None:  # both runs take their steps in lockstep, so their draws interleave
         if barrier is not None:
@@ -766,7 +767,8 @@ def test_two_runs_in_threads_are_independent_and_each_equals_its_run_alone(one_t
 
 def test_training_leaves_the_process_random_state_alone() -> None:
     from hmviz.data.synthetic import make_sample_dataset
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     dataset, _ = make_sample_dataset(n_genes=40, seed=0)
     torch.manual_seed(123)

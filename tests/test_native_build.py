@@ -166,7 +166,8 @@ def test_train_attentivechrome_finishes_after_a_build_was_killed_midway(tmp_path
 
 def test_without_the_kernel_the_card_records_the_eager_recurrence(monkeypatch) -> None:
     from hmviz.data.synthetic import make_sample_dataset
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     monkeypatch.setattr(_native, "_state", {"reason": "HMVIZ_NATIVE=0 is set"})
     dataset, _ = make_sample_dataset(n_genes=40, seed=0)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.perturb import Editor, scan, smallest_edit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -62,11 +62,11 @@ def test_importing_hmviz_changes_no_environment() -> None:
 
 
 def test_the_cli_sets_threads_and_openmp_policy_at_start() -> None:
-    code = ("import os, sys, torch; from hmviz.cli import main; rc = main(['train', '--help']); "
+    code = ("import os, sys, torch; from hmviz.cli.main import main; rc = main(['train', '--help']); "
             "print(os.environ.get('OMP_WAIT_POLICY'))")
     # torch is already imported here, so the policy is left alone; a fresh CLI process sets it
     assert _run(code).splitlines()[-1] == "None"
-    code = ("import os; from hmviz.cli import main; main(['models']); print(os.environ.get('OMP_WAIT_POLICY'), "
+    code = ("import os; from hmviz.cli.main import main; main(['models']); print(os.environ.get('OMP_WAIT_POLICY'), "
             "os.environ.get('GOMP_SPINCOUNT'))")
     assert _run(code).splitlines()[-1] == "PASSIVE 100000"
     assert _run(code, OMP_WAIT_POLICY="ACTIVE").splitlines()[-1] == "ACTIVE 100000"

@@ -208,7 +208,7 @@ def test_model_folder_permissions_follow_the_umask(tmp_path, umask):
 @pytest.mark.parametrize("verb", ["train", "convert"])
 def test_a_second_cli_run_to_the_same_output_is_refused(tmp_path, capsys, verb):
     """While one run writes --out (a child holding its lock), a second train/convert exits 2 at once."""
-    from hmviz.cli import main
+    from hmviz.cli.main import main
 
     sample = str(Path(__file__).resolve().parents[1] / "sample_data" / "histone.csv.gz")
     out = tmp_path / ("m" if verb == "train" else "d.parquet")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data.io import write_long
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.errors import DataError, HmvizError
@@ -174,7 +174,8 @@ def test_cross_cell_scores_each_model_on_its_test_genes_in_every_cell(cells, tmp
     # Known answer: scoring a model on its own cell through the cross-cell path gives its test metric.
     from hmviz.checkpoints import load_model
     from hmviz.studies.work import cross_cell_metrics
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     trained = train(cells["A"], TrainOptions(model="deepchrome", epochs=1, patience=0, seed=1, device="cpu"))
     same = cross_cell_metrics(trained.model, trained.card, cells["A"], cells["A"])

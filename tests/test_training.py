@@ -12,8 +12,13 @@ from hmviz.checkpoints import load_model, save_model
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.synthetic import make_sample_dataset
 from hmviz.errors import DataError, HmvizError
-from hmviz.training import (TrainingCancelled, TrainOptions, _run_epochs, _Task, choose_device, evaluate,
-                            predict_scores, seed_everything, train, train_baseline)
+from hmviz.baselines import train_baseline
+from hmviz.engine import _run_epochs, seed_everything, TrainingCancelled
+from hmviz.evaluation import evaluate
+from hmviz.inference import choose_device, predict_scores
+from hmviz.options import TrainOptions
+from hmviz.tasks import _Task
+from hmviz.training import train
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +77,7 @@ def test_ranker_antisymmetry_is_exact(small):
 def _ranking_task(ds, pair_sampling):
     from hmviz.data.transforms import SignalTransform
     from hmviz.models import get_spec
-    from hmviz.training import _make_task
+    from hmviz.tasks import _make_task
 
     options = TrainOptions(model="ranker-deepchrome", pair_sampling=pair_sampling)
     transform = SignalTransform().fit(ds.signal, ds.split == "train")

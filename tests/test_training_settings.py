@@ -15,7 +15,10 @@ from hmviz.data.gene_sets import recorded_genes
 from hmviz.data.synthetic import make_sample_dataset, make_two_cell_sample
 from hmviz.data.targets import LabelRule
 from hmviz.errors import DataError
-from hmviz.training import TrainOptions, evaluate, evaluation_set, train, train_baseline
+from hmviz.baselines import train_baseline
+from hmviz.evaluation import evaluate, evaluation_set
+from hmviz.options import TrainOptions
+from hmviz.training import train
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def test_the_optimizer_setting_is_the_optimizer_used(small):
     # plain SGD at lr 1e-3 for a few steps moves the weights far less than Adam does
     start = train(small, TrainOptions(**{**opts, "epochs": 1, "lr": 1e-12}))
     assert (_weights(sgd) - _weights(start)).abs().max() < (_weights(adam) - _weights(start)).abs().max()
-    from hmviz.training import make_optimizer
+    from hmviz.engine import make_optimizer
 
     p = [torch.nn.Parameter(torch.zeros(2))]
     assert type(make_optimizer("sgd", p, 0.1)) is torch.optim.SGD

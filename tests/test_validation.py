@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.data import check_marks, read_dataset, read_expression
 from hmviz.errors import DataError
 

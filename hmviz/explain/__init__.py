@@ -11,7 +11,7 @@ removal), which decides the words used for its numbers; the baselines are :data:
 * :mod:`~hmviz.explain.attention`: AttentiveChrome's alpha/beta, per class, agreement with attributions.
 * :mod:`~hmviz.explain.class_optimization`: DeepChrome's class-optimisation map.
 
-Inputs live in the model's input space (``hmviz.training.prepare_inputs``); the ``zeros``
+Inputs live in the model's input space (``hmviz.inference.prepare_inputs``); the ``zeros``
 baseline means zero reads there only when built with the model card's transform.
 """
 

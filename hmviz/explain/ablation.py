@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError, ModelError
 from hmviz.explain._baselines import Baseline, make_baseline
@@ -77,7 +78,9 @@ def _mask_sets(marks: tuple[str, ...], subsets) -> list[tuple[str, ...]]:
 
 
 # --------------------------------------------------------------------------- masking
-def _mask_baseline(baseline: str | Baseline, card: dict, x: torch.Tensor, train_rows: np.ndarray | None) -> Baseline:
+def _mask_baseline(baseline: str | Baseline, card: ModelCard | dict, x: torch.Tensor,
+                   train_rows: np.ndarray | None) -> Baseline:
+    card = ModelCard.of(card)
     n_bins, n_marks = x.shape[1:]
     if isinstance(baseline, Baseline):
         if baseline.is_distribution or baseline.values.shape != (n_bins, n_marks):
@@ -85,23 +88,23 @@ def _mask_baseline(baseline: str | Baseline, card: dict, x: torch.Tensor, train_
                              f"{baseline.values.shape}.")
         return baseline
     if baseline == "zeros":
-        return make_baseline("zeros", transform=card["transform"], shape=(n_bins, n_marks))
+        return make_baseline("zeros", transform=dict(card.transform), shape=(n_bins, n_marks))
     if baseline != "train_mean":
         raise HmvizError(f"Unknown masking baseline '{baseline}'; use one of {', '.join(MASK_BASELINES)}.")
     if train_rows is not None:
         return make_baseline("train_mean", reference_inputs=x[torch.as_tensor(train_rows)])
-    if card["transform"].get("scaling") == "standard":
+    if card.transform.get("scaling") == "standard":
         # Standardised per mark on the training genes: their mean of every mark is 0 in the input space.
         return Baseline("train_mean", "per-mark mean of the model's training genes over all bins (0 after the "
                         "model card's standardisation)", np.zeros((n_bins, n_marks), dtype=np.float32))
     raise DataError("This is not the model's training data and its card does not store the training genes' "
-                    f"mean (scaling '{card['transform'].get('scaling')}'); mask with baseline 'zeros' instead, or "
+                    f"mean (scaling '{card.transform.get('scaling')}'); mask with baseline 'zeros' instead, or "
                     "give the training data.")
 
 
 def ablate_mask(
     model: torch.nn.Module,
-    card: dict,
+    card: ModelCard | dict,
     dataset: HistoneDataset,
     subsets: MaskSubsets | Sequence[Sequence[str]] = "single",
     baseline: str | Baseline = "train_mean",
@@ -124,10 +127,10 @@ def ablate_mask(
             Or a :class:`~hmviz.explain.Baseline` shaped (bins, marks).
         metric: default ``test_auroc`` (binary) or ``test_pairwise_accuracy`` (rankers).
 
-    Genes evaluated: those :func:`hmviz.training.evaluate` scores (:func:`hmviz.training.evaluation_set`),
+    Genes evaluated: those :func:`hmviz.evaluation.evaluate` scores (:func:`hmviz.evaluation.evaluation_set`),
     so the unmasked row equals ``evaluate``'s metric: the model's **test split** when ``dataset`` is its
-    training data (same fingerprint as ``card["data"]["fingerprint"]``; the split is rebuilt from
-    ``card["split"]``), otherwise the dataset's own test split when it has one, otherwise **all genes**
+    training data (same fingerprint as the card's ``data.fingerprint``; the split is rebuilt from
+    the card's ``split``), otherwise the dataset's own test split when it has one, otherwise **all genes**
     of ``dataset``. ``attrs["evaluated_on"]`` says which.
 
     Returns:
@@ -137,16 +140,17 @@ def ablate_mask(
     """
     from hmviz.explain._model_view import eval_view, model_device, require_module
     from hmviz.models import get_spec
-    from hmviz.training import evaluation_set
+    from hmviz.evaluation import evaluation_set
 
-    spec = get_spec(card["model"])
+    card = ModelCard.of(card)
+    spec = get_spec(card.model)
     if spec.task not in DEFAULT_METRIC:
         raise ModelError(f"Masking is implemented for single-cell models (binary or ranking); {spec.name} is a "
                          f"{spec.task} model.")
     if isinstance(dataset, MultiCellDataset):
         raise DataError(f"{spec.name} models one cell type; give the data of one cell.")
     model = eval_view(require_module(model))
-    marks = tuple(card["marks"])
+    marks = card.marks
     mask_sets = _mask_sets(marks, subsets)
     chosen = evaluation_set(card, dataset, model_device(model))  # the genes `evaluate` scores
     x = chosen.inputs  # marks selected by name, window checked, the card's transform applied

@@ -217,7 +217,7 @@ def explain(
             or a ranker (its ``score(x)`` is attributed). Never modified: no ``train()``, no
             parameter or flag changes; a model left in training mode is explained via an eval copy.
         inputs: ``(genes, bins, marks)`` (or one gene ``(bins, marks)``) in the model's input space
-            (``hmviz.training.prepare_inputs``).
+            (``hmviz.inference.prepare_inputs``).
         method: a key of :data:`METHODS`.
         target: output column for models with several outputs per gene (``(B, 2)`` two-class
             logits default to column 1, "high"); None for one logit per gene.

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError, ModelError
 from hmviz.explain._baselines import DEFAULT_BASELINE, Baseline, make_baseline
@@ -51,10 +52,10 @@ SUGGESTION_KINDS: dict[str, str] = {
 }
 
 
-def reference_genes(card: dict, dataset: HistoneDataset) -> tuple[np.ndarray, str]:
+def reference_genes(card: ModelCard | dict, dataset: HistoneDataset) -> tuple[np.ndarray, str]:
     """Rows of the reference genes for baselines (the model's training genes when ``dataset`` is its
     training data, else the data's own training split, else every gene) and how they were chosen."""
-    from hmviz.training import training_split
+    from hmviz.evaluation import training_split
 
     trained_on = training_split(card, dataset)
     if trained_on is not None:
@@ -106,7 +107,7 @@ class ExplainSession:
     """
 
     model: nn.Module
-    card: dict
+    card: ModelCard
     dataset: HistoneDataset
     x: torch.Tensor
     reference_rows: np.ndarray
@@ -123,7 +124,7 @@ class ExplainSession:
 
     @property
     def marks(self) -> tuple[str, ...]:
-        return tuple(self.card["marks"])
+        return self.card.marks
 
     @property
     def bin_starts_bp(self) -> np.ndarray:
@@ -133,17 +134,17 @@ class ExplainSession:
     def strand_aware(self) -> bool | None:
         """Whether the bins follow each gene's strand (the data's record, else the model card's)."""
         known = self.dataset.strand_aware
-        return known if known is not None else self.card.get("strand_aware")
+        return known if known is not None else self.card.strand_aware
 
     @property
     def unit(self) -> str:
         """The unit of the model's output: logit, or log2 fold change for a two-cell model."""
-        return output_unit(self.card.get("task"))
+        return output_unit(self.card.task)
 
     @property
     def kind(self) -> str:
         """``"differential"``, ``"ranking"`` or ``"binary"`` (the card's task)."""
-        return str(self.card.get("task", "binary"))
+        return self.card.task
 
     def row(self, gene: str | int) -> int:
         """Row of a gene given its id or symbol (an int row is passed through, range-checked)."""
@@ -176,7 +177,7 @@ class ExplainSession:
             labels = ds.labels[rows] if ds.labels is not None else None
             expression = ds.expression[rows] if ds.expression is not None and labels is None else None
             base = make_baseline(name, self.reference_inputs(), labels=labels, expression=expression,
-                                 transform=self.card["transform"], seed=seed)
+                                 transform=dict(self.card.transform), seed=seed)
             if self.differential and name == "train_mean":  # both cells' inputs are stacked: say so
                 n = len(self.reference_rows)
                 base = Baseline(base.name, base.description.replace(f"; {2 * n} genes",
@@ -206,7 +207,7 @@ class ExplainSession:
         check_method(method, self.model)
         if self.differential:
             if gene_b is not None:
-                raise HmvizError(f"{self.card['model']} explains one gene between two cell types; give one gene.")
+                raise HmvizError(f"{self.card.model} explains one gene between two cell types; give one gene.")
             row = self.row(gene_a)
             cell_a, cell_b = self.cells
             gene = self.display(row)
@@ -239,7 +240,7 @@ class ExplainSession:
 
         Single-cell models only; a two-cell model's genes are explained with :meth:`explain_pair`."""
         if self.differential:
-            raise ModelError(f"{self.card['model']} reads two cells per gene; explain one gene at a time "
+            raise ModelError(f"{self.card.model} reads two cells per gene; explain one gene at a time "
                              "(the gene-pair view), which attributes its predicted change to both cells.")
         rows = [self.row(g) for g in genes]
         if not rows:
@@ -258,7 +259,7 @@ class ExplainSession:
         """One number per gene: the logit of 'high' (binary), the ranking score (rankers), or the
         predicted log2 fold change of cell B over cell A (two-cell models). float64 ``(genes,)``."""
         from hmviz.explain._model_view import eval_view, model_device
-        from hmviz.training import EVAL_BATCH
+        from hmviz.inference import EVAL_BATCH
 
         view = eval_view(self.model)
         device = model_device(view)
@@ -292,11 +293,11 @@ class ExplainSession:
         the data has neither expression nor labels."""
         if self.differential:
             return None
-        ds, rule = self.dataset, self.card.get("label_rule")
-        if rule not in (None, "file") and ds.expression is not None and self.card.get("label_threshold") is not None:
+        ds, rule, threshold = self.dataset, self.card.label_rule, self.card.label_threshold
+        if rule not in (None, "file") and ds.expression is not None and threshold is not None:
             from hmviz.data.targets import LabelRule
 
-            return LabelRule.parse(rule).apply(ds.expression, self.card["label_threshold"])
+            return LabelRule.parse(rule).apply(ds.expression, threshold)
         return None if ds.labels is None else ds.labels.astype(np.int8)
 
     def evaluation_rows(self) -> np.ndarray:
@@ -306,22 +307,24 @@ class ExplainSession:
         return np.arange(self.dataset.n_genes)
 
 
-def prepare(model: nn.Module, card: dict, dataset: HistoneDataset | MultiCellDataset) -> ExplainSession:
+def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset) -> ExplainSession:
     """Check ``model``/``card`` against ``dataset`` and build the inputs (see :class:`ExplainSession`).
 
     Raises :class:`DataError` when the data does not fit the model (one cell vs two, missing marks, a
     different window), naming what differs and what to do.
     """
-    from hmviz.training import prepare_inputs, training_split
+    from hmviz.evaluation import training_split
+    from hmviz.inference import prepare_inputs
 
-    differential = card.get("task") == "differential"
+    card = ModelCard.of(card)  # checked and typed once; the session keeps the typed card
+    differential = card.task == "differential"
     if differential:
         if not isinstance(dataset, MultiCellDataset):
-            raise DataError(f"{card['model']} compares two cell types; give data with both cells over the same genes.")
-        cell_a, cell_b = (card.get("cells") or dataset.cell_names)[:2]
+            raise DataError(f"{card.model} compares two cell types; give data with both cells over the same genes.")
+        cell_a, cell_b = (card.cells or dataset.cell_names)[:2]
         missing = [c for c in (cell_a, cell_b) if c not in dataset.cells]
         if missing:
-            raise DataError(f"{card['model']} was trained on cells {cell_a} and {cell_b}, but the data has "
+            raise DataError(f"{card.model} was trained on cells {cell_a} and {cell_b}, but the data has "
                             f"{', '.join(dataset.cell_names)}. Load data with those two cells.")
         ds_a, ds_b = dataset.pair(cell_a, cell_b)
         xa, xb = prepare_inputs(card, ds_a, f"cell {cell_a}"), prepare_inputs(card, ds_b, f"cell {cell_b}")
@@ -331,7 +334,7 @@ def prepare(model: nn.Module, card: dict, dataset: HistoneDataset | MultiCellDat
         return ExplainSession(model, card, ds_a, xa, rows, note, split, x_other=xb, other=ds_b,
                               cells=(str(cell_a), str(cell_b)))
     if isinstance(dataset, MultiCellDataset):
-        raise DataError(f"{card['model']} models one cell type; the data has {len(dataset.cells)} "
+        raise DataError(f"{card.model} models one cell type; the data has {len(dataset.cells)} "
                         f"({', '.join(dataset.cell_names)}). Give the data of one cell.")
     x = prepare_inputs(card, dataset)
     rows, note = reference_genes(card, dataset)

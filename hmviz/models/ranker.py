@@ -29,7 +29,7 @@ class RankerDeepChromeConfig(DeepChromeConfig):
 
     ``batch_size`` counts genes per step with the engine's default within-batch pair sampling
     (``pairs_per_gene`` x genes pairs among them), gene pairs per step with global sampling (see
-    :class:`hmviz.training.TrainOptions`).
+    :class:`hmviz.options.TrainOptions`).
     """
 
 
@@ -39,7 +39,7 @@ class RankerAttentiveChromeConfig(AttentiveChromeConfig):
 
     ``batch_size`` counts genes per step with the engine's default within-batch pair sampling
     (``pairs_per_gene`` x genes pairs among them), gene pairs per step with global sampling (see
-    :class:`hmviz.training.TrainOptions`).
+    :class:`hmviz.options.TrainOptions`).
     """
 
 

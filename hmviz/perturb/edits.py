@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hmviz.card import ModelCard
 from hmviz.errors import HmvizError
 from hmviz.explain._regions import PROMOTER_DOWNSTREAM_BP, PROMOTER_UPSTREAM_BP, format_bp
 
@@ -60,10 +61,11 @@ class Window:
     tss_bin: int
 
     @classmethod
-    def from_card(cls, card: dict) -> Window:
+    def from_card(cls, card: ModelCard | dict) -> Window:
         """The window of a model card (its marks in order, bins, bin size and TSS bin)."""
-        n_bins = int(card["n_bins"])
-        return cls(tuple(card["marks"]), n_bins, int(card["bin_size"]), int(card.get("tss_bin", n_bins // 2)))
+        card = ModelCard.of(card)
+        tss_bin = card.tss_bin if card.tss_bin is not None else card.n_bins // 2
+        return cls(card.marks, card.n_bins, card.bin_size, tss_bin)
 
     @property
     def start_bp(self) -> int:

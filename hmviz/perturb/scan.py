@@ -99,7 +99,7 @@ def scan(editor: Editor, gene, window_bp: int = 500, vs=None) -> ScanResult:
     row = editor.row(gene)
     vs_row = None if vs is None else editor.row(vs)
     if vs_row is not None and editor.session.differential:
-        raise HmvizError(f"{editor.session.card['model']} compares one gene between two cells; drop the second gene.")
+        raise HmvizError(f"{editor.session.card.model} compares one gene between two cells; drop the second gene.")
     starts, membership = windows(editor.window, window_bp)
     raw = editor.raw[row]
     n_marks, n_win = len(editor.marks), len(starts)

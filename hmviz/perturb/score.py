@@ -3,7 +3,7 @@
 :class:`Editor` wraps an :class:`hmviz.explain.session.ExplainSession` (a model checked against a
 dataset): it keeps the raw signal of the edited cell in the model's mark order, scores any raw
 ``(genes, bins, marks)`` batch through the card's transform (``SignalTransform`` applied exactly as
-:func:`hmviz.training.prepare_inputs` does) and the model, and answers :meth:`Editor.perturb`.
+:func:`hmviz.inference.prepare_inputs` does) and the model, and answers :meth:`Editor.perturb`.
 
 Units of the score (``Editor.unit``): the logit of high expression (binary models; the probability is
 its sigmoid), the ranking score (rankers), the predicted log2 fold change of cell B over cell A
@@ -166,10 +166,10 @@ class Editor:
                 raise HmvizError(f"Cell '{cell}' is not one the model compares; choose {' or '.join(_cells(session))}.")
             dataset = session.dataset if cell == _cells(session)[0] else _other_cell(session)
         elif cell is not None:
-            raise HmvizError(f"{session.card['model']} models one cell type; drop the cell choice.")
+            raise HmvizError(f"{session.card.model} models one cell type; drop the cell choice.")
         cols = [dataset.marks.index(m) for m in window.marks]
         raw = np.ascontiguousarray(dataset.signal[:, :, cols], dtype=np.float32)
-        return cls(session, raw, window, SignalTransform.from_dict(session.card["transform"]), cell)
+        return cls(session, raw, window, SignalTransform.from_dict(dict(session.card.transform)), cell)
 
     # ------------------------------------------------------------------- basics
     @property
@@ -290,7 +290,7 @@ class Editor:
         """A :class:`PerturbResult` for gene ``row`` whose signal becomes ``raw_after``."""
         s = self.session
         if vs is not None and s.differential:
-            raise HmvizError(f"{s.card['model']} compares one gene between two cells; drop the second gene.")
+            raise HmvizError(f"{s.card.model} compares one gene between two cells; drop the second gene.")
         if vs is not None and vs == row:
             raise HmvizError(f"Gene A and gene B are the same gene ({s.dataset.gene_ids[row]}); choose two genes.")
         if score_before is None:  # the unedited score, as scored for every gene (same inputs, same model)

@@ -265,9 +265,9 @@ def smallest_edit(editor: Editor, gene, allow, vs=None, *, max_steps: int = 40, 
     row = editor.row(gene)
     vs_row = None if vs is None else editor.row(vs)
     if vs_row is not None and s.differential:
-        raise HmvizError(f"{s.card['model']} compares one gene between two cells; drop the second gene.")
+        raise HmvizError(f"{s.card.model} compares one gene between two cells; drop the second gene.")
     if vs_row is None and editor.kind == "ranking" and not s.differential:
-        raise HmvizError(f"{s.card['model']} ranks genes against each other and has no 'high' call; give a second "
+        raise HmvizError(f"{s.card.model} ranks genes against each other and has no 'high' call; give a second "
                          "gene (--vs) to search for the edit that ranks the first above it.")
     if vs_row is not None and vs_row == row:
         raise HmvizError(f"Gene A and gene B are the same gene ({s.dataset.gene_ids[row]}); choose two genes.")

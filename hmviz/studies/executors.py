@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from hmviz.data.dataset import HistoneDataset
 from hmviz.errors import HmvizError
 from hmviz.studies.spec import Resources, Run
-from hmviz.training import TrainingCancelled
+from hmviz.engine import TrainingCancelled
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +254,7 @@ def _runtime_env() -> dict:
     import importlib.util
     from pathlib import Path
 
-    import hmviz
-
-    package = Path(hmviz.__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the hmviz package
     site = importlib.util.find_spec("torch")
     installed = site is not None and site.origin is not None and package.is_relative_to(
         Path(site.origin).resolve().parents[1])

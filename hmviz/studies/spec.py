@@ -115,7 +115,7 @@ class StudySpec:
         _check_spec(self)
 
     def train_options(self) -> dict:
-        """Keyword arguments of :class:`hmviz.training.TrainOptions` shared by every run."""
+        """Keyword arguments of :class:`hmviz.options.TrainOptions` shared by every run."""
         return {"epochs": self.epochs, "patience": self.patience, "select_on": self.select_on,
                 "label_rule": self.label_rule, "split": self.split, "batch_size": self.batch_size, "lr": self.lr,
                 "device": self.resources.device}

@@ -26,9 +26,9 @@ def versions() -> dict[str, str]:
     """Versions of the software a run used (one column each in the results table)."""
     import torch
 
-    import hmviz
+    from hmviz._version import __version__
 
-    return {"hmviz": hmviz.__version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"hmviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version()}
 
 
@@ -39,9 +39,11 @@ def execute_run(run: Run, train_kw: Mapping, datasets: Mapping[str, HistoneDatas
     The record holds the run's identity, ``status`` (``ok`` or ``failed``), every metric of the run
     (``valid_*`` and ``test_*``), ``card`` (its model card), ``cross_cell`` ({other dataset: metrics}),
     ``seconds``, ``device``, ``host``, ``pid`` and ``versions``. A failed run has ``error`` instead of
-    metrics. :class:`hmviz.training.TrainingCancelled` propagates (the study was cancelled).
+    metrics. :class:`hmviz.engine.TrainingCancelled` propagates (the study was cancelled).
     """
-    from hmviz.training import TrainingCancelled, TrainOptions, train
+    from hmviz.engine import TrainingCancelled
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     t0 = time.perf_counter()
     record = {"run_id": run.run_id, "dataset": run.dataset, "model": run.model, "marks": list(run.marks),
@@ -77,8 +79,9 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
     own labels when the model used the file's labels; otherwise the card's label rule (e.g. median)
     fitted on ``other``'s own expression, since every cell has its own expression scale.
     """
+    from hmviz.card import ModelCard
     from hmviz.data.targets import LabelRule
-    from hmviz.training import evaluation_set, training_split
+    from hmviz.evaluation import evaluation_set, training_split
 
     split = training_split(card, train_data)
     test_ids = set(split.gene_ids[split.split == "test"]) if split is not None else set()
@@ -86,13 +89,13 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
     shared = len(rows) > 0
     target = other.subset(rows) if shared else other
     target = dataclasses.replace(target, split=None)  # evaluation_set then scores every gene given
-    card = dict(card)
-    if card.get("label_rule") not in (None, "file"):
+    typed = ModelCard.of(card)
+    if typed.label_rule not in (None, "file"):
         if other.expression is None:
-            raise HmvizError(f"The cell {other.source} has no expression values to label by {card['label_rule']}.")
-        rule = LabelRule.parse(card["label_rule"])
-        card["label_threshold"] = rule.fit(other.expression, np.arange(other.n_genes))
-    chosen = evaluation_set(card, target)
+            raise HmvizError(f"The cell {other.source} has no expression values to label by {typed.label_rule}.")
+        rule = LabelRule.parse(typed.label_rule)
+        typed = dataclasses.replace(typed, label_threshold=rule.fit(other.expression, np.arange(other.n_genes)))
+    chosen = evaluation_set(typed, target)
     out: dict[str, float | int | str] = {
         k: float(v) for k, v in chosen.metrics(model).items() if isinstance(v, (int, float, np.floating))}
     out["genes"] = chosen.n_genes

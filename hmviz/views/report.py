@@ -25,7 +25,7 @@ def figure_caption(*, model: str | None, trained_on: str | None, method: str | N
     """One line naming everything a figure depends on: model and its training data (``model=None``
     for a figure of data only), method and baseline, genes, prediction and measured expression (each
     with its unit), hmviz version."""
-    from hmviz import __version__
+    from hmviz._version import __version__
 
     parts = [f"Model: {model} (trained on {trained_on})"] if model else []
     if method:

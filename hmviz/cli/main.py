@@ -7,62 +7,21 @@ errors.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
+from hmviz.cli.registry import _VERBS, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR, build_parser
 from hmviz.errors import HmvizError
 
 log = logging.getLogger("hmviz")
-
-EXIT_OK = 0
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL = 1
 
 #: Errors of the user's file system, reported as user errors (exit 2): permissions, a read-only or full
 #: disk, a missing or wrong kind of path.
 _USER_OS_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
                              errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST,
                              errno.ENOTEMPTY, errno.EXDEV})
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one ``error:`` line (exit 2) instead of usage text."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"error: {message} (see 'python -m hmviz {self._verb()}--help')\n")
-
-    def _verb(self) -> str:
-        parts = self.prog.split()
-        return (parts[-1] + " ") if len(parts) > 1 and parts[-1] != "hmviz" else ""
-
-
-# Each verb registers (name, help, add_arguments, run). Verbs live below, one block each.
-_VERBS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = []
-
-
-def verb(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register ``run(args) -> exit code`` as the verb ``name``."""
-
-    def deco(run: Callable[[argparse.Namespace], int]):
-        _VERBS.append((name, help, add_arguments, run))
-        return run
-
-    return deco
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m hmviz", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for name, help_text, add_arguments, run in _VERBS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        add_arguments(p)
-        p.set_defaults(run=run)
-    return parser
 
 
 # Verbs that run torch work: they set torch's thread count from the free cores first (hmviz.runtime).
@@ -74,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_openmp()  # before any verb loads torch
     _load_verbs()
-    parser = build_parser()
+    parser = build_parser(__doc__.splitlines()[0])
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad flag (2, one 'error:' line already printed)
@@ -123,13 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_verbs() -> None:
-    """Import the modules that define verbs (each registers itself with :func:`verb`)."""
+    """Import the modules that define verbs (each registers itself with :func:`hmviz.cli.registry.verb`)."""
     if _VERBS:
         return
-    import hmviz.cli_data  # noqa: F401  validate, convert
-    import hmviz.cli_model  # noqa: F401  train, evaluate, models
-    import hmviz.cli_explain  # noqa: F401  explain
-    import hmviz.cli_tracks  # noqa: F401  build-table
-    import hmviz.cli_ablate  # noqa: F401  ablate
-    import hmviz.cli_perturb  # noqa: F401  perturb
-    import hmviz.cli_study  # noqa: F401  study run, study summarize
+    import hmviz.cli.data  # noqa: F401  validate, convert
+    import hmviz.cli.model  # noqa: F401  train, evaluate, models
+    import hmviz.cli.explain  # noqa: F401  explain
+    import hmviz.cli.tracks  # noqa: F401  build-table
+    import hmviz.cli.ablate  # noqa: F401  ablate
+    import hmviz.cli.perturb  # noqa: F401  perturb
+    import hmviz.cli.study  # noqa: F401  study run, study summarize

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from hmviz.atomic import output_lock
-from hmviz.cli import verb
+from hmviz.cli.registry import verb
 from hmviz.errors import DataError
 
 _EXAMPLE = "e.g. --track H3K4me3=H3K4me3.bigWig"

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
+from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
+from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
 
 
@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hmviz.atomic import output_lock
     from hmviz.checkpoints import save_model
     from hmviz.models import get_spec, parse_settings
-    from hmviz.training import TrainOptions, train
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
 
     get_spec(args.model)  # unknown model: clear error before reading data
     settings = parse_settings(args.model, args.settings)
@@ -179,12 +180,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 @verb("evaluate", "evaluate a saved model on a dataset, never on genes it trained or validated on (one JSON line "
                   "of metrics; 'evaluated_on' and the gene counts say which genes)", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hmviz.checkpoints import read_card
-    from hmviz.training import evaluate
+    from hmviz.trained import load
 
-    read_card(args.model)  # a bad model directory fails before the data is read
-    metrics = evaluate(args.model, _read(args), device=args.device)
-    print(json.dumps(metrics))
+    model = load(args.model, device=args.device)  # a bad model directory fails before the data is read
+    print(json.dumps(model.evaluate(_read(args))))
     return 0
 
 
@@ -222,7 +221,8 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
                    "(one JSON line each)", _baselines_args)
 def cmd_baselines(args: argparse.Namespace) -> int:
     from hmviz.models.baselines import BASELINES
-    from hmviz.training import TrainOptions, train_baseline
+    from hmviz.baselines import train_baseline
+    from hmviz.options import TrainOptions
 
     dataset = _read(args)
     options = TrainOptions(

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from hmviz.atomic import output_lock
-from hmviz.cli import verb
+from hmviz.cli.registry import verb
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.formats.long import output_kind
 from hmviz.data.io import FORMATS, read_dataset, write_long

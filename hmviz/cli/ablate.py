@@ -18,9 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
-from hmviz.cli_model import _add_data_args, _read
-from hmviz.cli_study import add_executor_args, executor_from_args, progress_printer
+from hmviz.cli.registry import verb
+from hmviz.cli.model import _add_data_args, _read
+from hmviz.cli.study import add_executor_args, executor_from_args, progress_printer
 from hmviz.errors import HmvizError
 
 ABLATION_CSV = "ablation.csv"
@@ -104,7 +104,7 @@ def format_table(table, margin: float) -> str:
 @verb("ablate", "mark ablation: the test metric per subset of marks (retrain on each, or mask a trained model)",
       _ablate_args)
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from hmviz.cli_explain import write_table
+    from hmviz.cli.explain import write_table
 
     _check_args(args)
     if args.mode == "retrain":
@@ -129,12 +129,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
             print(f"{table.attrs['computed']} runs trained ({table.attrs['failed']} failed), {table.attrs['reused']} "
                   f"reused from {args.out} ({table.attrs['seconds']:.1f} s)", file=sys.stderr)
     else:
-        from hmviz.checkpoints import load_model, read_card
         from hmviz.explain.ablation import ablate_mask
+        from hmviz.trained import load
 
-        read_card(args.model)  # a bad model directory fails before the data is read
-        model, card = load_model(args.model, device="cpu")
-        table = ablate_mask(model, card, _read(args), subsets=args.subsets or "single",
+        model = load(args.model, device="cpu")  # a bad model directory fails before the data is read
+        table = ablate_mask(model.module, model.card, _read(args), subsets=args.subsets or "single",
                             baseline=args.baseline or "train_mean", metric=args.metric)
         if not args.quiet:
             print(f"evaluated on {table.attrs['evaluated_on']} ({table.attrs['genes_evaluated']} genes); "

@@ -24,8 +24,8 @@ import pandas as pd
 
 from hmviz import limits
 from hmviz.atomic import atomic_output
-from hmviz.cli import verb
-from hmviz.cli_model import _add_data_args, _read
+from hmviz.cli.registry import verb
+from hmviz.cli.model import _add_data_args, _read
 from hmviz.errors import HmvizError
 
 _SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
@@ -104,11 +104,9 @@ def _summary(method: str, kind: str, unit: str, baseline: str | None, explained:
 
 @verb("explain", "attributions of a model's output for a gene or a gene pair, as a long table", _explain_args)
 def cmd_explain(args: argparse.Namespace) -> int:
-    from hmviz.checkpoints import load_model
     from hmviz.explain import BASELINES, DEFAULT_BASELINE, METHODS
     from hmviz.explain._methods import check_method
-    from hmviz.explain.session import prepare
-    from hmviz.training import choose_device
+    from hmviz.trained import load
 
     # Cheap checks first: names, output suffix, model/method compatibility; then the data.
     if args.method not in METHODS:
@@ -128,12 +126,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
                          f"{limits.STEPS.env} to allow more); got {args.steps}.")
 
     promoter = _promoter(args.promoter)
-    model, card = load_model(args.model, device=choose_device(args.device))
-    check_method(args.method, model)
+    model = load(args.model, device=args.device)
+    check_method(args.method, model.module)
     options = {"n_steps": args.steps} if args.steps is not None else {}
-    if card.get("task") == "differential" and args.vs:
-        raise HmvizError(f"{card['model']} explains one gene between two cell types; drop --vs.")
-    session = prepare(model, card, _read(args))  # checks the data against the model (cells, marks, window)
+    if model.card.task == "differential" and args.vs:
+        raise HmvizError(f"{model.card.model} explains one gene between two cell types; drop --vs.")
+    session = model.session(_read(args))  # checks the data against the model (cells, marks, window)
 
     out_lines: list[str] = []
     base = None

@@ -21,9 +21,9 @@ import json
 import sys
 from pathlib import Path
 
-from hmviz.cli import verb
-from hmviz.cli_explain import _SUFFIXES, write_table
-from hmviz.cli_model import _add_data_args, _read
+from hmviz.cli.registry import verb
+from hmviz.cli.explain import _SUFFIXES, write_table
+from hmviz.cli.model import _add_data_args, _read
 from hmviz.errors import HmvizError
 
 
@@ -53,19 +53,16 @@ def _perturb_args(p: argparse.ArgumentParser) -> None:
 
 @verb("perturb", "edit a gene's marks in silico: prediction before/after, deletion scan, smallest edit", _perturb_args)
 def cmd_perturb(args: argparse.Namespace) -> int:
-    from hmviz.checkpoints import load_model, read_card
-    from hmviz.explain.session import prepare
+    from hmviz.trained import load, load_card
     from hmviz.perturb import Editor, Window, allowed_masks, parse_edits, resolve, scan, smallest_edit
     from hmviz.perturb.scan import windows
-    from hmviz.training import choose_device
 
     # Cheap checks first (flags, edits against the card's marks and window), then the model and data.
     if args.out and Path(args.out).suffix.lower() not in _SUFFIXES:
         raise HmvizError(f"Cannot tell the format of '{args.out}'; end the file name with .csv, .tsv or .parquet.")
     if args.allow and not args.search:
         raise HmvizError("--allow goes with --search; drop it or add --search.")
-    card = read_card(args.model)
-    window = Window.from_card(card)
+    window = Window.from_card(load_card(args.model))
     if args.edit:
         edits = parse_edits(args.edit)
         resolve(edits, window)
@@ -75,8 +72,7 @@ def cmd_perturb(args: argparse.Namespace) -> int:
         allow = args.allow or [f"{','.join(window.marks)}:window:add"]
         allowed_masks(allow, window)
 
-    model, card = load_model(args.model, device=choose_device(args.device))
-    editor = Editor.from_session(prepare(model, card, _read(args)), args.cell)
+    editor = Editor.from_session(load(args.model, device=args.device).session(_read(args)), args.cell)
     if args.edit:
         result = editor.perturb(args.gene, edits, args.vs)
         lines, table, summary = result.lines(), result.to_frame(), {"mode": "edit", **result.summary()}

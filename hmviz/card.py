@@ -1,0 +1,163 @@
+"""The typed model card: what a model was trained on and how, checked once when it is read.
+
+``card_format`` tags its version: format 1 is the only one so far, and a card without the tag (or
+without the fields added later: ``task``, ``tss_bin``, ``genes``, ``cells``) still loads, with the
+defaults hmviz used before them. :meth:`ModelCard.train_options` is the one place a card becomes
+:class:`~hmviz.options.TrainOptions`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hmviz.checkpoints import CARD_FORMAT, check_card
+from hmviz.errors import ModelError
+from hmviz.options import TrainOptions
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model was trained on and how: read from ``model_card.json``, checked once (:meth:`from_dict`).
+
+    Attributes:
+        model: the family's registry name (``deepchrome``, ``ranker-attentivechrome``, ``deepdiff``, ...).
+        task: ``binary``, ``ranking`` or ``differential``.
+        marks: the marks in the model's input order; data is matched to them by name.
+        n_bins, bin_size, tss_bin: the window: bins of ``bin_size`` bp, the TSS in bin ``tss_bin``
+            (None on cards that predate it).
+        config: the model config (every hyperparameter, with ``n_marks`` and ``n_bins``).
+        transform: the input transform fitted on the training genes (:class:`SignalTransform` dict).
+        label_rule, label_threshold: how expression became high/low labels (``"file"``: the file's labels;
+            None for differential models) and the threshold fitted on the training genes.
+        cells: DeepDiff's (cell A, cell B); None for one-cell models.
+        seed: the seed of the run (split, initial weights, batch order).
+        split: how the split was made (``kind``, ``fractions``, ``seed``, chromosomes, ``counts``).
+        genes: the record of the genes per split (:func:`hmviz.data.gene_sets.record_split`); None on cards
+            that predate it.
+        metrics, history, training: test metrics, the per-epoch record, and the training settings.
+        data: ``source``, ``fingerprint`` and ``genes`` of the training data.
+        card_format: the card's format version (:data:`hmviz.checkpoints.CARD_FORMAT`).
+        extra: every other key of the card (``versions``, ``bundled``, ...), kept as it was.
+        absent: the fields the card did not have (an older card); :meth:`to_dict` leaves them out again.
+    """
+
+    model: str
+    task: str
+    marks: tuple[str, ...]
+    n_bins: int
+    bin_size: int
+    tss_bin: int | None
+    config: Mapping[str, Any]
+    transform: Mapping[str, Any]
+    label_rule: str | None = None
+    label_threshold: float | None = None
+    cells: tuple[str, str] | None = None
+    seed: int = 1
+    description: str = ""
+    strand_aware: bool | None = None
+    split: Mapping[str, Any] = field(default_factory=dict)
+    genes: Mapping[str, Any] | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    history: Sequence[Mapping[str, Any]] = ()
+    training: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    card_format: int = CARD_FORMAT
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_dict(cls, card: Mapping[str, Any], where: str | Path = "the model card") -> ModelCard:
+        """Check ``card`` (a model card as JSON gives it) and type it. Raises :class:`ModelError` naming
+        ``where`` and the field for a damaged or hand-edited card."""
+        if not isinstance(card, Mapping) or "model" not in card or "config" not in card:
+            raise ModelError(f"{where} is not an hmviz model card (it lacks 'model' and 'config').")
+        checked = dict(card)  # nested values are shared: treat a card as read-only
+        check_card(checked, where)
+        return cls._typed(checked)
+
+    @classmethod
+    def _typed(cls, card: dict) -> ModelCard:
+        """A card dict as a :class:`ModelCard`, without the checks of :meth:`from_dict` (it needs ``model``,
+        ``marks``, ``n_bins``, ``bin_size``, ``transform``, and ``task`` unless the model family is known)."""
+        from hmviz.models import get_spec
+
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "absent"}
+        cells = card.get("cells")
+        return cls(
+            model=card["model"],
+            task=card.get("task") or get_spec(card["model"]).task,  # cards before 'task': the family's task
+            marks=tuple(card["marks"]),
+            n_bins=card["n_bins"],
+            bin_size=card["bin_size"],
+            tss_bin=card.get("tss_bin"),
+            config=card.get("config") or {},
+            transform=card["transform"],
+            label_rule=card.get("label_rule"),
+            label_threshold=card.get("label_threshold"),
+            cells=(str(cells[0]), str(cells[1])) if cells else None,
+            seed=int(card.get("seed", 1)),
+            description=card.get("description", ""),
+            strand_aware=card.get("strand_aware"),
+            split=card.get("split") or {},
+            genes=card.get("genes"),
+            metrics=card.get("metrics") or {},
+            history=tuple(card.get("history") or ()),
+            training=card.get("training") or {},
+            data=card.get("data") or {},
+            card_format=card.get("card_format", CARD_FORMAT),
+            extra={k: v for k, v in card.items() if k not in names},
+            absent=frozenset(names - set(card)),
+        )
+
+    def to_dict(self) -> dict:
+        """The card as JSON holds it (what the library functions that take a card dict read)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("extra", "absent") and f.name not in self.absent}
+        out.update(marks=list(self.marks), history=list(self.history))
+        if "cells" in out:
+            out["cells"] = list(self.cells) if self.cells else None
+        out.update(self.extra)
+        return copy.deepcopy(out)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The training data's fingerprint (is a dataset the one the model was trained on?)."""
+        return self.data.get("fingerprint")
+
+    def train_options(self, same_data: bool = True) -> TrainOptions:
+        """The :class:`TrainOptions` that treat data as this model's run did: its model, seed, marks, input
+        transform settings, cells and (``same_data``: the data is the training data) its label rule and
+        split. On other data the split and label rule are left to the defaults (``auto``).
+
+        The one place a card becomes options: evaluation (:func:`hmviz.evaluation.evaluation_set`) and
+        the baselines the Evaluate page fits beside a model use it.
+        """
+        split = self.split
+        ranking = {k: self.training[k] for k in ("pairs_per_gene", "pair_sampling") if k in self.training}
+        return TrainOptions(
+            model=self.model, seed=self.seed, marks=self.marks,
+            label_rule=self.label_rule if same_data else None,
+            split=split.get("kind", "auto") if same_data else "auto",
+            split_fractions=tuple(split.get("fractions", (0.7, 0.15, 0.15))),
+            valid_chroms=tuple(split["valid_chroms"]) if split.get("valid_chroms") else None,
+            test_chroms=tuple(split["test_chroms"]) if split.get("test_chroms") else None,
+            log1p=bool(self.transform.get("log1p", True)), scaling=str(self.transform.get("scaling", "standard")),
+            cells=self.cells if self.task == "differential" else None, **ranking)
+
+    @classmethod
+    def of(cls, card: ModelCard | Mapping[str, Any]) -> ModelCard:
+        """``card`` itself when it is a :class:`ModelCard`, else the card dict typed (not checked again).
+
+        For cards already in memory: made by :func:`hmviz.training.train` or read (and checked) by
+        :mod:`hmviz.checkpoints`. A card from a file or a user goes through :meth:`from_dict`."""
+        if isinstance(card, ModelCard):
+            return card
+        try:
+            return cls._typed(dict(card))
+        except (KeyError, TypeError) as exc:
+            raise ModelError(f"Not a model card: it lacks {exc} (a model card from hmviz has it).") from None
