@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -47,10 +47,13 @@ class SimpleChromeConfig(ModelConfig):
         kl_weight: lambda in ``mean squared reconstruction + lambda * KL`` (5e-5).
         head_hidden1, head_hidden2: MLP head widths (256, 128).
         init_std: VAE weights from N(0, init_std) (0.02); the head uses He-normal init.
-        training_scheme: ``"two-stage"`` (paper: VAE first, then the head on the frozen encoder)
-            or ``"joint"`` (one optimiser on VAE loss + head loss); read by the training engine.
-        vae_lr, vae_batch_size, vae_epochs: stage-1 training (Adam 1e-4, 64, 5).
-        optimizer, lr, batch_size, epochs: stage-2 (head) training (Adam 1e-3, 32, 5).
+        vae_lr, vae_epochs: stage-1 training (Adam 1e-4, 5 epochs).
+        optimizer, lr, batch_size, epochs: stage-2 (head) training (Adam 1e-3, 32, 5); ``batch_size``
+            is stage 1's batch size too.
+
+    Training is always two-stage (the paper's scheme). ``training_scheme`` and ``vae_batch_size``
+    were listed here once but the training engine never read them (stage 1 ran at ``batch_size``);
+    they are refused (:attr:`RETIRED`).
     """
 
     latent_dim: int = 10
@@ -62,9 +65,7 @@ class SimpleChromeConfig(ModelConfig):
     head_hidden1: int = 256
     head_hidden2: int = 128
     init_std: float = 0.02
-    training_scheme: Literal["two-stage", "joint"] = "two-stage"
     vae_lr: float = 1e-4
-    vae_batch_size: int = 64
     vae_epochs: int = 5
     optimizer: OptimizerName = "adam"
     lr: float = 1e-3
@@ -72,6 +73,13 @@ class SimpleChromeConfig(ModelConfig):
     epochs: int = 5
     grad_clip: float | None = None
     weight_decay: float = 0.0
+
+    RETIRED: ClassVar[dict[str, tuple[Any, str]]] = {
+        "training_scheme": ("two-stage", "SimpleChrome always trains in two stages (the VAE on the training "
+                            "genes' signal, then the head on the frozen encoder); joint training is not implemented."),
+        "vae_batch_size": (64, "stage 1 (the VAE) trains at the same batch size as the head; set batch_size "
+                           "(--set batch_size=N or --batch-size N) instead."),
+    }
 
 
 class SimpleChromeVAE(nn.Module):
