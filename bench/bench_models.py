@@ -424,7 +424,8 @@ SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "be
 
 
 def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
-                 pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto") -> dict:
+                 pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto",
+                 baselines: bool = True) -> dict:
     """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
 
     ``select_on`` None: the training default (``TrainOptions.select_on``). ``split``: as ``train
@@ -446,7 +447,8 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     for dname, (path, _) in datasets.items():
         ds = read_dataset(path)
         results[dname] = {}
-        for name in models + ([] if os.environ.get("HMVIZ_BENCH_NO_BASELINES") else ["logistic", "boosted-trees"]):
+        with_baselines = baselines and not os.environ.get("HMVIZ_BENCH_NO_BASELINES")
+        for name in models + (["logistic", "boosted-trees"] if with_baselines else []):
             values: dict[str, list[float]] = {k: [] for k in SINGLE_CELL_KEYS}
             t0 = time.perf_counter()
             for seed in range(1, seeds + 1):
@@ -481,7 +483,8 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
             "results": results, "published": published}
 
 
-def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], split: str = "auto") -> dict:
+def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], split: str = "auto",
+                          models: tuple[str, ...] = ("deepdiff", "logistic", "boosted-trees")) -> dict:
     """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data.
 
     ``settings``: model settings as for ``python -m hmviz train --set`` (none: the defaults).
@@ -504,7 +507,7 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], spl
     for dname, path in datasets.items():
         ds = read_dataset(path)
         results[dname] = {}
-        for name in ("deepdiff", "logistic", "boosted-trees"):  # "logistic" is ridge regression here
+        for name in models:  # "logistic" is ridge regression here
             values: dict[str, list[float]] = {k: [] for k in keys}
             t0 = time.perf_counter()
             for seed in range(1, seeds + 1):
@@ -631,30 +634,71 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds: int | None) -> str:
-    """Measure and write docs/results.md (see the module docstring); ``deepdiff_seeds`` 0: no DeepDiff."""
+def _results_part(part: tuple) -> tuple:
+    """One piece of ``results`` (run in a worker process): ``(table, kind, output)``."""
+    table, kind, names, seeds = part
+    if table == "single":
+        models = [n for n in names if n not in ("logistic", "boosted-trees")]
+        return table, kind, run_accuracy(models, seeds, ["e123"], split=kind, baselines=models != names)
+    return table, kind, run_accuracy_deepdiff(seeds, ["e123"], [], split=kind, models=tuple(names))
+
+
+def merge_parts(outputs: list[tuple]) -> tuple[dict, dict]:
+    """``(single, differential)`` by split kind from :func:`_results_part` outputs, rows in the order given."""
+    merged: dict = {"single": {}, "differential": {}}
+    for table, kind, out in outputs:
+        into = merged[table].setdefault(kind, {**out, "results": {}})
+        for dname, rows in out["results"].items():
+            into["results"].setdefault(dname, {}).update(rows)
+    return merged["single"], merged["differential"]
+
+
+def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds: int | None, jobs: int = 1,
+                random_models: list[str] | None = None) -> str:
+    """Measure and write docs/results.md (see the module docstring).
+
+    ``deepdiff_seeds`` 0: no DeepDiff; None: ``seeds``. ``jobs``: worker processes (each piece is one
+    family on one split kind). ``random_models``: the families run on the random and chromosome
+    splits (None: ``models``).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
     started, up_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _uptime()
     known, notes = chromosome_notes({"E123 (600 genes)": SHARED / REAL_SINGLE, "E123 vs E003": SHARED / REAL_PAIR})
-    kinds = [k for k in splits if k != "chromosome" or known]
+    dd_seeds = seeds if deepdiff_seeds is None else deepdiff_seeds
+    parts = []
+    for kind in splits:
+        family = models if kind == "file" or random_models is None else random_models
+        if kind != "chromosome" or "E123 (600 genes)" in known:
+            parts += [("single", kind, [m], seeds) for m in family] + [("single", kind, ["logistic", "boosted-trees"], seeds)]
+            if kind != "file" and family != models:
+                notes.append(f"{kind.capitalize()} split: only {', '.join(family)} and the baselines, to fit the time.")
+        if dd_seeds and (kind != "chromosome" or "E123 vs E003" in known):
+            parts += [("differential", kind, ["deepdiff"], dd_seeds),
+                      ("differential", kind, ["logistic", "boosted-trees"], dd_seeds)]
     if "chromosome" in splits and len(known) < 2:
         notes.append("A chromosome split is run only where every gene has a chromosome.")
-    single, differential = {}, {}
-    for kind in kinds:
-        split = "file" if kind == "file" else kind
-        if kind != "chromosome" or "E123 (600 genes)" in known:
-            single[kind] = run_accuracy(models, seeds, ["e123"], split=split)
-        if deepdiff_seeds != 0 and (kind != "chromosome" or "E123 vs E003" in known):
-            differential[kind] = run_accuracy_deepdiff(deepdiff_seeds or seeds, ["e123"], [], split=split)
-    if deepdiff_seeds == 0:
+    if dd_seeds == 0:
         notes.append("DeepDiff was not run (--deepdiff-seeds 0).")
-    elif deepdiff_seeds and deepdiff_seeds != seeds:
-        notes.append(f"DeepDiff over {deepdiff_seeds} seeds only (1-{deepdiff_seeds}), to fit the time.")
+    elif dd_seeds != seeds:
+        notes.append(f"DeepDiff and its baselines over {dd_seeds} seed(s) only (1-{dd_seeds}), to fit the time.")
+    slow = ("attentivechrome", "deepdiff")  # longest first, so that the workers finish together
+    order = sorted(range(len(parts)), key=lambda i: not any(s in parts[i][2][0] for s in slow))
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            done = dict(zip(order, pool.map(_results_part, [parts[i] for i in order])))
+    else:
+        done = {i: _results_part(parts[i]) for i in order}
+    single, differential = merge_parts([done[i] for i in range(len(parts))])
     command = f"python bench/bench_models.py results --seeds {seeds} --splits {','.join(splits)}"
     command += f" --models {','.join(models)}" if models != SINGLE_CELL else ""
+    command += f" --random-models {','.join(random_models)}" if random_models is not None else ""
     command += f" --deepdiff-seeds {deepdiff_seeds}" if deepdiff_seeds is not None else ""
+    command += f" --jobs {jobs}" if jobs > 1 else ""
     load = (f"Measured {started} to {time.strftime('%H:%M UTC', time.gmtime())} with HMVIZ_NATIVE="
             f"{os.environ.get('HMVIZ_NATIVE', 'unset')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-            f"on {os.cpu_count()} cores shared with other jobs; `uptime` before: `{up_before}`; after: `{_uptime()}`.")
+            f"{jobs} worker process(es), on {os.cpu_count()} cores shared with other jobs; `uptime` before: "
+            f"`{up_before}`; after: `{_uptime()}`.")
     text = render_results(single, differential, command, load, notes)
     RESULTS_DOC.parent.mkdir(exist_ok=True)
     RESULTS_DOC.write_text(text)
@@ -686,14 +730,17 @@ def main() -> int:
     p.add_argument("--deepdiff-seeds", type=int, default=None,
                    help="results: seeds for DeepDiff (default: --seeds; 0 leaves DeepDiff out)")
     p.add_argument("--threads", default="default", choices=["default", "recommended"], help=argparse.SUPPRESS)
-    p.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="results: worker processes (one family on one split kind each); contention: internal")
+    p.add_argument("--random-models", default=None,
+                   help="results: families run on the random/chromosome splits (default: --models)")
     args = p.parse_args()
     if args.what == "_contention_one":
         print(json.dumps(contention_one(args.name, args.threads, args.jobs, args.genes)))
         return 0
     if args.what == "results":
         run_results(args.seeds, args.splits.split(","), args.models.split(",") if args.models else SINGLE_CELL,
-                    args.deepdiff_seeds)
+                    args.deepdiff_seeds, args.jobs, args.random_models.split(",") if args.random_models else None)
         return 0
     if args.what == "contention":
         models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]

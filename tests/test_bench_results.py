@@ -70,3 +70,17 @@ def test_chromosome_split_only_where_every_gene_has_a_chromosome(tmp_path) -> No
     known, notes = bench.chromosome_notes({"A": with_chrom, "B": without})
     assert known == ["A"]
     assert notes == ["No chromosome split for B: its files give gene ids only, no chromosome per gene."]
+
+
+def test_results_pieces_from_worker_processes_merge_into_one_table_per_split() -> None:
+    bench = _bench()
+    pieces = [
+        ("single", "file", {"seeds": 5, "results": {"E123": {"deepchrome": {"test_auroc": _s(0.9, 0.91)}}}}),
+        ("single", "random", {"seeds": 5, "results": {"E123": {"deepchrome": {"test_auroc": _s(0.8, 0.81)}}}}),
+        ("single", "file", {"seeds": 5, "results": {"E123": {"logistic": {"test_auroc": _s(0.7, 0.7)}}}}),
+        ("differential", "file", {"seeds": 1, "results": {"pair": {"deepdiff": {"test_r2": _s(0.3, 0.3)}}}}),
+    ]
+    single, differential = bench.merge_parts(pieces)
+    assert list(single) == ["file", "random"] and list(single["file"]["results"]["E123"]) == ["deepchrome", "logistic"]
+    assert single["random"]["results"]["E123"]["deepchrome"]["test_auroc"]["mean"] == 0.805
+    assert differential["file"]["seeds"] == 1 and "deepdiff" in differential["file"]["results"]["pair"]
