@@ -663,6 +663,9 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
     """
     from concurrent.futures import ProcessPoolExecutor
 
+    import hmviz.models  # noqa: F401  (loaded before the workers fork: they measure this code, not later edits)
+    import hmviz.training  # noqa: F401
+
     started, up_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _uptime()
     known, notes = chromosome_notes({"E123 (600 genes)": SHARED / REAL_SINGLE, "E123 vs E003": SHARED / REAL_PAIR})
     dd_seeds = seeds if deepdiff_seeds is None else deepdiff_seeds
