@@ -639,8 +639,11 @@ def _results_part(part: tuple) -> tuple:
     table, kind, names, seeds = part
     if table == "single":
         models = [n for n in names if n not in ("logistic", "boosted-trees")]
-        return table, kind, run_accuracy(models, seeds, ["e123"], split=kind, baselines=models != names)
-    return table, kind, run_accuracy_deepdiff(seeds, ["e123"], [], split=kind, models=tuple(names))
+        out = run_accuracy(models, seeds, ["e123"], split=kind, baselines=models != names)
+    else:
+        out = run_accuracy_deepdiff(seeds, ["e123"], [], split=kind, models=tuple(names))
+    write_results(f"models_results_part_{table}_{kind}_{names[0]}.json", out)  # kept if a later piece fails
+    return table, kind, out
 
 
 def merge_parts(outputs: list[tuple]) -> tuple[dict, dict]:
@@ -659,7 +662,7 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
 
     ``deepdiff_seeds`` 0: no DeepDiff; None: ``seeds``. ``jobs``: worker processes (each piece is one
     family on one split kind). ``random_models``: the families run on the random and chromosome
-    splits (None: ``models``).
+    splits (None: ``models`` and DeepDiff; DeepDiff only when named).
     """
     from concurrent.futures import ProcessPoolExecutor
 
@@ -672,11 +675,14 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
     parts = []
     for kind in splits:
         family = models if kind == "file" or random_models is None else random_models
+        with_deepdiff = kind == "file" or random_models is None or "deepdiff" in random_models
+        family = [m for m in family if m != "deepdiff"]
         if kind != "chromosome" or "E123 (600 genes)" in known:
             parts += [("single", kind, [m], seeds) for m in family] + [("single", kind, ["logistic", "boosted-trees"], seeds)]
             if kind != "file" and family != models:
-                notes.append(f"{kind.capitalize()} split: only {', '.join(family)} and the baselines, to fit the time.")
-        if dd_seeds and (kind != "chromosome" or "E123 vs E003" in known):
+                notes.append(f"{kind.capitalize()} split: only {', '.join(family)} and the baselines"
+                             f"{'' if with_deepdiff else ' (no DeepDiff)'}, to fit the time.")
+        if dd_seeds and with_deepdiff and (kind != "chromosome" or "E123 vs E003" in known):
             parts += [("differential", kind, ["deepdiff"], dd_seeds),
                       ("differential", kind, ["logistic", "boosted-trees"], dd_seeds)]
     if "chromosome" in splits and len(known) < 2:
@@ -685,8 +691,9 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
         notes.append("DeepDiff was not run (--deepdiff-seeds 0).")
     elif dd_seeds != seeds:
         notes.append(f"DeepDiff and its baselines over {dd_seeds} seed(s) only (1-{dd_seeds}), to fit the time.")
-    slow = ("attentivechrome", "deepdiff")  # longest first, so that the workers finish together
-    order = sorted(range(len(parts)), key=lambda i: not any(s in parts[i][2][0] for s in slow))
+    # the longest pieces first (AttentiveChrome's LSTMs, then DeepDiff's), so that the workers finish together
+    order = sorted(range(len(parts)), key=lambda i: ("attentivechrome" not in parts[i][2][0],
+                                                     parts[i][2][0] != "deepdiff" or parts[i][1] != "file"))
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             done = dict(zip(order, pool.map(_results_part, [parts[i] for i in order])))
