@@ -717,6 +717,25 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
     return text
 
 
+def render_saved_parts(command: str, load: str, notes: list[str]) -> str:
+    """docs/results.md from the pieces a ``results`` run saved so far (``--render-parts``), for a run
+    that could not finish in the time: the pieces that finished, each as measured, and ``notes``."""
+    from _results import RESULTS
+
+    outputs = []
+    for path in sorted(RESULTS.glob("models_results_part_*.json")):
+        table, kind = path.stem.split("_")[3:5]
+        outputs.append((table, kind, json.loads(path.read_text())))
+    outputs.sort(key=lambda o: (o[0], ["file", "random", "chromosome"].index(o[1]),
+                                any(b in row for rows in o[2]["results"].values() for row in rows
+                                    for b in ("logistic", "boosted-trees"))))  # baselines last
+    single, differential = merge_parts(outputs)
+    text = render_results(single, differential, command, load, notes)
+    RESULTS_DOC.write_text(text)
+    print(f"wrote {RESULTS_DOC} from {len(outputs)} pieces")
+    return text
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["speed", "accuracy", "accuracy-deepdiff", "eval-batch", "lstm-floor",
@@ -742,11 +761,17 @@ def main() -> int:
     p.add_argument("--threads", default="default", choices=["default", "recommended"], help=argparse.SUPPRESS)
     p.add_argument("--jobs", type=int, default=1,
                    help="results: worker processes (one family on one split kind each); contention: internal")
+    p.add_argument("--render-parts", metavar="COMMAND", default=None,
+                   help="results: write docs/results.md from the pieces saved so far, naming COMMAND as their source")
+    p.add_argument("--note", action="append", default=[], help="results --render-parts: a note for the table (repeatable)")
     p.add_argument("--random-models", default=None,
                    help="results: families run on the random/chromosome splits (default: --models)")
     args = p.parse_args()
     if args.what == "_contention_one":
         print(json.dumps(contention_one(args.name, args.threads, args.jobs, args.genes)))
+        return 0
+    if args.what == "results" and args.render_parts:
+        render_saved_parts(args.render_parts, f"`uptime` at rendering: `{_uptime()}`.", args.note)
         return 0
     if args.what == "results":
         run_results(args.seeds, args.splits.split(","), args.models.split(",") if args.models else SINGLE_CELL,

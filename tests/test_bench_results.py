@@ -84,3 +84,23 @@ def test_results_pieces_from_worker_processes_merge_into_one_table_per_split() -
     assert list(single) == ["file", "random"] and list(single["file"]["results"]["E123"]) == ["deepchrome", "logistic"]
     assert single["random"]["results"]["E123"]["deepchrome"]["test_auroc"]["mean"] == 0.805
     assert differential["file"]["seeds"] == 1 and "deepdiff" in differential["file"]["results"]["pair"]
+
+
+def test_render_from_saved_pieces_lists_what_finished_with_the_notes(tmp_path, monkeypatch) -> None:
+    import json
+
+    bench = _bench()
+    import _results
+
+    monkeypatch.setattr(_results, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "RESULTS_DOC", tmp_path / "results.md")
+    pieces = {"single_file_logistic": {"logistic": {"test_auroc": _s(0.7, 0.7)}},
+              "single_file_deepchrome": {"deepchrome": {"test_auroc": _s(0.9, 0.92)}},
+              "single_random_deepchrome": {"deepchrome": {"test_auroc": _s(0.8, 0.8)}}}
+    for name, rows in pieces.items():
+        (tmp_path / f"models_results_part_{name}.json").write_text(json.dumps({"seeds": 2, "results": {"E123": rows}}))
+    text = bench.render_saved_parts("python bench/bench_models.py results --seeds 2", "load 1", ["AttentiveChrome did not finish."])
+    file_table = text.split("## E123, file split")[1].split("##")[0]
+    assert file_table.index("| deepchrome | 0.910") < file_table.index("| logistic regression | 0.700")
+    assert "## E123, random split" in text and "* AttentiveChrome did not finish." in text
+    assert (tmp_path / "results.md").read_text() == text
