@@ -613,6 +613,7 @@ def render_results(single: dict, differential: dict, command: str, load: str, no
 #: The binary baselines, named for what they are.
 BASELINE_NAMES_BINARY = {"logistic": "logistic regression", "boosted-trees": "boosted trees"}
 REAL_SINGLE, REAL_PAIR = "remc-E123-deepchrome", "deepdiff-E123-E003"
+SHARED_SETS = {"E123 (600 genes)": SHARED / REAL_SINGLE, "E123 vs E003": SHARED / REAL_PAIR}
 
 
 def chromosome_notes(paths: dict[str, Path]) -> tuple[list[str], list[str]]:
@@ -670,7 +671,7 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
     import hmviz.training  # noqa: F401
 
     started, up_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _uptime()
-    known, notes = chromosome_notes({"E123 (600 genes)": SHARED / REAL_SINGLE, "E123 vs E003": SHARED / REAL_PAIR})
+    known, notes = chromosome_notes(SHARED_SETS)
     dd_seeds = seeds if deepdiff_seeds is None else deepdiff_seeds
     parts = []
     for kind in splits:
@@ -730,7 +731,7 @@ def render_saved_parts(command: str, load: str, notes: list[str]) -> str:
                                 any(b in row for rows in o[2]["results"].values() for row in rows
                                     for b in ("logistic", "boosted-trees"))))  # baselines last
     single, differential = merge_parts(outputs)
-    text = render_results(single, differential, command, load, notes)
+    text = render_results(single, differential, command, load, [*notes, *chromosome_notes(SHARED_SETS)[1]])
     RESULTS_DOC.write_text(text)
     print(f"wrote {RESULTS_DOC} from {len(outputs)} pieces")
     return text

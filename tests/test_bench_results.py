@@ -94,6 +94,7 @@ def test_render_from_saved_pieces_lists_what_finished_with_the_notes(tmp_path, m
 
     monkeypatch.setattr(_results, "RESULTS", tmp_path)
     monkeypatch.setattr(bench, "RESULTS_DOC", tmp_path / "results.md")
+    monkeypatch.setattr(bench, "SHARED_SETS", {})  # no shared data: no chromosome notes
     pieces = {"single_file_logistic": {"logistic": {"test_auroc": _s(0.7, 0.7)}},
               "single_file_deepchrome": {"deepchrome": {"test_auroc": _s(0.9, 0.92)}},
               "single_random_deepchrome": {"deepchrome": {"test_auroc": _s(0.8, 0.8)}}}
