@@ -8,7 +8,8 @@ Usage::
     python bench/bench_models.py eval-batch [--models a,b]                  # inference s by batch size
     python bench/bench_models.py lstm-floor                                 # AttentiveChrome's LSTM-kernel floor
     python bench/bench_models.py contention [--models a,b] [--genes 1000]   # s/epoch alone and beside a 2nd job
-    python bench/bench_models.py results [--seeds 5]                         # docs/results.md: real data, every family
+    python bench/bench_models.py results [--seeds 5] [--splits file,random,chromosome] [--deepdiff-seeds N]
+                                                                             # docs/results.md: real data, every family
 
 ``speed``: every model on the standard shape (6,601 genes x 100 bins x 5 marks, generated), one
 process per model so peak memory is that model's own. An "epoch" is what the issue defines: a
@@ -50,8 +51,11 @@ runs pass ``concurrent_jobs=2`` as an app running two jobs does). Each job is it
 ``OMP_NUM_THREADS`` and ``HMVIZ_THREADS`` removed from its environment.
 
 ``results``: ``accuracy`` on the real single-cell set (``remc-E123-deepchrome``) and
-``accuracy-deepdiff`` on the real pair (``deepdiff-E123-E003``), default settings, the file's split,
-and writes the table to ``docs/results.md`` beside the published numbers of :mod:`hmviz.published`.
+``accuracy-deepdiff`` on the real pair (``deepdiff-E123-E003``), default settings, once per split
+kind (the file's split; a random split drawn from each seed; a chromosome hold-out where every gene
+has a chromosome, and a note saying so where not), and writes the table to ``docs/results.md``
+beside the published numbers of :mod:`hmviz.published`, with the command, the date and ``uptime``.
+(``deepchrome-toy`` is left out: 10 genes per split.)
 
 Prints a table and writes JSON to bench/results/.
 """
@@ -422,10 +426,12 @@ SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "be
 
 
 def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
-                 pair_sampling: str = "within-batch", select_on: str | None = None) -> dict:
+                 pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto",
+                 baselines: bool = True) -> dict:
     """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
 
-    ``select_on`` None: the training default (``TrainOptions.select_on``).
+    ``select_on`` None: the training default (``TrainOptions.select_on``). ``split``: as ``train
+    --split`` (``auto``: the file's split); a random or chromosome split is drawn from each seed.
     """
     from hmviz.data import read_dataset
     from hmviz.baselines import train_baseline
@@ -445,15 +451,17 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     for dname, (path, _) in datasets.items():
         ds = read_dataset(path)
         results[dname] = {}
-        for name in models + ([] if os.environ.get("HMVIZ_BENCH_NO_BASELINES") else ["logistic", "boosted-trees"]):
+        with_baselines = baselines and not os.environ.get("HMVIZ_BENCH_NO_BASELINES")
+        for name in models + (["logistic", "boosted-trees"] if with_baselines else []):
             values: dict[str, list[float]] = {k: [] for k in SINGLE_CELL_KEYS}
             t0 = time.perf_counter()
             for seed in range(1, seeds + 1):
                 if name in ("logistic", "boosted-trees"):
-                    m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed))
+                    m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed, split=split))
                 else:
                     kw = {"select_on": select_on} if select_on else {}
-                    r = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling, **kw))
+                    r = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling,
+                                               split=split, **kw))
                     m = {**r.metrics, "epochs_run": r.card["training"]["epochs_run"],
                          "epochs_max": r.card["training"]["epochs_max"]}
                 for k in values:
@@ -475,11 +483,12 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     print()
     for k, v in published.items():
         print(f"{k}: {v}")
-    return {"seeds": seeds, "pair_sampling": pair_sampling, "select_on": select_on or "default", "results": results,
-            "published": published}
+    return {"seeds": seeds, "pair_sampling": pair_sampling, "select_on": select_on or "default", "split": split,
+            "results": results, "published": published}
 
 
-def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> dict:
+def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], split: str = "auto",
+                          models: tuple[str, ...] = ("deepdiff", "logistic", "boosted-trees")) -> dict:
     """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data.
 
     ``settings``: model settings as for ``python -m hmviz train --set`` (none: the defaults).
@@ -504,11 +513,12 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> 
     for dname, path in datasets.items():
         ds = read_dataset(path)
         results[dname] = {}
-        for name in ("deepdiff", "logistic", "boosted-trees"):  # "logistic" is ridge regression here
+        for name in models:  # "logistic" is ridge regression here
             values: dict[str, list[float]] = {k: [] for k in keys}
             t0 = time.perf_counter()
             for seed in range(1, seeds + 1):
-                options = TrainOptions(model="deepdiff", seed=seed, device="cpu", model_overrides=overrides)
+                options = TrainOptions(model="deepdiff", seed=seed, device="cpu", model_overrides=overrides,
+                                       split=split)
                 m = train(ds, options).metrics if name == "deepdiff" else train_baseline(ds, name, options)
                 for k in keys:
                     if k in m:
@@ -523,7 +533,7 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str]) -> 
             print(f"{dname[:28] + ' ' + BASELINE_NAMES.get(name, name):44s} "
                   + " ".join(f"{r[k]['mean']:>13.3f} ± {r[k]['sd']:.3f}" if k in r else f"{'-':>22s}" for k in keys)
                   + f" {r['seconds']:8.1f}")
-    return {"seeds": seeds, "settings": overrides, "results": results}
+    return {"seeds": seeds, "settings": overrides, "split": split, "results": results}
 
 
 DEEPDIFF_KEYS = ("test_pearson_r", "test_r2", "test_mse", "test_slope", "test_direction_auroc", "best_epoch")
@@ -548,39 +558,59 @@ def _cell(summary: dict, key: str) -> str:
     return f"{v['mean']:.3f} ± {v['sd']:.3f}"
 
 
-def render_results(single: dict, differential: dict, command: str, load: str) -> str:
-    """docs/results.md from ``run_accuracy`` and ``run_accuracy_deepdiff`` outputs (pure; tested)."""
+SPLIT_WORDS = {
+    "file": "the file's own train/valid/test split (the same genes for every seed)",
+    "random": "a random split by gene, drawn from each seed (70/15/15, stratified by label or expression quantile)",
+    "chromosome": "whole chromosomes held out for validation and test, chosen from each seed",
+}
+
+
+def render_results(single: dict, differential: dict, command: str, load: str, notes: list[str] = ()) -> str:
+    """docs/results.md from ``run_accuracy`` and ``run_accuracy_deepdiff`` outputs (pure; tested).
+
+    ``single`` and ``differential`` map a split kind (``file``, ``random``, ``chromosome``) to one
+    run's output; ``notes`` are sentences on what was not measured and why.
+    """
     from hmviz.published import published_for
 
-    seeds = single.get("seeds") or differential.get("seeds")
+    runs = [*single.values(), *differential.values()]
+    seeds = next((r["seeds"] for r in runs if r.get("seeds")), 0)
+    kinds = list(dict.fromkeys([*single, *differential]))
     lines = ["# Results on real data", "",
              f"Regenerate with `{command}` (written by `bench/bench_models.py`; do not edit by hand).", "",
-             f"Default settings, seeds 1-{seeds}, mean ± standard deviation over the seeds. Split: the file's "
-             "own train/valid/test split only (random and chromosome hold-out splits are not in this table). "
+             f"Default settings, seeds 1-{seeds}, mean ± standard deviation over the seeds. Splits: "
+             + "; ".join(f"**{k}**: {SPLIT_WORDS.get(k, k)}" for k in kinds) + ". "
              "Baselines are fitted on exactly the same genes, labels and input transform as the deep models. "
-             f"Load while measuring: {load}.", ""]
-    for dname, rows in single.get("results", {}).items():
-        lines += [f"## {dname}: expressed or not (binary labels of the file)", "",
-                  "| model | test AUROC | test accuracy | pairwise accuracy | best epoch | epochs run (cap) | published test AUROC |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, r in rows.items():
-            pub = published_for(name)
-            same = [p for p in pub if "E123" in p.data]
-            other = [p for p in pub if "E123" not in p.data]
-            cite = "; ".join([f"{p.value:.3f} ({p.data}, all genes; same cell type, different gene set)" for p in same]
-                             + [f"{p.value:.3f} ({p.data}; not the same data)" for p in other]) or "-"
-            cap = f"{_cell(r, 'epochs_run')} ({int(r['epochs_max']['mean'])})" if "epochs_max" in r else "-"
-            lines.append(f"| {BASELINE_NAMES_BINARY.get(name, name)} | {_cell(r, 'test_auroc')} | "
-                         f"{_cell(r, 'test_accuracy')} | {_cell(r, 'test_pairwise_accuracy')} | "
-                         f"{_cell(r, 'best_epoch')} | {cap} | {cite} |")
-        lines.append("")
-    for dname, rows in differential.get("results", {}).items():
-        lines += [f"## {dname}: log2 fold change (DeepDiff)", "",
-                  "| model | test Pearson r | test R² | test MSE | slope (pred. on measured) | direction AUROC | best epoch |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, r in rows.items():
-            lines.append(f"| {BASELINE_NAMES.get(name, name)} | " + " | ".join(_cell(r, k) for k in DEEPDIFF_KEYS) + " |")
-        lines += ["", "No published DeepDiff numbers for this pair are in ../shared/data/published.", ""]
+             "Test accuracy is at the model's decision threshold (logit 0), not recalibrated on validation genes. "
+             f"{load}", ""]
+    lines += [f"* {note}" for note in notes] + ([""] if notes else [])
+    for kind, run in single.items():
+        for dname, rows in run.get("results", {}).items():
+            lines += [f"## {dname}, {kind} split: expressed or not (binary labels of the file)", "",
+                      "| model | test AUROC | test accuracy | pairwise accuracy | best epoch | epochs run (cap) "
+                      "| seconds, all seeds | published test AUROC |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for name, r in rows.items():
+                pub = published_for(name)
+                same = [p for p in pub if "E123" in p.data]
+                other = [p for p in pub if "E123" not in p.data]
+                cite = "; ".join([f"{p.value:.3f} ({p.data}, all genes; same cell type, different gene set)"
+                                  for p in same] + [f"{p.value:.3f} ({p.data}; not the same data)" for p in other]) or "-"
+                cap = f"{_cell(r, 'epochs_run')} ({int(r['epochs_max']['mean'])})" if "epochs_max" in r else "-"
+                lines.append(f"| {BASELINE_NAMES_BINARY.get(name, name)} | {_cell(r, 'test_auroc')} | "
+                             f"{_cell(r, 'test_accuracy')} | {_cell(r, 'test_pairwise_accuracy')} | "
+                             f"{_cell(r, 'best_epoch')} | {cap} | {r.get('seconds', '-')} | {cite} |")
+            lines.append("")
+    for kind, run in differential.items():
+        for dname, rows in run.get("results", {}).items():
+            lines += [f"## {dname}, {kind} split: log2 fold change (DeepDiff)", "",
+                      "| model | test Pearson r | test R² | test MSE | slope (pred. on measured) | direction AUROC "
+                      "| best epoch | seconds, all seeds |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for name, r in rows.items():
+                lines.append(f"| {BASELINE_NAMES.get(name, name)} | " + " | ".join(_cell(r, k) for k in DEEPDIFF_KEYS)
+                             + f" | {r.get('seconds', '-')} |")
+            lines += ["", "No published DeepDiff numbers for this pair are in ../shared/data/published.", ""]
     lines += ["R² is the coefficient of determination, 1 - MSE / variance of the test targets (not Pearson r "
               "squared); the slope is the least-squares slope of predicted on measured log2 fold change.", ""]
     return "\n".join(lines)
@@ -588,19 +618,128 @@ def render_results(single: dict, differential: dict, command: str, load: str) ->
 
 #: The binary baselines, named for what they are.
 BASELINE_NAMES_BINARY = {"logistic": "logistic regression", "boosted-trees": "boosted trees"}
+REAL_SINGLE, REAL_PAIR = "remc-E123-deepchrome", "deepdiff-E123-E003"
+SHARED_SETS = {"E123 (600 genes)": SHARED / REAL_SINGLE, "E123 vs E003": SHARED / REAL_PAIR}
 
 
-def run_results(seeds: int) -> str:
-    load_before = os.getloadavg()[0]
-    single = run_accuracy(SINGLE_CELL, seeds, ["e123"])
-    differential = run_accuracy_deepdiff(seeds, ["e123"], [])
-    load = f"1-minute load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, " \
-           f"on {os.cpu_count()} cores"
-    text = render_results(single, differential, f"python bench/bench_models.py results --seeds {seeds}", load)
+def chromosome_notes(paths: dict[str, Path]) -> tuple[list[str], list[str]]:
+    """(names of the sets whose genes all carry a chromosome, notes naming those that do not)."""
+    from hmviz.data import read_dataset
+
+    known, notes = [], []
+    for label, path in paths.items():
+        ds = read_dataset(path)
+        first = getattr(ds, "first", ds)
+        if first.chrom is not None:
+            known.append(label)
+        else:
+            notes.append(f"No chromosome split for {label}: its files give gene ids only, no chromosome per gene.")
+    return known, notes
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _results_part(part: tuple) -> tuple:
+    """One piece of ``results`` (run in a worker process): ``(table, kind, output)``."""
+    table, kind, names, seeds = part
+    if table == "single":
+        models = [n for n in names if n not in ("logistic", "boosted-trees")]
+        out = run_accuracy(models, seeds, ["e123"], split=kind, baselines=models != names)
+    else:
+        out = run_accuracy_deepdiff(seeds, ["e123"], [], split=kind, models=tuple(names))
+    write_results(f"models_results_part_{table}_{kind}_{names[0]}.json", out)  # kept if a later piece fails
+    return table, kind, out
+
+
+def merge_parts(outputs: list[tuple]) -> tuple[dict, dict]:
+    """``(single, differential)`` by split kind from :func:`_results_part` outputs, rows in the order given."""
+    merged: dict = {"single": {}, "differential": {}}
+    for table, kind, out in outputs:
+        into = merged[table].setdefault(kind, {**out, "results": {}})
+        for dname, rows in out["results"].items():
+            into["results"].setdefault(dname, {}).update(rows)
+    return merged["single"], merged["differential"]
+
+
+def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds: int | None, jobs: int = 1,
+                random_models: list[str] | None = None) -> str:
+    """Measure and write docs/results.md (see the module docstring).
+
+    ``deepdiff_seeds`` 0: no DeepDiff; None: ``seeds``. ``jobs``: worker processes (each piece is one
+    family on one split kind). ``random_models``: the families run on the random and chromosome
+    splits (None: ``models`` and DeepDiff; DeepDiff only when named).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    import hmviz.models  # noqa: F401  (loaded before the workers fork: they measure this code, not later edits)
+    import hmviz.training  # noqa: F401
+
+    started, up_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _uptime()
+    known, notes = chromosome_notes(SHARED_SETS)
+    dd_seeds = seeds if deepdiff_seeds is None else deepdiff_seeds
+    parts = []
+    for kind in splits:
+        family = models if kind == "file" or random_models is None else random_models
+        with_deepdiff = kind == "file" or random_models is None or "deepdiff" in random_models
+        family = [m for m in family if m != "deepdiff"]
+        if kind != "chromosome" or "E123 (600 genes)" in known:
+            parts += [("single", kind, [m], seeds) for m in family] + [("single", kind, ["logistic", "boosted-trees"], seeds)]
+            if kind != "file" and family != models:
+                notes.append(f"{kind.capitalize()} split: only {', '.join(family)} and the baselines"
+                             f"{'' if with_deepdiff else ' (no DeepDiff)'}, to fit the time.")
+        if dd_seeds and with_deepdiff and (kind != "chromosome" or "E123 vs E003" in known):
+            parts += [("differential", kind, ["deepdiff"], dd_seeds),
+                      ("differential", kind, ["logistic", "boosted-trees"], dd_seeds)]
+    if "chromosome" in splits and len(known) < 2:
+        notes.append("A chromosome split is run only where every gene has a chromosome.")
+    if dd_seeds == 0:
+        notes.append("DeepDiff was not run (--deepdiff-seeds 0).")
+    elif dd_seeds != seeds:
+        notes.append(f"DeepDiff and its baselines over {dd_seeds} seed(s) only (1-{dd_seeds}), to fit the time.")
+    # the longest pieces first (AttentiveChrome's LSTMs, then DeepDiff's), so that the workers finish together
+    order = sorted(range(len(parts)), key=lambda i: ("attentivechrome" not in parts[i][2][0],
+                                                     parts[i][2][0] != "deepdiff" or parts[i][1] != "file"))
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            done = dict(zip(order, pool.map(_results_part, [parts[i] for i in order])))
+    else:
+        done = {i: _results_part(parts[i]) for i in order}
+    single, differential = merge_parts([done[i] for i in range(len(parts))])
+    command = f"python bench/bench_models.py results --seeds {seeds} --splits {','.join(splits)}"
+    command += f" --models {','.join(models)}" if models != SINGLE_CELL else ""
+    command += f" --random-models {','.join(random_models)}" if random_models is not None else ""
+    command += f" --deepdiff-seeds {deepdiff_seeds}" if deepdiff_seeds is not None else ""
+    command += f" --jobs {jobs}" if jobs > 1 else ""
+    load = (f"Measured {started} to {time.strftime('%H:%M UTC', time.gmtime())} with HMVIZ_NATIVE="
+            f"{os.environ.get('HMVIZ_NATIVE', 'unset')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+            f"{jobs} worker process(es), on {os.cpu_count()} cores shared with other jobs; `uptime` before: "
+            f"`{up_before}`; after: `{_uptime()}`.")
+    text = render_results(single, differential, command, load, notes)
     RESULTS_DOC.parent.mkdir(exist_ok=True)
     RESULTS_DOC.write_text(text)
-    write_results("models_results.json", {"single_cell": single, "differential": differential})
+    write_results("models_results.json", {"single_cell": single, "differential": differential, "notes": notes})
     print(f"wrote {RESULTS_DOC}")
+    return text
+
+
+def render_saved_parts(command: str, load: str, notes: list[str]) -> str:
+    """docs/results.md from the pieces a ``results`` run saved so far (``--render-parts``), for a run
+    that could not finish in the time: the pieces that finished, each as measured, and ``notes``."""
+    from _results import RESULTS
+
+    outputs = []
+    for path in sorted(RESULTS.glob("models_results_part_*.json")):
+        table, kind = path.stem.split("_")[3:5]
+        outputs.append((table, kind, json.loads(path.read_text())))
+    outputs.sort(key=lambda o: (o[0], ["file", "random", "chromosome"].index(o[1]),
+                                any(b in row for rows in o[2]["results"].values() for row in rows
+                                    for b in ("logistic", "boosted-trees"))))  # baselines last
+    single, differential = merge_parts(outputs)
+    text = render_results(single, differential, command, load, [*notes, *chromosome_notes(SHARED_SETS)[1]])
+    RESULTS_DOC.write_text(text)
+    print(f"wrote {RESULTS_DOC} from {len(outputs)} pieces")
     return text
 
 
@@ -622,14 +761,28 @@ def main() -> int:
     p.add_argument("--select-on", default=None, choices=["loss", "metric"],
                    help="accuracy: keep the epoch with the best validation loss or metric (default: train's default)")
     p.add_argument("--genes", type=int, default=1000, help="contention: genes per split")
+    p.add_argument("--splits", default="file,random,chromosome",
+                   help="results: split kinds, from file,random,chromosome (chromosome only where the data has them)")
+    p.add_argument("--deepdiff-seeds", type=int, default=None,
+                   help="results: seeds for DeepDiff (default: --seeds; 0 leaves DeepDiff out)")
     p.add_argument("--threads", default="default", choices=["default", "recommended"], help=argparse.SUPPRESS)
-    p.add_argument("--jobs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="results: worker processes (one family on one split kind each); contention: internal")
+    p.add_argument("--render-parts", metavar="COMMAND", default=None,
+                   help="results: write docs/results.md from the pieces saved so far, naming COMMAND as their source")
+    p.add_argument("--note", action="append", default=[], help="results --render-parts: a note for the table (repeatable)")
+    p.add_argument("--random-models", default=None,
+                   help="results: families run on the random/chromosome splits (default: --models)")
     args = p.parse_args()
     if args.what == "_contention_one":
         print(json.dumps(contention_one(args.name, args.threads, args.jobs, args.genes)))
         return 0
+    if args.what == "results" and args.render_parts:
+        render_saved_parts(args.render_parts, f"`uptime` at rendering: `{_uptime()}`.", args.note)
+        return 0
     if args.what == "results":
-        run_results(args.seeds)
+        run_results(args.seeds, args.splits.split(","), args.models.split(",") if args.models else SINGLE_CELL,
+                    args.deepdiff_seeds, args.jobs, args.random_models.split(",") if args.random_models else None)
         return 0
     if args.what == "contention":
         models = args.models.split(",") if args.models else ["deepchrome", "attentivechrome"]

@@ -35,7 +35,10 @@ def test_results_table_rows_published_labels_and_baseline_names() -> None:
         "deepdiff": {"test_pearson_r": _s(0.5, 0.6), "test_r2": _s(0.2, 0.3)},
         "logistic": {"test_r2": _s(0.1, 0.1)},
     }}}
-    text = bench.render_results(single, differential, "python bench/bench_models.py results --seeds 2", "load 1.0")
+    random = {"seeds": 2, "results": {"E123 (600 genes)": {"deepchrome": {"test_auroc": _s(0.70, 0.72)}}}}
+    text = bench.render_results({"file": single, "random": random}, {"file": differential},
+                                "python bench/bench_models.py results --seeds 2", "load 1.0",
+                                ["No chromosome split for E123: no chromosomes."])
     lines = text.splitlines()
     row = next(line for line in lines if line.startswith("| deepchrome |"))
     # mean ± sd of the seeds; best epoch 5 ± 1.414; epochs run 15 of a 40 cap
@@ -46,3 +49,59 @@ def test_results_table_rows_published_labels_and_baseline_names() -> None:
     assert "| ridge regression | - | 0.100 ± 0.000 |" in text  # DeepDiff's "logistic" baseline is ridge
     assert "| deepdiff | 0.550 ± 0.071 | 0.250 ± 0.071 |" in text
     assert "coefficient of determination" in text and "file's" in text and "seeds 1-2" in text
+    # one table per split kind, each named, and the note on what was not run
+    assert "## E123 (600 genes), file split" in text and "## E123 (600 genes), random split" in text
+    random_table = text.split("random split:")[1].split("##")[0]
+    assert "| deepchrome | 0.710 ± 0.014 |" in random_table and "0.810" not in random_table
+    assert "**random**: a random split by gene" in text and "* No chromosome split for E123" in text
+    assert "## E123 vs E003 (600 genes), file split: log2 fold change" in text
+
+
+def test_chromosome_split_only_where_every_gene_has_a_chromosome(tmp_path) -> None:
+    import dataclasses
+
+    from hmviz.data.io import write_long
+    from hmviz.data.synthetic import make_sample_dataset
+
+    bench = _bench()
+    ds, _ = make_sample_dataset(n_genes=30, seed=1)
+    with_chrom = write_long(ds, tmp_path / "with.csv.gz")
+    without = write_long(dataclasses.replace(ds, chrom=None), tmp_path / "without.csv.gz")
+    known, notes = bench.chromosome_notes({"A": with_chrom, "B": without})
+    assert known == ["A"]
+    assert notes == ["No chromosome split for B: its files give gene ids only, no chromosome per gene."]
+
+
+def test_results_pieces_from_worker_processes_merge_into_one_table_per_split() -> None:
+    bench = _bench()
+    pieces = [
+        ("single", "file", {"seeds": 5, "results": {"E123": {"deepchrome": {"test_auroc": _s(0.9, 0.91)}}}}),
+        ("single", "random", {"seeds": 5, "results": {"E123": {"deepchrome": {"test_auroc": _s(0.8, 0.81)}}}}),
+        ("single", "file", {"seeds": 5, "results": {"E123": {"logistic": {"test_auroc": _s(0.7, 0.7)}}}}),
+        ("differential", "file", {"seeds": 1, "results": {"pair": {"deepdiff": {"test_r2": _s(0.3, 0.3)}}}}),
+    ]
+    single, differential = bench.merge_parts(pieces)
+    assert list(single) == ["file", "random"] and list(single["file"]["results"]["E123"]) == ["deepchrome", "logistic"]
+    assert single["random"]["results"]["E123"]["deepchrome"]["test_auroc"]["mean"] == 0.805
+    assert differential["file"]["seeds"] == 1 and "deepdiff" in differential["file"]["results"]["pair"]
+
+
+def test_render_from_saved_pieces_lists_what_finished_with_the_notes(tmp_path, monkeypatch) -> None:
+    import json
+
+    bench = _bench()
+    import _results
+
+    monkeypatch.setattr(_results, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "RESULTS_DOC", tmp_path / "results.md")
+    monkeypatch.setattr(bench, "SHARED_SETS", {})  # no shared data: no chromosome notes
+    pieces = {"single_file_logistic": {"logistic": {"test_auroc": _s(0.7, 0.7)}},
+              "single_file_deepchrome": {"deepchrome": {"test_auroc": _s(0.9, 0.92)}},
+              "single_random_deepchrome": {"deepchrome": {"test_auroc": _s(0.8, 0.8)}}}
+    for name, rows in pieces.items():
+        (tmp_path / f"models_results_part_{name}.json").write_text(json.dumps({"seeds": 2, "results": {"E123": rows}}))
+    text = bench.render_saved_parts("python bench/bench_models.py results --seeds 2", "load 1", ["AttentiveChrome did not finish."])
+    file_table = text.split("## E123, file split")[1].split("##")[0]
+    assert file_table.index("| deepchrome | 0.910") < file_table.index("| logistic regression | 0.700")
+    assert "## E123, random split" in text and "* AttentiveChrome did not finish." in text
+    assert (tmp_path / "results.md").read_text() == text

@@ -475,7 +475,9 @@ def test_paper_training_defaults() -> None:
     assert deepdiff.variant == "raw_d" and deepdiff_paper.variant == "aux"
     assert (deepdiff_paper.lr, deepdiff_paper.batch_size, deepdiff_paper.target_scaling) == (1e-4, 10, "none")
     _, simple = build_model("simplechrome", 5, 100)
-    assert (simple.latent_dim, simple.kl_weight) == (10, 5e-5)
+    simple_paper = type(simple).paper_defaults(5, 100)
+    assert (simple.latent_dim, simple.epochs, simple.kl_weight) == (32, 100, 5e-5)  # deviations: docs/training.md
+    assert (simple_paper.latent_dim, simple_paper.epochs, simple_paper.kl_weight) == (10, 5, 5e-5)
 
 
 def test_registry_lists_every_model_with_spec() -> None:

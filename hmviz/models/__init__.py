@@ -186,6 +186,8 @@ def parse_settings(name: str, pairs: list[str] | tuple[str, ...]) -> dict[str, A
             raise ModelError(f"A model setting is KEY=VALUE, e.g. dropout=0.5; got {pair!r}.")
         if key in _DATA_SHAPE:
             raise ModelError(f"{key} is set by the data (its marks and bins), not by a setting; remove {pair!r}.")
+        if key in spec.config_cls.RETIRED:
+            raise ModelError(f"{name} has no setting {key!r}: {spec.config_cls.RETIRED[key][1]}")
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Self, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 import torch
 from torch import nn
@@ -68,6 +68,10 @@ class ModelConfig:
     epochs: int = 30
     grad_clip: float | None = None
     weight_decay: float = 0.0
+    #: Settings a config used to list but training never read: name -> (the value every card saved
+    #: by hmviz holds, why the setting is refused). A saved card with that value loads without it;
+    #: any other value, and every ``--set`` of it, is refused with the reason.
+    RETIRED: ClassVar[dict[str, tuple[Any, str]]] = {}
 
     def __post_init__(self) -> None:
         # Every count (sizes, epochs, batch sizes) is a positive integer, every real-valued setting
@@ -101,6 +105,12 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Self:
         """Rebuild a config from :meth:`to_dict` output; unknown keys raise :class:`ModelError`."""
+        values = dict(values)
+        for name, (saved, reason) in cls.RETIRED.items():
+            if name in values:
+                if values.pop(name) != saved:
+                    raise ModelError(f"{cls.__name__}.{name} is not a setting: {reason} (A model card that lists "
+                                     f"{name} was written before this was found; remove the key, it had no effect.)")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
