@@ -625,7 +625,7 @@ def test_simplechrome_two_stage_training() -> None:
         assert _separates(model, x, y)()
         assert model.reconstruct(x).shape == x.shape
         mu, logvar = model.encode(x)
-        assert mu.shape == logvar.shape == (16, 10)
+        assert mu.shape == logvar.shape == (16, model.config.latent_dim)
         torch.testing.assert_close(model(x), model(x))  # mu, not a sample: deterministic
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hmviz.cli import main
+from hmviz.cli.main import main
 from hmviz.errors import ModelError
 from hmviz.models import SimpleChromeConfig, build_model, parse_settings
 
