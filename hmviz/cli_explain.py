@@ -25,6 +25,7 @@ import pandas as pd
 from hmviz import limits
 from hmviz.atomic import atomic_output
 from hmviz.cli import verb
+from hmviz.views.genes import symbol_column
 from hmviz.cli_model import _add_data_args, _read
 from hmviz.errors import HmvizError
 
@@ -186,7 +187,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                          + (f"; from {session.reference_note})" if base.name != "zeros" else ")"))
     else:
         out_lines.append(f"method: {label} ({METHODS[args.method].kind}; no baseline)")
-    write_table(table, args.out)
+    write_table(symbol_column(table, session.dataset), args.out)
     print("\n".join(out_lines))
     print(f"wrote {len(table)} rows to {args.out}", file=sys.stderr)
     print(json.dumps(summary))
