@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app import state, uploads
+from hmviz_app import gene_names, state, uploads
 from hmviz_app.text import escape_md
 
 SOURCES = {
@@ -187,6 +187,7 @@ def _preview(entry: state.DataEntry) -> None:
                                                else "") + split)
     for note in ds.meta.get("notes", []):
         st.info(escape_md(note), icon=":material/info:")
+    gene_names.annotation_panel(entry)
     if entry.report:
         with st.expander("Build report", expanded=True):
             st.code(entry.report, language=None)

@@ -3,6 +3,7 @@ a separate attribution track, heatmaps sorted by expression with clusters."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("streamlit")
@@ -37,3 +38,46 @@ def test_heatmap_sorts_by_expression_and_clusters(app):
     ok(at)
     names = [t.get("name", "") for t in charts(at)[0]["data"] if t["type"] == "scatter"]
     assert len([n for n in names if n.startswith("cluster")]) == 3
+
+
+def _unnamed_sample():
+    """The sample's first 300 genes with Ensembl-style ids and no symbols (as many real tables come)."""
+    import dataclasses
+
+    from hmviz.bundled import SAMPLE_DIR
+    from hmviz.data import read_dataset
+    from hmviz_app.state import DataEntry
+
+    ds = read_dataset(SAMPLE_DIR).subset(slice(0, 300))
+    ids = np.asarray([f"ENSG{i:011d}" for i in range(1, 301)], dtype=object)
+    ds = dataclasses.replace(ds, gene_ids=ids, symbols=None)
+    return DataEntry(f"upload:{ds.fingerprint()}", "my_table.csv", ds, "upload")
+
+
+def test_data_page_attaches_an_annotation_and_pickers_show_and_find_symbols(app):
+    data = _unnamed_sample()
+    app.session_state["data"] = data
+    at = ok(goto(app, "data"))
+    table = "gene_id,symbol\n" + "\n".join(f"ENSG{i:011d}.4,VERYLONGSYMBOLNAME{i}" for i in range(1, 301))
+    at.file_uploader(key=f"names_upload_{data.key}").upload("my_names.csv", table.encode(), "text/csv").run()
+    ok(at)
+    assert "Attached my_names.csv: 300 of 300 genes have a symbol" in texts(at.success)
+    named = at.session_state["data"]
+    assert named.fingerprint == data.fingerprint and named.key != data.key  # models still fit; caches see names
+    at = ok(goto(at, "gene_pairs"))
+    box = next(s for s in at.selectbox if s.label == "Gene A")
+    assert all("VERYLONGSYMBOLNAME" in o for o in box.options[:5])
+    at = ok(goto(at, "gene_view"))
+    at.text_input(key="gv_query").set_value("verylongsymbolname12").run()
+    assert next(s for s in at.selectbox if s.label == "Gene").options[0] == "VERYLONGSYMBOLNAME12 (ENSG00000000012)"
+
+
+def test_data_page_names_the_users_file_when_no_id_matches(app):
+    data = _unnamed_sample()
+    app.session_state["data"] = data
+    at = ok(goto(app, "data"))
+    at.file_uploader(key=f"names_upload_{data.key}").upload("mouse_names.csv", b"gene_id,symbol\nENSMUSG1,Trp53\n",
+                                                            "text/csv").run()
+    message = texts(at.error)
+    assert "mouse_names.csv: none of its gene ids match" in message and "/tmp" not in message
+    assert at.session_state["data"].key == data.key

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hmviz.data.dataset import HistoneDataset
+import pandas as pd
+
+from hmviz.data.dataset import HistoneDataset, MultiCellDataset
+from hmviz.data.synthetic import make_sample_dataset
 from hmviz.data.tracks import BedGraphTrack
 from hmviz.errors import DataError
 from hmviz.views import (
@@ -26,7 +29,8 @@ def _dataset(n=6, bins=10, marks=("H3K4me3", "H3K27me3"), strand_aware=True, **k
 def test_ensembl_key_matches_deepchrome_numeric_ids_and_versions():
     assert ensembl_key("ENSG00000141510.17") == ensembl_key("141510") == ensembl_key("ENSG00000141510") == "141510"
     assert ensembl_key("SIM00001") == "SIM00001"
-    assert ensembl_key("ENSMUSG00000059552") == "59552"
+    # another species' gene is not the human gene with the same number
+    assert ensembl_key("ENSMUSG00000059552.3") == ensembl_key("ENSMUSG59552") != ensembl_key("ENSG00000059552")
 
 
 def test_search_orders_exact_then_prefix_then_substring_case_insensitive():
@@ -223,3 +227,25 @@ def test_saved_view_round_trips_and_refuses_other_data_and_tampering():
         SavedView.from_json(view.to_json().replace('"steps": 32', '"steps": {"x": 1}'))
     with pytest.raises(DataError, match="at most 64 KB"):
         SavedView.from_json("x" * 70_000)
+
+
+def test_with_gene_names_fills_symbols_keeps_the_datas_own_and_never_moves_the_signal():
+    from hmviz.views import symbol_column, with_gene_names
+    from hmviz.views.genes import GeneNames
+
+    ds = make_sample_dataset(n_genes=60, seed=1)[0].subset(slice(0, 6))
+    ds.gene_ids = np.asarray([f"ENSG{i:011d}.2" for i in range(6)], dtype=object)
+    ds.symbols = np.asarray(["OWN0", "", "", "", "", ""], dtype=object)
+    names = GeneNames(np.asarray(["ENSG00000000000", "ENSG00000000001", "ENSG00000000003", "ENSMUSG00000000004"],
+                                 dtype=object), np.asarray(["NEW0", "NEW1", "NEW3", "Mouse4"], dtype=object), source="n.csv")
+    named = with_gene_names(ds, names)
+    assert named.symbols.tolist() == ["OWN0", "NEW1", "", "NEW3", "", ""]
+    assert np.array_equal(named.signal, ds.signal) and named.gene_ids.tolist() == ds.gene_ids.tolist()
+    assert named.fingerprint() == ds.fingerprint()
+    two = with_gene_names(MultiCellDataset({"a": ds, "b": ds}), names)
+    assert [c.symbols[1] for c in two.cells.values()] == ["NEW1", "NEW1"]
+    table = pd.DataFrame({"gene": ["ENSG00000000003.2@b", "ENSG00000000002.2"], "x": [1, 2]})
+    assert symbol_column(table, named).columns.tolist() == ["gene", "symbol", "x"]
+    assert symbol_column(table, named)["symbol"].tolist() == ["NEW3", ""]
+    with pytest.raises(DataError, match="n.csv: none of its gene ids match"):
+        with_gene_names(ds, GeneNames(np.asarray(["ENSMUSG00000000001"], dtype=object), np.asarray(["X"]), source="n.csv"))

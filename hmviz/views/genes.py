@@ -17,16 +17,21 @@ import pandas as pd
 from hmviz.data.annotation import GeneAnnotation, read_genes
 from hmviz.errors import DataError
 
-_ENSEMBL = re.compile(r"^ENS[A-Z]*G0*(\d+)(?:\.\d+)?$", re.IGNORECASE)
+_ENSEMBL = re.compile(r"^(ENS[A-Z]*)G0*(\d+)(?:\.\d+)?$", re.IGNORECASE)
 _NUMERIC = re.compile(r"^0*(\d+)$")
 _SYMBOL_COLUMNS = ("symbol", "gene_name", "gene_symbol", "name")
 
 
 def ensembl_key(gene_id: str) -> str:
-    """The key two spellings of one gene id share: the number of an Ensembl gene id (no version,
-    no zero padding) for ``ENSG...`` and purely numeric ids; the id itself otherwise."""
+    """The key two spellings of one gene id share: the number of a human Ensembl gene id (no version,
+    no zero padding) for ``ENSG...`` and purely numeric ids (DeepChrome's); another species' Ensembl id
+    keeps its prefix (``ENSMUSG...`` is not ``ENSG...``); any other id is itself."""
     text = str(gene_id).strip()
-    m = _ENSEMBL.match(text) or _NUMERIC.match(text)
+    m = _ENSEMBL.match(text)
+    if m:
+        prefix = m.group(1).upper()
+        return m.group(2) if prefix == "ENS" else f"{prefix}{m.group(2)}"
+    m = _NUMERIC.match(text)
     return m.group(1) if m else text
 
 
