@@ -81,3 +81,20 @@ def test_data_page_names_the_users_file_when_no_id_matches(app):
     message = texts(at.error)
     assert "mouse_names.csv: none of its gene ids match" in message and "/tmp" not in message
     assert at.session_state["data"].key == data.key
+
+
+def test_data_page_offers_the_real_example_only_where_its_data_is(app, deepdiff_dir, monkeypatch):
+    monkeypatch.setenv("HMVIZ_EXAMPLE_DATA", str(deepdiff_dir))
+    at = ok(goto(app, "data"))
+    radio = at.radio(key="data_source")
+    assert "Real example: 600 REMC genes in K562 and H1" in radio.options
+    radio.set_value("real").run()
+    assert "600 genes is a small training set" in texts(at.info)
+    at.radio(key="real_cells").set_value("K562").run()
+    at.button(key="use_real").click().run()
+    ok(at)
+    data = at.session_state["data"]
+    assert data.origin == "real example" and data.dataset.cell == "K562" and data.dataset.symbols[0] == "ZC3H4"
+    monkeypatch.setattr("hmviz_app.examples.find_remc_example", lambda: None)
+    at = ok(goto(at, "data"))
+    assert "Real example: 600 REMC genes in K562 and H1" not in at.radio(key="data_source").options
