@@ -75,8 +75,10 @@ def annotation_panel(data: state.DataEntry, expanded: bool = False) -> None:
                    "two-column table with the header gene_id,symbol. Ensembl ids match with or without their "
                    "version, and DeepChrome's numeric ids match the Ensembl gene with the same number. Every gene "
                    "picker then shows the symbol and finds a gene by symbol or id.")
+        # the uploader is drawn on demand, so that a page's own uploader stays the only one on it
+        opened = st.toggle("Upload an annotation file", key="names_open")
         upload = st.file_uploader("Gene annotation", type=["gtf", "bed", "csv", "tsv", "txt", "gz"],
-                                  key=f"names_upload_{data.key}")
+                                  key=f"names_upload_{data.key}") if opened else None
         if upload is not None and upload.name != current:
             try:
                 entry = attach(data, upload)

@@ -58,6 +58,7 @@ def test_data_page_attaches_an_annotation_and_pickers_show_and_find_symbols(app)
     data = _unnamed_sample()
     app.session_state["data"] = data
     at = ok(goto(app, "data"))
+    at.toggle(key="names_open").set_value(True).run()
     table = "gene_id,symbol\n" + "\n".join(f"ENSG{i:011d}.4,VERYLONGSYMBOLNAME{i}" for i in range(1, 301))
     at.file_uploader(key=f"names_upload_{data.key}").upload("my_names.csv", table.encode(), "text/csv").run()
     ok(at)
@@ -76,6 +77,7 @@ def test_data_page_names_the_users_file_when_no_id_matches(app):
     data = _unnamed_sample()
     app.session_state["data"] = data
     at = ok(goto(app, "data"))
+    at.toggle(key="names_open").set_value(True).run()
     at.file_uploader(key=f"names_upload_{data.key}").upload("mouse_names.csv", b"gene_id,symbol\nENSMUSG1,Trp53\n",
                                                             "text/csv").run()
     message = texts(at.error)
@@ -98,3 +100,19 @@ def test_data_page_offers_the_real_example_only_where_its_data_is(app, deepdiff_
     monkeypatch.setattr("hmviz_app.examples.find_remc_example", lambda: None)
     at = ok(goto(at, "data"))
     assert "Real example: 600 REMC genes in K562 and H1" not in at.radio(key="data_source").options
+
+
+def test_a_saved_gene_set_is_offered_by_the_heatmap_and_attributions(app):
+    from hmviz_app.state import sample_data
+
+    app.session_state["_gene_sets"] = {sample_data().key: {"lasso: 3 genes (SIMG5, ...)": np.asarray([4, 9, 1000])}}
+    at = ok(goto(app, "heatmap"))
+    scope = at.radio(key="hm_scope")
+    assert "Gene set lasso: 3 genes (SIMG5, ...)" in scope.options
+    scope.set_value("set:lasso: 3 genes (SIMG5, ...)").run()
+    ok(at)
+    assert charts(at)[0]["layout"]["title"]["text"].endswith("of 3 genes")
+    at = ok(goto(at, "attributions"))
+    at.radio(key="attr_scope").set_value("set").run()
+    ok(at)
+    assert "3 genes of the set lasso: 3 genes (SIMG5, ...)" in texts(at.subheader) + texts(at.markdown)

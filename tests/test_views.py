@@ -249,3 +249,27 @@ def test_with_gene_names_fills_symbols_keeps_the_datas_own_and_never_moves_the_s
     assert symbol_column(table, named)["symbol"].tolist() == ["NEW3", ""]
     with pytest.raises(DataError, match="n.csv: none of its gene ids match"):
         with_gene_names(ds, GeneNames(np.asarray(["ENSMUSG00000000001"], dtype=object), np.asarray(["X"]), source="n.csv"))
+
+
+def test_a_selection_in_the_scatter_names_the_genes_of_the_points_chosen():
+    from hmviz import plots
+    from hmviz.views.selection import gene_set_name, is_group_selection, selected_rows, table_rows
+
+    rows = np.asarray([10, 11, 12, 13, 14, 15])  # dataset rows of the plotted points
+    labels_ = np.asarray([0, 1, 0, 1, 1, 0])
+    fig = plots.predicted_vs_actual(np.arange(6.0), np.arange(6.0) + 1, labels=labels_, gene_names=list("abcdef"))
+    # what plotly reports for a lasso over the 'high' trace's 2nd point and the 'low' trace's 3rd point
+    high, low = fig.data[1], fig.data[0]
+    points = [{"curve_number": 1, "point_index": 1, "customdata": int(high.customdata[1])},
+              {"curve_number": 0, "point_index": 2, "customdata": [int(low.customdata[2])]},
+              {"curve_number": 1, "point_index": 1, "customdata": int(high.customdata[1])}]
+    assert selected_rows(points, rows).tolist() == [13, 15]  # inputs 3 (2nd high) and 5 (3rd low), each once
+    assert list(high.text) == ["b", "d", "e"] and list(low.text) == ["a", "c", "f"]
+    assert table_rows([2, 0, 2], [7, 8, 9]).tolist() == [9, 7]
+    assert is_group_selection({"points": points, "lasso": [{"x": [0, 1], "y": [0, 1]}]})
+    assert not is_group_selection({"points": points[:1], "box": [], "lasso": []})
+    names = [f"G{i}" for i in range(20)]
+    assert gene_set_name(np.asarray([14, 15]), names, "lasso") == "lasso: 2 genes (G14, G15)"
+    assert gene_set_name(np.asarray([1, 2, 3, 4]), names, "box") == "box: 4 genes (G1, G2, G3, ...)"
+    with pytest.raises(DataError, match="no customdata"):
+        selected_rows([{"point_index": 0}], rows)
