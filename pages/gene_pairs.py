@@ -192,7 +192,7 @@ if two_cells:
         c[2].metric("Direction", "agrees" if agree else "disagrees")
 else:
     st.subheader(escape_md(f"{name_a} vs {name_b}"))
-    c = st.columns(4)
+    c = [*st.columns(2), *st.columns(2)]  # two per row: long gene names in the labels and values fit at 1024 px
     c[0].metric(escape_md(f"P({name_a} ranked above {name_b})"), f"{pe.probability:.2f}")
     c[1].metric(escape_md(f"{name_a}: measured expression"), _expression_text(a))
     c[2].metric(escape_md(f"{name_b}: measured expression"), _expression_text(b))
@@ -287,7 +287,7 @@ with c2:
     state.plot(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
                                  value_title=value_title,
                                  title=("By region: the predicted change" if two_cells else
-                                        f"By region (above 0 favours {name_a})")),
+                                        f"By region<br>(above 0 favours {name_a})")),
                f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
 
 if st.toggle("Show the two genes' inputs (the model's view of the marks: log1p reads, scaled per mark)",

@@ -273,3 +273,11 @@ def test_a_selection_in_the_scatter_names_the_genes_of_the_points_chosen():
     assert gene_set_name(np.asarray([1, 2, 3, 4]), names, "box") == "box: 4 genes (G1, G2, G3, ...)"
     with pytest.raises(DataError, match="no customdata"):
         selected_rows([{"point_index": 0}], rows)
+
+
+def test_a_caption_wraps_to_fit_a_figure_drawn_at_1024_px_and_cuts_a_long_path():
+    path = "/very/long/server/path/" + "x" * 150 + "/sample_data"
+    fig = with_caption(go_figure(), "Data: my table · Model: m (trained on " + path + ") · genes: A, B")
+    lines = [a for a in fig.layout.annotations if a.name == "hmviz-caption"][0].text.split("<br>")
+    assert len(lines) >= 3 and max(len(x) for x in lines) <= 90
+    assert "".join(lines).replace(" ", "") == ("Data: my table · Model: m (trained on " + path + ") · genes: A, B").replace(" ", "")

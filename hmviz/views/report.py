@@ -40,10 +40,12 @@ def figure_caption(*, model: str | None, trained_on: str | None, method: str | N
     return " · ".join(parts)
 
 
-def with_caption(fig: go.Figure, caption: str, width_chars: int = 140) -> go.Figure:
-    """``fig`` with ``caption`` written under the plot area (wrapped at ``width_chars``), so PNG/SVG/PDF
-    exports carry it; the bottom margin grows to fit. Returns the same figure."""
-    words, lines, line = caption.split(" "), [], ""
+def with_caption(fig: go.Figure, caption: str, width_chars: int = 90) -> go.Figure:
+    """``fig`` with ``caption`` written under the plot area (wrapped at ``width_chars``, about 500 px of
+    10 px text, so that it fits a figure drawn at 1024 px wide; a longer word such as a path is cut into
+    pieces), so PNG/SVG/PDF exports carry it; the bottom margin grows to fit. Returns the same figure."""
+    words = [w[i:i + width_chars] for w in caption.split(" ") for i in range(0, max(len(w), 1), width_chars)]
+    lines, line = [], ""
     for w in words:
         if line and len(line) + 1 + len(w) > width_chars:
             lines.append(line)
