@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
+from hmviz.views.figures import wrap_titles
 from hmviz_app import state
 from hmviz_app.text import escape_md
 
@@ -284,10 +285,10 @@ with c1:
 with c2:
     by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
     by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
-    state.plot(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
-                                 value_title=value_title,
-                                 title=("By region: the predicted change" if two_cells else
-                                        f"By region<br>(above 0 favours {name_a})")),
+    state.plot(wrap_titles(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
+                                             value_title=value_title,
+                                             title=("By region: the predicted change" if two_cells else
+                                                    f"By region (above 0 favours {name_a})"))),
                f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
 
 if st.toggle("Show the two genes' inputs (the model's view of the marks: log1p reads, scaled per mark)",

@@ -30,7 +30,9 @@ CUT_TEXT_JS = """() => {
     const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
     if (!own) continue;
     const s = getComputedStyle(el);
-    if (s.fontFamily.includes('Material')) continue;  // an icon's ligature name, not text
+    const text = el.textContent.trim();
+    if (s.fontFamily.toLowerCase().includes('material') || el.closest('[data-testid="stIconMaterial"]')
+        || (/ icon$/.test(text) && el.getBoundingClientRect().width <= 32)) continue;  // an icon's name, not text
     const clips = s.textOverflow === 'ellipsis' || (s.overflow === 'hidden' || s.overflowX === 'hidden');
     if (clips && el.scrollWidth > el.clientWidth + 1 && el.getClientRects().length)
       cut.push(`${el.tagName.toLowerCase()}: ${el.textContent.trim().slice(0, 80)}`);

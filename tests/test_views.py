@@ -281,3 +281,19 @@ def test_a_caption_wraps_to_fit_a_figure_drawn_at_1024_px_and_cuts_a_long_path()
     lines = [a for a in fig.layout.annotations if a.name == "hmviz-caption"][0].text.split("<br>")
     assert len(lines) >= 3 and max(len(x) for x in lines) <= 90
     assert "".join(lines).replace(" ", "") == ("Data: my table · Model: m (trained on " + path + ") · genes: A, B").replace(" ", "")
+
+
+def test_titles_wrap_to_fit_a_half_width_figure():
+    import plotly.graph_objects as go
+
+    from hmviz.views.figures import wrap_text, wrap_titles
+
+    assert wrap_text("By region (above 0 favours LINC1010-AS1-READTHROUGH)", 34) == \
+        "By region (above 0 favours<br>LINC1010-AS1-READTHROUGH)"
+    assert wrap_text("short<br>kept as it is", 34) == "short<br>kept as it is"
+    fig = go.Figure(layout={"title": {"text": "Precision-recall curve: finding the highly expressed genes"},
+                            "xaxis": {"title": {"text": "false positive rate (low genes called high)"}},
+                            "margin": {"t": 60}})
+    wrap_titles(fig)
+    assert all(len(line) <= 34 for line in fig.layout.title.text.split("<br>"))
+    assert fig.layout.margin.t == 80 and "<br>" in fig.layout.xaxis.title.text
