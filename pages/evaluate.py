@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz.views.figures import wrap_titles
+from hmviz.views.figures import legend_inside, wrap_titles
 from hmviz_app import explore, state
 from hmviz_app.text import escape_md
 
@@ -158,9 +158,9 @@ else:
         if len(np.unique(labels[ok])) == 2:
             curves = {entry.name: (labels[ok], scores[ok])}
             with c1:
-                state.plot(wrap_titles(plots.roc_curves(curves)), "roc_curve")
+                state.plot(wrap_titles(legend_inside(plots.roc_curves(curves), "bottom right")), "roc_curve")
             with c2:
-                state.plot(wrap_titles(plots.pr_curves(curves)), "pr_curve")
+                state.plot(wrap_titles(legend_inside(plots.pr_curves(curves), "bottom left")), "pr_curve")
     if ds.expression is not None:
         ok = rows_eval[np.isfinite(ds.expression[rows_eval])]
         what = "ranking score" if entry.task == "ranking" else "predicted logit of 'high'"

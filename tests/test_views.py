@@ -297,3 +297,7 @@ def test_titles_wrap_to_fit_a_half_width_figure():
     wrap_titles(fig)
     assert all(len(line) <= 34 for line in fig.layout.title.text.split("<br>"))
     assert fig.layout.margin.t == 80 and "<br>" in fig.layout.xaxis.title.text
+    from hmviz.views.figures import legend_inside
+
+    assert legend_inside(fig, "bottom right").layout.legend.xanchor == "right"
+    assert (fig.layout.legend.x, fig.layout.legend.y) == (0.98, 0.02)

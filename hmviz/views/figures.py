@@ -189,3 +189,13 @@ def wrap_titles(fig: go.Figure, width_chars: int = 34) -> go.Figure:
             if axis.title and axis.title.text:
                 axis.title.text = wrap_text(axis.title.text, width_chars)
     return fig
+
+
+def legend_inside(fig: go.Figure, corner: str = "bottom right") -> go.Figure:
+    """Draw the legend inside the plot, in an empty ``corner`` ("bottom right" for ROC curves, "bottom
+    left" for precision-recall), so that a half-width figure keeps its whole width for the plot and its
+    axis titles. Returns the same figure."""
+    right = corner.endswith("right")
+    fig.update_layout(legend={"x": 0.98 if right else 0.02, "xanchor": "right" if right else "left",
+                              "y": 0.02, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.75)"})
+    return fig
