@@ -154,13 +154,17 @@ def heatmap_figure(data: HeatmapData, *, what: str, units: str, signed: bool = F
     return fig
 
 
-def wrap_text(text: str, width_chars: int) -> str:
+def wrap_text(text: str, width_chars: int, break_words: bool = False) -> str:
     """``text`` with ``<br>`` between words so that no line is longer than ``width_chars`` (a single
-    longer word stays whole); existing ``<br>`` breaks are kept."""
+    longer word stays whole unless ``break_words``, which cuts it into pieces); existing ``<br>``
+    breaks are kept."""
     out = []
     for part in str(text).split("<br>"):
         lines, line = [], ""
-        for word in part.split(" "):
+        words = part.split(" ")
+        if break_words:
+            words = [w[i:i + width_chars] for w in words for i in range(0, max(len(w), 1), width_chars)]
+        for word in words:
             if line and len(line) + 1 + len(word) > width_chars:
                 lines.append(line)
                 line = word
