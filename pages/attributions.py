@@ -34,8 +34,8 @@ scopes = {**SCOPES, **({"set": "A saved gene set"} if saved_sets else {})}
 c1, c2 = st.columns([2, 3])
 scope = c1.radio("Explain", list(scopes), format_func=scopes.get, key=state.sticky("attr_scope", "one"))
 methods = [m for m, spec in METHODS.items() if spec.supports(session.model)]
-with c2:
-    cc1, cc2 = st.columns(2)
+with c2:  # method and reference one above the other: their names fit at 1024 px
+    cc1 = cc2 = st.container()
     method = cc1.selectbox("Method", methods, format_func=lambda m: METHODS[m].label,
                            key=state.sticky("attr_method", "integrated_gradients"))
     baselines = [b for b in BASELINES if b != "gene_sample" or method == "gradient_shap"]
@@ -45,7 +45,6 @@ with c2:
                              key=state.sticky("attr_baseline", DEFAULT_BASELINE),
                              disabled=not METHODS[method].needs_baseline,
                              help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
-    cc1, cc2 = st.columns(2)
     steps = cc1.slider("Integration steps (first try; doubled until the gap is within 1%)", 8, 200,
                        key=state.sticky("attr_steps", 32 if recurrent else 50),
                        disabled=method != "integrated_gradients")

@@ -92,7 +92,8 @@ else:
                "take a suggested pair from the test genes.")
 
 if not suggestions.empty:
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    # full-width rows: a select box cuts a long value (two gene names and P) instead of wrapping it
+    c1 = c2 = st.container()
     c1.selectbox("Suggested " + ("genes" if two_cells else "pairs") + " (test genes)", range(len(suggestions)),
                  format_func=_suggestion_label, key="pair_suggestion",
                  help=None if two_cells else
@@ -108,13 +109,15 @@ if two_cells:
     a = state.gene_picker("Gene", data, ds, "pair_a", default_a)
     b = None
 else:
-    c1, c2, c3 = st.columns([6, 1, 6], vertical_alignment="bottom")
-    a = state.gene_picker("Gene A", data, ds, "pair_a", default_a, container=c1)
-    c2.button(":material/swap_horiz:", on_click=_swap, key="pair_swap", help="Swap A and B", width="stretch")
-    b = state.gene_picker("Gene B", data, ds, "pair_b", default_b, container=c3)
+    # one gene per row, so that a long symbol with its Ensembl id fits the picker at 1024 px
+    a = state.gene_picker("Gene A", data, ds, "pair_a", default_a)
+    c1, c2 = st.columns([12, 1], vertical_alignment="bottom")
+    b = state.gene_picker("Gene B", data, ds, "pair_b", default_b, container=c1)
+    c2.button(":material/swap_vert:", on_click=_swap, key="pair_swap", help="Swap A and B", width="stretch")
 
 with st.expander("Attribution method and baseline"):
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)  # two per row: the method and reference names fit at 1024 px
+    c3 = st.container()
     method = c1.selectbox("Method", methods, format_func=lambda m: METHODS[m].label,
                           key=state.sticky("pair_method", "integrated_gradients"))
     baselines = [b_ for b_ in BASELINES if (b_ != "gene_sample" or method == "gradient_shap")

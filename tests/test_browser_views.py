@@ -34,8 +34,18 @@ CUT_TEXT_JS = """() => {
     if (s.fontFamily.toLowerCase().includes('material') || el.closest('[data-testid="stIconMaterial"]')
         || (/ icon$/.test(text) && el.getBoundingClientRect().width <= 32)) continue;  // an icon's name, not text
     const clips = s.textOverflow === 'ellipsis' || (s.overflow === 'hidden' || s.overflowX === 'hidden');
-    if (clips && el.scrollWidth > el.clientWidth + 1 && el.getClientRects().length)
-      cut.push(`${el.tagName.toLowerCase()}: ${el.textContent.trim().slice(0, 80)}`);
+    let clipped = clips && el.scrollWidth > el.clientWidth + 1 && el.getClientRects().length;
+    const r = el.getBoundingClientRect();
+    for (let a = el.parentElement, k = 0; a && a !== main && k < 4 && !clipped && r.width; a = a.parentElement, k++) {
+      const sa = getComputedStyle(a);
+      if (sa.overflow === 'hidden' || sa.overflowX === 'hidden' || sa.overflowX === 'clip')
+        clipped = r.right > a.getBoundingClientRect().right + 1;  // text running out of a box that hides it
+    }
+    if (clipped) cut.push(`${el.tagName.toLowerCase()}: ${text.slice(0, 80)}`);
+  }
+  for (const input of main.querySelectorAll('input[role="combobox"]')) {  // a select box's chosen value
+    if (input.value && input.offsetParent && input.clientWidth && input.scrollWidth > input.clientWidth + 1)
+      cut.push(`select value: ${input.value.slice(0, 80)}`);
   }
   for (const svg of main.querySelectorAll('.js-plotly-plot .main-svg')) {
     const box = svg.getBoundingClientRect();
