@@ -11,10 +11,11 @@ configure_openmp()  # before anything imports torch: OpenMP reads its wait polic
 import streamlit as st  # noqa: E402
 
 from hmviz.models import _native  # noqa: E402
-from hmviz_app import jobs, state  # noqa: E402
+from hmviz_app import jobs, layout, state  # noqa: E402
 from hmviz_app.text import escape_md  # noqa: E402
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
+layout.fit_text()  # long gene names and numbers wrap instead of being cut (hmviz_app/layout.py)
 
 
 @st.cache_resource(show_spinner=False)

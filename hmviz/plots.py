@@ -428,6 +428,7 @@ def predicted_vs_actual(
 
     ``predicted``, ``expression``: ``(genes,)``; expression is shown as log(1 + expression) unless
     ``log1p_expression=False``. ``labels`` (0/1) colour the points low/high; ``gene_names`` show on hover.
+    Each point's ``customdata`` is its position in ``predicted`` (what a selection of points reports).
     """
     from scipy.stats import spearmanr
 
@@ -450,7 +451,9 @@ def predicted_vs_actual(
         groups = [("low expression", lab == 0, MAIN), ("high expression", lab == 1, HIGHLIGHT)]
     for name, sel, colour in groups:
         sel = sel & ok
+        # customdata: each point's position in the inputs, so that a selected point names its gene
         fig.add_trace(go.Scatter(x=e[sel], y=p[sel], mode="markers", name=name, text=np.asarray(names)[sel],
+                                 customdata=np.flatnonzero(sel),
                                  marker={"color": colour, "size": 5, "opacity": 0.6},
                                  hovertemplate="%{text}<br>expression %{x:.3g}<br>score %{y:.3g}<extra></extra>"))
     rho = float(spearmanr(e[ok], p[ok])[0]) if ok.sum() > 2 else float("nan")

@@ -161,12 +161,13 @@ def image_format() -> str:
     return st.session_state.get("image_format", "png")
 
 
-def plot(fig, name: str, key: str | None = None) -> None:
-    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice)."""
+def plot(fig, name: str, key: str | None = None, **select):
+    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice). ``select``
+    (``on_select``, ``selection_mode``) makes its points selectable: the selection event is returned."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "figure"
     config = {"displaylogo": False,
               "toImageButtonOptions": {"format": image_format(), "filename": safe, "scale": 2}}
-    st.plotly_chart(fig, config=config, key=key)
+    return st.plotly_chart(fig, config=config, key=key, **select)
 
 
 def csv_button(table, file_name: str, label: str = "Download table (CSV)", key: str | None = None) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
-from hmviz_app import state
+from hmviz_app import explore, state
 from hmviz_app.text import escape_md
 
 SCOPES = {"one": "One gene", "high": "All high genes", "low": "All low genes", "list": "An uploaded list of genes"}
@@ -29,11 +29,13 @@ output_name = "ranking score" if entry.task == "ranking" else "logit of high exp
 st.caption(f"**{escape_md(entry.label)}** on **{data.shown_name}**, explaining the model's {output_name}: red raises it, blue lowers "
            "it.")
 
+saved_sets = explore.gene_sets(data.key)
+scopes = {**SCOPES, **({"set": "A saved gene set"} if saved_sets else {})}
 c1, c2 = st.columns([2, 3])
-scope = c1.radio("Explain", list(SCOPES), format_func=SCOPES.get, key=state.sticky("attr_scope", "one"))
+scope = c1.radio("Explain", list(scopes), format_func=scopes.get, key=state.sticky("attr_scope", "one"))
 methods = [m for m, spec in METHODS.items() if spec.supports(session.model)]
-with c2:
-    cc1, cc2 = st.columns(2)
+with c2:  # method and reference one above the other: their names fit at 1024 px
+    cc1 = cc2 = st.container()
     method = cc1.selectbox("Method", methods, format_func=lambda m: METHODS[m].label,
                            key=state.sticky("attr_method", "integrated_gradients"))
     baselines = [b for b in BASELINES if b != "gene_sample" or method == "gradient_shap"]
@@ -43,7 +45,6 @@ with c2:
                              key=state.sticky("attr_baseline", DEFAULT_BASELINE),
                              disabled=not METHODS[method].needs_baseline,
                              help="\n".join(f"- **{s.label}**: {s.description}" for s in BASELINES.values()))
-    cc1, cc2 = st.columns(2)
     steps = cc1.slider("Integration steps (first try; doubled until the gap is within 1%)", 8, 200,
                        key=state.sticky("attr_steps", 32 if recurrent else 50),
                        disabled=method != "integrated_gradients")
@@ -74,6 +75,11 @@ elif scope in ("high", "low"):
         pool = np.sort(np.random.default_rng(0).choice(pool, size=limit, replace=False))
     rows = [int(r) for r in pool]
     title = f"{len(rows)} {scope} genes"
+elif scope == "set" and saved_sets:
+    name = st.selectbox("Gene set (saved from a selection on the Evaluate page)", list(saved_sets),
+                        key=state.sticky("attr_set"))
+    rows = [int(r) for r in saved_sets[name]]
+    title = f"{len(rows)} genes of the set {name}"
 else:
     up = st.file_uploader("A list of gene ids or symbols (one per line, or the first column of a CSV/TSV)",
                           type=["txt", "csv", "tsv"], key="attr_list")

@@ -6,12 +6,14 @@ import numpy as np
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app import state, uploads
+from hmviz.examples import SMALL_NOTE, TITLE
+from hmviz_app import examples, gene_names, state, uploads
 from hmviz_app.text import escape_md
 
 SOURCES = {
     "sample": "Sample data",
     "two_cell": "Two-cell sample (DeepDiff)",
+    **({"real": TITLE} if examples.available() else {}),
     "upload": "Upload tables",
     "build": "Build from tracks",
 }
@@ -51,6 +53,20 @@ def _two_cell_panel() -> None:
                 "their expression follows. The input of DeepDiff, which predicts the change between two cells; the "
                 "bundled DeepDiff was trained on it.")
     _use_button(state.two_cell_sample(), "use_two_cell")
+
+
+def _real_panel() -> None:
+    st.markdown("Real Roadmap Epigenomics (REMC) data: five histone marks (H3K4me1, H3K4me3, H3K9me3, H3K27me3, "
+                "H3K36me3) in 200 bins of 100 bp around the TSS of 600 genes, with RNA-seq counts and gene symbols, in "
+                "K562 (E123, a leukaemia line) and H1 (E003, embryonic stem cells); from the public DeepDiff release "
+                "(see docs/sample-data.md). No model is bundled for it: train one on the Train page.")
+    st.info(SMALL_NOTE, icon=":material/info:")
+    which = st.radio("Cells", list(examples.CHOICES), format_func=examples.CHOICES.get, horizontal=True,
+                     key=state.sticky("real_cells", "both"))
+    entry = examples.entry(which)
+    _use_button(entry, "use_real")
+    if current.key == entry.key:
+        st.page_link("pages/train.py", label="Train a model on it", icon=":material/model_training:")
 
 
 def _upload_panel() -> None:
@@ -137,7 +153,8 @@ def _build_panel() -> None:
             st.rerun()  # so that the sidebar shows the new dataset too
 
 
-{"sample": _sample_panel, "two_cell": _two_cell_panel, "upload": _upload_panel, "build": _build_panel}[source]()
+{"sample": _sample_panel, "two_cell": _two_cell_panel, "real": _real_panel, "upload": _upload_panel,
+ "build": _build_panel}[source]()
 if flash := st.session_state.pop("_data_flash", None):
     st.success(flash, icon=":material/check:")
 
@@ -187,6 +204,7 @@ def _preview(entry: state.DataEntry) -> None:
                                                else "") + split)
     for note in ds.meta.get("notes", []):
         st.info(escape_md(note), icon=":material/info:")
+    gene_names.annotation_panel(entry)
     if entry.report:
         with st.expander("Build report", expanded=True):
             st.code(entry.report, language=None)

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app import state
+from hmviz.views.figures import legend_inside, wrap_titles
+from hmviz_app import explore, state
 from hmviz_app.text import escape_md
 
 st.title("Evaluate")
@@ -126,6 +127,15 @@ scores = state.scores(entry.cache_key, data.key, session)
 rows_eval = session.evaluation_rows()
 ds = session.dataset
 names = [session.display(r) for r in range(ds.n_genes)]
+target = explore.target_choice("eval_click_target")
+st.caption("Click a gene in the scatter or a row of the table below to open it there; drag a box or a lasso over the "
+           "scatter (its toolbar) to select a group of genes and save it as a gene set.")
+
+
+def _scatter(fig, rows) -> None:
+    explore.scatter(fig, "predicted_vs_measured", rows, ds.gene_ids, names, data.key, target, key="eval_scatter")
+
+
 if session.differential:
     measured = session.measured()
     st.subheader("Predicted vs measured change")
@@ -133,9 +143,9 @@ if session.differential:
         st.info("The data has no expression for both cells, so there is no measured change to compare with.")
     else:
         ok = rows_eval[np.isfinite(measured[rows_eval])]
-        state.plot(plots.predicted_vs_actual(scores[ok], measured[ok], gene_names=[names[r] for r in ok],
-                                             log1p_expression=False, predicted_title="predicted log2 fold change",
-                                             title=None), "predicted_vs_measured")
+        _scatter(plots.predicted_vs_actual(scores[ok], measured[ok], gene_names=[names[r] for r in ok],
+                                           log1p_expression=False, predicted_title="predicted log2 fold change",
+                                           title=None), ok)
 else:
     labels = session.labels()
     c1, c2 = st.columns(2)
@@ -144,15 +154,15 @@ else:
         if len(np.unique(labels[ok])) == 2:
             curves = {entry.name: (labels[ok], scores[ok])}
             with c1:
-                state.plot(plots.roc_curves(curves), "roc_curve")
+                state.plot(wrap_titles(legend_inside(plots.roc_curves(curves), "bottom right")), "roc_curve")
             with c2:
-                state.plot(plots.pr_curves(curves), "pr_curve")
+                state.plot(wrap_titles(legend_inside(plots.pr_curves(curves), "bottom left")), "pr_curve")
     if ds.expression is not None:
         ok = rows_eval[np.isfinite(ds.expression[rows_eval])]
         what = "ranking score" if entry.task == "ranking" else "predicted logit of 'high'"
-        state.plot(plots.predicted_vs_actual(scores[ok], ds.expression[ok], gene_names=[names[r] for r in ok],
-                                             labels=labels[ok] if labels is not None and (labels[ok] >= 0).all()
-                                             else None, predicted_title=what), "predicted_vs_actual")
+        _scatter(plots.predicted_vs_actual(scores[ok], ds.expression[ok], gene_names=[names[r] for r in ok],
+                                           labels=labels[ok] if labels is not None and (labels[ok] >= 0).all()
+                                           else None, predicted_title=what), ok)
 
 # ------------------------------------------------------------------------- predictions
 st.subheader("Per-gene predictions")
@@ -185,7 +195,7 @@ if query.strip():
     if "symbol" in shown:
         hit |= shown["symbol"].astype(str).str.lower().str.contains(q, regex=False)
     shown = shown[hit]
-st.dataframe(shown, hide_index=True, height=320)
+explore.clickable_table(shown, shown.index.to_numpy(), ds.gene_ids, "eval_table", target, hide_index=True, height=320)
 st.caption(f"{len(shown):,} genes shown.")
 state.csv_button(shown, f"predictions_{state.clean_label(entry.name)}.csv", "Download predictions (CSV)",
                  key="download_predictions")

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
+from hmviz.views.figures import wrap_titles
 from hmviz_app import state
 from hmviz_app.text import escape_md
 
@@ -91,7 +92,8 @@ else:
                "take a suggested pair from the test genes.")
 
 if not suggestions.empty:
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    # full-width rows: a select box cuts a long value (two gene names and P) instead of wrapping it
+    c1 = c2 = st.container()
     c1.selectbox("Suggested " + ("genes" if two_cells else "pairs") + " (test genes)", range(len(suggestions)),
                  format_func=_suggestion_label, key="pair_suggestion",
                  help=None if two_cells else
@@ -107,13 +109,15 @@ if two_cells:
     a = state.gene_picker("Gene", data, ds, "pair_a", default_a)
     b = None
 else:
-    c1, c2, c3 = st.columns([6, 1, 6], vertical_alignment="bottom")
-    a = state.gene_picker("Gene A", data, ds, "pair_a", default_a, container=c1)
-    c2.button(":material/swap_horiz:", on_click=_swap, key="pair_swap", help="Swap A and B", width="stretch")
-    b = state.gene_picker("Gene B", data, ds, "pair_b", default_b, container=c3)
+    # one gene per row, so that a long symbol with its Ensembl id fits the picker at 1024 px
+    a = state.gene_picker("Gene A", data, ds, "pair_a", default_a)
+    c1, c2 = st.columns([12, 1], vertical_alignment="bottom")
+    b = state.gene_picker("Gene B", data, ds, "pair_b", default_b, container=c1)
+    c2.button(":material/swap_vert:", on_click=_swap, key="pair_swap", help="Swap A and B", width="stretch")
 
 with st.expander("Attribution method and baseline"):
-    c1, c2, c3 = st.columns(3)
+    c1, c2 = st.columns(2)  # two per row: the method and reference names fit at 1024 px
+    c3 = st.container()
     method = c1.selectbox("Method", methods, format_func=lambda m: METHODS[m].label,
                           key=state.sticky("pair_method", "integrated_gradients"))
     baselines = [b_ for b_ in BASELINES if (b_ != "gene_sample" or method == "gradient_shap")
@@ -192,7 +196,7 @@ if two_cells:
         c[2].metric("Direction", "agrees" if agree else "disagrees")
 else:
     st.subheader(escape_md(f"{name_a} vs {name_b}"))
-    c = st.columns(4)
+    c = [*st.columns(2), *st.columns(2)]  # two per row: long gene names in the labels and values fit at 1024 px
     c[0].metric(escape_md(f"P({name_a} ranked above {name_b})"), f"{pe.probability:.2f}")
     c[1].metric(escape_md(f"{name_a}: measured expression"), _expression_text(a))
     c[2].metric(escape_md(f"{name_b}: measured expression"), _expression_text(b))
@@ -284,10 +288,10 @@ with c1:
 with c2:
     by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
     by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
-    state.plot(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
-                                 value_title=value_title,
-                                 title=("By region: the predicted change" if two_cells else
-                                        f"By region (above 0 favours {name_a})")),
+    state.plot(wrap_titles(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
+                                             value_title=value_title,
+                                             title=("By region: the predicted change" if two_cells else
+                                                    f"By region (above 0 favours {name_a})"))),
                f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
 
 if st.toggle("Show the two genes' inputs (the model's view of the marks: log1p reads, scaled per mark)",

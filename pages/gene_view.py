@@ -25,15 +25,16 @@ hits = index.search(query, limit=50) if query else np.arange(min(len(index), 50)
 if query and hits.size == 0:
     c1.warning(f"No gene matches '{query}' by symbol or id.")
     st.stop()
-row = c1.selectbox("Gene", hits.tolist(), format_func=index.label, key=f"gv_gene_{data.key}_{query}")
 query_b = c2.text_input("Compare with (optional; symbol or id)", key=state.sticky("gv_query_b", ""))
+# the pickers take full-width rows: a select box cuts a long symbol with its Ensembl id instead of wrapping it
+row = st.selectbox("Gene", hits.tolist(), format_func=index.label, key=f"gv_gene_{data.key}_{query}")
 row_b = None
 if query_b:
     hits_b = index.search(query_b, limit=50)
     if hits_b.size == 0:
         c2.warning(f"No gene matches '{query_b}' by symbol or id.")
     else:
-        row_b = c2.selectbox("Second gene", hits_b.tolist(), format_func=index.label, key=f"gv_gene_b_{data.key}_{query_b}")
+        row_b = st.selectbox("Second gene", hits_b.tolist(), format_func=index.label, key=f"gv_gene_b_{data.key}_{query_b}")
 rows = [row] + ([row_b] if row_b is not None and row_b != row else [])
 
 

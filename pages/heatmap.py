@@ -9,7 +9,7 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.views import profile_heatmap
 from hmviz.views.figures import heatmap_figure
-from hmviz_app import gene_names, state
+from hmviz_app import explore, gene_names, state
 from hmviz_app.provenance import show_provenance
 
 st.title("Heatmap of many genes")
@@ -39,10 +39,14 @@ k = c4.number_input("k-means clusters", 1, 8, key=state.sticky("hm_k", 1),
 sets = {"all": f"All {ds.n_genes:,} genes"}
 if ds.split is not None and (ds.split == "test").any():
     sets["test"] = "Test genes"
+saved = explore.gene_sets(data.key)
+sets.update({f"set:{name}": f"Gene set {name}" for name in saved})
 genes_query = st.text_input("Or a gene set: symbols or ids separated by commas or spaces", key="hm_set")
-scope = st.radio("Genes", list(sets), format_func=sets.get, horizontal=True, key="hm_scope")
+scope = st.radio("Genes", list(sets), format_func=sets.get, horizontal=True, key="hm_scope",
+                 help="Gene sets are saved from a box or lasso selection on the Evaluate page's scatter.")
 
-genes = np.flatnonzero(ds.split == "test") if scope == "test" else None
+genes = np.flatnonzero(ds.split == "test") if scope == "test" else \
+    np.sort(saved[scope[4:]]) if scope.startswith("set:") and scope[4:] in saved else None
 if genes_query.strip():
     wanted, missing = [], []
     for q in genes_query.replace(",", " ").split():

@@ -12,7 +12,7 @@ from hmviz_app.text import escape_md
 
 TASKS = {"binary": "high vs low expression", "ranking": "which of two genes is expressed higher",
          "differential": "the change in expression between two cell types"}
-SPLITS = {"auto": "the file's split, else a random one", "file": "the file's split column",
+SPLITS = {"auto": "the file's split or random", "file": "the file's split column",
           "random": "random by gene (70/15/15, seeded)", "chromosome": "hold out whole chromosomes"}
 
 st.title("Train")
@@ -97,7 +97,7 @@ else:
         if a == b:
             problem = "Choose two different cells."
 
-c1, c2, c3 = st.columns([2, 2, 1])
+c1, c2, c3 = st.columns([3, 2, 1])  # the split names fit at 1024 px
 splits = [s for s in SPLITS if (s != "file" or ds.split is not None) and (s != "chromosome" or ds.chrom is not None)]
 split_key = state.sticky(f"train_split_{data.key}", "auto")
 split = c1.selectbox("Train / validation / test split", splits, format_func=lambda s: f"{s}: {SPLITS[s]}",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hmviz.data.dataset import HistoneDataset
+import pandas as pd
+
+from hmviz.data.dataset import HistoneDataset, MultiCellDataset
+from hmviz.data.synthetic import make_sample_dataset
 from hmviz.data.tracks import BedGraphTrack
 from hmviz.errors import DataError
 from hmviz.views import (
@@ -26,7 +29,8 @@ def _dataset(n=6, bins=10, marks=("H3K4me3", "H3K27me3"), strand_aware=True, **k
 def test_ensembl_key_matches_deepchrome_numeric_ids_and_versions():
     assert ensembl_key("ENSG00000141510.17") == ensembl_key("141510") == ensembl_key("ENSG00000141510") == "141510"
     assert ensembl_key("SIM00001") == "SIM00001"
-    assert ensembl_key("ENSMUSG00000059552") == "59552"
+    # another species' gene is not the human gene with the same number
+    assert ensembl_key("ENSMUSG00000059552.3") == ensembl_key("ENSMUSG59552") != ensembl_key("ENSG00000059552")
 
 
 def test_search_orders_exact_then_prefix_then_substring_case_insensitive():
@@ -223,3 +227,77 @@ def test_saved_view_round_trips_and_refuses_other_data_and_tampering():
         SavedView.from_json(view.to_json().replace('"steps": 32', '"steps": {"x": 1}'))
     with pytest.raises(DataError, match="at most 64 KB"):
         SavedView.from_json("x" * 70_000)
+
+
+def test_with_gene_names_fills_symbols_keeps_the_datas_own_and_never_moves_the_signal():
+    from hmviz.views import symbol_column, with_gene_names
+    from hmviz.views.genes import GeneNames
+
+    ds = make_sample_dataset(n_genes=60, seed=1)[0].subset(slice(0, 6))
+    ds.gene_ids = np.asarray([f"ENSG{i:011d}.2" for i in range(6)], dtype=object)
+    ds.symbols = np.asarray(["OWN0", "", "", "", "", ""], dtype=object)
+    names = GeneNames(np.asarray(["ENSG00000000000", "ENSG00000000001", "ENSG00000000003", "ENSMUSG00000000004"],
+                                 dtype=object), np.asarray(["NEW0", "NEW1", "NEW3", "Mouse4"], dtype=object), source="n.csv")
+    named = with_gene_names(ds, names)
+    assert named.symbols.tolist() == ["OWN0", "NEW1", "", "NEW3", "", ""]
+    assert np.array_equal(named.signal, ds.signal) and named.gene_ids.tolist() == ds.gene_ids.tolist()
+    assert named.fingerprint() == ds.fingerprint()
+    two = with_gene_names(MultiCellDataset({"a": ds, "b": ds}), names)
+    assert [c.symbols[1] for c in two.cells.values()] == ["NEW1", "NEW1"]
+    table = pd.DataFrame({"gene": ["ENSG00000000003.2@b", "ENSG00000000002.2"], "x": [1, 2]})
+    assert symbol_column(table, named).columns.tolist() == ["gene", "symbol", "x"]
+    assert symbol_column(table, named)["symbol"].tolist() == ["NEW3", ""]
+    with pytest.raises(DataError, match="n.csv: none of its gene ids match"):
+        with_gene_names(ds, GeneNames(np.asarray(["ENSMUSG00000000001"], dtype=object), np.asarray(["X"]), source="n.csv"))
+
+
+def test_a_selection_in_the_scatter_names_the_genes_of_the_points_chosen():
+    from hmviz import plots
+    from hmviz.views.selection import gene_set_name, is_group_selection, selected_rows, table_rows
+
+    rows = np.asarray([10, 11, 12, 13, 14, 15])  # dataset rows of the plotted points
+    labels_ = np.asarray([0, 1, 0, 1, 1, 0])
+    fig = plots.predicted_vs_actual(np.arange(6.0), np.arange(6.0) + 1, labels=labels_, gene_names=list("abcdef"))
+    # what plotly reports for a lasso over the 'high' trace's 2nd point and the 'low' trace's 3rd point
+    high, low = fig.data[1], fig.data[0]
+    points = [{"curve_number": 1, "point_index": 1, "customdata": int(high.customdata[1])},
+              {"curve_number": 0, "point_index": 2, "customdata": [int(low.customdata[2])]},
+              {"curve_number": 1, "point_index": 1, "customdata": int(high.customdata[1])}]
+    assert selected_rows(points, rows).tolist() == [13, 15]  # inputs 3 (2nd high) and 5 (3rd low), each once
+    assert list(high.text) == ["b", "d", "e"] and list(low.text) == ["a", "c", "f"]
+    assert table_rows([2, 0, 2], [7, 8, 9]).tolist() == [9, 7]
+    assert is_group_selection({"points": points, "lasso": [{"x": [0, 1], "y": [0, 1]}]})
+    assert not is_group_selection({"points": points[:1], "box": [], "lasso": []})
+    names = [f"G{i}" for i in range(20)]
+    assert gene_set_name(np.asarray([14, 15]), names, "lasso") == "lasso: 2 genes (G14, G15)"
+    assert gene_set_name(np.asarray([1, 2, 3, 4]), names, "box") == "box: 4 genes (G1, G2, G3, ...)"
+    with pytest.raises(DataError, match="no customdata"):
+        selected_rows([{"point_index": 0}], rows)
+
+
+def test_a_caption_wraps_to_fit_a_figure_drawn_at_1024_px_and_cuts_a_long_path():
+    path = "/very/long/server/path/" + "x" * 150 + "/sample_data"
+    fig = with_caption(go_figure(), "Data: my table · Model: m (trained on " + path + ") · genes: A, B")
+    lines = [a for a in fig.layout.annotations if a.name == "hmviz-caption"][0].text.split("<br>")
+    assert len(lines) >= 3 and max(len(x) for x in lines) <= 90
+    assert "".join(lines).replace(" ", "") == ("Data: my table · Model: m (trained on " + path + ") · genes: A, B").replace(" ", "")
+
+
+def test_titles_wrap_to_fit_a_half_width_figure():
+    import plotly.graph_objects as go
+
+    from hmviz.views.figures import wrap_text, wrap_titles
+
+    assert wrap_text("By region (above 0 favours LINC1010-AS1-READTHROUGH)", 34) == \
+        "By region (above 0 favours<br>LINC1010-AS1-READTHROUGH)"
+    assert wrap_text("short<br>kept as it is", 34) == "short<br>kept as it is"
+    fig = go.Figure(layout={"title": {"text": "Precision-recall curve: finding the highly expressed genes"},
+                            "xaxis": {"title": {"text": "false positive rate (low genes called high)"}},
+                            "margin": {"t": 60}})
+    wrap_titles(fig)
+    assert all(len(line) <= 34 for line in fig.layout.title.text.split("<br>"))
+    assert fig.layout.margin.t == 80 and "<br>" in fig.layout.xaxis.title.text
+    from hmviz.views.figures import legend_inside
+
+    assert legend_inside(fig, "bottom right").layout.legend.xanchor == "right"
+    assert (fig.layout.legend.x, fig.layout.legend.y) == (0.98, 0.02)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hmviz.atomic import output_lock
 from hmviz.cli.registry import verb
+from hmviz.cli.annotation import add_annotation_argument, apply_annotation
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.formats.long import output_kind
 from hmviz.data.io import FORMATS, read_dataset, write_long
@@ -23,6 +24,7 @@ def _input_arguments(p: argparse.ArgumentParser) -> None:
                    help="input format (default: detect from the content)")
     p.add_argument("--expression", metavar="PATH",
                    help="expression table (gene_id, expression; CSV/TSV) joined by gene id")
+    add_annotation_argument(p)
 
 
 def _validate_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +35,7 @@ def _validate_arguments(p: argparse.ArgumentParser) -> None:
 @verb("validate", "read a dataset, check it and describe it (genes, bins, marks, labels, splits)",
       _validate_arguments)
 def validate(args: argparse.Namespace) -> int:
-    data = read_dataset(args.paths, format=args.format, expression=args.expression)
+    data = apply_annotation(args, read_dataset(args.paths, format=args.format, expression=args.expression))
     print(data.describe())
     cells = data.cells.values() if isinstance(data, MultiCellDataset) else [data]
     notes = list(dict.fromkeys(n for ds in cells for n in ds.meta.get("notes", [])))
@@ -62,7 +64,7 @@ def convert(args: argparse.Namespace) -> int:
             raise DataError(f"{out} is a folder; give a file name for the output (e.g. {out / 'data.parquet'}).")
         if out.exists() and not args.force:
             raise DataError(f"{out} already exists; choose another name, or add --force to overwrite it.")
-        data = read_dataset(inputs, format=args.format, expression=args.expression)
+        data = apply_annotation(args, read_dataset(inputs, format=args.format, expression=args.expression))
         write_long(data, out)
     cells = list(data.cells.values()) if isinstance(data, MultiCellDataset) else [data]
     first = cells[0]

@@ -26,6 +26,7 @@ from hmviz import limits
 from hmviz.atomic import atomic_output
 from hmviz.cli.registry import verb
 from hmviz.cli.model import _add_data_args, _read
+from hmviz.views.genes import symbol_column
 from hmviz.errors import HmvizError
 
 _SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
@@ -184,7 +185,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                          + (f"; from {session.reference_note})" if base.name != "zeros" else ")"))
     else:
         out_lines.append(f"method: {label} ({METHODS[args.method].kind}; no baseline)")
-    write_table(table, args.out)
+    write_table(symbol_column(table, session.dataset), args.out)
     print("\n".join(out_lines))
     print(f"wrote {len(table)} rows to {args.out}", file=sys.stderr)
     print(json.dumps(summary))

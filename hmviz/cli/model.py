@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hmviz.cli.registry import verb
+from hmviz.cli.annotation import add_annotation_argument, apply_annotation
 from hmviz.errors import HmvizError
 
 
@@ -16,6 +17,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="dataset: a file or folder in any supported format (see README)")
     p.add_argument("--format", default="auto", choices=["auto", "deepchrome", "deepdiff", "long"])
     p.add_argument("--expression", metavar="PATH", help="expression table (gene_id, expression) to join")
+    add_annotation_argument(p)
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
@@ -122,8 +124,8 @@ def _progress_printer(quiet: bool):
 def _read(args):
     from hmviz.data import read_dataset
 
-    return read_dataset(args.data if len(args.data) > 1 else args.data[0], format=args.format,
-                        expression=args.expression)
+    return apply_annotation(args, read_dataset(args.data if len(args.data) > 1 else args.data[0],
+                                               format=args.format, expression=args.expression))
 
 
 def _cells(args: argparse.Namespace) -> tuple[str, str] | None:

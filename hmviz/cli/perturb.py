@@ -24,6 +24,7 @@ from pathlib import Path
 from hmviz.cli.registry import verb
 from hmviz.cli.explain import _SUFFIXES, write_table
 from hmviz.cli.model import _add_data_args, _read
+from hmviz.views.genes import symbol_column
 from hmviz.errors import HmvizError
 
 
@@ -90,7 +91,7 @@ def cmd_perturb(args: argparse.Namespace) -> int:
         found = smallest_edit(editor, args.gene, allow, args.vs)
         lines, table, summary = found.lines(), found.to_frame(), found.summary()
     if args.out:
-        write_table(table, args.out)
+        write_table(symbol_column(table, editor.session.dataset), args.out)
     print("\n".join(lines))
     if args.out:
         print(f"wrote {len(table)} rows to {args.out}", file=sys.stderr)

@@ -152,3 +152,54 @@ def heatmap_figure(data: HeatmapData, *, what: str, units: str, signed: bool = F
                       margin={"l": 70, "r": 20, "t": 60 if title else 30, "b": 50},
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return fig
+
+
+def wrap_text(text: str, width_chars: int, break_words: bool = False) -> str:
+    """``text`` with ``<br>`` between words so that no line is longer than ``width_chars`` (a single
+    longer word stays whole unless ``break_words``, which cuts it into pieces); existing ``<br>``
+    breaks are kept."""
+    out = []
+    for part in str(text).split("<br>"):
+        lines, line = [], ""
+        words = part.split(" ")
+        if break_words:
+            words = [w[i:i + width_chars] for w in words for i in range(0, max(len(w), 1), width_chars)]
+        for word in words:
+            if line and len(line) + 1 + len(word) > width_chars:
+                lines.append(line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        lines.append(line)
+        out.append("<br>".join(lines))
+    return "<br>".join(out)
+
+
+def wrap_titles(fig: go.Figure, width_chars: int = 34) -> go.Figure:
+    """Wrap the figure's title and its x-axis titles at ``width_chars`` (about 300 px of plotly's title
+    font: half of the main area at 1024 px wide), so that a figure drawn in a half-width column is not
+    cut. The top margin grows with the title's extra lines. Returns the same figure."""
+    title = fig.layout.title.text if fig.layout.title else None
+    if title:
+        wrapped = wrap_text(title, width_chars)
+        extra = wrapped.count("<br>") - title.count("<br>")
+        fig.update_layout(title_text=wrapped)
+        if extra:
+            top = fig.layout.margin.t if fig.layout.margin and fig.layout.margin.t is not None else 100
+            fig.update_layout(margin={"t": top + 20 * extra})
+    for name in dir(fig.layout):
+        if name.startswith("xaxis"):
+            axis = fig.layout[name]
+            if axis.title and axis.title.text:
+                axis.title.text = wrap_text(axis.title.text, width_chars)
+    return fig
+
+
+def legend_inside(fig: go.Figure, corner: str = "bottom right") -> go.Figure:
+    """Draw the legend inside the plot, in an empty ``corner`` ("bottom right" for ROC curves, "bottom
+    left" for precision-recall), so that a half-width figure keeps its whole width for the plot and its
+    axis titles. Returns the same figure."""
+    right = corner.endswith("right")
+    fig.update_layout(legend={"x": 0.98 if right else 0.02, "xanchor": "right" if right else "left",
+                              "y": 0.02, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.75)"})
+    return fig

@@ -17,16 +17,21 @@ import pandas as pd
 from hmviz.data.annotation import GeneAnnotation, read_genes
 from hmviz.errors import DataError
 
-_ENSEMBL = re.compile(r"^ENS[A-Z]*G0*(\d+)(?:\.\d+)?$", re.IGNORECASE)
+_ENSEMBL = re.compile(r"^(ENS[A-Z]*)G0*(\d+)(?:\.\d+)?$", re.IGNORECASE)
 _NUMERIC = re.compile(r"^0*(\d+)$")
 _SYMBOL_COLUMNS = ("symbol", "gene_name", "gene_symbol", "name")
 
 
 def ensembl_key(gene_id: str) -> str:
-    """The key two spellings of one gene id share: the number of an Ensembl gene id (no version,
-    no zero padding) for ``ENSG...`` and purely numeric ids; the id itself otherwise."""
+    """The key two spellings of one gene id share: the number of a human Ensembl gene id (no version,
+    no zero padding) for ``ENSG...`` and purely numeric ids (DeepChrome's); another species' Ensembl id
+    keeps its prefix (``ENSMUSG...`` is not ``ENSG...``); any other id is itself."""
     text = str(gene_id).strip()
-    m = _ENSEMBL.match(text) or _NUMERIC.match(text)
+    m = _ENSEMBL.match(text)
+    if m:
+        prefix = m.group(1).upper()
+        return m.group(2) if prefix == "ENS" else f"{prefix}{m.group(2)}"
+    m = _NUMERIC.match(text)
     return m.group(1) if m else text
 
 
@@ -106,29 +111,12 @@ class GeneIndex:
         first = getattr(dataset, "first", dataset)
         ids = first.gene_ids
         n = ids.size
-        symbols = _filled(first.symbols, n, "")
-        chrom = _filled(first.chrom, n, "")
-        strand = _filled(first.strand, n, ".")
+        symbols, chrom, strand = _named_columns(first, names)
         tss = np.full(n, -1, dtype=np.int64)
-        if names is not None:
-            keys = {ensembl_key(g): k for k, g in enumerate(names.gene_ids)}
-            hit = np.asarray([keys.get(ensembl_key(g), -1) for g in ids])
+        if names is not None and names.tss is not None:
+            hit = match_names(ids, names)
             found = hit >= 0
-            if not found.any():
-                raise DataError(
-                    f"{Path(str(names.source)).name or 'the annotation'}: none of its gene ids match the data's "
-                    f"(the data's look like {', '.join(map(str, ids[:3]))}; the annotation's like "
-                    f"{', '.join(map(str, names.gene_ids[:3]))}). Give an annotation of the same genes."
-                )
-            src = hit[found]
-            if names.symbols is not None:
-                empty = found & (symbols == "")
-                symbols[empty] = np.asarray(names.symbols, dtype=object)[hit[empty]]
-            if names.chrom is not None:
-                chrom[found] = np.asarray(names.chrom, dtype=object)[src]
-                tss[found] = np.asarray(names.tss, dtype=np.int64)[src]
-                known = np.asarray(names.strand, dtype=object)[src]
-                strand[found] = np.where(known == ".", strand[found], known)
+            tss[found] = np.asarray(names.tss, dtype=np.int64)[hit[found]]
         return cls(ids, symbols, chrom, tss, strand)
 
     def __len__(self) -> int:
@@ -181,6 +169,72 @@ class GeneIndex:
         near = self.search(query, limit=5)
         hint = f" Close matches: {', '.join(self.label(i) for i in near)}." if near.size else ""
         raise DataError(f"No gene '{query}' in the data (by symbol or id).{hint}")
+
+
+def match_names(gene_ids, names: GeneNames | GeneAnnotation) -> np.ndarray:
+    """For each of ``gene_ids`` the row of ``names`` with the same gene (:func:`ensembl_key`), -1 where
+    the annotation lacks it. Raises :class:`DataError` (naming the annotation's file) when no id matches."""
+    keys = {ensembl_key(g): k for k, g in enumerate(names.gene_ids)}
+    hit = np.asarray([keys.get(ensembl_key(g), -1) for g in gene_ids], dtype=np.int64)
+    if hit.size and not (hit >= 0).any():
+        ids = np.asarray(gene_ids)
+        raise DataError(
+            f"{Path(str(names.source)).name or 'the annotation'}: none of its gene ids match the data's "
+            f"(the data's look like {', '.join(map(str, ids[:3]))}; the annotation's like "
+            f"{', '.join(map(str, names.gene_ids[:3]))}). Give an annotation of the same genes."
+        )
+    return hit
+
+
+def _named_columns(ds, names: GeneNames | GeneAnnotation | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(symbols, chrom, strand)`` of one cell's genes: the dataset's own values, completed by ``names``
+    (a symbol the data has is kept; chromosome and a known strand come from the annotation)."""
+    n = ds.gene_ids.size
+    symbols, chrom, strand = _filled(ds.symbols, n, ""), _filled(ds.chrom, n, ""), _filled(ds.strand, n, ".")
+    if names is None:
+        return symbols, chrom, strand
+    hit = match_names(ds.gene_ids, names)
+    found = hit >= 0
+    if names.symbols is not None:
+        empty = found & ((symbols == "") | (symbols == ds.gene_ids))
+        symbols[empty] = np.asarray(names.symbols, dtype=object)[hit[empty]]
+    if names.chrom is not None:
+        chrom[found] = np.asarray(names.chrom, dtype=object)[hit[found]]
+        known = np.asarray(names.strand, dtype=object)[hit[found]]
+        strand[found] = np.where(known == ".", strand[found], known)
+    return symbols, chrom, strand
+
+
+def with_gene_names(dataset, names: GeneNames | GeneAnnotation):
+    """``dataset`` (one cell or several) with symbols, chromosomes and strands from ``names`` filled in
+    where the data has none (matched by :func:`ensembl_key`). The signal, ids and order are unchanged,
+    so a model trained on the data reads the named data too. Raises :class:`DataError` when no id matches."""
+    import dataclasses
+
+    def named(ds):
+        symbols, chrom, strand = _named_columns(ds, names)
+        meta = {**ds.meta, "annotation": Path(str(names.source)).name}
+        return dataclasses.replace(ds, symbols=symbols, chrom=chrom if (chrom != "").any() else ds.chrom,
+                                   strand=strand if (strand != ".").any() else ds.strand, meta=meta)
+
+    if hasattr(dataset, "cells"):
+        return type(dataset)({k: named(v) for k, v in dataset.cells.items()}, source=dataset.source)
+    return named(dataset)
+
+
+def symbol_column(table: pd.DataFrame, dataset) -> pd.DataFrame:
+    """``table`` with a ``symbol`` column after its ``gene_id`` (or ``gene``) column: each gene's symbol
+    from ``dataset`` ('' where unknown; ``GENE@CELL`` ids are looked up by ``GENE``). Unchanged when the
+    data has no symbols or the table no gene column."""
+    first = getattr(dataset, "first", dataset)
+    col = next((c for c in ("gene_id", "gene") if c in table.columns), None)
+    if col is None or first.symbols is None or "symbol" in table.columns:
+        return table
+    lookup = dict(zip(map(str, first.gene_ids), (str(s) if s == s and s is not None else "" for s in first.symbols)))
+    ids = table[col].astype(str).str.rsplit("@", n=1).str[0]
+    out = table.copy()
+    out.insert(out.columns.get_loc(col) + 1, "symbol", ids.map(lookup).fillna("").to_numpy())
+    return out
 
 
 def _filled(values, n: int, empty: str) -> np.ndarray:

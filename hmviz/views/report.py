@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from hmviz.errors import DataError
+from hmviz.views.figures import wrap_text
 
 VIEW_FORMAT = "hmviz-view"
 VIEW_VERSION = 1
@@ -40,17 +41,11 @@ def figure_caption(*, model: str | None, trained_on: str | None, method: str | N
     return " · ".join(parts)
 
 
-def with_caption(fig: go.Figure, caption: str, width_chars: int = 140) -> go.Figure:
-    """``fig`` with ``caption`` written under the plot area (wrapped at ``width_chars``), so PNG/SVG/PDF
-    exports carry it; the bottom margin grows to fit. Returns the same figure."""
-    words, lines, line = caption.split(" "), [], ""
-    for w in words:
-        if line and len(line) + 1 + len(w) > width_chars:
-            lines.append(line)
-            line = w
-        else:
-            line = f"{line} {w}".strip()
-    lines.append(line)
+def with_caption(fig: go.Figure, caption: str, width_chars: int = 90) -> go.Figure:
+    """``fig`` with ``caption`` written under the plot area (wrapped at ``width_chars``, about 500 px of
+    10 px text, so that it fits a figure drawn at 1024 px wide; a longer word such as a path is cut into
+    pieces), so PNG/SVG/PDF exports carry it; the bottom margin grows to fit. Returns the same figure."""
+    lines = wrap_text(caption, width_chars, break_words=True).split("<br>")
     margin = fig.layout.margin.b if fig.layout.margin and fig.layout.margin.b is not None else 50
     extra = 16 * len(lines) + 10
     fig.add_annotation(text="<br>".join(html.escape(x) for x in lines), xref="paper", yref="paper", x=0, y=0,
