@@ -197,8 +197,10 @@ def test_importing_plots_loads_no_model_code():
 
 def test_cli_verbs_do_not_import_the_command_line_entry():
     """The verb registry sits below the verbs; only the entry (``hmviz.cli.main``) imports the verbs."""
-    verbs = [m for m in GRAPH if m.startswith("hmviz.cli.") and m not in ("hmviz.cli.main", "hmviz.cli.registry")]
+    modules = [m for m in GRAPH if m.startswith("hmviz.cli.") and m not in ("hmviz.cli.main", "hmviz.cli.registry")]
+    verbs = [m for m in modules if "hmviz.cli.registry" in GRAPH[m]]  # a verb module registers its verbs
     assert len(verbs) >= 7, "hmviz.cli is a package of verb modules"
-    assert sorted(m for m in verbs if "hmviz.cli.main" in reach(GRAPH, m) or "hmviz.cli" in GRAPH[m]) == []
+    # Neither a verb nor a helper the verbs share (e.g. hmviz.cli.annotation) reaches the entry.
+    assert sorted(m for m in modules if "hmviz.cli.main" in reach(GRAPH, m) or "hmviz.cli" in GRAPH[m]) == []
     assert GRAPH["hmviz.cli.registry"] <= {"hmviz.errors"}
     assert set(verbs) <= GRAPH["hmviz.cli.main"]
