@@ -34,7 +34,7 @@ import streamlit as st
 
 from hmviz.bundled import BUNDLED_DIR, SAMPLE_DIR, list_bundled
 from hmviz.errors import HmvizError
-from hmviz_app.text import escape_md, in_page_words
+from hmviz_app.text import escape_md, in_page_words, plain_text_figure
 
 log = logging.getLogger("hmviz_app")
 
@@ -162,11 +162,13 @@ def image_format() -> str:
 
 
 def plot(fig, name: str, key: str | None = None) -> None:
-    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice)."""
+    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice). Its titles,
+    names and labels are shown as text (:func:`hmviz_app.text.plain_text_figure`): they carry gene,
+    mark and cell names from users, and plotly renders some HTML in them."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "figure"
     config = {"displaylogo": False,
               "toImageButtonOptions": {"format": image_format(), "filename": safe, "scale": 2}}
-    st.plotly_chart(fig, config=config, key=key)
+    st.plotly_chart(plain_text_figure(fig), config=config, key=key)
 
 
 def csv_button(table, file_name: str, label: str = "Download table (CSV)", key: str | None = None) -> None:
