@@ -69,6 +69,15 @@ def died_text(exitcode: int | None) -> str:
             "stops again, try a smaller dataset or model, or ask the server's administrator to check its log.")
 
 
+def kill_job(pid: int) -> None:
+    """Kill a job's process and the processes it started (a study's workers): its process group."""
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the job's process leads its own group (_process_main)
+    except (ProcessLookupError, PermissionError):  # not yet its own group leader, or already gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, title: str, cancel: threading.Event,
                    report: Callable[[Any, dict | None], None], started: Callable[[int | None], None] = lambda pid: None,
                    ) -> Outcome:
@@ -104,7 +113,7 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
                     and time.monotonic() - stopped_at > CANCEL_GRACE_S:
                 log.warning("%s did not stop within %.0f s of its cancel; killing process %s", title, CANCEL_GRACE_S,
                             proc.pid)
-                proc.kill()
+                kill_job(proc.pid)
                 result = ("cancelled", None, f"Cancelled: the job did not stop within {CANCEL_GRACE_S:.0f} s, so its "
                                              "process was ended; nothing was saved.")
             if not receive.poll(_RELAY_POLL_S):
@@ -121,7 +130,7 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
         receive.close()
         proc.join(CANCEL_GRACE_S)
         if proc.is_alive():
-            proc.kill()
+            kill_job(proc.pid)
             proc.join()
         started(None)
     return result if result is not None else ("failed", None, died_text(proc.exitcode))
@@ -154,6 +163,8 @@ def _watch_parent(parent: int, cancel) -> None:
 def _process_main(payload: bytes, conn, cancel, threads: int, title: str) -> None:
     """The body of a job's process: lower priority and ``threads`` threads first, then load, run, send."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server: the server cancels its jobs
+    with contextlib.suppress(OSError):
+        os.setpgrp()  # a group of its own, so that killing it also ends the workers it starts
     with contextlib.suppress(OSError):
         os.nice(JOB_NICENESS)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read when PyTorch loads (here, not in the server)

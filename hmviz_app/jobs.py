@@ -28,7 +28,6 @@ import contextlib
 import logging
 import multiprocessing.util  # noqa: F401  (its exit hook joins child processes: registered before the pool's)
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from typing import Any
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app.job_process import outcome, run_in_process
+from hmviz_app.job_process import kill_job, outcome, run_in_process
 
 log = logging.getLogger("hmviz_app")
 
@@ -219,7 +218,7 @@ class JobPool:
             log.warning("%s did not stop within %.0f s of the server stopping; killing process %s", job.title, wait_s,
                         job.pid)
             with contextlib.suppress(OSError, TypeError):
-                os.kill(job.pid, signal.SIGKILL)
+                kill_job(job.pid)
         for thread in threads:
             thread.join(5.0)
         if any(t.is_alive() for t in threads):

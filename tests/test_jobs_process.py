@@ -41,9 +41,22 @@ def stops_when_cancelled(job):
     return "saw the cancel"
 
 
-def ignores_cancel(job):
-    job.report("started")
+def ignores_cancel(job, pid_file):
+    import subprocess
+
+    worker = subprocess.Popen(["sleep", "120"])  # like a study's worker process
+    with open(pid_file + ".tmp", "w") as fh:
+        fh.write(str(worker.pid))
+    os.rename(pid_file + ".tmp", pid_file)
     time.sleep(120)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return "\tZ" not in next(line for line in fh if line.startswith("State:"))
+    except FileNotFoundError:
+        return False
 
 
 def killed(job):
@@ -107,19 +120,21 @@ def test_cancel_reaches_the_process_and_it_stops(tmp_path):
     assert events == ["started"] and marker.exists()  # the process itself saw the cancel
 
 
-def test_a_process_that_ignores_cancel_is_killed(monkeypatch):
+def test_a_process_that_ignores_cancel_is_killed_with_the_processes_it_started(monkeypatch, tmp_path):
     monkeypatch.setattr(job_process, "CANCEL_GRACE_S", 0.5)
     cancel = threading.Event()
+    pid_file = tmp_path / "worker.pid"
     out = {}
-    thread = threading.Thread(target=lambda: out.update(r=_run(ignores_cancel, cancel=cancel)))
+    thread = threading.Thread(target=lambda: out.update(r=_run(ignores_cancel, str(pid_file), cancel=cancel)))
     thread.start()
-    time.sleep(0.3)
+    _wait(pid_file.exists, 120)
     cancel.set()
     t0 = time.monotonic()
     thread.join(30)
     assert not thread.is_alive() and time.monotonic() - t0 < 15
     status, _, error = out["r"][0]
     assert status == "cancelled" and "did not stop within 0 s" in error and "nothing was saved" in error
+    _wait(lambda: not _alive(int(pid_file.read_text())), 10)  # the process it started went with it
 
 
 @pytest.mark.parametrize("target, message", [
