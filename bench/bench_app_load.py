@@ -78,12 +78,14 @@ def by_sidebar(page, title: str, charts: int) -> float:
 
 
 def _timed(fn, *args) -> float:
-    """Seconds ``fn(*args)`` took, or infinity when the page did not complete within the time limit."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    """Seconds ``fn(*args)`` took, or infinity when the page did not complete within the time limit (or the
+    browser lost it meanwhile: a page that timed out can still be navigating when the next visit starts)."""
+    from playwright.sync_api import Error as PlaywrightError
 
     try:
         return fn(*args)
-    except PlaywrightTimeoutError:
+    except PlaywrightError as exc:
+        print(f"  not served: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True)
         return float("inf")
 
 

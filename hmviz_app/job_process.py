@@ -124,8 +124,9 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
                 break
             if message[0] == "event":
                 report(message[1], message[2])
-            elif result is None:  # ("outcome", status, result, error)
-                result = tuple(message[1:])
+            else:  # ("outcome", status, result, error): its last message; it exits (or is ended below)
+                result = result or tuple(message[1:])
+                break
     finally:
         receive.close()
         proc.join(CANCEL_GRACE_S)
