@@ -44,12 +44,15 @@ from st_e2e import (
 from _results import write_results
 
 TARGET_S = 3.0
+#: How long one page may take before it counts as not served (set by --timeout).
+PAGE_TIMEOUT_MS = 180_000
 #: (title, url path, charts drawn when the page is complete)
 PAGES = [("Data", "data", 1), ("Train", "train", 0), ("Evaluate", "evaluate", 3), ("Gene pairs", "gene_pairs", 3),
          ("Attributions", "attributions", 3), ("Attention", "attention", 0), ("Ablation", "ablation", 0)]
 
 
-def _finished(page, before: int, timeout_ms: int = 180_000) -> None:
+def _finished(page, before: int, timeout_ms: int | None = None) -> None:
+    timeout_ms = PAGE_TIMEOUT_MS if timeout_ms is None else timeout_ms
     page.wait_for_function("""n => window.__stRuns > n && document.querySelector('[data-testid="stApp"]')
                               .getAttribute('data-test-script-state') === 'notRunning'""", arg=before,
                            timeout=timeout_ms)
@@ -59,28 +62,30 @@ def by_url(page, url: str, title: str, charts: int) -> float:
     """A fresh load of ``url`` (a new document: the run counter restarts) to the page complete."""
     t0 = time.perf_counter()
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=180_000)
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
     _finished(page, 0)
-    wait_for_charts(page, min_count=charts, timeout_ms=180_000)
+    wait_for_charts(page, min_count=charts, timeout_ms=PAGE_TIMEOUT_MS)
     return time.perf_counter() - t0
 
 
 def by_sidebar(page, title: str, charts: int) -> float:
     t0 = time.perf_counter()
     run_and_wait(page, lambda: page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click(),
-                 timeout_ms=180_000)
-    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=180_000)
-    wait_for_charts(page, min_count=charts, timeout_ms=180_000)
+                 timeout_ms=PAGE_TIMEOUT_MS)
+    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_for_charts(page, min_count=charts, timeout_ms=PAGE_TIMEOUT_MS)
     return time.perf_counter() - t0
 
 
 def _timed(fn, *args) -> float:
-    """Seconds ``fn(*args)`` took, or infinity when the page did not complete within the time limit."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    """Seconds ``fn(*args)`` took, or infinity when the page did not complete within the time limit (or the
+    browser lost it meanwhile: a page that timed out can still be navigating when the next visit starts)."""
+    from playwright.sync_api import Error as PlaywrightError
 
     try:
         return fn(*args)
-    except PlaywrightTimeoutError:
+    except PlaywrightError as exc:
+        print(f"  not served: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True)
         return float("inf")
 
 
@@ -98,19 +103,38 @@ def visit_all(page, url: str, rounds: int) -> dict:
 
 
 def start_training(browser, url: str, epochs: int):
-    """A user who opens the Train page and starts a long deepchrome run; returns their page."""
+    """A user who opens the Train page and starts a long deepchrome run; returns their page, or None when
+    the Train page did not let them start within the time limit (a result too: the server is not serving)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.set_default_timeout(180_000)
+    page.set_default_timeout(max(PAGE_TIMEOUT_MS, 180_000))
     page.add_init_script(RUN_COUNTER_JS)
-    page.goto(f"{url}/train", wait_until="domcontentloaded")
-    page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=180_000)
-    _finished(page, 0)
-    for name, value in (("Epochs (at most)", epochs), ("Patience (epochs)", 0)):
-        box = page.get_by_role("spinbutton", name=name)
-        run_and_wait(page, lambda box=box, value=value: (box.fill(str(value)), box.press("Enter")), timeout_ms=180_000)
-    page.get_by_role("button", name="Train", exact=True).click()  # its job panel then reruns every 0.5 s
-    page.get_by_text(re.compile("Waiting for a free worker|Preparing the data|Training: epoch")).first.wait_for()
+    t0 = time.perf_counter()
+    try:
+        page.goto(f"{url}/train", wait_until="domcontentloaded")
+        page.get_by_role("heading", name="Train", exact=True).wait_for()
+        _finished(page, 0, timeout_ms=max(PAGE_TIMEOUT_MS, 180_000))
+        for name, value in (("Epochs (at most)", epochs), ("Patience (epochs)", 0)):
+            box = page.get_by_role("spinbutton", name=name)
+            run_and_wait(page, lambda box=box, value=value: (box.fill(str(value)), box.press("Enter")),
+                         timeout_ms=max(PAGE_TIMEOUT_MS, 180_000))
+        page.get_by_role("button", name="Train", exact=True).click()  # its job panel then polls the job
+        page.get_by_text(re.compile("Waiting for a free worker|Preparing the data|Training: epoch")).first.wait_for()
+    except PlaywrightTimeoutError:
+        print(f"  a trainer could not start within {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        return None
+    print(f"  a trainer started in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     return page
+
+
+def _trainer_states(trainers) -> list[str]:
+    states = []
+    for t in trainers:
+        text = t.get_by_test_id("stMain").inner_text()[:4000] if t is not None else ""
+        states.append("not started" if t is None else "queued" if "Waiting for a free worker" in text
+                      else "running" if "epoch" in text else "?")
+    return states
 
 
 def summary(times: dict) -> dict:
@@ -123,8 +147,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2, help="visits of every page (by URL and by sidebar)")
     ap.add_argument("--epochs", type=int, default=300, help="epochs of each training (long enough to outlast the visits)")
+    ap.add_argument("--timeout", type=float, default=180, help="seconds a page may take before it counts as not served")
     ap.add_argument("--workers", type=int, default=0, help="HMVIZ_APP_WORKERS for the server (0: the app's default)")
     args = ap.parse_args()
+    global PAGE_TIMEOUT_MS
+    PAGE_TIMEOUT_MS = int(args.timeout * 1000)
     if not Path(CHROMIUM).exists():
         sys.exit(f"no chromium at {CHROMIUM}: apt-get install chromium")
     from playwright.sync_api import sync_playwright
@@ -150,7 +177,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             fourth = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            fourth.set_default_timeout(180_000)
+            fourth.set_default_timeout(PAGE_TIMEOUT_MS)
             fourth.add_init_script(RUN_COUNTER_JS)
             print("warm-up visits", file=sys.stderr, flush=True)
             visit_all(fourth, url, 1)  # warm: first visits import torch, load models, fill caches
@@ -160,15 +187,11 @@ def main() -> None:
             trainers = [start_training(browser, url, args.epochs) for _ in range(3)]
             print("three trainings started", file=sys.stderr, flush=True)
             time.sleep(5)  # the first training is past its data preparation
-            states = [t.get_by_test_id("stMain").inner_text()[:4000] for t in trainers]
-            out["trainers"] = ["queued" if "Waiting for a free worker" in s else "running" if "epoch" in s else "?"
-                               for s in states]
+            out["trainers"] = _trainer_states(trainers)
             print(f"busy visits (trainers: {out['trainers']})", file=sys.stderr, flush=True)
             out["busy"] = visit_all(fourth, url, args.rounds)
             out["load_busy"] = os.getloadavg()
-            states = [t.get_by_test_id("stMain").inner_text()[:4000] for t in trainers]
-            out["trainers_after"] = ["queued" if "Waiting for a free worker" in s else
-                                     "running" if "epoch" in s else "?" for s in states]
+            out["trainers_after"] = _trainer_states(trainers)
             browser.close()
     finally:
         t0 = time.perf_counter()

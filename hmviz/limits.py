@@ -11,6 +11,7 @@ This module imports nothing heavy (no numpy, no torch) so that every reader can 
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ SIGNAL_VALUES = Limit("HMVIZ_MAX_VALUES", 150_000_000, "values",
                       what="signal values (genes x bins x marks)")
 #: Bins per gene (window / bin size).
 BINS_PER_GENE = Limit("HMVIZ_MAX_BINS", 20_000, "bins", what="bins per gene")
+#: Bytes of one gene annotation (GTF) after decompression. Larger than :data:`INPUT_BYTES`: a GTF is
+#: streamed (only its gene lines are kept) and GENCODE's comprehensive human GTF is about 1.5 GB.
+ANNOTATION_BYTES = Limit("HMVIZ_MAX_ANNOTATION_MB", 4096, "MB", MB, "decompressed size of one gene annotation")
+#: Gene records of one annotation or gene-name table (a genome has tens of thousands of genes).
+GENE_RECORDS = Limit("HMVIZ_MAX_GENES", 500_000, "gene records", what="gene records in one annotation")
 #: Trainable parameters of one model.
 PARAMETERS = Limit("HMVIZ_MAX_PARAMETERS", 50_000_000, "parameters", what="model parameters")
 #: Size of a model card (JSON).
@@ -101,6 +107,32 @@ def check_regular_file(path: str | Path, what: str = "") -> Path:
     target = f" (a link to {os.path.realpath(path)})" if path.is_symlink() else ""
     raise LimitError(f"{what or path}: is {kind}{target}, not a regular file; hmviz reads only regular files. "
                      "Give a regular file (save the data to a file first).")
+
+
+class LimitedReader(io.RawIOBase):
+    """A binary file object read through (e.g. a ``gzip.open`` stream), raising :class:`LimitError` once
+    more than ``limit`` bytes came out of it: a reader that streams stops a decompression bomb at the
+    limit, in time and memory. ``where`` names the input in the message; ``fix`` says what to do."""
+
+    def __init__(self, fh, limit: Limit, where: str, fix: str = "") -> None:
+        super().__init__()
+        self._fh, self._limit, self._where, self._fix = fh, limit, where, fix
+        self._max = limit.value()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._fh.readinto(buffer)
+        self.count += n
+        if self.count > self._max:
+            check(self._limit, self.count, self._where, self._fix)
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 def read_limited(path: str | Path, limit: Limit = INPUT_BYTES) -> bytes:

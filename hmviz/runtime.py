@@ -8,6 +8,8 @@ than with one thread (measured in ``docs/performance.md``). So entry points call
 * :func:`recommended_threads` ``(concurrent_jobs)``: the cores this process may run on
   (``os.sched_getaffinity``), minus the cores already busy with other work (the 1-minute load
   average, less what this process itself adds), divided among ``concurrent_jobs`` jobs; at least 1.
+* :func:`job_threads` ``(workers)``: torch threads for each of ``workers`` job processes that run
+  beside a server (the app's training jobs): the cores left after one for the server, shared equally.
 * :func:`apply_threads` sets ``torch.set_num_threads`` to that, or to ``HMVIZ_THREADS`` when the
   user sets it (a positive integer).
 * :func:`configure_openmp` sets OpenMP's waiting policy (passive after a short spin) unless the user
@@ -64,6 +66,22 @@ def recommended_threads(concurrent_jobs: int = 1, *, cores: int | None = None, b
     busy = busy_cores() if busy is None else busy
     free = max(0.0, cores - busy)
     return max(1, min(cores, math.floor(free / concurrent_jobs)))
+
+
+def job_threads(workers: int, *, reserved: int = 1, cores: int | None = None) -> int:
+    """Torch threads for each of ``workers`` job processes beside a server that keeps ``reserved`` cores
+    for itself (rendering pages): ``floor((cores - reserved) / workers)``, at least 1.
+
+    ``HMVIZ_THREADS`` (a positive integer) wins. Not from the load average: the jobs themselves are
+    the load once they run, and every job of a server should get the same share.
+    """
+    if workers < 1:
+        raise HmvizError(f"workers must be at least 1; got {workers}.")
+    n = threads_from_env()
+    if n is not None:
+        return n
+    cores = available_cores() if cores is None else cores
+    return max(1, (cores - reserved) // workers)
 
 
 def threads_from_env() -> int | None:

@@ -1,19 +1,32 @@
-"""Long work (training, ablation) in a bounded pool of worker threads shared by every session, apart
-from the threads that render pages: the page stays live, the user can cancel, a job waits its turn
-(its place in the queue is shown) when the workers are busy, and other sessions keep being served.
-Pages poll a job with ``st.fragment(run_every=...)``.
+"""Long work (training, ablation) in a bounded pool shared by every session, apart from the threads
+that render pages: the page stays live, the user can cancel, a job waits its turn (its place in the
+queue is shown) when the workers are busy, and other sessions keep being served. Pages poll a job
+with ``st.fragment(run_every=...)``.
 
 The pool has :func:`worker_count` workers (``HMVIZ_APP_WORKERS``; by default a quarter of the cores,
-1 to 4), each job's PyTorch threads are set once by :func:`hmviz_app.state.configure_torch`. When the
-server stops, every job is cancelled and the workers are joined before Python finalises (a thread
-still inside PyTorch at that point aborts the process).
+1 to 4). A page's job (:func:`start_job`) runs in its own process (:mod:`hmviz_app.job_process`:
+``spawn``, a fresh interpreter), so its PyTorch work never holds the server's interpreter lock while
+pages render: a worker thread of the server starts the process, relays its progress reports, passes
+a cancel on, and collects its result or error message. The process runs at a lower CPU priority
+with the torch threads :func:`hmviz.runtime.job_threads` gives it (the cores left after one for the
+server, shared by the workers: 1 on 2 cores). A job whose process dies (out of memory, a crash)
+fails with its exit status instead of waiting forever; one that does not stop soon after a cancel
+is killed. When the server stops, every job is cancelled and the workers are joined before Python
+finalises.
+
+A job's ``target(job, *args)`` is then a module-level function (:mod:`hmviz_app.job_targets`) with
+picklable arguments; in its process ``job`` is a :class:`JobLink` with the same ``report`` and
+``cancel`` as :class:`Job`. ``Job(..., process=False)`` runs the target in the worker thread instead
+(small work, or a target that cannot be pickled).
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
+import multiprocessing.util  # noqa: F401  (its exit hook joins child processes: registered before the pool's)
 import os
 import threading
 import time
@@ -24,6 +37,7 @@ from typing import Any
 import streamlit as st
 
 from hmviz.errors import HmvizError
+from hmviz_app.job_process import kill_job, outcome, run_in_process
 
 log = logging.getLogger("hmviz_app")
 
@@ -42,16 +56,19 @@ def worker_count() -> int:
 class Job:
     """Work for the pool: a training run or an ablation.
 
-    ``target(job)`` does the work; it reports through :meth:`report` (kept in ``events``/``history``)
+    ``target(job, *args)`` does the work; it reports through :meth:`report` (kept in ``events``/``history``)
     and stops when ``job.cancel`` is set (the library's ``should_stop``). ``status`` is ``queued``,
     ``running``, ``done``, ``cancelled`` or ``failed`` (``error`` holds the message shown to the user).
-    ``context`` is what the page wants to remember with it (e.g. the dataset it runs on).
+    ``context`` is what the page wants to remember with it (e.g. the dataset it runs on). With
+    ``process=True`` it runs in its own process (see the module docstring).
     """
 
     kind: str
     title: str
-    target: Callable[[Job], Any]
+    target: Callable[..., Any]
     context: dict = field(default_factory=dict)
+    args: tuple = ()
+    process: bool = False
     status: str = "queued"
     result: Any = None
     error: str | None = None
@@ -61,6 +78,7 @@ class Job:
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    pid: int | None = None  # of its process, while it runs in one
     collected: bool = False  # its result was handed to the session
     announced: bool = False  # the page showing it reran the whole app once it finished
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -71,26 +89,26 @@ class Job:
         pool().submit(self)
         return self
 
-    def _run(self) -> None:
-        from hmviz.engine import TrainingCancelled
-        from hmviz_app.state import configure_torch
-
+    def _run(self, threads: int = 1) -> None:
         self.started = time.time()
         try:
             if self.cancel.is_set():
-                raise TrainingCancelled("Cancelled before it started.")
+                self.status, self.error = "cancelled", "Cancelled before it started."
+                return
             self.status = "running"
-            configure_torch()
-            self.result = self.target(self)
-            self.status = "done"
-        except TrainingCancelled as exc:
-            self.error, self.status = str(exc), "cancelled"
-        except HmvizError as exc:
-            self.error, self.status = str(exc), "failed"
-        except Exception as exc:  # a bug: logged with its traceback on the server, one line for the user
-            log.exception("%s failed", self.title)
-            self.error = f"Something went wrong inside hmviz (a bug, not your input): {type(exc).__name__}: {exc}"
-            self.status = "failed"
+            if self.process:
+                status, result, error = outcome(
+                    lambda: run_in_process(self.target, self.args, threads=threads, title=self.title,
+                                           cancel=self.cancel, report=self.report,
+                                           started=lambda pid: setattr(self, "pid", pid)), self.title)
+                if status == "done":
+                    status, result, error = result
+            else:
+                from hmviz_app.state import configure_torch
+
+                configure_torch()
+                status, result, error = outcome(lambda: self.target(self, *self.args), self.title)
+            self.result, self.error, self.status = result, error, status
         finally:
             self.finished = time.time()
 
@@ -137,10 +155,14 @@ class Job:
 
 
 class JobPool:
-    """A fixed number of daemon worker threads taking jobs in order from one queue."""
+    """A fixed number of daemon worker threads taking jobs in order from one queue (a worker thread runs
+    a ``process`` job by starting its process and relaying it until it ends)."""
 
     def __init__(self, workers: int) -> None:
+        from hmviz.runtime import job_threads
+
         self.workers = workers
+        self.threads = job_threads(workers)  # torch threads of each job process
         self._waiting: collections.deque[Job] = collections.deque()
         self._active: set[Job] = set()
         self._threads: list[threading.Thread] = []
@@ -173,13 +195,14 @@ class JobPool:
                 job = self._waiting.popleft()
                 self._active.add(job)
             try:
-                job._run()
+                job._run(self.threads)
             finally:
                 with self._cv:
                     self._active.discard(job)
 
     def close(self, wait_s: float = STOP_WAIT_S) -> None:
-        """Cancel every job (queued or running) and wait up to ``wait_s`` for the workers to stop."""
+        """Cancel every job (queued or running), wait up to ``wait_s`` for the workers to stop, then kill the
+        processes of jobs still running."""
         with self._cv:
             self._closed = True
             for job in [*self._waiting, *self._active]:
@@ -189,6 +212,15 @@ class JobPool:
         deadline = time.monotonic() + wait_s
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cv:
+            stuck = [job for job in self._active if job.pid is not None]
+        for job in stuck:  # its process outlived the wait: end it (its worker then sees it gone)
+            log.warning("%s did not stop within %.0f s of the server stopping; killing process %s", job.title, wait_s,
+                        job.pid)
+            with contextlib.suppress(OSError, TypeError):
+                kill_job(job.pid)
+        for thread in threads:
+            thread.join(5.0)
         if any(t.is_alive() for t in threads):
             log.warning("a job did not stop within %.0f s of the server stopping", wait_s)
 
@@ -211,8 +243,10 @@ def jobs() -> dict[str, Job]:
     return st.session_state.setdefault("jobs", {})
 
 
-def start_job(kind: str, title: str, target: Callable[[Job], Any], **context: Any) -> Job:
-    """Queue ``target`` as this session's job of ``kind`` (one per kind: a new one replaces the old)."""
-    job = Job(kind, title, target, context=context)
+def start_job(kind: str, title: str, target: Callable[..., Any], args: tuple = (), process: bool = True,
+              **context: Any) -> Job:
+    """Queue ``target(job, *args)`` as this session's job of ``kind`` (one per kind: a new one replaces the
+    old), in its own process unless ``process=False`` (then ``target`` may be any callable)."""
+    job = Job(kind, title, target, context=context, args=args, process=process)
     jobs()[kind] = job
     return job.start()

@@ -34,7 +34,7 @@ import streamlit as st
 
 from hmviz.bundled import BUNDLED_DIR, SAMPLE_DIR, list_bundled
 from hmviz.errors import HmvizError
-from hmviz_app.text import escape_md, in_page_words
+from hmviz_app.text import escape_md, in_page_words, plain_text_figure
 
 log = logging.getLogger("hmviz_app")
 
@@ -162,12 +162,14 @@ def image_format() -> str:
 
 
 def plot(fig, name: str, key: str | None = None, **select):
-    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice). ``select``
-    (``on_select``, ``selection_mode``) makes its points selectable: the selection event is returned."""
+    """Show a plotly figure; its camera button downloads it as PNG or SVG (sidebar choice). Its titles,
+    names and labels are shown as text (:func:`hmviz_app.text.plain_text_figure`): they carry gene,
+    mark and cell names from users, and plotly renders some HTML in them. ``select`` (``on_select``,
+    ``selection_mode``) makes its points selectable: the selection event is returned."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "figure"
     config = {"displaylogo": False,
               "toImageButtonOptions": {"format": image_format(), "filename": safe, "scale": 2}}
-    return st.plotly_chart(fig, config=config, key=key, **select)
+    return st.plotly_chart(plain_text_figure(fig), config=config, key=key, **select)
 
 
 def csv_button(table, file_name: str, label: str = "Download table (CSV)", key: str | None = None) -> None:

@@ -61,3 +61,67 @@ def in_page_words(message: str) -> str:
     for pattern, words in PAGE_WORDS:
         message = pattern.sub(words, message)
     return message
+
+
+# Plotly renders a few HTML tags in the text it draws (titles, legend entries, tick labels,
+# annotations: <b>, <i>, <br>, <span style>, <a href>). With < and > as entities it draws the
+# characters and renders no tag; entities themselves are shown, never parsed into tags. Idempotent.
+_TAGS = str.maketrans({"<": "&lt;", ">": "&gt;"})
+#: Annotations hmviz writes with its own markup, already escaped (hmviz.views.report.with_caption).
+_OWN_ANNOTATIONS = ("hmviz-caption",)
+
+
+def escape_plotly(text: object) -> str:
+    """``text`` for a plotly title, legend entry, tick label or annotation: drawn as its characters.
+
+    >>> escape_plotly('<a href="https://x.org">x</a>')
+    '&lt;a href="https://x.org"&gt;x&lt;/a&gt;'
+    """
+    return str(text).translate(_TAGS)
+
+
+def _escaped_values(values):
+    """A trace's ``x``/``y``: its strings escaped (they become category tick labels), numbers untouched."""
+    import numpy as np
+
+    if isinstance(values, str):
+        return escape_plotly(values)
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
+        return values
+    if isinstance(values, list | tuple | np.ndarray) and any(isinstance(v, str | list | tuple) for v in values):
+        return [_escaped_values(v) for v in values]
+    return values
+
+
+def plain_text_figure(fig):
+    """``fig`` (changed in place and returned) with every piece of text plotly would render as HTML shown
+    as text: the figure, axis, legend and colour-bar titles, tick labels given as text, trace names,
+    category values (tick labels) and annotations. Gene ids, symbols, mark and cell names from users
+    reach all of these. Hover templates are left alone (they hold hmviz's own ``<br>``)."""
+
+    def title(obj) -> None:
+        if obj is not None and obj.title is not None and obj.title.text is not None:
+            obj.title.text = escape_plotly(obj.title.text)
+
+    layout = fig.layout
+    title(layout)
+    title(layout.legend)
+    for axis in [*fig.select_xaxes(), *fig.select_yaxes()]:
+        title(axis)
+        if axis.ticktext is not None:
+            axis.ticktext = [escape_plotly(t) for t in axis.ticktext]
+    for name in layout:
+        if name.startswith("coloraxis") and layout[name].colorbar is not None:
+            title(layout[name].colorbar)
+    for note in layout.annotations or ():
+        if note.text is not None and note.name not in _OWN_ANNOTATIONS:
+            note.text = escape_plotly(note.text)
+    for trace in fig.data:
+        if getattr(trace, "name", None) is not None:
+            trace.name = escape_plotly(trace.name)
+        if getattr(trace, "colorbar", None) is not None:
+            title(trace.colorbar)
+        for axis in ("x", "y"):
+            if axis in trace and trace[axis] is not None:
+                trace[axis] = _escaped_values(trace[axis])
+    return fig

@@ -23,7 +23,8 @@ data = state.current_data()
 with st.spinner("Loading..."):
     from hmviz.explain import ablation as ab
     from hmviz.studies import executors, figures
-    from hmviz.studies.ablation import DEFAULT_PATIENCE, ablate_retrain
+    from hmviz.studies.ablation import DEFAULT_PATIENCE
+    from hmviz_app.job_targets import ablation_retrain
 
 mode = st.radio("Results from", list(MODES), format_func=MODES.get, horizontal=True,
                 key=state.sticky("abl_mode", "mask"))
@@ -114,12 +115,11 @@ def _retrain_panel() -> None:
             state.show_error(exc)
             return
 
-        def work(job: jobs.Job) -> pd.DataFrame:
-            return ablate_retrain(dataset, family, seeds=range(1, int(seeds) + 1), epochs=int(epochs), out_dir=out,
-                                  executor=executor, progress=job.report, should_stop=job.cancel.is_set, marks=marks,
-                                  patience=int(patience))
-
-        job = jobs.start_job("ablation", f"Ablation of {family}", work)
+        options = dict(seeds=range(1, int(seeds) + 1), epochs=int(epochs), out_dir=out, executor=executor, marks=marks,
+                       patience=int(patience))
+        # a Ray client cannot be sent to another process; the cluster does the work, this thread only waits
+        job = jobs.start_job("ablation", f"Ablation of {family}", ablation_retrain, args=(dataset, family, options),
+                             process=where == "local")
     if job is not None:
         _job_panel(job)
 

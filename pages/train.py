@@ -8,6 +8,7 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.provenance import shown_source, trained_on
 from hmviz_app import jobs, state
+from hmviz_app.job_targets import train_and_save
 from hmviz_app.text import escape_md
 
 TASKS = {"binary": "high vs low expression", "ranking": "which of two genes is expressed higher",
@@ -115,22 +116,6 @@ if problem:
     st.warning(problem, icon=":material/warning:")
 
 
-def _train(job: jobs.Job, dataset, options, out) -> dict:
-    from hmviz.checkpoints import save_model
-    from hmviz.training import train
-
-    def progress(ev) -> None:
-        row = None
-        if ev.epoch_end:
-            row = {"stage": ev.stage, "epoch": ev.epoch, "train_loss": ev.train_loss,
-                   (ev.metric_name or "valid_metric"): ev.valid_metric}
-        job.report(ev, row)
-
-    result = train(dataset, options, progress=progress, should_stop=job.cancel.is_set)
-    save_model(result.model, result.card, out)
-    return {"path": out, "card": result.card}
-
-
 if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=running or bool(problem),
              key="train_start"):
     try:
@@ -140,7 +125,7 @@ if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=run
                                seed=int(seed), device="auto", marks=tuple(marks), label_rule=label_rule, split=split,
                                valid_chroms=valid_chroms, test_chroms=test_chroms, patience=int(patience), cells=cells)
         dataset, out = data.dataset, state.new_folder("models")
-        job = jobs.start_job("train", f"Training {family}", lambda j: _train(j, dataset, options, out),
+        job = jobs.start_job("train", f"Training {family}", train_and_save, args=(dataset, options, out),
                              data_key=data.key, data_name=data.name)
         running = True
     except HmvizError as exc:

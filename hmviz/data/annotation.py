@@ -20,8 +20,11 @@ A gene id listed twice keeps its first record (the report counts the others).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from hmviz.data.formats._files import (
 )
 from hmviz.data.tracks import bed_fields, parse_bed, read_bed_text
 from hmviz.data.validation import SourceFile, listing
+from hmviz import limits
 from hmviz.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -141,17 +145,17 @@ def _check_filled(src: SourceFile, values: np.ndarray, what: str) -> None:
 
 # ------------------------------------------------------------------------------------- GTF
 def _read_gtf(path: Path) -> GeneAnnotation:
+    limits.check_regular_file(path)
     with open(path, "rb") as fh:
         gz = fh.read(2) == GZIP_MAGIC
     opener = gzip.open if gz else open
     skip = 0
     try:
-        with opener(path, "rb") as fh:
-            for line in fh:
-                if line.strip() and not line.startswith(b"#"):
-                    break
-                skip += 1
-    except (OSError, EOFError) as exc:
+        for _, line in _gtf_lines(path, opener):
+            if line.strip() and not line.startswith(b"#"):
+                break
+            skip += 1
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot be read as {'gzip' if gz else 'text'} ({exc}). Download it again.") from None
     columns = ["seqname", "feature", "start", "end", "strand", "attribute"]
     read = pacsv.ReadOptions(column_names=_GTF_COLUMNS, skip_rows=skip, block_size=1 << 24,
@@ -160,9 +164,13 @@ def _read_gtf(path: Path) -> GeneAnnotation:
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in _GTF_COLUMNS}, include_columns=columns,
                                    strings_can_be_null=False)
     genes, features, rows = [], set(), 0
+    # streamed through a counter: a decompression bomb stops at the limit (time and memory)
+    stream = limits.LimitedReader(opener(path, "rb"), limits.ANNOTATION_BYTES, f"{path} (decompressed)",
+                                  "Is it a complete GTF, or a gzip bomb? Keep only its gene lines (awk '$3 == \"gene\"').")
+    kept = 0
     try:
-        stream = pa.input_stream(str(path), compression="gzip" if gz else None)
-        with pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert) as reader:
+        with stream, pacsv.open_csv(io.BufferedReader(stream, 1 << 24), read_options=read, parse_options=parse,
+                                    convert_options=convert) as reader:
             for batch in reader:
                 is_gene = pc.equal(batch.column("feature"), "gene")
                 if len(features) < 10:
@@ -170,8 +178,10 @@ def _read_gtf(path: Path) -> GeneAnnotation:
                 # keep the file row of each gene line for messages
                 batch = batch.append_column("row", pa.array(np.arange(rows, rows + batch.num_rows)))
                 genes.append(batch.filter(is_gene))
+                kept += genes[-1].num_rows
+                limits.check(limits.GENE_RECORDS, kept, str(path))
                 rows += batch.num_rows
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
         raise _gtf_error(path, opener, skip, exc) from None
     if not rows:
         raise DataError(f"{path}: has no data lines.")
@@ -222,10 +232,28 @@ def _read_gtf(path: Path) -> GeneAnnotation:
     return _annotation(ids, chrom, tss, strand, symbols, source=str(path))
 
 
+_GTF_LINE_BYTES = 1 << 20
+
+
+def _gtf_lines(path: Path, opener):
+    """``(number, line)`` of the file (decompressed), within the size limit and with lines of at most
+    :data:`_GTF_LINE_BYTES` (a longer one is an error): a file with no line ends cannot fill memory."""
+    where = f"{path} (decompressed)"
+    with limits.LimitedReader(opener(path, "rb"), limits.ANNOTATION_BYTES, where) as raw:
+        fh = io.BufferedReader(raw)
+        number = 0
+        while line := fh.readline(_GTF_LINE_BYTES):
+            number += 1
+            if len(line) == _GTF_LINE_BYTES and not line.endswith(b"\n"):
+                raise DataError(f"{path} line {number}: is longer than {_GTF_LINE_BYTES:,} bytes; a GTF line is nine "
+                                "tab-separated fields of a few hundred. Is this file a GTF?")
+            yield number, line
+
+
 def _gtf_error(path: Path, opener, skip: int, exc: Exception) -> DataError:
     """Name the first line that is not 9 tab-separated fields (a slow scan, only after a failure)."""
-    with opener(path, "rb") as fh:
-        for number, line in enumerate(fh, start=1):
+    with contextlib.suppress(OSError, EOFError, zlib.error):
+        for number, line in _gtf_lines(path, opener):
             fields = line.rstrip(b"\r\n").split(b"\t")
             if number > skip and line.strip() and len(fields) != 9:
                 shown = line.decode("utf-8", "replace").strip()[:80]

@@ -7,6 +7,7 @@ release (``141510``) match the Ensembl gene id with the same number (:func:`ense
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hmviz import limits
 from hmviz.data.annotation import GeneAnnotation, read_genes
+from hmviz.data.formats._files import read_source
 from hmviz.errors import DataError
 
 _ENSEMBL = re.compile(r"^(ENS[A-Z]*)G0*(\d+)(?:\.\d+)?$", re.IGNORECASE)
@@ -67,8 +70,10 @@ def _read_two_columns(path: Path) -> GeneNames | None:
     if not name.endswith((".csv", ".tsv", ".txt")):
         return None
     sep = "\t" if name.endswith((".tsv", ".txt")) else ","
+    raw, _ = read_source(path)  # a regular file, decompressed within hmviz.limits.INPUT_BYTES
+    limits.check(limits.GENE_RECORDS, raw.count(b"\n") - 1, str(path))  # before parsing: rows cost memory
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=2_000_000)
+        frame = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path.name}: could not be read as a table ({exc}).") from exc
     lower = {c.lower().strip(): c for c in frame.columns}

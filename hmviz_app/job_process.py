@@ -1,0 +1,188 @@
+"""Run one job in a fresh process: progress reports and the result come back through a pipe, a cancel
+goes there as a shared event, and a process that dies or ignores its cancel ends with a clear message
+instead of a wait that never ends. Used by :mod:`hmviz_app.jobs`; no streamlit here (the job's
+process imports only this module and the job's own).
+
+* :func:`run_in_process` ``(target, args, ...)`` runs ``target(link, *args)`` in a ``spawn``
+  process at a lower CPU priority (:data:`JOB_NICENESS`) with ``threads`` PyTorch/OpenMP threads and
+  returns ``(status, result, error)``: ``done``, ``cancelled`` or ``failed`` with the message for the user.
+* :class:`JobLink` is ``link`` in that process: ``report(event, epoch_row)`` and ``cancel.is_set()``.
+* :func:`outcome` turns a call into that triple (hmviz's errors are the user's message; anything
+  else is a bug, logged with its traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hmviz.errors import HmvizError
+
+log = logging.getLogger("hmviz_app")
+
+#: How long a job's process may take to stop after a cancel before it is killed (seconds): it checks
+#: the cancel after every batch, but loading PyTorch at its start takes tens of seconds on a busy machine.
+CANCEL_GRACE_S = 30.0
+#: How much lower a job process's CPU priority is than the server's (``nice``), so pages win the CPU.
+JOB_NICENESS = 10
+BUG_TEXT = "Something went wrong inside hmviz (a bug, not your input): {}"
+_RELAY_POLL_S = 0.1
+
+Outcome = tuple[str, Any, "str | None"]
+
+
+def _cancelled_type() -> type | None:
+    """:class:`hmviz.engine.TrainingCancelled` when the training engine was imported (no exception can
+    be one otherwise): a job that never trains does not load PyTorch for it."""
+    engine = sys.modules.get("hmviz.engine")
+    return getattr(engine, "TrainingCancelled", None)
+
+
+def outcome(call: Callable[[], Any], title: str) -> Outcome:
+    """(status, result, error) of ``call()``: ``done``, ``cancelled`` or ``failed`` with the user's message."""
+    try:
+        return "done", call(), None
+    except HmvizError as exc:
+        cancelled = _cancelled_type()
+        return ("cancelled" if cancelled is not None and isinstance(exc, cancelled) else "failed"), None, str(exc)
+    except Exception as exc:  # a bug: logged with its traceback on the server, one line for the user
+        log.exception("%s failed", title)
+        return "failed", None, BUG_TEXT.format(f"{type(exc).__name__}: {exc}")
+
+
+def died_text(exitcode: int | None) -> str:
+    """The message for a job whose process ended without sending its outcome."""
+    if exitcode is not None and exitcode < 0:
+        how = f"killed by signal {-exitcode}" + (", perhaps for lack of memory" if exitcode == -signal.SIGKILL else "")
+    else:
+        how = f"exit status {exitcode}"
+    return (f"The job's process stopped without a result ({how}); nothing was saved. Start it again; if it "
+            "stops again, try a smaller dataset or model, or ask the server's administrator to check its log.")
+
+
+def kill_job(pid: int) -> None:
+    """Kill a job's process and the processes it started (a study's workers): its process group."""
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the job's process leads its own group (_process_main)
+    except (ProcessLookupError, PermissionError):  # not yet its own group leader, or already gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, title: str, cancel: threading.Event,
+                   report: Callable[[Any, dict | None], None], started: Callable[[int | None], None] = lambda pid: None,
+                   ) -> Outcome:
+    """Run ``target(link, *args)`` in a fresh process and wait for it, relaying ``link.report`` to ``report``
+    and ``cancel`` to ``link.cancel``; its (status, result, error).
+
+    ``target`` must be a module-level function and ``args`` picklable (checked here, before the process
+    starts). ``started(pid)`` is called with the process id once it runs and with None once it is gone.
+    A process that ends without an outcome gives ``failed`` with its exit status; one still running
+    :data:`CANCEL_GRACE_S` after ``cancel`` is killed (``cancelled``).
+    """
+    try:
+        payload = pickle.dumps((target, args), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        return "failed", None, BUG_TEXT.format(f"the job cannot be sent to its process: {type(exc).__name__}: {exc}")
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    stop = ctx.Event()
+    # not a daemon: a daemonic process may not start children (a study's own worker processes)
+    proc = ctx.Process(target=_process_main, args=(payload, send, stop, threads, title), name="hmviz-job",
+                       daemon=False)
+    proc.start()
+    send.close()  # the child holds the only sending end now: its exit reads as end-of-file here
+    started(proc.pid)
+    result: Outcome | None = None
+    stopped_at = None
+    try:
+        while True:
+            if cancel.is_set() and stopped_at is None:
+                stop.set()
+                stopped_at = time.monotonic()
+            if stopped_at is not None and result is None and proc.is_alive() \
+                    and time.monotonic() - stopped_at > CANCEL_GRACE_S:
+                log.warning("%s did not stop within %.0f s of its cancel; killing process %s", title, CANCEL_GRACE_S,
+                            proc.pid)
+                kill_job(proc.pid)
+                result = ("cancelled", None, f"Cancelled: the job did not stop within {CANCEL_GRACE_S:.0f} s, so its "
+                                             "process was ended; nothing was saved.")
+            if not receive.poll(_RELAY_POLL_S):
+                continue
+            try:
+                message = receive.recv()
+            except EOFError:
+                break
+            if message[0] == "event":
+                report(message[1], message[2])
+            else:  # ("outcome", status, result, error): its last message; it exits (or is ended below)
+                result = result or tuple(message[1:])
+                break
+    finally:
+        receive.close()
+        proc.join(CANCEL_GRACE_S)
+        if proc.is_alive():
+            kill_job(proc.pid)
+            proc.join()
+        started(None)
+    return result if result is not None else ("failed", None, died_text(proc.exitcode))
+
+
+# ------------------------------------------------------------------------------ in the job's process
+class JobLink:
+    """What a target running in its own process gets as ``job``: :meth:`report` sends progress to the
+    server (events must be picklable), ``cancel`` is set when the user cancels (``cancel.is_set``)."""
+
+    def __init__(self, conn, cancel) -> None:
+        self._conn, self.cancel = conn, cancel
+        self._lock = threading.Lock()  # a study's progress may come from several threads
+
+    def report(self, event: Any, epoch_row: dict | None = None) -> None:
+        with self._lock:
+            self._conn.send(("event", event, epoch_row))
+
+
+def _watch_parent(parent: int, cancel) -> None:
+    """Cancel the job when the server is gone (killed: it could not cancel), and end the process if the
+    job does not stop within the grace period: no job outlives its server for long."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    cancel.set()
+    time.sleep(CANCEL_GRACE_S)
+    os._exit(1)
+
+
+def _process_main(payload: bytes, conn, cancel, threads: int, title: str) -> None:
+    """The body of a job's process: lower priority and ``threads`` threads first, then load, run, send."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server: the server cancels its jobs
+    with contextlib.suppress(OSError):
+        os.setpgrp()  # a group of its own, so that killing it also ends the workers it starts
+    with contextlib.suppress(OSError):
+        os.nice(JOB_NICENESS)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read when PyTorch loads (here, not in the server)
+        os.environ[name] = str(threads)
+    from hmviz.runtime import configure_openmp
+
+    configure_openmp()
+    threading.Thread(target=_watch_parent, args=(os.getppid(), cancel), daemon=True).start()
+
+    def call() -> Any:
+        target, args = pickle.loads(payload)
+        return target(JobLink(conn, cancel), *args)
+
+    result = outcome(call, title)
+    try:
+        conn.send(("outcome", *result))
+    except Exception as exc:  # the result could not be pickled: a bug
+        log.exception("%s: sending its result failed", title)
+        conn.send(("outcome", "failed", None, BUG_TEXT.format(f"the result could not be sent back: {exc}")))
+    conn.close()
