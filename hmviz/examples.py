@@ -1,7 +1,7 @@
 """The real example: 600 REMC genes in K562 (E123) and H1 (E003), read where the public data is.
 
 The data are Roadmap Epigenomics (REMC) histone-mark reads and RNA-seq counts as released with DeepDiff
-(Sekhon et al. 2018, https://github.com/QData/DeepDiff; see docs/sample-data.md for where to get them).
+(Sekhon et al. 2018, https://github.com/QData/DeepDiff; see docs/real-example.md for where to get them).
 They are not shipped with hmviz: :func:`find_remc_example` looks for the folder that holds
 ``Cell1.{train,valid,test}.csv`` and ``Cell1.expr.csv`` (and the same for Cell2), in this order:
 
@@ -68,8 +68,10 @@ def remc_example(folder: str | Path | None = None):
     folder = Path(folder) if folder is not None else find_remc_example()
     if folder is None or not _complete(folder):
         raise DataError(f"The REMC example data is not here: set {ENV} to the folder holding the DeepDiff "
-                        "release's Cell1.*.csv and Cell2.*.csv files (see docs/sample-data.md).")
+                        "release's Cell1.*.csv and Cell2.*.csv files (see docs/real-example.md).")
     data = read_dataset(folder, format="deepdiff")
+    if not isinstance(data, MultiCellDataset):
+        raise DataError(f"{folder} holds one cell, not the DeepDiff release's two (Cell1 and Cell2).")
     cells = {}
     for prefix, (name, roadmap) in CELLS.items():
         ds = data.cells[prefix]
