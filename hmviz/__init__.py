@@ -13,8 +13,12 @@ them) are imported on first use.
 from hmviz._version import __version__
 from hmviz.errors import HmvizError
 
-_LAZY = {"load": "hmviz.trained", "load_card": "hmviz.trained", "TrainedModel": "hmviz.trained",
-         "ModelCard": "hmviz.card"}
+_LAZY = {
+    "load": "hmviz.trained",
+    "load_card": "hmviz.trained",
+    "TrainedModel": "hmviz.trained",
+    "ModelCard": "hmviz.card",
+}
 
 __all__ = ["HmvizError", "ModelCard", "TrainedModel", "__version__", "load", "load_card"]
 

@@ -35,9 +35,9 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from hmviz.errors import HmvizError
 
@@ -88,8 +88,10 @@ def output_lock(path: str | Path, what: str = "") -> Iterator[None]:
         held = _HELD.get(key)
         if held is not None:
             if held[0] != me:
-                raise HmvizError(f"{what or path}: another save to it is already running in this process; "
-                                 "wait for it to finish, or choose another output.")
+                raise HmvizError(
+                    f"{what or path}: another save to it is already running in this process; "
+                    "wait for it to finish, or choose another output."
+                )
             held[1] += 1
             reentered = True
         else:
@@ -157,8 +159,10 @@ def _acquire_exclusive_file(lock: Path, what: str) -> int:  # pragma: no cover -
             text = _holder(lock)
             pid = int(text.split()[-1]) if text.split() and text.split()[-1].isdigit() else None
             if pid is not None and _alive(pid):
-                raise HmvizError(f"{what}: another hmviz process (pid {pid}) is writing it now. Wait for it "
-                                 "to finish, or choose another output.") from None
+                raise HmvizError(
+                    f"{what}: another hmviz process (pid {pid}) is writing it now. Wait for it "
+                    "to finish, or choose another output."
+                ) from None
             try:
                 lock.unlink()  # stale: its writer is dead
             except FileNotFoundError:
@@ -186,8 +190,10 @@ def _release(lock: Path, fd: int) -> None:
 
 
 def _os_error(path: Path, exc: OSError, doing: str) -> HmvizError:
-    return HmvizError(f"{path}: cannot {doing} it ({exc.strerror}). Check that the folder exists and that "
-                      "you may write there, or choose another output.")
+    return HmvizError(
+        f"{path}: cannot {doing} it ({exc.strerror}). Check that the folder exists and that "
+        "you may write there, or choose another output."
+    )
 
 
 # --------------------------------------------------------------------------- temporary siblings
@@ -202,7 +208,7 @@ def _leftovers(path: Path) -> list[Path]:
         entries = list(path.parent.iterdir())
     except OSError:
         return []
-    return [p for p in entries if p.name.startswith(prefix) and _TEMP_TAIL.fullmatch(p.name[len(prefix):])]
+    return [p for p in entries if p.name.startswith(prefix) and _TEMP_TAIL.fullmatch(p.name[len(prefix) :])]
 
 
 def clean_leftovers(path: str | Path) -> None:

@@ -56,22 +56,32 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
     task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
     idx, vidx = torch.as_tensor(task.train_idx), torch.as_tensor(task.valid_idx)
     if spec.task == "differential":
+
         def features(i):
             return torch.cat([task.xa[i], task.xb[i]], dim=-1).numpy()
 
         kind, target, scorer_type = "regression", task.diff, _DifferentialBaselineScorer
     elif spec.task == "ranking" and task.expression is not None:
+
         def features(i):
             return task.x[i].numpy()
 
         kind, target, scorer_type = "ranking", np.log1p(task.expression), _BaselineScorer
     else:
+
         def features(i):
             return task.x[i].numpy()
 
         kind, target, scorer_type = "binary", task.labels, _BaselineScorer
-    est = fit_baseline(name, features(idx), target[task.train_idx], task=kind, seed=options.seed,
-                       X_val=features(vidx), y_val=target[task.valid_idx])
+    est = fit_baseline(
+        name,
+        features(idx),
+        target[task.train_idx],
+        task=kind,
+        seed=options.seed,
+        X_val=features(vidx),
+        y_val=target[task.valid_idx],
+    )
     out = task.test_metrics(scorer_type(est))
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
     return {"model": baseline_label(name, kind), "compared_with": spec.name, **out}

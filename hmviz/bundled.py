@@ -57,14 +57,18 @@ RECIPES: tuple[BundledRecipe, ...] = (
 def list_bundled(models_dir: str | Path = BUNDLED_DIR) -> dict[str, Path]:
     """Bundled model directories by name (those with a model card), in recipe order."""
     models_dir = Path(models_dir)
-    found = {p.name: p for p in sorted(models_dir.iterdir()) if (p / "model_card.json").exists()} \
-        if models_dir.is_dir() else {}
+    found = (
+        {p.name: p for p in sorted(models_dir.iterdir()) if (p / "model_card.json").exists()}
+        if models_dir.is_dir()
+        else {}
+    )
     order = [r.name for r in RECIPES]
     return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
-def make_bundled_models(out_dir: str | Path = BUNDLED_DIR, sample_dir: str | Path = SAMPLE_DIR,
-                        only: list[str] | None = None) -> dict[str, dict]:
+def make_bundled_models(
+    out_dir: str | Path = BUNDLED_DIR, sample_dir: str | Path = SAMPLE_DIR, only: list[str] | None = None
+) -> dict[str, dict]:
     """Train every recipe on the sample data and save it under ``out_dir/<name>``; returns metrics."""
     from hmviz.checkpoints import save_model
     from hmviz.data import read_dataset
@@ -83,13 +87,29 @@ def make_bundled_models(out_dir: str | Path = BUNDLED_DIR, sample_dir: str | Pat
             two_cells = two_cells or read_dataset(Path(sample_dir) / "two_cells")
             data = two_cells
         t0 = time.perf_counter()
-        result = train(data, TrainOptions(model=recipe.name, epochs=recipe.epochs, seed=recipe.seed,
-                                          batch_size=recipe.batch_size, lr=recipe.lr, device="cpu",
-                                          model_overrides=dict(recipe.overrides)))
+        result = train(
+            data,
+            TrainOptions(
+                model=recipe.name,
+                epochs=recipe.epochs,
+                seed=recipe.seed,
+                batch_size=recipe.batch_size,
+                lr=recipe.lr,
+                device="cpu",
+                model_overrides=dict(recipe.overrides),
+            ),
+        )
         card = result.card
-        card["bundled"] = {"recipe": {"name": recipe.name, "epochs": recipe.epochs, "seed": recipe.seed,
-                                      "lr": recipe.lr, "batch_size": recipe.batch_size},
-                           "remake": "python -m hmviz.bundled --out models"}
+        card["bundled"] = {
+            "recipe": {
+                "name": recipe.name,
+                "epochs": recipe.epochs,
+                "seed": recipe.seed,
+                "lr": recipe.lr,
+                "batch_size": recipe.batch_size,
+            },
+            "remake": "python -m hmviz.bundled --out models",
+        }
         save_model(result.model, card, out_dir / recipe.name)
         results[recipe.name] = {**result.metrics, "train_seconds": round(time.perf_counter() - t0, 1)}
         print(f"{recipe.name}: {json.dumps(results[recipe.name])}", file=sys.stderr, flush=True)
@@ -108,11 +128,15 @@ def _write_readme(out_dir: Path) -> None:
         value = f"{main} = {m.get(main, float('nan')):.3f}"
         if card["task"] == "differential":  # R^2 (coefficient of determination) says the scale is right too
             value += f", test_pearson_r = {m.get('test_pearson_r', float('nan')):.3f}"
-        rows.append(f"| `{name}` | {card['task']} | {value} | "
-                    f"{card['training']['best_epoch']}/{card['training']['epochs_max']} | {card['seed']} | {size:.1f} MB |")
+        rows.append(
+            f"| `{name}` | {card['task']} | {value} | "
+            f"{card['training']['best_epoch']}/{card['training']['epochs_max']} | {card['seed']} | {size:.1f} MB |"
+        )
     slowest = max(seconds, key=lambda name: seconds[name])
-    timing = (f"{sum(seconds.values()) / 60:.1f} minutes for all {len(seconds)} together when these were made, "
-              f"the longest {slowest} ({seconds[slowest]:.0f} s)")
+    timing = (
+        f"{sum(seconds.values()) / 60:.1f} minutes for all {len(seconds)} together when these were made, "
+        f"the longest {slowest} ({seconds[slowest]:.0f} s)"
+    )
     text = f"""# Bundled models
 
 One trained model of every family for the sample data (`sample_data/`), so that the app works on

@@ -116,8 +116,11 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         """The card as JSON holds it (what the library functions that take a card dict read)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in ("extra", "absent") and f.name not in self.absent}
+        out = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("extra", "absent") and f.name not in self.absent
+        }
         out.update(marks=list(self.marks), history=list(self.history))
         if "cells" in out:
             out["cells"] = list(self.cells) if self.cells else None
@@ -140,14 +143,19 @@ class ModelCard:
         split = self.split
         ranking = {k: self.training[k] for k in ("pairs_per_gene", "pair_sampling") if k in self.training}
         return TrainOptions(
-            model=self.model, seed=self.seed, marks=self.marks,
+            model=self.model,
+            seed=self.seed,
+            marks=self.marks,
             label_rule=self.label_rule if same_data else None,
             split=split.get("kind", "auto") if same_data else "auto",
             split_fractions=tuple(split.get("fractions", (0.7, 0.15, 0.15))),
             valid_chroms=tuple(split["valid_chroms"]) if split.get("valid_chroms") else None,
             test_chroms=tuple(split["test_chroms"]) if split.get("test_chroms") else None,
-            log1p=bool(self.transform.get("log1p", True)), scaling=str(self.transform.get("scaling", "standard")),
-            cells=self.cells if self.task == "differential" else None, **ranking)
+            log1p=bool(self.transform.get("log1p", True)),
+            scaling=str(self.transform.get("scaling", "standard")),
+            cells=self.cells if self.task == "differential" else None,
+            **ranking,
+        )
 
     @classmethod
     def of(cls, card: ModelCard | Mapping[str, Any]) -> ModelCard:

@@ -98,8 +98,10 @@ def save_model(model: torch.nn.Module, card: dict, out_dir: str | Path, *, overw
                 save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"model": str(card.get("model", ""))})
                 os.chmod(tmp / WEIGHTS_FILE, tmp.stat().st_mode & 0o666)  # safetensors writes 0600; use the umask
                 kill_point("weights_written")
-                _write_synced(tmp / CARD_FILE,
-                              (json.dumps(card, indent=2, default=_json_default, sort_keys=False) + "\n").encode())
+                _write_synced(
+                    tmp / CARD_FILE,
+                    (json.dumps(card, indent=2, default=_json_default, sort_keys=False) + "\n").encode(),
+                )
                 _fsync(tmp / WEIGHTS_FILE)
                 kill_point("before_swap")
                 replace_dir(tmp, out_dir)
@@ -108,8 +110,10 @@ def save_model(model: torch.nn.Module, card: dict, out_dir: str | Path, *, overw
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
         except PermissionError as exc:
-            raise ModelError(f"{out_dir}: cannot write the model there ({exc.strerror}: {exc.filename}). "
-                             "Check the folder's permissions, or choose another --out.") from None
+            raise ModelError(
+                f"{out_dir}: cannot write the model there ({exc.strerror}: {exc.filename}). "
+                "Check the folder's permissions, or choose another --out."
+            ) from None
     return out_dir
 
 
@@ -171,8 +175,10 @@ def check_card(card: dict, where: str | Path) -> None:
     from hmviz.models import get_spec
 
     def bad(field: str, problem: str) -> ModelError:
-        return ModelError(f"{where}: the model card's {field!r} {problem}. The card is damaged or was edited; "
-                          "restore it from the model's original folder, or retrain the model.")
+        return ModelError(
+            f"{where}: the model card's {field!r} {problem}. The card is damaged or was edited; "
+            "restore it from the model's original folder, or retrain the model."
+        )
 
     fmt = card.get("card_format", CARD_FORMAT)
     if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
@@ -200,8 +206,10 @@ def check_card(card: dict, where: str | Path) -> None:
     config = card["config"]
     for key, want in (("n_marks", len(marks)), ("n_bins", n_bins)):
         if key in config and config[key] != want:
-            raise bad(f"config.{key}", f"is {_short(config[key])} but the card lists {want} "
-                      f"{'marks' if key == 'n_marks' else 'bins'}")
+            raise bad(
+                f"config.{key}",
+                f"is {_short(config[key])} but the card lists {want} {'marks' if key == 'n_marks' else 'bins'}",
+            )
     transform = card["transform"]
     if transform.get("marks") is not None and list(transform["marks"]) != list(marks):
         raise bad("transform.marks", "differ from its 'marks'")
@@ -235,20 +243,28 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tup
     weights = model_dir / WEIGHTS_FILE
     if not weights.exists():
         pickles = [p.name for p in model_dir.glob("*") if p.suffix.lower() in _PICKLE_SUFFIXES]
-        hint = (f" Found {', '.join(pickles)}: pickled weights are refused because loading them can run "
-                "arbitrary code; retrain with hmviz or convert the state dict to safetensors." if pickles else "")
+        hint = (
+            f" Found {', '.join(pickles)}: pickled weights are refused because loading them can run "
+            "arbitrary code; retrain with hmviz or convert the state dict to safetensors."
+            if pickles
+            else ""
+        )
         raise ModelError(f"No {WEIGHTS_FILE} in {model_dir}.{hint}")
     limits.check_regular_file(weights)
     # The card's architecture, on the meta device (no memory), against the shapes in the weights'
     # header: an edited card (n_filters: 200000) is refused before anything large is allocated.
     try:
-        expected = {k: tuple(v.shape) for k, v in
-                    check_model_size(card["model"], card["config"], str(model_dir / CARD_FILE)).state_dict().items()}
+        expected = {
+            k: tuple(v.shape)
+            for k, v in check_model_size(card["model"], card["config"], str(model_dir / CARD_FILE)).state_dict().items()
+        }
     except (TypeError, ValueError) as exc:
         if isinstance(exc, HmvizError):
             raise
-        raise ModelError(f"{model_dir / CARD_FILE}: its 'config' cannot build a {card['model']} model ({exc}). "
-                         "The card is damaged or was edited; restore it or retrain.") from None
+        raise ModelError(
+            f"{model_dir / CARD_FILE}: its 'config' cannot build a {card['model']} model ({exc}). "
+            "The card is damaged or was edited; restore it or retrain."
+        ) from None
     stored = _header_shapes(weights)
     if stored != expected:
         diff = sorted(set(stored) ^ set(expected)) or [k for k in expected if stored[k] != expected[k]]

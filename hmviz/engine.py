@@ -52,10 +52,10 @@ class TrainingCancelled(HmvizError):
 class ProgressEvent:
     """What the progress callback receives, after every batch and at the end of every epoch."""
 
-    stage: str                  # "pretrain" (unsupervised stage of SimpleChrome) or "train"
-    epoch: int                  # 1-based
+    stage: str  # "pretrain" (unsupervised stage of SimpleChrome) or "train"
+    epoch: int  # 1-based
     epochs: int
-    step: int                   # batches done in this epoch
+    step: int  # batches done in this epoch
     steps: int
     train_loss: float | None
     valid_metric: float | None = None
@@ -65,7 +65,10 @@ class ProgressEvent:
 
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -75,9 +78,29 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
 
 
-def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_size, patience, grad_clip,
-                seed, device, amp, stage, progress, should_stop, loss_fn=None, metric_fn=None, history=None,
-                select_on="metric", optimizer="adam"):
+def _run_epochs(
+    model,
+    task: _Task,
+    *,
+    params,
+    lr,
+    weight_decay,
+    epochs,
+    batch_size,
+    patience,
+    grad_clip,
+    seed,
+    device,
+    amp,
+    stage,
+    progress,
+    should_stop,
+    loss_fn=None,
+    metric_fn=None,
+    history=None,
+    select_on="metric",
+    optimizer="adam",
+):
     """Train ``params`` of ``model``; keep the state with the best validation metric (or loss).
 
     ``select_on="metric"``: the epoch with the best validation metric (AUROC, pairwise accuracy,
@@ -138,19 +161,36 @@ def _run_epochs(model, task: _Task, *, params, lr, weight_decay, epochs, batch_s
         else:
             metric = float(metric_fn(model))
         seconds = time.perf_counter() - t0
-        record = {"stage": stage, "epoch": epoch, "train_loss": total / max(count, 1),
-                  task.metric_name if own_metric else "valid_metric": metric, "seconds": round(seconds, 3)}
+        record = {
+            "stage": stage,
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            task.metric_name if own_metric else "valid_metric": metric,
+            "seconds": round(seconds, 3),
+        }
         if valid_loss is not None:
             record["valid_loss"] = valid_loss
         history.append(record)
         if progress is not None:
-            progress(ProgressEvent(stage, epoch, epochs, len(batches), len(batches), total / max(count, 1),
-                                   metric, task.metric_name if own_metric else "valid_metric",
-                                   epoch_end=True, seconds=seconds))
+            progress(
+                ProgressEvent(
+                    stage,
+                    epoch,
+                    epochs,
+                    len(batches),
+                    len(batches),
+                    total / max(count, 1),
+                    metric,
+                    task.metric_name if own_metric else "valid_metric",
+                    epoch_end=True,
+                    seconds=seconds,
+                )
+            )
         metric_score = metric if task.higher_is_better or not own_metric else -metric
         tie_break = -valid_loss if valid_loss is not None and math.isfinite(valid_loss) else -math.inf
-        score = (-valid_loss, metric_score) if select_on == "loss" and valid_loss is not None \
-            else (metric_score, tie_break)
+        score = (
+            (-valid_loss, metric_score) if select_on == "loss" and valid_loss is not None else (metric_score, tie_break)
+        )
         score = tuple(v if math.isfinite(v) else -math.inf for v in score)
         if best_state is None or score > best:
             best, best_epoch = score, epoch

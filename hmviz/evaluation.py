@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.gene_sets import split_of_genes
 from hmviz.data.splits import ensure_split
 from hmviz.data.targets import LabelRule
-from hmviz.card import ModelCard
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, ModelError
 from hmviz.inference import _check_window, _fingerprint, _select_marks, choose_device
@@ -51,12 +51,19 @@ def training_split(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDa
     kind = meta.get("kind", "file")
     if kind == "file" and first.split is None:
         return None
-    return ensure_split(first, how=kind, seed=meta.get("seed", card.seed),
-                        fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
-                        valid_chroms=meta.get("valid_chroms"), test_chroms=meta.get("test_chroms"))
+    return ensure_split(
+        first,
+        how=kind,
+        seed=meta.get("seed", card.seed),
+        fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
+        valid_chroms=meta.get("valid_chroms"),
+        test_chroms=meta.get("test_chroms"),
+    )
 
 
-def evaluation_genes(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset) -> tuple[np.ndarray, str, dict]:
+def evaluation_genes(
+    card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset
+) -> tuple[np.ndarray, str, dict]:
     """Which genes of ``dataset`` a saved model is scored on: never one it was trained or validated on.
 
     With the card's record of its genes (:func:`hmviz.data.gene_sets.record_split`):
@@ -83,12 +90,19 @@ def evaluation_genes(card: ModelCard | dict, dataset: HistoneDataset | MultiCell
     seen = (model_split == "train") | (model_split == "valid")
     theirs, new = model_split == "test", model_split == ""
     n_test, k, u, s = int(record["test"]["count"]), int(theirs.sum()), int(new.sum()), int(seen.sum())
-    counts = {"model_test_genes": n_test, "model_test_genes_in_data": k, "unseen_genes_in_data": u,
-              "model_train_valid_genes_left_out": s}
+    counts = {
+        "model_test_genes": n_test,
+        "model_test_genes_in_data": k,
+        "unseen_genes_in_data": u,
+        "model_train_valid_genes_left_out": s,
+    }
     if s == 0:
         also = f"; {k} of them are its test genes" if k else ""
-        return np.ones(n, dtype=bool), (f"all genes of this data ({n}): the model never trained or validated "
-                                        f"on any of them{also}"), counts
+        return (
+            np.ones(n, dtype=bool),
+            (f"all genes of this data ({n}): the model never trained or validated on any of them{also}"),
+            counts,
+        )
     if k + u == 0:
         raise DataError(
             f"Every gene of this data ({n}) was a training or validation gene of the model, and none of its "
@@ -100,7 +114,8 @@ def evaluation_genes(card: ModelCard | dict, dataset: HistoneDataset | MultiCell
         evaluated_on = f"test split of the training data: the model's {n_test} test genes (from its card)"
     else:
         parts = ([f"{k} of the model's {n_test} test genes"] if k else []) + (
-            [f"{u} genes the model never saw"] if u else [])
+            [f"{u} genes the model never saw"] if u else []
+        )
         evaluated_on = f"{' and '.join(parts)} ({s} training/validation genes of the model in this data left out)"
     return theirs | new, evaluated_on, counts
 
@@ -110,8 +125,11 @@ def _evaluation_genes_without_records(card: ModelCard, dataset) -> tuple[np.ndar
     note = "; the model card predates gene records"
     trained_on = training_split(card, dataset)
     if trained_on is not None:
-        return trained_on.split == "test", f"test split of the training data (rebuilt from the card's split " \
-                                           f"settings{note})", {}
+        return (
+            trained_on.split == "test",
+            f"test split of the training data (rebuilt from the card's split settings{note})",
+            {},
+        )
     if _fingerprint(dataset) == card.fingerprint:
         raise DataError(
             "This is the data the model was trained on, but without the split column it was trained with, and "
@@ -167,8 +185,9 @@ class EvaluationSet:
         return task.test_metrics(model)
 
 
-def evaluation_set(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset, device: str | torch.device = "cpu"
-                   ) -> EvaluationSet:
+def evaluation_set(
+    card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset, device: str | torch.device = "cpu"
+) -> EvaluationSet:
     """What a saved model (its ``card``) is evaluated on in ``dataset``, with the card's marks, transform and label rule.
 
     Genes evaluated: :func:`evaluation_genes` (never a gene the model trained or validated on). Shared by
@@ -228,8 +247,12 @@ def evaluate(model_dir, dataset: HistoneDataset | MultiCellDataset, device: str 
     return evaluate_model(model, card, dataset, dev)
 
 
-def evaluate_model(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset,
-                   device: str | torch.device = "cpu") -> dict:
+def evaluate_model(
+    model: nn.Module,
+    card: ModelCard | dict,
+    dataset: HistoneDataset | MultiCellDataset,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Metrics of ``model`` (with its ``card``) on ``dataset`` (the genes of :func:`evaluation_set`), one flat dict.
 
     Adds ``evaluated_on``, ``genes_evaluated``, the gene counts of :func:`evaluation_genes`
@@ -238,8 +261,9 @@ def evaluate_model(model: nn.Module, card: ModelCard | dict, dataset: HistoneDat
     """
     card = ModelCard.of(card)
     chosen = evaluation_set(card, dataset, device)
-    out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v)
-           for k, v in chosen.metrics(model).items()}
+    out = {
+        k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in chosen.metrics(model).items()
+    }
     out["evaluated_on"] = chosen.evaluated_on
     out["genes_evaluated"] = chosen.n_genes
     out.update(chosen.gene_counts)

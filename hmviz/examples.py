@@ -32,16 +32,20 @@ FOLDER = "deepdiff-E123-E003"
 #: DeepDiff's cell file prefix -> (cell name in hmviz, Roadmap epigenome id).
 CELLS = {"Cell1": ("K562", "E123"), "Cell2": ("H1", "E003")}
 TITLE = "Real example: 600 REMC genes in K562 and H1"
-SMALL_NOTE = ("600 genes is a small training set (200 for training, 200 for validation, 200 for testing): models "
-              "trained on it are rough and their test metrics vary a lot from seed to seed; published models "
-              "used about 6,600 genes for training.")
-SOURCE = ("Roadmap Epigenomics (REMC) K562 (E123) and H1 (E003), 600 genes, as released with DeepDiff "
-          "(Sekhon et al. 2018)")
+SMALL_NOTE = (
+    "600 genes is a small training set (200 for training, 200 for validation, 200 for testing): models "
+    "trained on it are rough and their test metrics vary a lot from seed to seed; published models "
+    "used about 6,600 genes for training."
+)
+SOURCE = (
+    "Roadmap Epigenomics (REMC) K562 (E123) and H1 (E003), 600 genes, as released with DeepDiff (Sekhon et al. 2018)"
+)
 
 
 def _complete(folder: Path) -> bool:
-    return all((folder / f"{cell}.{part}.csv").is_file() for cell in CELLS
-               for part in ("train", "valid", "test", "expr"))
+    return all(
+        (folder / f"{cell}.{part}.csv").is_file() for cell in CELLS for part in ("train", "valid", "test", "expr")
+    )
 
 
 def find_remc_example() -> Path | None:
@@ -67,8 +71,10 @@ def remc_example(folder: str | Path | None = None):
 
     folder = Path(folder) if folder is not None else find_remc_example()
     if folder is None or not _complete(folder):
-        raise DataError(f"The REMC example data is not here: set {ENV} to the folder holding the DeepDiff "
-                        "release's Cell1.*.csv and Cell2.*.csv files (see docs/real-example.md).")
+        raise DataError(
+            f"The REMC example data is not here: set {ENV} to the folder holding the DeepDiff "
+            "release's Cell1.*.csv and Cell2.*.csv files (see docs/real-example.md)."
+        )
     data = read_dataset(folder, format="deepdiff")
     if not isinstance(data, MultiCellDataset):
         raise DataError(f"{folder} holds one cell, not the DeepDiff release's two (Cell1 and Cell2).")
@@ -76,6 +82,7 @@ def remc_example(folder: str | Path | None = None):
     for prefix, (name, roadmap) in CELLS.items():
         ds = data.cells[prefix]
         source = f"{SOURCE}: {name} = {roadmap}"
-        cells[name] = dataclasses.replace(ds, cell=name, source=source,
-                                          meta={**ds.meta, "roadmap_id": roadmap, "notes": [SMALL_NOTE]})
+        cells[name] = dataclasses.replace(
+            ds, cell=name, source=source, meta={**ds.meta, "roadmap_id": roadmap, "notes": [SMALL_NOTE]}
+        )
     return MultiCellDataset(cells, source=SOURCE)

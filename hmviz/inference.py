@@ -7,14 +7,14 @@ score per gene. Every pass over genes runs in batches of :data:`EVAL_BATCH` in i
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.card import ModelCard
+from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, HmvizError
 
@@ -38,12 +38,14 @@ def choose_device(device: str | torch.device = "auto") -> torch.device:
     raise HmvizError(f"Unknown device '{device}'; use auto, cpu or cuda.")
 
 
-def _predict(model_fn: Callable, x: torch.Tensor, index: np.ndarray, device: torch.device, *more: torch.Tensor) -> np.ndarray:
+def _predict(
+    model_fn: Callable, x: torch.Tensor, index: np.ndarray, device: torch.device, *more: torch.Tensor
+) -> np.ndarray:
     """Model outputs for the genes in ``index``, in batches, in inference mode; float64 numpy."""
     out = []
     with torch.inference_mode():
         for start in range(0, len(index), EVAL_BATCH):
-            idx = torch.as_tensor(index[start:start + EVAL_BATCH], dtype=torch.long)
+            idx = torch.as_tensor(index[start : start + EVAL_BATCH], dtype=torch.long)
             args = [t[idx].to(device, non_blocking=True) for t in (x, *more)]
             out.append(model_fn(*args).float().cpu())
     if not out:
@@ -98,7 +100,9 @@ def prepare_inputs(card: ModelCard | dict, dataset: HistoneDataset, what: str = 
     return torch.from_numpy(transform.transform(ds.signal))
 
 
-def predict_scores(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset, device: str = "cpu") -> np.ndarray:
+def predict_scores(
+    model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset, device: str = "cpu"
+) -> np.ndarray:
     """One score per gene: the logit of 'high' for binary models, the ranking score for rankers."""
     x = prepare_inputs(card, dataset)
     fn = getattr(model, "score", model)

@@ -26,8 +26,8 @@ class Limit:
 
     env: str
     default: int
-    unit: str          # shown in messages ("MB", "values", ...)
-    scale: int = 1     # the variable is in ``unit``; the value used is ``env value * scale``
+    unit: str  # shown in messages ("MB", "values", ...)
+    scale: int = 1  # the variable is in ``unit``; the value used is ``env value * scale``
     what: str = ""
 
     def value(self) -> int:
@@ -37,8 +37,10 @@ class Limit:
             try:
                 number = int(float(raw))
             except ValueError:
-                raise HmvizError(f"The environment variable {self.env}={raw!r} is not a whole number; "
-                                 f"unset it or give a number of {self.unit}.") from None
+                raise HmvizError(
+                    f"The environment variable {self.env}={raw!r} is not a whole number; "
+                    f"unset it or give a number of {self.unit}."
+                ) from None
             if number > 0:
                 return number * self.scale
         return self.default * self.scale
@@ -54,8 +56,7 @@ INPUT_BYTES = Limit("HMVIZ_MAX_INPUT_MB", 512, "MB", MB, "decompressed size of o
 #: Columns of one table (a header of 100,000 names is not histone data).
 COLUMNS = Limit("HMVIZ_MAX_COLUMNS", 2_000, "columns", what="columns in one table")
 #: Values of signal held in memory: genes x bins x marks (float32, 4 bytes each).
-SIGNAL_VALUES = Limit("HMVIZ_MAX_VALUES", 150_000_000, "values",
-                      what="signal values (genes x bins x marks)")
+SIGNAL_VALUES = Limit("HMVIZ_MAX_VALUES", 150_000_000, "values", what="signal values (genes x bins x marks)")
 #: Bins per gene (window / bin size).
 BINS_PER_GENE = Limit("HMVIZ_MAX_BINS", 20_000, "bins", what="bins per gene")
 #: Bytes of one gene annotation (GTF) after decompression. Larger than :data:`INPUT_BYTES`: a GTF is
@@ -97,16 +98,25 @@ def check_regular_file(path: str | Path, what: str = "") -> Path:
     except FileNotFoundError:
         return path
     except OSError as exc:
-        raise HmvizError(f"{what or path}: cannot be read ({exc.strerror}). Check the path and its "
-                         "permissions.") from None
+        raise HmvizError(
+            f"{what or path}: cannot be read ({exc.strerror}). Check the path and its permissions."
+        ) from None
     if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
         return path
-    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a device" if
-            (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) else "a socket" if stat.S_ISSOCK(st.st_mode)
-            else "not a regular file")
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(st.st_mode)
+        else "a device"
+        if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode))
+        else "a socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "not a regular file"
+    )
     target = f" (a link to {os.path.realpath(path)})" if path.is_symlink() else ""
-    raise LimitError(f"{what or path}: is {kind}{target}, not a regular file; hmviz reads only regular files. "
-                     "Give a regular file (save the data to a file first).")
+    raise LimitError(
+        f"{what or path}: is {kind}{target}, not a regular file; hmviz reads only regular files. "
+        "Give a regular file (save the data to a file first)."
+    )
 
 
 class LimitedReader(io.RawIOBase):

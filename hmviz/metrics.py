@@ -250,8 +250,9 @@ def regression_metrics(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]
 # -- uncertainty -------------------------------------------------------------------------------
 
 
-def bootstrap_ci(metric_fn, *arrays: ArrayLike, n: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    metric_fn, *arrays: ArrayLike, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric_fn(*arrays)`` over genes.
 
     Each of the ``n`` resamples draws as many genes as there are, with replacement (the same rows
@@ -281,7 +282,9 @@ def bootstrap_ci(metric_fn, *arrays: ArrayLike, n: int = 1000, seed: int = 0,
         except HmvizError:
             continue
     if len(draws) * 2 < n:
-        raise HmvizError(f"The metric is undefined in {n - len(draws)} of {n} bootstrap resamples of {size} genes: "
-                         "too few genes (or one class only) for an interval.")
+        raise HmvizError(
+            f"The metric is undefined in {n - len(draws)} of {n} bootstrap resamples of {size} genes: "
+            "too few genes (or one class only) for an interval."
+        )
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)

@@ -31,6 +31,10 @@ def check_model_size(name: str, config: dict[str, Any], where: str) -> torch.nn.
     """
     model = meta_model(name, config)
     n_params = sum(p.numel() for p in model.parameters())
-    limits.check(limits.PARAMETERS, n_params, f"{where}: model {name}",
-                 "Use smaller settings (fewer filters, hidden units or layers).")
+    limits.check(
+        limits.PARAMETERS,
+        n_params,
+        f"{where}: model {name}",
+        "Use smaller settings (fewer filters, hidden units or layers).",
+    )
     return model

@@ -92,13 +92,27 @@ def _mark_tss(fig: go.Figure, **where) -> None:
     fig.add_vline(x=0, line=TSS_LINE, **where)
 
 
-def _heatmap(z: np.ndarray, x: np.ndarray, marks: list[str], bin_size: float, *, signed: bool, zmax: float | None,
-             coloraxis: str | None = None, value_name: str = "attribution") -> go.Heatmap:
+def _heatmap(
+    z: np.ndarray,
+    x: np.ndarray,
+    marks: list[str],
+    bin_size: float,
+    *,
+    signed: bool,
+    zmax: float | None,
+    coloraxis: str | None = None,
+    value_name: str = "attribution",
+) -> go.Heatmap:
     starts = x - bin_size / 2.0
     custom = np.broadcast_to(np.stack([starts, starts + bin_size], axis=-1), (z.shape[0], z.shape[1], 2))
-    kw = {"z": z, "x": x, "y": marks, "customdata": custom,
-              "hovertemplate": "%{y}, %{customdata[0]:+,.0f} to %{customdata[1]:+,.0f} bp<br>"
-                            f"{value_name}: " + "%{z:.3g}<extra></extra>"}
+    kw = {
+        "z": z,
+        "x": x,
+        "y": marks,
+        "customdata": custom,
+        "hovertemplate": "%{y}, %{customdata[0]:+,.0f} to %{customdata[1]:+,.0f} bp<br>"
+        f"{value_name}: " + "%{z:.3g}<extra></extra>",
+    }
     if coloraxis:
         return go.Heatmap(coloraxis=coloraxis, **kw)
     if signed:
@@ -129,8 +143,9 @@ def attribution_heatmap(
     z = _array(values, "values", 2)
     marks = [str(m) for m in marks]
     if z.shape[1] != len(marks):
-        raise DataError(f"values has shape {z.shape}; expected (bins, marks) with {len(marks)} marks "
-                        f"({', '.join(marks)}).")
+        raise DataError(
+            f"values has shape {z.shape}; expected (bins, marks) with {len(marks)} marks ({', '.join(marks)})."
+        )
     x, size = _bin_positions(bin_starts_bp, z.shape[0], bin_size)
     fig = go.Figure(_heatmap(z.T, x, marks, size, signed=signed, zmax=zmax))
     fig.data[0].colorbar = {"title": {"text": colorbar_title, "side": "right"}}
@@ -162,15 +177,17 @@ def pair_heatmaps(
     a, b = _array(values_a, "values_a", 2), _array(values_b, "values_b", 2)
     marks = [str(m) for m in marks]
     if a.shape != b.shape or a.shape[1] != len(marks):
-        raise DataError(f"values_a {a.shape} and values_b {b.shape} must both be (bins, marks) with "
-                        f"{len(marks)} marks.")
+        raise DataError(
+            f"values_a {a.shape} and values_b {b.shape} must both be (bins, marks) with {len(marks)} marks."
+        )
     if combine not in ("difference", "sum"):
         raise DataError(f"combine must be 'difference' or 'sum'; got '{combine}'.")
     x, size = _bin_positions(bin_starts_bp, a.shape[0], bin_size)
     third = a - b if combine == "difference" else a + b
     third_title = f"{gene_a} minus {gene_b}" if combine == "difference" else f"{gene_a} + {gene_b} (together)"
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=(gene_a, gene_b, third_title))
+    fig = make_subplots(
+        rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=(gene_a, gene_b, third_title)
+    )
     for row, z in enumerate((a, b, third), start=1):
         fig.add_trace(_heatmap(z.T, x, marks, size, signed=True, zmax=None, coloraxis="coloraxis"), row=row, col=1)
         fig.update_yaxes(title_text=MARK_TITLE if row == 2 else None, row=row, col=1)
@@ -178,31 +195,45 @@ def pair_heatmaps(
     zmax = _symmetric_range(a, b, third)
     fig.update_layout(
         title=title or f"Why the model ranks {gene_a} vs {gene_b}: contributions by mark and position",
-        coloraxis={"colorscale": DIVERGING, "cmid": 0.0, "cmin": -zmax, "cmax": zmax,
-                       "colorbar": {"title": {"text": colorbar_title, "side": "right"}}},
+        coloraxis={
+            "colorscale": DIVERGING,
+            "cmid": 0.0,
+            "cmin": -zmax,
+            "cmax": zmax,
+            "colorbar": {"title": {"text": colorbar_title, "side": "right"}},
+        },
         height=650,
     )
     fig.update_xaxes(title_text=POSITION_TITLE, row=3, col=1)
     return fig
 
 
-def _bars(values, labels: list[str], series_names, *, what: str, title: str, x_title: str,
-          y_title: str) -> go.Figure:
+def _bars(values, labels: list[str], series_names, *, what: str, title: str, x_title: str, y_title: str) -> go.Figure:
     v = _array(values, "values", (1, 2))
     v2 = v[None, :] if v.ndim == 1 else v
     if v2.shape[1] != len(labels):
-        raise DataError(f"values has shape {v.shape}; expected ({len(labels)},) or (series, {len(labels)}) for the "
-                        f"{what}s {', '.join(labels)}.")
+        raise DataError(
+            f"values has shape {v.shape}; expected ({len(labels)},) or (series, {len(labels)}) for the "
+            f"{what}s {', '.join(labels)}."
+        )
     fig = go.Figure()
     if v.ndim == 1 and series_names is None:
         colours = [HIGHLIGHT if val > 0 else MAIN for val in v]  # red raises, blue lowers (as the heatmaps)
-        fig.add_trace(go.Bar(x=labels, y=v, marker_color=colours, name=y_title,
-                             hovertemplate="%{x}: %{y:.3g}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(x=labels, y=v, marker_color=colours, name=y_title, hovertemplate="%{x}: %{y:.3g}<extra></extra>")
+        )
     else:
         names = _names(series_names, v2.shape[0], "series", "series")
         for k, (name, row) in enumerate(zip(names, v2)):
-            fig.add_trace(go.Bar(x=labels, y=row, name=name, marker_color=SERIES_COLOURS[k % len(SERIES_COLOURS)],
-                                 hovertemplate=f"{name}, " + "%{x}: %{y:.3g}<extra></extra>"))
+            fig.add_trace(
+                go.Bar(
+                    x=labels,
+                    y=row,
+                    name=name,
+                    marker_color=SERIES_COLOURS[k % len(SERIES_COLOURS)],
+                    hovertemplate=f"{name}, " + "%{x}: %{y:.3g}<extra></extra>",
+                )
+            )
         fig.update_layout(barmode="group")
     fig.add_hline(y=0, line={"color": "black", "width": 1})
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
@@ -222,8 +253,9 @@ def mark_bars(
     ``values``: ``(marks,)`` (one bar per mark, red above 0, blue below) or ``(series, marks)``
     grouped by mark, one colour per series (e.g. gene A vs gene B: ``series_names=("A", "B")``).
     """
-    return _bars(values, [str(m) for m in marks], series_names, what="mark", title=title, x_title=MARK_TITLE,
-                 y_title=value_title)
+    return _bars(
+        values, [str(m) for m in marks], series_names, what="mark", title=title, x_title=MARK_TITLE, y_title=value_title
+    )
 
 
 def region_bars(
@@ -242,8 +274,9 @@ def region_bars(
     regions, marks = [str(r) for r in regions], [str(m) for m in marks]
     if v.shape != (len(regions), len(marks)):
         raise DataError(f"values has shape {v.shape}; expected (regions, marks) = ({len(regions)}, {len(marks)}).")
-    return _bars(v.T, regions, marks, what="region", title=title, x_title="Region relative to the TSS",
-                 y_title=value_title)
+    return _bars(
+        v.T, regions, marks, what="region", title=title, x_title="Region relative to the TSS", y_title=value_title
+    )
 
 
 # --------------------------------------------------------------------------- attention
@@ -281,8 +314,15 @@ def attention_beta_bars(
 ) -> go.Figure:
     """AttentiveChrome's beta (attention over marks, sums to 1): ``(marks,)`` or ``(series, marks)``
     (e.g. the class means with ``series_names=("low", "high")``)."""
-    fig = _bars(beta, [str(m) for m in marks], series_names if np.ndim(beta) == 2 else None, what="mark",
-                title=title, x_title=MARK_TITLE, y_title="attention weight (sums to 1 over marks)")
+    fig = _bars(
+        beta,
+        [str(m) for m in marks],
+        series_names if np.ndim(beta) == 2 else None,
+        what="mark",
+        title=title,
+        x_title=MARK_TITLE,
+        y_title="attention weight (sums to 1 over marks)",
+    )
     if np.ndim(beta) == 1:
         fig.data[0].marker.color = MAIN
     return fig
@@ -335,22 +375,43 @@ def ablation_chart(
         err = {"type": "data", "array": t["std"].fillna(0).to_numpy(), "visible": True, "thickness": 1}
     fig = go.Figure()
     fig.add_vrect(x0=ref[col] - margin, x1=ref[col], fillcolor="grey", opacity=0.15, line_width=0)
-    fig.add_trace(go.Scatter(
-        x=t[col], y=t["marks"], mode="markers", error_x=err, name="subset of marks",
-        marker={"color": MAIN, "size": 8}, customdata=np.stack([t["n_marks"]], axis=-1),
-        hovertemplate="%{y} (%{customdata[0]} marks)<br>" + label + ": %{x:.4f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=t[col],
+            y=t["marks"],
+            mode="markers",
+            error_x=err,
+            name="subset of marks",
+            marker={"color": MAIN, "size": 8},
+            customdata=np.stack([t["n_marks"]], axis=-1),
+            hovertemplate="%{y} (%{customdata[0]} marks)<br>" + label + ": %{x:.4f}<extra></extra>",
+        )
+    )
     chosen = t[t["marks"].astype(str) == name]
-    fig.add_trace(go.Scatter(
-        x=chosen[col], y=chosen["marks"], mode="markers", name=(
-            f"smallest subset within {margin:g} of all marks" if pick is not None else "highlighted subset"),
-        marker={"color": HIGHLIGHT, "size": 14, "symbol": "diamond"}, hoverinfo="skip"))
-    fig.add_vline(x=ref[col], line={"color": "black", "width": 1, "dash": "dash"},
-                  annotation_text=f"all marks: {ref[col]:.3f}", annotation_position="top")
+    fig.add_trace(
+        go.Scatter(
+            x=chosen[col],
+            y=chosen["marks"],
+            mode="markers",
+            name=(f"smallest subset within {margin:g} of all marks" if pick is not None else "highlighted subset"),
+            marker={"color": HIGHLIGHT, "size": 14, "symbol": "diamond"},
+            hoverinfo="skip",
+        )
+    )
+    fig.add_vline(
+        x=ref[col],
+        line={"color": "black", "width": 1, "dash": "dash"},
+        annotation_text=f"all marks: {ref[col]:.3f}",
+        annotation_position="top",
+    )
     fig.update_layout(
         title=title or f"Which marks does the model need? {label} per subset of marks",
         xaxis_title=label + (" (mean over seeds ± SD)" if err is not None else ""),
-        yaxis_title="marks used", height=max(350, 22 * len(t) + 150),
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"}, margin={"t": 110})
+        yaxis_title="marks used",
+        height=max(350, 22 * len(t) + 150),
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
+        margin={"t": 110},
+    )
     return fig
 
 
@@ -384,16 +445,22 @@ def roc_curves(curves: Mapping[str, tuple], *, title: str = "ROC curve: high vs 
     for name, y, s in _curve_inputs(curves, "ROC"):
         fpr, tpr, _ = roc_curve(y, s)
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUROC {auroc(y, s):.3f})"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUROC 0.5)",
-                             line={"color": "grey", "dash": "dot"}))
-    fig.update_layout(title=title, xaxis_title="false positive rate (low genes called high)",
-                      yaxis_title="true positive rate (high genes found)",
-                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]})
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUROC 0.5)", line={"color": "grey", "dash": "dot"})
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="false positive rate (low genes called high)",
+        yaxis_title="true positive rate (high genes found)",
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02]},
+    )
     return fig
 
 
-def pr_curves(curves: Mapping[str, tuple], *,
-              title: str = "Precision-recall curve: finding the highly expressed genes") -> go.Figure:
+def pr_curves(
+    curves: Mapping[str, tuple], *, title: str = "Precision-recall curve: finding the highly expressed genes"
+) -> go.Figure:
     """Precision-recall curves of several models on one figure, AUPRC (average precision) in the legend,
     and the fraction of high genes (a random ranking's precision) as a dotted line."""
     from sklearn.metrics import precision_recall_curve
@@ -406,11 +473,18 @@ def pr_curves(curves: Mapping[str, tuple], *,
         precision, recall, _ = precision_recall_curve(y, s)
         fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", name=f"{name} (AUPRC {auprc(y, s):.3f})"))
         prevalence = float(y.mean()) if prevalence is None else prevalence
-    fig.add_hline(y=prevalence, line={"color": "grey", "dash": "dot"},
-                  annotation_text=f"random ranking ({prevalence:.2f} of genes are high)")
-    fig.update_layout(title=title, xaxis_title="recall (high genes found)",
-                      yaxis_title="precision (genes called high that are high)",
-                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]})
+    fig.add_hline(
+        y=prevalence,
+        line={"color": "grey", "dash": "dot"},
+        annotation_text=f"random ranking ({prevalence:.2f} of genes are high)",
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="recall (high genes found)",
+        yaxis_title="precision (genes called high that are high)",
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02]},
+    )
     return fig
 
 
@@ -439,8 +513,9 @@ def predicted_vs_actual(
     ok = np.isfinite(p) & np.isfinite(e)
     if log1p_expression:
         if (e[ok] < 0).any():
-            raise DataError("Expression has negative values, so log(1 + expression) does not apply; "
-                            "pass log1p_expression=False.")
+            raise DataError(
+                "Expression has negative values, so log(1 + expression) does not apply; pass log1p_expression=False."
+            )
         e = np.where(ok, np.log1p(np.where(ok, e, 0.0)), np.nan)
     fig = go.Figure()
     groups = [("genes", np.ones(p.size, dtype=bool), MAIN)]
@@ -452,14 +527,24 @@ def predicted_vs_actual(
     for name, sel, colour in groups:
         sel = sel & ok
         # customdata: each point's position in the inputs, so that a selected point names its gene
-        fig.add_trace(go.Scatter(x=e[sel], y=p[sel], mode="markers", name=name, text=np.asarray(names)[sel],
-                                 customdata=np.flatnonzero(sel),
-                                 marker={"color": colour, "size": 5, "opacity": 0.6},
-                                 hovertemplate="%{text}<br>expression %{x:.3g}<br>score %{y:.3g}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=e[sel],
+                y=p[sel],
+                mode="markers",
+                name=name,
+                text=np.asarray(names)[sel],
+                customdata=np.flatnonzero(sel),
+                marker={"color": colour, "size": 5, "opacity": 0.6},
+                hovertemplate="%{text}<br>expression %{x:.3g}<br>score %{y:.3g}<extra></extra>",
+            )
+        )
     rho = float(spearmanr(e[ok], p[ok])[0]) if ok.sum() > 2 else float("nan")
-    fig.update_layout(title=title or f"Predicted vs measured expression (Spearman r = {rho:.3f}, {int(ok.sum())} genes)",
-                      xaxis_title="measured expression, log(1 + value)" if log1p_expression else "measured expression",
-                      yaxis_title=predicted_title)
+    fig.update_layout(
+        title=title or f"Predicted vs measured expression (Spearman r = {rho:.3f}, {int(ok.sum())} genes)",
+        xaxis_title="measured expression, log(1 + value)" if log1p_expression else "measured expression",
+        yaxis_title=predicted_title,
+    )
     return fig
 
 
@@ -498,8 +583,7 @@ def mark_profiles(
     values = sorted(values, key=lambda v: (str(type(v)), v))
     default = {0: "low expression", 1: "high expression"} if set(values) <= {0, 1} else {}
     names = {**default, **(group_names or {})}
-    fig = make_subplots(rows=len(marks), cols=1, shared_xaxes=True, vertical_spacing=0.05,
-                        subplot_titles=marks)
+    fig = make_subplots(rows=len(marks), cols=1, shared_xaxes=True, vertical_spacing=0.05, subplot_titles=marks)
     for k, v in enumerate(values):
         sel = g == v
         mean = x3[sel].mean(axis=0)
@@ -509,13 +593,35 @@ def mark_profiles(
         for m in range(len(marks)):
             band_x = np.concatenate([x, x[::-1]])
             band_y = np.concatenate([mean[:, m] + sem[:, m], (mean[:, m] - sem[:, m])[::-1]])
-            fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor=colour, opacity=0.2,
-                                     line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=label),
-                          row=m + 1, col=1)
-            fig.add_trace(go.Scatter(x=x, y=mean[:, m], mode="lines", name=label, legendgroup=label,
-                                     line={"color": colour}, showlegend=m == 0,
-                                     hovertemplate=f"{marks[m]}, {label}<br>" + "%{x:+,.0f} bp: %{y:.3g}<extra></extra>"),
-                          row=m + 1, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=band_x,
+                    y=band_y,
+                    fill="toself",
+                    fillcolor=colour,
+                    opacity=0.2,
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=label,
+                ),
+                row=m + 1,
+                col=1,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=mean[:, m],
+                    mode="lines",
+                    name=label,
+                    legendgroup=label,
+                    line={"color": colour},
+                    showlegend=m == 0,
+                    hovertemplate=f"{marks[m]}, {label}<br>" + "%{x:+,.0f} bp: %{y:.3g}<extra></extra>",
+                ),
+                row=m + 1,
+                col=1,
+            )
     for m in range(len(marks)):
         _mark_tss(fig, row=m + 1, col=1)
     fig.update_xaxes(title_text=POSITION_TITLE, row=len(marks), col=1)
@@ -550,12 +656,29 @@ def training_curves(
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         suffix = "" if len(stages) == 1 else f" ({stage})"
         epochs = [r["epoch"] for r in sel]
-        fig.add_trace(go.Scatter(x=epochs, y=[r["train_loss"] for r in sel], mode="lines+markers",
-                                 name="training loss" + suffix, line={"color": colour}), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=[r["train_loss"] for r in sel],
+                mode="lines+markers",
+                name="training loss" + suffix,
+                line={"color": colour},
+            ),
+            row=1,
+            col=1,
+        )
         if key is not None:
-            fig.add_trace(go.Scatter(x=epochs, y=[r.get(key) for r in sel], mode="lines+markers",
-                                     name=key.replace("_", " ") + suffix, line={"color": colour, "dash": "dash"}),
-                          row=1, col=2)
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[r.get(key) for r in sel],
+                    mode="lines+markers",
+                    name=key.replace("_", " ") + suffix,
+                    line={"color": colour, "dash": "dash"},
+                ),
+                row=1,
+                col=2,
+            )
     if best_epoch is not None:
         for col in (1, 2):
             fig.add_vline(x=best_epoch, line={"color": "grey", "dash": "dot"}, row=1, col=col)

@@ -27,8 +27,10 @@ def _split_kind(dataset: HistoneDataset, split: str, chroms_given: bool = False)
     if split == "auto":
         return "chromosome" if chroms_given else "file" if dataset.split is not None else "random"
     if split == "file" and dataset.split is None:
-        raise DataError("--split file was asked for but the data has no split column; use --split random "
-                        "or --split chromosome, or add a 'split' column (train/valid/test).")
+        raise DataError(
+            "--split file was asked for but the data has no split column; use --split random "
+            "or --split chromosome, or add a 'split' column (train/valid/test)."
+        )
     return split
 
 
@@ -55,7 +57,7 @@ class _Prepared:
     """A dataset made ready for one task: marks selected, split assigned, targets and transform fitted."""
 
     dataset: HistoneDataset | MultiCellDataset
-    first: HistoneDataset                # the (first) cell, which carries the split
+    first: HistoneDataset  # the (first) cell, which carries the split
     rule: LabelRule | None
     threshold: float | None
     transform: SignalTransform
@@ -78,9 +80,16 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
         if a.expression is not None and b.expression is not None:
             strata = quantile_strata(np.log2((b.expression + 1.0) / (a.expression + 1.0)))
             stratified_by = "log2 fold-change quantile"
-        a = ensure_split(a, how=_split_kind(a, options.split, chroms_given), seed=options.seed,
-                         fractions=options.split_fractions, valid_chroms=options.valid_chroms,
-                         test_chroms=options.test_chroms, strata=strata, stratified_by=stratified_by)
+        a = ensure_split(
+            a,
+            how=_split_kind(a, options.split, chroms_given),
+            seed=options.seed,
+            fractions=options.split_fractions,
+            valid_chroms=options.valid_chroms,
+            test_chroms=options.test_chroms,
+            strata=strata,
+            stratified_by=stratified_by,
+        )
         # One split for both cells: a gene is in the same split in every cell.
         cells = {n: dataclasses.replace(c, split=a.split, meta=dict(a.meta)) for n, c in dataset.cells.items()}
         dataset = MultiCellDataset(cells, source=source)
@@ -101,9 +110,16 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
             # The label threshold is fitted on the training genes after the split, so the split is
             # stratified on expression quantiles, which balances any threshold rule.
             strata, stratified_by = quantile_strata(dataset.expression), "expression quantile"
-        dataset = ensure_split(dataset, how=_split_kind(dataset, options.split, chroms_given), seed=options.seed,
-                               fractions=options.split_fractions, valid_chroms=options.valid_chroms,
-                               test_chroms=options.test_chroms, strata=strata, stratified_by=stratified_by)
+        dataset = ensure_split(
+            dataset,
+            how=_split_kind(dataset, options.split, chroms_given),
+            seed=options.seed,
+            fractions=options.split_fractions,
+            valid_chroms=options.valid_chroms,
+            test_chroms=options.test_chroms,
+            strata=strata,
+            stratified_by=stratified_by,
+        )
         first = dataset
         threshold = None
         if rule is not None:

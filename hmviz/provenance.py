@@ -65,11 +65,16 @@ def applied_elsewhere(card: dict, fingerprint: str, data_name: str) -> str | Non
     was trained on; None when it is (same fingerprint)."""
     if card.get("data", {}).get("fingerprint") == fingerprint:
         return None
-    tail = (" A model trained on generated data has learnt the planted rules of that data, not measured biology."
-            if generated(card) else "")
-    return (f"Applied to other data: {data_name} is not the data this model was trained on. Its scores and "
-            "explanations here say what this model does with these genes, not what they were learnt from; check "
-            f"its test metrics on these genes on the Evaluate page before trusting them.{tail}")
+    tail = (
+        " A model trained on generated data has learnt the planted rules of that data, not measured biology."
+        if generated(card)
+        else ""
+    )
+    return (
+        f"Applied to other data: {data_name} is not the data this model was trained on. Its scores and "
+        "explanations here say what this model does with these genes, not what they were learnt from; check "
+        f"its test metrics on these genes on the Evaluate page before trusting them.{tail}"
+    )
 
 
 @dataclass(frozen=True)
@@ -110,5 +115,13 @@ def published_matching(model: str, cell_ids: set[str]) -> list[PublishedRow]:
     return rows
 
 
-__all__ = ["GENE_SETS", "PublishedRow", "applied_elsewhere", "generated", "published_matching", "roadmap_ids",
-           "shown_source", "trained_on"]
+__all__ = [
+    "GENE_SETS",
+    "PublishedRow",
+    "applied_elsewhere",
+    "generated",
+    "published_matching",
+    "roadmap_ids",
+    "shown_source",
+    "trained_on",
+]

@@ -94,8 +94,10 @@ def threads_from_env() -> int | None:
     except ValueError:
         n = 0
     if n < 1:
-        raise HmvizError(f"{THREADS_ENV}={raw!r} is not a positive whole number of threads; set it to e.g. 1 or 4, "
-                         "or unset it to let hmviz choose from the free cores.")
+        raise HmvizError(
+            f"{THREADS_ENV}={raw!r} is not a positive whole number of threads; set it to e.g. 1 or 4, "
+            "or unset it to let hmviz choose from the free cores."
+        )
     return n
 
 

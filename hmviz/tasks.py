@@ -11,7 +11,7 @@ The loop that trains on a task is :mod:`hmviz.engine`; scoring a saved model on 
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -65,8 +65,15 @@ def _bce_with_logits(logits: np.ndarray, targets: np.ndarray) -> float:
 
 
 class _SingleCellTask(_Task):
-    def __init__(self, device, x: torch.Tensor, split: np.ndarray, expression: np.ndarray | None,
-                 labels: np.ndarray | None, seed: int):
+    def __init__(
+        self,
+        device,
+        x: torch.Tensor,
+        split: np.ndarray,
+        expression: np.ndarray | None,
+        labels: np.ndarray | None,
+        seed: int,
+    ):
         super().__init__(device)
         self.x = x
         self.train_idx = np.flatnonzero(split == "train")
@@ -86,8 +93,9 @@ class _SingleCellTask(_Task):
         if truth is not None and np.isfinite(truth).all():
             out[f"{prefix}concordance_index"] = M.concordance_index(truth, scores)
             try:
-                i, j, _ = sample_pairs(truth, np.arange(len(index)), n_pairs=min(20000, 10 * len(index)),
-                                       seed=self.seed)
+                i, j, _ = sample_pairs(
+                    truth, np.arange(len(index)), n_pairs=min(20000, 10 * len(index)), seed=self.seed
+                )
                 out[f"{prefix}pairwise_accuracy"] = M.pairwise_accuracy(truth, scores, np.stack([i, j], 1))
             except DataError:
                 pass
@@ -109,7 +117,7 @@ class _BinaryTask(_SingleCellTask):
     def train_batches(self, rng, batch_size):
         order = rng.permutation(self.train_idx)
         for start in range(0, len(order), batch_size):
-            idx = torch.as_tensor(order[start:start + batch_size], dtype=torch.long)
+            idx = torch.as_tensor(order[start : start + batch_size], dtype=torch.long)
             yield self.x[idx].to(self.device, non_blocking=True), self.y[idx].to(self.device, non_blocking=True)
 
     def loss(self, model, batch):
@@ -168,25 +176,28 @@ class _RankingTask(_SingleCellTask):
         i, j, t = self._pairs(self.train_idx, seed=int(rng.integers(2**31)))
         tt = torch.as_tensor(t, dtype=torch.float32)
         for start in range(0, len(i), batch_size):
-            a = torch.as_tensor(i[start:start + batch_size], dtype=torch.long)
-            b = torch.as_tensor(j[start:start + batch_size], dtype=torch.long)
-            yield (self.x[a].to(self.device), self.x[b].to(self.device), tt[start:start + batch_size].to(self.device))
+            a = torch.as_tensor(i[start : start + batch_size], dtype=torch.long)
+            b = torch.as_tensor(j[start : start + batch_size], dtype=torch.long)
+            yield (self.x[a].to(self.device), self.x[b].to(self.device), tt[start : start + batch_size].to(self.device))
 
     def _within_batch(self, rng, batch_size):
         """Shuffle the training genes into batches of ``batch_size`` genes; draw ``pairs_per_gene`` x
         genes pairs among each batch's genes. Every gene is scored once per epoch, not once per pair."""
         order = rng.permutation(self.train_idx)
         for start in range(0, len(order), batch_size):
-            genes = order[start:start + batch_size]
+            genes = order[start : start + batch_size]
             try:
                 i, j, t = self._pairs(genes, seed=int(rng.integers(2**31)))
             except DataError:  # every gene of this batch ties with every other: nothing to learn from it
                 continue
             local = np.full(len(self.order_value), -1, dtype=np.int64)
             local[genes] = np.arange(len(genes))
-            yield (self.x[torch.as_tensor(genes, dtype=torch.long)].to(self.device),
-                   torch.as_tensor(local[i]).to(self.device), torch.as_tensor(local[j]).to(self.device),
-                   torch.as_tensor(t, dtype=torch.float32).to(self.device))
+            yield (
+                self.x[torch.as_tensor(genes, dtype=torch.long)].to(self.device),
+                torch.as_tensor(local[i]).to(self.device),
+                torch.as_tensor(local[j]).to(self.device),
+                torch.as_tensor(t, dtype=torch.float32).to(self.device),
+            )
 
     def loss(self, model, batch):
         if self.pair_sampling == "within-batch":  # batch = (genes, pair rows i, j, targets): score each gene once
@@ -250,13 +261,14 @@ class _DifferentialTask(_Task):
         """Fit the model's target scale on the training genes only (DeepDiff.fit_target_scale)."""
         if hasattr(model, "fit_target_scale"):
             idx = self.train_idx
-            model.fit_target_scale(torch.as_tensor(self.diff[idx]),
-                                   torch.as_tensor(np.concatenate([self.abs_a[idx], self.abs_b[idx]])))
+            model.fit_target_scale(
+                torch.as_tensor(self.diff[idx]), torch.as_tensor(np.concatenate([self.abs_a[idx], self.abs_b[idx]]))
+            )
 
     def train_batches(self, rng, batch_size):
         order = rng.permutation(self.train_idx)
         for start in range(0, len(order), batch_size):
-            idx = torch.as_tensor(order[start:start + batch_size], dtype=torch.long)
+            idx = torch.as_tensor(order[start : start + batch_size], dtype=torch.long)
             yield tuple(t[idx].to(self.device) for t in (self.xa, self.xb, *self.t))
 
     def loss(self, model, batch):
@@ -291,8 +303,15 @@ class _DifferentialTask(_Task):
         return out
 
 
-def _make_task(dataset, options: TrainOptions, spec, device, transform: SignalTransform | None,
-               rule: LabelRule | None, threshold: float | None):
+def _make_task(
+    dataset,
+    options: TrainOptions,
+    spec,
+    device,
+    transform: SignalTransform | None,
+    rule: LabelRule | None,
+    threshold: float | None,
+):
     """Build the task for ``spec.task`` from a dataset whose split is already assigned."""
     if spec.task == "differential":
         a, b = _differential_cells(dataset, options.cells)
@@ -309,8 +328,9 @@ def _make_task(dataset, options: TrainOptions, spec, device, transform: SignalTr
     if expression is not None:
         missing = ~np.isfinite(expression)
         if missing.any():
-            log.warning("%d genes have no expression value and are left out of training and evaluation.",
-                        int(missing.sum()))
+            log.warning(
+                "%d genes have no expression value and are left out of training and evaluation.", int(missing.sum())
+            )
             split[missing] = "none"
     labels = dataset.labels
     if spec.task == "binary":
@@ -322,8 +342,16 @@ def _make_task(dataset, options: TrainOptions, spec, device, transform: SignalTr
     if spec.task == "ranking":
         if rule is not None and labels is None:
             labels = rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
-        return _RankingTask(device, x, split, expression, labels, options.seed, pairs_per_gene=options.pairs_per_gene,
-                            pair_sampling=options.pair_sampling)
+        return _RankingTask(
+            device,
+            x,
+            split,
+            expression,
+            labels,
+            options.seed,
+            pairs_per_gene=options.pairs_per_gene,
+            pair_sampling=options.pair_sampling,
+        )
     raise ModelError(f"Unknown task '{spec.task}'.")
 
 

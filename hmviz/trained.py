@@ -37,8 +37,10 @@ class TrainedModel:
         self.card = card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
 
     def __repr__(self) -> str:
-        return (f"TrainedModel({self.card.model}, {self.card.task}, marks={list(self.card.marks)}, "
-                f"{self.card.n_bins} bins of {self.card.bin_size} bp)")
+        return (
+            f"TrainedModel({self.card.model}, {self.card.task}, marks={list(self.card.marks)}, "
+            f"{self.card.n_bins} bins of {self.card.bin_size} bp)"
+        )
 
     @property
     def device(self) -> torch.device:
@@ -66,8 +68,14 @@ class TrainedModel:
 
         return prepare(self.module, self.card, dataset)
 
-    def explain(self, dataset: HistoneDataset, genes: Sequence[str | int], method: str = "integrated_gradients",
-                baseline: str | None = None, **options):
+    def explain(
+        self,
+        dataset: HistoneDataset,
+        genes: Sequence[str | int],
+        method: str = "integrated_gradients",
+        baseline: str | None = None,
+        **options,
+    ):
         """Attributions of the model's output for ``genes`` (ids or rows) to their bins and marks
         (:class:`hmviz.explain.Attribution`, values ``(genes, bins, marks)``)."""
         from hmviz.explain import DEFAULT_BASELINE
@@ -75,8 +83,15 @@ class TrainedModel:
         session = self.session(dataset)
         return session.explain_genes([session.row(g) for g in genes], method, baseline or DEFAULT_BASELINE, **options)
 
-    def explain_pair(self, dataset: HistoneDataset | MultiCellDataset, a: str | int, b: str | int | None = None,
-                     method: str = "integrated_gradients", baseline: str | None = None, **options):
+    def explain_pair(
+        self,
+        dataset: HistoneDataset | MultiCellDataset,
+        a: str | int,
+        b: str | int | None = None,
+        method: str = "integrated_gradients",
+        baseline: str | None = None,
+        **options,
+    ):
         """Why gene ``a`` is ranked above or below gene ``b`` (rankers, classifiers), or why gene ``a`` changes
         between the two cells (DeepDiff, ``b`` None): :meth:`ExplainSession.explain_pair`."""
         from hmviz.explain import DEFAULT_BASELINE

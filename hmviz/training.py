@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -66,11 +66,16 @@ def train(
     dataset, first, rule, threshold, transform = prep.dataset, prep.first, prep.rule, prep.threshold, prep.transform
     fingerprint, source = prep.fingerprint, prep.source
 
-    check_model_size(options.model, {"n_marks": first.n_marks, "n_bins": first.n_bins, **options.model_overrides},
-                     "the model settings (--set)")
+    check_model_size(
+        options.model,
+        {"n_marks": first.n_marks, "n_bins": first.n_bins, **options.model_overrides},
+        "the model settings (--set)",
+    )
     # This run's randomness only (weights from its seed, then its own generator): see hmviz.models._common.
     with seeded_init(options.seed, device) as generator:
-        model, config = build_model(options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides)
+        model, config = build_model(
+            options.model, n_marks=first.n_marks, n_bins=first.n_bins, **options.model_overrides
+        )
     use_generator(model, generator[0])
     model.to(device)
     task = _make_task(dataset, options, spec, device, transform, rule, threshold)
@@ -81,22 +86,40 @@ def train(
     if epochs < 1:
         raise HmvizError(f"--epochs must be at least 1; got {epochs}.")
     if options.patience < 0:
-        raise HmvizError(f"--patience must be 0 (never stop early) or a positive number of epochs; got {options.patience}.")
+        raise HmvizError(
+            f"--patience must be 0 (never stop early) or a positive number of epochs; got {options.patience}."
+        )
     if options.select_on not in ("loss", "metric"):
         raise HmvizError(f"--select-on must be 'loss' or 'metric'; got '{options.select_on}'.")
     amp = options.amp if options.amp is not None else device.type == "cuda"
     history: list[dict] = []
-    common = dict(batch_size=batch_size, patience=options.patience, seed=options.seed, device=device, amp=amp,
-                  progress=progress, should_stop=should_stop, history=history,
-                  grad_clip=getattr(config, "grad_clip", None), weight_decay=getattr(config, "weight_decay", 0.0))
+    common = dict(
+        batch_size=batch_size,
+        patience=options.patience,
+        seed=options.seed,
+        device=device,
+        amp=amp,
+        progress=progress,
+        should_stop=should_stop,
+        history=history,
+        grad_clip=getattr(config, "grad_clip", None),
+        weight_decay=getattr(config, "weight_decay", 0.0),
+    )
     t_start = time.perf_counter()
     if hasattr(model, "vae_loss"):
         # SimpleChrome stage 1: the VAE learns from the training genes' signal only, without labels.
         vae_epochs = getattr(config, "vae_epochs", epochs)
-        _run_epochs(model, task, params=list(model.vae_parameters()), lr=getattr(config, "vae_lr", lr),
-                    epochs=vae_epochs, stage="pretrain",
-                    loss_fn=lambda m, batch: m.vae_loss(batch[0]),
-                    metric_fn=lambda m: -_vae_valid_loss(m, task), **common)
+        _run_epochs(
+            model,
+            task,
+            params=list(model.vae_parameters()),
+            lr=getattr(config, "vae_lr", lr),
+            epochs=vae_epochs,
+            stage="pretrain",
+            loss_fn=lambda m, batch: m.vae_loss(batch[0]),
+            metric_fn=lambda m: -_vae_valid_loss(m, task),
+            **common,
+        )
         for p in model.vae_parameters():
             p.requires_grad_(False)
         params = list(model.head_parameters())
@@ -104,8 +127,17 @@ def train(
         params = [p for p in model.parameters() if p.requires_grad]
     task.prepare_model(model)
     select_on = options.select_on
-    best_epoch, _ = _run_epochs(model, task, params=params, lr=lr, epochs=epochs, stage="train",
-                                select_on=select_on, optimizer=getattr(config, "optimizer", "adam"), **common)
+    best_epoch, _ = _run_epochs(
+        model,
+        task,
+        params=params,
+        lr=lr,
+        epochs=epochs,
+        stage="train",
+        select_on=select_on,
+        optimizer=getattr(config, "optimizer", "adam"),
+        **common,
+    )
     best_record = next(h for h in history if h["stage"] == "train" and h["epoch"] == best_epoch)
     best_metric = best_record[task.metric_name]
     train_seconds = time.perf_counter() - t_start
@@ -132,27 +164,44 @@ def train(
         "transform": transform.to_dict(),
         "label_rule": str(rule) if rule is not None else ("file" if spec.task != "differential" else None),
         "label_threshold": threshold,
-        "cells": list(options.cells) if options.cells else (
-            dataset.cell_names[:2] if isinstance(dataset, MultiCellDataset) else None),
-        "split": {**first.meta.get("split", {}), "counts": split_counts,
-                  **({"class_balance": balance} if balance else {})},
+        "cells": list(options.cells)
+        if options.cells
+        else (dataset.cell_names[:2] if isinstance(dataset, MultiCellDataset) else None),
+        "split": {
+            **first.meta.get("split", {}),
+            "counts": split_counts,
+            **({"class_balance": balance} if balance else {}),
+        },
         "genes": genes,
         "training": {
-            "epochs_max": epochs, "epochs_run": len([h for h in history if h["stage"] == "train"]),
-            "best_epoch": best_epoch, "selected_on": f"validation {select_on}",
-            "optimizer": getattr(config, "optimizer", "adam"), "batch_size": batch_size, "lr": lr,
+            "epochs_max": epochs,
+            "epochs_run": len([h for h in history if h["stage"] == "train"]),
+            "best_epoch": best_epoch,
+            "selected_on": f"validation {select_on}",
+            "optimizer": getattr(config, "optimizer", "adam"),
+            "batch_size": batch_size,
+            "lr": lr,
             "patience": options.patience,
             "early_stopping": "no new best validation loss or metric for `patience` epochs",
-            "device": str(device), "mixed_precision": bool(amp), "seconds": round(train_seconds, 2),
+            "device": str(device),
+            "mixed_precision": bool(amp),
+            "seconds": round(train_seconds, 2),
             **({"bin_lstm_impl": impl} if (impl := lstm_impl_used(model, device)) else {}),
-            **({"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
-               if spec.task == "ranking" else {}),
+            **(
+                {"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
+                if spec.task == "ranking"
+                else {}
+            ),
         },
         "seed": options.seed,
         "metrics": metrics,
         "history": history,
-        "data": {"source": source, "fingerprint": fingerprint, "genes": first.n_genes,
-                 "split_fingerprint": genes["split_fingerprint"]},
+        "data": {
+            "source": source,
+            "fingerprint": fingerprint,
+            "genes": first.n_genes,
+            "split_fingerprint": genes["split_fingerprint"],
+        },
     }
     return TrainResult(model=model, card=card, history=history)
 
@@ -161,8 +210,10 @@ def _vae_valid_loss(model, task) -> float:
     idx = task.valid_idx
     x = task.x if hasattr(task, "x") else task.xa
     with torch.inference_mode():
-        losses = [float(model.vae_loss(x[torch.as_tensor(idx[s:s + EVAL_BATCH])].to(task.device)))
-                  for s in range(0, len(idx), EVAL_BATCH)]
+        losses = [
+            float(model.vae_loss(x[torch.as_tensor(idx[s : s + EVAL_BATCH])].to(task.device)))
+            for s in range(0, len(idx), EVAL_BATCH)
+        ]
     return float(np.mean(losses)) if losses else 0.0
 
 
@@ -170,8 +221,9 @@ def _vae_valid_loss(model, task) -> float:
 _MOVED = {
     **dict.fromkeys(("EVAL_BATCH", "choose_device", "prepare_inputs", "predict_scores"), "hmviz.inference"),
     **dict.fromkeys(("seed_everything", "TrainingCancelled", "make_optimizer"), "hmviz.engine"),
-    **dict.fromkeys(("evaluate", "evaluation_set", "evaluation_genes", "training_split", "EvaluationSet"),
-                    "hmviz.evaluation"),
+    **dict.fromkeys(
+        ("evaluate", "evaluation_set", "evaluation_genes", "training_split", "EvaluationSet"), "hmviz.evaluation"
+    ),
     "train_baseline": "hmviz.baselines",
 }
 

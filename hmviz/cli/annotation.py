@@ -18,10 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def add_annotation_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--annotation", metavar="PATH",
-                   help="gene names for the data: a GTF, a BED6 file, or a table with the header gene_id,symbol "
-                        "(Ensembl ids match with or without version; DeepChrome's numeric ids match the Ensembl "
-                        "gene with the same number). Genes can then be named by symbol, and tables get a symbol column")
+    p.add_argument(
+        "--annotation",
+        metavar="PATH",
+        help="gene names for the data: a GTF, a BED6 file, or a table with the header gene_id,symbol "
+        "(Ensembl ids match with or without version; DeepChrome's numeric ids match the Ensembl "
+        "gene with the same number). Genes can then be named by symbol, and tables get a symbol column",
+    )
 
 
 def apply_annotation(args: argparse.Namespace, dataset):

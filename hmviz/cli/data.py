@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from hmviz.atomic import output_lock
-from hmviz.cli.registry import verb
 from hmviz.cli.annotation import add_annotation_argument, apply_annotation
+from hmviz.cli.registry import verb
 from hmviz.data.dataset import MultiCellDataset
 from hmviz.data.formats.long import output_kind
 from hmviz.data.io import FORMATS, read_dataset, write_long
@@ -20,10 +20,12 @@ from hmviz.errors import DataError
 
 
 def _input_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
-                   help="input format (default: detect from the content)")
-    p.add_argument("--expression", metavar="PATH",
-                   help="expression table (gene_id, expression; CSV/TSV) joined by gene id")
+    p.add_argument(
+        "--format", default="auto", choices=("auto", *FORMATS), help="input format (default: detect from the content)"
+    )
+    p.add_argument(
+        "--expression", metavar="PATH", help="expression table (gene_id, expression; CSV/TSV) joined by gene id"
+    )
     add_annotation_argument(p)
 
 
@@ -32,8 +34,7 @@ def _validate_arguments(p: argparse.ArgumentParser) -> None:
     _input_arguments(p)
 
 
-@verb("validate", "read a dataset, check it and describe it (genes, bins, marks, labels, splits)",
-      _validate_arguments)
+@verb("validate", "read a dataset, check it and describe it (genes, bins, marks, labels, splits)", _validate_arguments)
 def validate(args: argparse.Namespace) -> int:
     data = apply_annotation(args, read_dataset(args.paths, format=args.format, expression=args.expression))
     print(data.describe())
@@ -45,8 +46,12 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def _convert_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="IN... OUT",
-                   help="input file(s) or folder(s), then the output file (.csv, .csv.gz, .tsv, .tsv.gz, .parquet)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="IN... OUT",
+        help="input file(s) or folder(s), then the output file (.csv, .csv.gz, .tsv, .tsv.gz, .parquet)",
+    )
     _input_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
@@ -54,8 +59,9 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
 @verb("convert", "convert a dataset in any supported format to hmviz's long format", _convert_arguments)
 def convert(args: argparse.Namespace) -> int:
     if len(args.paths) < 2:
-        raise DataError("convert needs at least one input and an output: convert IN... OUT "
-                        "(e.g. convert data/ data.parquet).")
+        raise DataError(
+            "convert needs at least one input and an output: convert IN... OUT (e.g. convert data/ data.parquet)."
+        )
     *inputs, out = args.paths
     out = Path(out)
     output_kind(out)  # an unknown suffix fails before anything is read
@@ -70,6 +76,8 @@ def convert(args: argparse.Namespace) -> int:
     first = cells[0]
     rows = sum(ds.n_genes * ds.n_bins for ds in cells)
     where = f" in {len(cells)} cells ({', '.join(c.cell or '' for c in cells)})" if len(cells) > 1 else ""
-    print(f"wrote {out}: {rows} rows, {first.n_genes} genes x {first.n_bins} bins x {first.n_marks} marks "
-          f"({', '.join(first.marks)}){where}, {first.bin_size}-bp bins, TSS at bin {first.tss_bin}")
+    print(
+        f"wrote {out}: {rows} rows, {first.n_genes} genes x {first.n_bins} bins x {first.n_marks} marks "
+        f"({', '.join(first.marks)}){where}, {first.bin_size}-bp bins, TSS at bin {first.tss_bin}"
+    )
     return 0

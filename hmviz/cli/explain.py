@@ -24,10 +24,10 @@ import pandas as pd
 
 from hmviz import limits
 from hmviz.atomic import atomic_output
-from hmviz.cli.registry import verb
 from hmviz.cli.model import _add_data_args, _read
-from hmviz.views.genes import symbol_column
+from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
+from hmviz.views.genes import symbol_column
 
 _SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 
@@ -39,17 +39,33 @@ def _explain_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--gene", required=True, metavar="ID", help="gene id or symbol (gene A of a pair)")
     p.add_argument("--vs", metavar="ID", help="second gene (B): explain why the model ranks A vs B")
-    p.add_argument("--method", default="integrated_gradients", metavar="NAME",
-                   help="attribution method, e.g. integrated_gradients (default), saliency, gradient_shap, "
-                        "deeplift, occlusion, feature_ablation")
-    p.add_argument("--baseline", default=None, metavar="NAME",
-                   help="reference input: train_mean (the training genes' mean, default), zeros (no reads), "
-                        "low_expression_mean, gene_sample (for gradient_shap)")
-    p.add_argument("--steps", type=int, metavar="N",
-                   help="first number of integration steps for integrated_gradients (default 50; doubled until the "
-                        "gap is within 1%% of the output difference, up to 512)")
-    p.add_argument("--promoter", default="1000,1000", metavar="UP,DOWN",
-                   help="bp upstream and downstream of the TSS bounding the promoter region (default 1000,1000)")
+    p.add_argument(
+        "--method",
+        default="integrated_gradients",
+        metavar="NAME",
+        help="attribution method, e.g. integrated_gradients (default), saliency, gradient_shap, "
+        "deeplift, occlusion, feature_ablation",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME",
+        help="reference input: train_mean (the training genes' mean, default), zeros (no reads), "
+        "low_expression_mean, gene_sample (for gradient_shap)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="first number of integration steps for integrated_gradients (default 50; doubled until the "
+        "gap is within 1%% of the output difference, up to 512)",
+    )
+    p.add_argument(
+        "--promoter",
+        default="1000,1000",
+        metavar="UP,DOWN",
+        help="bp upstream and downstream of the TSS bounding the promoter region (default 1000,1000)",
+    )
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", required=True, metavar="FILE", help="output table (.csv, .tsv or .parquet)")
 
@@ -75,8 +91,10 @@ def _promoter(text: str) -> tuple[float, float]:
     except ValueError:
         raise HmvizError(f"--promoter takes two distances in bp, e.g. 1000,1000; got '{text}'.") from None
     if not all(np.isfinite(v) and 0 <= v <= 1e9 for v in (up, down)):
-        raise HmvizError(f"--promoter takes two finite, non-negative distances in bp (upstream,downstream), "
-                         f"e.g. 1000,1000; got '{text}'.")
+        raise HmvizError(
+            f"--promoter takes two finite, non-negative distances in bp (upstream,downstream), "
+            f"e.g. 1000,1000; got '{text}'."
+        )
     return up, down
 
 
@@ -84,16 +102,34 @@ def _number(v) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else float(v)
 
 
-def _summary(method: str, kind: str, unit: str, baseline: str | None, explained: float | None, total: float,
-             gap: float | None, work: int | None, cap_reached: bool | None, sentence: str, **extra) -> dict:
+def _summary(
+    method: str,
+    kind: str,
+    unit: str,
+    baseline: str | None,
+    explained: float | None,
+    total: float,
+    gap: float | None,
+    work: int | None,
+    cap_reached: bool | None,
+    sentence: str,
+    **extra,
+) -> dict:
     """The JSON line: what the numbers are, what they add up to, and the sentence."""
     from hmviz.explain._methods import METHODS
 
     spec = METHODS[method]
-    out = {"method": method, "kind": kind, "additive": gap is not None, "unit": unit, "baseline": baseline,
-           **{k: _number(v) if isinstance(v, float) else v for k, v in extra.items()},
-           "output_difference": _number(explained), "attribution_sum": total,
-           "gap": None if gap is None else abs(gap)}
+    out = {
+        "method": method,
+        "kind": kind,
+        "additive": gap is not None,
+        "unit": unit,
+        "baseline": baseline,
+        **{k: _number(v) if isinstance(v, float) else v for k, v in extra.items()},
+        "output_difference": _number(explained),
+        "attribution_sum": total,
+        "gap": None if gap is None else abs(gap),
+    }
     if gap is not None:
         out["tolerance_met"] = bool(abs(gap) <= 0.01 * abs(explained))
     if spec.refinement is not None and work is not None:
@@ -116,15 +152,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if baseline not in BASELINES:
         raise HmvizError(f"Unknown baseline '{baseline}' (--baseline). Valid baselines: {', '.join(BASELINES)}.")
     if Path(args.out).is_dir():
-        raise HmvizError(f"--out {args.out} is a folder; --out names the output table, e.g. "
-                         f"{Path(args.out) / 'attributions.csv'}.")
+        raise HmvizError(
+            f"--out {args.out} is a folder; --out names the output table, e.g. {Path(args.out) / 'attributions.csv'}."
+        )
     if Path(args.out).suffix.lower() not in _SUFFIXES:
         raise HmvizError(f"Cannot tell the format of '{args.out}'; end the file name with .csv, .tsv or .parquet.")
     if args.steps is not None and args.method != "integrated_gradients":
         raise HmvizError("--steps applies to integrated_gradients only.")
     if args.steps is not None and not 1 <= args.steps <= limits.STEPS.value():
-        raise HmvizError(f"--steps must be a whole number from 1 to {limits.STEPS.value():,} (set "
-                         f"{limits.STEPS.env} to allow more); got {args.steps}.")
+        raise HmvizError(
+            f"--steps must be a whole number from 1 to {limits.STEPS.value():,} (set "
+            f"{limits.STEPS.env} to allow more); got {args.steps}."
+        )
 
     promoter = _promoter(args.promoter)
     model = load(args.model, device=args.device)
@@ -143,46 +182,74 @@ def cmd_explain(args: argparse.Namespace) -> int:
         table = pair.to_frame()
         if pe.probability is not None:
             what = "score" if pe.kind == "ranking" else "logit (a classifier's logits compared)"
-            out_lines.append(f"{names[0]} vs {names[1]}: P({names[0]} > {names[1]}) = {pe.probability:.3f} "
-                             f"({what} difference {pe.difference:+.4g})")
+            out_lines.append(
+                f"{names[0]} vs {names[1]}: P({names[0]} > {names[1]}) = {pe.probability:.3f} "
+                f"({what} difference {pe.difference:+.4g})"
+            )
         else:
             out_lines.append(f"{gene}: predicted log2 fold change {names[1]} over {names[0]} {pe.difference:+.4g}")
         out_lines.append(pe.sentence)
         explained = None if pe.baseline_difference is None else pe.difference - pe.baseline_difference
         if pe.convergence_delta is not None:
-            out_lines.append(f"completeness: attributions sum to {pe.attribution_sum:+.4g}; the {pe.explained} minus "
-                             f"its value at the reference is {explained:+.4g} (gap {abs(pe.convergence_delta):.2g})")
+            out_lines.append(
+                f"completeness: attributions sum to {pe.attribution_sum:+.4g}; the {pe.explained} minus "
+                f"its value at the reference is {explained:+.4g} (gap {abs(pe.convergence_delta):.2g})"
+            )
         label = pe.label
-        summary = _summary(args.method, METHODS[args.method].kind, pe.unit, base.name if base else None, explained,
-                           pe.attribution_sum, pe.convergence_delta, pe.work, pe.cap_reached, pe.sentence,
-                           explained_quantity=pe.explained, difference=pe.difference,
-                           baseline_difference=pe.baseline_difference, probability=pe.probability)
+        summary = _summary(
+            args.method,
+            METHODS[args.method].kind,
+            pe.unit,
+            base.name if base else None,
+            explained,
+            pe.attribution_sum,
+            pe.convergence_delta,
+            pe.work,
+            pe.cap_reached,
+            pe.sentence,
+            explained_quantity=pe.explained,
+            difference=pe.difference,
+            baseline_difference=pe.baseline_difference,
+            probability=pe.probability,
+        )
     else:
         row = session.row(args.gene)
         attr = session.explain_genes([row], args.method, baseline, **options)
         base = attr.baseline
         table = attr.to_frame()
-        out_lines.append(f"{session.display(row)}: {attr.target} {attr.outputs[0]:+.4g}"
-                         + (f" (at the baseline {attr.baseline_outputs[0]:+.4g})" if attr.baseline_outputs is not None
-                            else ""))
+        out_lines.append(
+            f"{session.display(row)}: {attr.target} {attr.outputs[0]:+.4g}"
+            + (f" (at the baseline {attr.baseline_outputs[0]:+.4g})" if attr.baseline_outputs is not None else "")
+        )
         if attr.convergence_delta is not None:
-            out_lines.append(f"gap: {abs(attr.convergence_delta[0]):.2g} "
-                             "(sum of attributions minus (output - output at the reference))")
+            out_lines.append(
+                f"gap: {abs(attr.convergence_delta[0]):.2g} "
+                "(sum of attributions minus (output - output at the reference))"
+            )
         label = attr.label
         sentence = attr.sentence(0, bin_size=session.dataset.bin_size, strand_aware=session.strand_aware)
         out_lines.append(sentence)
         base_out = None if attr.baseline_outputs is None else float(attr.baseline_outputs[0])
-        summary = _summary(args.method, attr.kind, attr.unit, base.name if base else None,
-                           None if base_out is None else float(attr.outputs[0]) - base_out,
-                           float(attr.values[0].astype(np.float64).sum()),
-                           None if attr.convergence_delta is None else float(attr.convergence_delta[0]),
-                           None if attr.work is None else int(attr.work[0]),
-                           None if attr.cap_reached is None else bool(attr.cap_reached[0]), sentence,
-                           gene=str(session.dataset.gene_ids[row]), output=float(attr.outputs[0]),
-                           baseline_output=base_out)
+        summary = _summary(
+            args.method,
+            attr.kind,
+            attr.unit,
+            base.name if base else None,
+            None if base_out is None else float(attr.outputs[0]) - base_out,
+            float(attr.values[0].astype(np.float64).sum()),
+            None if attr.convergence_delta is None else float(attr.convergence_delta[0]),
+            None if attr.work is None else int(attr.work[0]),
+            None if attr.cap_reached is None else bool(attr.cap_reached[0]),
+            sentence,
+            gene=str(session.dataset.gene_ids[row]),
+            output=float(attr.outputs[0]),
+            baseline_output=base_out,
+        )
     if base is not None:
-        out_lines.append(f"method: {label} ({METHODS[args.method].kind}); baseline: {base.name} ({base.description}"
-                         + (f"; from {session.reference_note})" if base.name != "zeros" else ")"))
+        out_lines.append(
+            f"method: {label} ({METHODS[args.method].kind}); baseline: {base.name} ({base.description}"
+            + (f"; from {session.reference_note})" if base.name != "zeros" else ")")
+        )
     else:
         out_lines.append(f"method: {label} ({METHODS[args.method].kind}; no baseline)")
     write_table(symbol_column(table, session.dataset), args.out)

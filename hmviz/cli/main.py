@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from hmviz.cli.registry import _VERBS, EXIT_INTERNAL, EXIT_OK, EXIT_USER_ERROR, build_parser
 from hmviz.errors import HmvizError
@@ -19,9 +19,23 @@ log = logging.getLogger("hmviz")
 
 #: Errors of the user's file system, reported as user errors (exit 2): permissions, a read-only or full
 #: disk, a missing or wrong kind of path.
-_USER_OS_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
-                             errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EEXIST,
-                             errno.ENOTEMPTY, errno.EXDEV})
+_USER_OS_ERRORS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.EEXIST,
+        errno.ENOTEMPTY,
+        errno.EXDEV,
+    }
+)
 
 
 # Verbs that run torch work: they set torch's thread count from the free cores first (hmviz.runtime).
@@ -38,8 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad flag (2, one 'error:' line already printed)
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     # Python warnings from libraries (numpy's RuntimeWarning, ...) go to the log, shown with --verbose,
     # so that a user's error stays one 'error:' line.
     logging.captureWarnings(True)
@@ -63,12 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in _USER_OS_ERRORS:
             if args.debug:
                 raise
-            print(f"error: internal error (OSError: {exc}). This is a bug in hmviz; rerun with --debug and "
-                  "report the traceback.", file=sys.stderr)
+            print(
+                f"error: internal error (OSError: {exc}). This is a bug in hmviz; rerun with --debug and "
+                "report the traceback.",
+                file=sys.stderr,
+            )
             return EXIT_INTERNAL
         where = exc.filename or "a file or folder"
-        print(f"error: {where}: {exc.strerror}. Check that the path exists and that you may read (or write) "
-              "it, that the disk has space, or choose another path.", file=sys.stderr)
+        print(
+            f"error: {where}: {exc.strerror}. Check that the path exists and that you may read (or write) "
+            "it, that the disk has space, or choose another path.",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written for the unfinished step.", file=sys.stderr)
@@ -76,8 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line unless --debug
         if args.debug:
             raise
-        print(f"error: internal error ({type(exc).__name__}: {exc}). This is a bug in hmviz; "
-              "rerun with --debug and report the traceback.", file=sys.stderr)
+        print(
+            f"error: internal error ({type(exc).__name__}: {exc}). This is a bug in hmviz; "
+            "rerun with --debug and report the traceback.",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 
@@ -85,10 +111,10 @@ def _load_verbs() -> None:
     """Import the modules that define verbs (each registers itself with :func:`hmviz.cli.registry.verb`)."""
     if _VERBS:
         return
-    import hmviz.cli.data  # noqa: F401  validate, convert
-    import hmviz.cli.model  # noqa: F401  train, evaluate, models
-    import hmviz.cli.explain  # noqa: F401  explain
-    import hmviz.cli.tracks  # noqa: F401  build-table
     import hmviz.cli.ablate  # noqa: F401  ablate
+    import hmviz.cli.data  # noqa: F401  validate, convert
+    import hmviz.cli.explain  # noqa: F401  explain
+    import hmviz.cli.model  # noqa: F401  train, evaluate, models
     import hmviz.cli.perturb  # noqa: F401  perturb
     import hmviz.cli.study  # noqa: F401  study run, study summarize
+    import hmviz.cli.tracks  # noqa: F401  build-table

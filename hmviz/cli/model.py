@@ -7,32 +7,48 @@ import json
 import sys
 from pathlib import Path
 
-from hmviz.cli.registry import verb
 from hmviz.cli.annotation import add_annotation_argument, apply_annotation
+from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", nargs="+", required=True, metavar="PATH",
-                   help="dataset: a file or folder in any supported format (see README)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="dataset: a file or folder in any supported format (see README)",
+    )
     p.add_argument("--format", default="auto", choices=["auto", "deepchrome", "deepdiff", "long"])
     p.add_argument("--expression", metavar="PATH", help="expression table (gene_id, expression) to join")
     add_annotation_argument(p)
 
 
 def _split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", default="auto", choices=["auto", "file", "random", "chromosome"],
-                   help="auto: the file's split column, else a random split by gene, stratified by label or "
-                        "expression (default); chromosome: hold out whole chromosomes")
-    p.add_argument("--valid-chroms", metavar="CHROMS",
-                   help="chromosome split: validation chromosomes, e.g. chr6,chr7 (default: chosen from --seed so "
-                        "that they hold about 15%% of the genes; recorded in the model card)")
-    p.add_argument("--test-chroms", metavar="CHROMS",
-                   help="chromosome split: test chromosomes, e.g. chr8,chr9 (default: chosen like --valid-chroms)")
+    p.add_argument(
+        "--split",
+        default="auto",
+        choices=["auto", "file", "random", "chromosome"],
+        help="auto: the file's split column, else a random split by gene, stratified by label or "
+        "expression (default); chromosome: hold out whole chromosomes",
+    )
+    p.add_argument(
+        "--valid-chroms",
+        metavar="CHROMS",
+        help="chromosome split: validation chromosomes, e.g. chr6,chr7 (default: chosen from --seed so "
+        "that they hold about 15%% of the genes; recorded in the model card)",
+    )
+    p.add_argument(
+        "--test-chroms",
+        metavar="CHROMS",
+        help="chromosome split: test chromosomes, e.g. chr8,chr9 (default: chosen like --valid-chroms)",
+    )
 
 
 def _split_options(args: argparse.Namespace) -> dict:
     """TrainOptions fields for --split, --valid-chroms and --test-chroms."""
+
     def chroms(text: str | None, flag: str) -> tuple[str, ...] | None:
         if text is None:
             return None
@@ -41,8 +57,11 @@ def _split_options(args: argparse.Namespace) -> dict:
             raise HmvizError(f"{flag} takes chromosome names separated by commas, e.g. chr8,chr9; got '{text}'.")
         return names
 
-    return {"split": args.split, "valid_chroms": chroms(args.valid_chroms, "--valid-chroms"),
-            "test_chroms": chroms(args.test_chroms, "--test-chroms")}
+    return {
+        "split": args.split,
+        "valid_chroms": chroms(args.valid_chroms, "--valid-chroms"),
+        "test_chroms": chroms(args.test_chroms, "--test-chroms"),
+    }
 
 
 def _split_line(card: dict) -> str:
@@ -57,7 +76,9 @@ def _split_line(card: dict) -> str:
     parts = []
     for name in ("train", "valid", "test"):
         share = balance.get(name)
-        parts.append(f"{name} {split['counts'][name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else ""))
+        parts.append(
+            f"{name} {split['counts'][name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else "")
+        )
     what = f"; positive = {balance['what']}" if balance else ""
     return f"split {how}: {', '.join(parts)}{what}"
 
@@ -72,23 +93,45 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--marks", help="comma-separated marks to use, e.g. H3K4me3,H3K36me3 (default: all)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--label", default=None, metavar="RULE",
-                   help="median | quantile:Q | threshold:T | file (default: the file's labels, else median)")
+    p.add_argument(
+        "--label",
+        default=None,
+        metavar="RULE",
+        help="median | quantile:Q | threshold:T | file (default: the file's labels, else median)",
+    )
     _split_args(p)
     p.add_argument("--cells", help="differential models: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
-    p.add_argument("--patience", type=int, default=10,
-                   help="stop after this many epochs in which neither the validation loss nor the validation "
-                        "metric reached a new best (0: never stop early; default 10)")
-    p.add_argument("--select-on", default="metric", choices=["loss", "metric"],
-                   help="keep the epoch with the best validation metric (default; AUROC, pairwise accuracy for "
-                        "rankers, R^2 for deepdiff; ties go to the lower validation loss) or the lowest validation "
-                        "loss. Either way, training stops after --patience epochs in which neither improved")
-    p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
-                   help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
-                        "epoch (default), or from all training genes, scoring both genes of every pair")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="a model setting (repeatable), e.g. --set dropout=0.5 or, for deepdiff, --set variant=aux; "
-                        "recorded in the model card. An unknown KEY lists the model's settings")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="stop after this many epochs in which neither the validation loss nor the validation "
+        "metric reached a new best (0: never stop early; default 10)",
+    )
+    p.add_argument(
+        "--select-on",
+        default="metric",
+        choices=["loss", "metric"],
+        help="keep the epoch with the best validation metric (default; AUROC, pairwise accuracy for "
+        "rankers, R^2 for deepdiff; ties go to the lower validation loss) or the lowest validation "
+        "loss. Either way, training stops after --patience epochs in which neither improved",
+    )
+    p.add_argument(
+        "--pair-sampling",
+        default="within-batch",
+        choices=["within-batch", "global"],
+        help="rankers: draw training pairs among each batch's genes, scoring every gene once per "
+        "epoch (default), or from all training genes, scoring both genes of every pair",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="a model setting (repeatable), e.g. --set dropout=0.5 or, for deepdiff, --set variant=aux; "
+        "recorded in the model card. An unknown KEY lists the model's settings",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing model in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -107,16 +150,24 @@ def _progress_printer(quiet: bool):
             for old in bars.values():
                 old.close()
             bars.clear()
-            bar = bars[key] = tqdm(total=ev.steps, desc=f"{ev.stage} epoch {ev.epoch}/{ev.epochs}",
-                                   file=sys.stderr, leave=False, dynamic_ncols=True)
+            bar = bars[key] = tqdm(
+                total=ev.steps,
+                desc=f"{ev.stage} epoch {ev.epoch}/{ev.epochs}",
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+            )
         bar.n = ev.step
         bar.set_postfix(loss=f"{ev.train_loss:.4f}" if ev.train_loss is not None else "-", refresh=False)
         bar.refresh()
         if ev.epoch_end:
             bar.close()
             bars.clear()
-            print(f"{ev.stage} epoch {ev.epoch}/{ev.epochs}: loss {ev.train_loss:.4f}, "
-                  f"{ev.metric_name or 'valid'} {ev.valid_metric:.4f} ({ev.seconds:.1f} s)", file=sys.stderr)
+            print(
+                f"{ev.stage} epoch {ev.epoch}/{ev.epochs}: loss {ev.train_loss:.4f}, "
+                f"{ev.metric_name or 'valid'} {ev.valid_metric:.4f} ({ev.seconds:.1f} s)",
+                file=sys.stderr,
+            )
 
     return on_progress
 
@@ -124,8 +175,10 @@ def _progress_printer(quiet: bool):
 def _read(args):
     from hmviz.data import read_dataset
 
-    return apply_annotation(args, read_dataset(args.data if len(args.data) > 1 else args.data[0],
-                                               format=args.format, expression=args.expression))
+    return apply_annotation(
+        args,
+        read_dataset(args.data if len(args.data) > 1 else args.data[0], format=args.format, expression=args.expression),
+    )
 
 
 def _cells(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -150,18 +203,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = parse_settings(args.model, args.settings)
     out = Path(args.out)
     options = TrainOptions(
-        model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, label_rule=args.label, **_split_options(args), patience=args.patience,
-        select_on=args.select_on, pair_sampling=args.pair_sampling,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        label_rule=args.label,
+        **_split_options(args),
+        patience=args.patience,
+        select_on=args.select_on,
+        pair_sampling=args.pair_sampling,
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
-        cells=_cells(args), model_overrides=settings,
+        cells=_cells(args),
+        model_overrides=settings,
     ).validate()
     # The output is locked for the whole run: a second train/convert to the same --out is refused now,
     # not after both have trained.
     with output_lock(out, f"--out {out}"):
         if out.exists() and not out.is_dir():
-            raise HmvizError(f"--out {out} is a file; --out names a folder for the model and its card. "
-                             "Choose a folder name.")
+            raise HmvizError(
+                f"--out {out} is a file; --out names a folder for the model and its card. Choose a folder name."
+            )
         if out.exists() and any(out.iterdir()) and not args.force:
             raise HmvizError(f"{out} already holds files; choose a new --out directory or add --force to replace it.")
         dataset = _read(args)
@@ -179,8 +242,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
-@verb("evaluate", "evaluate a saved model on a dataset, never on genes it trained or validated on (one JSON line "
-                  "of metrics; 'evaluated_on' and the gene counts say which genes)", _evaluate_args)
+@verb(
+    "evaluate",
+    "evaluate a saved model on a dataset, never on genes it trained or validated on (one JSON line "
+    "of metrics; 'evaluated_on' and the gene counts say which genes)",
+    _evaluate_args,
+)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hmviz.trained import load
 
@@ -198,8 +265,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     from hmviz.models import MODEL_REGISTRY
 
     if args.json:
-        print(json.dumps({n: {"task": s.task, "inputs": s.inputs, "description": s.description}
-                          for n, s in MODEL_REGISTRY.items()}))
+        print(
+            json.dumps(
+                {
+                    n: {"task": s.task, "inputs": s.inputs, "description": s.description}
+                    for n, s in MODEL_REGISTRY.items()
+                }
+            )
+        )
     else:
         for name, spec in MODEL_REGISTRY.items():
             print(f"{name:24s} {spec.task:12s} {spec.description}")
@@ -208,10 +281,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _baselines_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
-    p.add_argument("--compare-with", default="deepchrome", metavar="MODEL",
-                   help="the deep model whose task, split, labels and transform the baselines share "
-                        "(a binary model: classifiers on the labels; a ranker: regressors on log expression; "
-                        "deepdiff: regressors of the log2 fold change on both cells' features)")
+    p.add_argument(
+        "--compare-with",
+        default="deepchrome",
+        metavar="MODEL",
+        help="the deep model whose task, split, labels and transform the baselines share "
+        "(a binary model: classifiers on the labels; a ranker: regressors on log expression; "
+        "deepdiff: regressors of the log2 fold change on both cells' features)",
+    )
     p.add_argument("--cells", help="deepdiff: CELL_A,CELL_B (target log2((B+1)/(A+1)))")
     p.add_argument("--marks", help="comma-separated marks to use (default: all)")
     p.add_argument("--seed", type=int, default=1)
@@ -219,16 +296,22 @@ def _baselines_args(p: argparse.ArgumentParser) -> None:
     _split_args(p)
 
 
-@verb("baselines", "logistic (or, for regression targets, ridge) regression and boosted trees on the same split "
-                   "(one JSON line each)", _baselines_args)
+@verb(
+    "baselines",
+    "logistic (or, for regression targets, ridge) regression and boosted trees on the same split (one JSON line each)",
+    _baselines_args,
+)
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from hmviz.models.baselines import BASELINES
     from hmviz.baselines import train_baseline
+    from hmviz.models.baselines import BASELINES
     from hmviz.options import TrainOptions
 
     dataset = _read(args)
     options = TrainOptions(
-        model=args.compare_with, seed=args.seed, label_rule=args.label, **_split_options(args),
+        model=args.compare_with,
+        seed=args.seed,
+        label_rule=args.label,
+        **_split_options(args),
         cells=_cells(args),
         marks=tuple(m.strip() for m in args.marks.split(",") if m.strip()) if args.marks else None,
     ).validate()

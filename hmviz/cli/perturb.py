@@ -21,42 +21,62 @@ import json
 import sys
 from pathlib import Path
 
-from hmviz.cli.registry import verb
 from hmviz.cli.explain import _SUFFIXES, write_table
 from hmviz.cli.model import _add_data_args, _read
-from hmviz.views.genes import symbol_column
+from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
+from hmviz.views.genes import symbol_column
 
 
 def _perturb_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="a model directory made by 'train'")
     _add_data_args(p)
-    p.add_argument("--gene", required=True, metavar="ID", help="gene id or symbol (gene A of a pair); its marks are edited")
+    p.add_argument(
+        "--gene", required=True, metavar="ID", help="gene id or symbol (gene A of a pair); its marks are edited"
+    )
     p.add_argument("--vs", metavar="ID", help="second gene (B, not edited): report P(A above B) before and after")
-    p.add_argument("--cell", metavar="NAME", help="two-cell models (DeepDiff): the cell whose marks are edited "
-                                                  "(default: the second cell, B)")
+    p.add_argument(
+        "--cell",
+        metavar="NAME",
+        help="two-cell models (DeepDiff): the cell whose marks are edited (default: the second cell, B)",
+    )
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--edit", nargs="+", metavar="MARK:REGION:OP[:VALUE]",
-                      help="edits, applied in order: REGION is START..END (bp from the TSS) or upstream | promoter | "
-                           "gene_body | window; OP is remove | scale=F | set=V | add=V (reads per bin) | like=high | "
-                           "like=low (per-bin median of the high/low expression training genes)")
-    mode.add_argument("--scan", type=int, metavar="WINDOW_BP",
-                      help="delete each mark in each window of this size (bp, a multiple of the bin size)")
-    mode.add_argument("--search", action="store_true",
-                      help="find the smallest edit (L2 norm in reads) that flips the answer: gene called high/low, "
-                           "A above/below B (--vs), or the sign of a two-cell model's fold change")
-    p.add_argument("--allow", nargs="+", metavar="MARKS:REGION:DIR",
-                   help="with --search: what may change, e.g. H3K4me3,H3K36me3:-1000..5000:add (DIR add | remove | "
-                        "both; default: add any mark anywhere)")
+    mode.add_argument(
+        "--edit",
+        nargs="+",
+        metavar="MARK:REGION:OP[:VALUE]",
+        help="edits, applied in order: REGION is START..END (bp from the TSS) or upstream | promoter | "
+        "gene_body | window; OP is remove | scale=F | set=V | add=V (reads per bin) | like=high | "
+        "like=low (per-bin median of the high/low expression training genes)",
+    )
+    mode.add_argument(
+        "--scan",
+        type=int,
+        metavar="WINDOW_BP",
+        help="delete each mark in each window of this size (bp, a multiple of the bin size)",
+    )
+    mode.add_argument(
+        "--search",
+        action="store_true",
+        help="find the smallest edit (L2 norm in reads) that flips the answer: gene called high/low, "
+        "A above/below B (--vs), or the sign of a two-cell model's fold change",
+    )
+    p.add_argument(
+        "--allow",
+        nargs="+",
+        metavar="MARKS:REGION:DIR",
+        help="with --search: what may change, e.g. H3K4me3,H3K36me3:-1000..5000:add (DIR add | remove | "
+        "both; default: add any mark anywhere)",
+    )
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", metavar="FILE", help="table to write (.csv, .tsv or .parquet)")
 
 
 @verb("perturb", "edit a gene's marks in silico: prediction before/after, deletion scan, smallest edit", _perturb_args)
 def cmd_perturb(args: argparse.Namespace) -> int:
-    from hmviz.trained import load, load_card
     from hmviz.perturb import Editor, Window, allowed_masks, parse_edits, resolve, scan, smallest_edit
     from hmviz.perturb.scan import windows
+    from hmviz.trained import load, load_card
 
     # Cheap checks first (flags, edits against the card's marks and window), then the model and data.
     if args.out and Path(args.out).suffix.lower() not in _SUFFIXES:
@@ -80,12 +100,20 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     elif args.scan is not None:
         res = scan(editor, args.gene, args.scan, args.vs)
         m, w = res.strongest()
-        lines = [(f"{res.gene}: {res.unit} {res.score_before:+.4g}; deleting each mark in {len(res.starts_bp)} "
-                  f"windows of {res.window_bp} bp"),
-                 (f"strongest: {res.marks[m]} over {res.starts_bp[w]:+d}..{res.ends_bp[w]:+d} bp changes it by "
-                  f"{res.effect[m, w]:+.4g}")]
-        lines += [f"  {mark}: largest effect {res.effect[k].max():+.3g}, smallest {res.effect[k].min():+.3g}"
-                  for k, mark in enumerate(res.marks)]
+        lines = [
+            (
+                f"{res.gene}: {res.unit} {res.score_before:+.4g}; deleting each mark in {len(res.starts_bp)} "
+                f"windows of {res.window_bp} bp"
+            ),
+            (
+                f"strongest: {res.marks[m]} over {res.starts_bp[w]:+d}..{res.ends_bp[w]:+d} bp changes it by "
+                f"{res.effect[m, w]:+.4g}"
+            ),
+        ]
+        lines += [
+            f"  {mark}: largest effect {res.effect[k].max():+.3g}, smallest {res.effect[k].min():+.3g}"
+            for k, mark in enumerate(res.marks)
+        ]
         table, summary = res.to_frame(), {"mode": "scan", **res.summary()}
     else:
         found = smallest_edit(editor, args.gene, allow, args.vs)

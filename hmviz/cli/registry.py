@@ -7,7 +7,7 @@ imports it.
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2

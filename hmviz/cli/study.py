@@ -19,13 +19,24 @@ from hmviz.errors import HmvizError
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:
     """``--executor``, ``--address`` and ``--workers`` (shared by ``study run`` and ``ablate``)."""
-    p.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="where runs execute: local processes (default) or a Ray cluster (pip install 'hmviz[ray]')")
-    p.add_argument("--address", metavar="auto|HOST:PORT",
-                   help="--executor ray: the cluster to join ('auto': the one started here with 'ray start'); "
-                        "default: a Ray instance started for this command")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="--executor local: parallel worker processes (default: the CPU cores; 1 = this process)")
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="where runs execute: local processes (default) or a Ray cluster (pip install 'hmviz[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="--executor ray: the cluster to join ('auto': the one started here with 'ray start'); "
+        "default: a Ray instance started for this command",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="--executor local: parallel worker processes (default: the CPU cores; 1 = this process)",
+    )
 
 
 def executor_from_args(args: argparse.Namespace, resources=None):
@@ -36,8 +47,7 @@ def executor_from_args(args: argparse.Namespace, resources=None):
         raise HmvizError("--address applies to --executor ray only.")
     if args.workers is not None and args.workers < 1:
         raise HmvizError(f"--workers must be at least 1; got {args.workers}.")
-    return make_executor(args.executor, workers=args.workers, address=args.address,
-                         resources=resources or Resources())
+    return make_executor(args.executor, workers=args.workers, address=args.address, resources=resources or Resources())
 
 
 def progress_printer(quiet: bool):
@@ -51,8 +61,11 @@ def progress_printer(quiet: bool):
         else:
             what = f"FAILED: {ev.error}"
         how = "already done" if ev.from_cache else f"{ev.seconds:.1f} s"
-        print(f"[{ev.done}/{ev.total}] {ev.run.dataset} {ev.run.model} {ev.run.marks_name} seed {ev.run.seed}"
-              f"{' ' + ev.run.settings_json if ev.run.settings else ''}: {what} ({how})", file=sys.stderr)
+        print(
+            f"[{ev.done}/{ev.total}] {ev.run.dataset} {ev.run.model} {ev.run.marks_name} seed {ev.run.seed}"
+            f"{' ' + ev.run.settings_json if ev.run.settings else ''}: {what} ({how})",
+            file=sys.stderr,
+        )
 
     return on_progress
 
@@ -66,12 +79,19 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     summ = sub.add_parser("summarize", help="the mark-subset summary and cross-cell matrix of a results folder")
     summ.add_argument("dir", metavar="DIR", help="a results folder written by 'study run'")
-    summ.add_argument("--margin", type=float, default=0.01,
-                      help="smallest subset within this much of all marks, on validation (default 0.01)")
+    summ.add_argument(
+        "--margin",
+        type=float,
+        default=0.01,
+        help="smallest subset within this much of all marks, on validation (default 0.01)",
+    )
 
 
-@verb("study", "studies: train runs over datasets x models x mark subsets x settings x seeds, and summarize them",
-      _study_args)
+@verb(
+    "study",
+    "studies: train runs over datasets x models x mark subsets x settings x seeds, and summarize them",
+    _study_args,
+)
 def cmd_study(args: argparse.Namespace) -> int:
     if args.study_command == "run":
         return _run(args)
@@ -86,13 +106,19 @@ def _run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     executor = executor_from_args(args, spec.resources)
     result = run_study(spec, args.out, executor=executor, progress=progress_printer(args.quiet))
-    print(f"{result.computed} runs trained ({result.failed} failed), {result.reused} reused from {args.out} "
-          f"({result.seconds:.1f} s); results in {Path(args.out) / 'results.csv'}", file=sys.stderr)
+    print(
+        f"{result.computed} runs trained ({result.failed} failed), {result.reused} reused from {args.out} "
+        f"({result.seconds:.1f} s); results in {Path(args.out) / 'results.csv'}",
+        file=sys.stderr,
+    )
     if not result.table.empty:
         ok = result.table[result.table["status"] == "ok"]
         if not ok.empty:
-            print(ok.groupby(["dataset", "model", "marks"], sort=False)[["valid_value", "test_value"]]
-                  .agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.4f}"))
+            print(
+                ok.groupby(["dataset", "model", "marks"], sort=False)[["valid_value", "test_value"]]
+                .agg(["mean", "std", "count"])
+                .to_string(float_format=lambda v: f"{v:.4f}")
+            )
     return 0 if result.failed == 0 else 1
 
 
@@ -117,7 +143,9 @@ def _summarize(args: argparse.Namespace) -> int:
                 matrix = cross_cell_matrix(cross, model, marks, settings)
             except DataError:
                 continue
-            print(f"\ncross-cell {matrix.attrs['metric']} ({model}, {marks}, mean over {matrix.attrs['n_seeds']} "
-                  "seeds; rows: trained on, columns: scored on):")
+            print(
+                f"\ncross-cell {matrix.attrs['metric']} ({model}, {marks}, mean over {matrix.attrs['n_seeds']} "
+                "seeds; rows: trained on, columns: scored on):"
+            )
             print(matrix.to_string(float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -33,27 +33,40 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from hmviz import limits
 from hmviz.data.formats._assemble import float_column, int_column
 from hmviz.data.formats._files import (
-    GZIP_MAGIC, PYARROW_THREADS, coerce_columns, first_line, missing_file_error, read_csv_table, read_parquet_table, read_source,
-    sniff_delimiter, split_fields, strip_gz,
+    GZIP_MAGIC,
+    PYARROW_THREADS,
+    coerce_columns,
+    first_line,
+    missing_file_error,
+    read_csv_table,
+    read_parquet_table,
+    read_source,
+    sniff_delimiter,
+    split_fields,
+    strip_gz,
 )
 from hmviz.data.tracks import bed_fields, parse_bed, read_bed_text
 from hmviz.data.validation import SourceFile, listing
-from hmviz import limits
 from hmviz.errors import DataError
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = ("a GTF (.gtf), a BED6 file (.bed) or a table (.csv, .tsv, .txt, .parquet) with gene_id, chrom "
-             "and tss or start/end/strand; text files may be gzipped (.gz)")
+SUPPORTED = (
+    "a GTF (.gtf), a BED6 file (.bed) or a table (.csv, .tsv, .txt, .parquet) with gene_id, chrom "
+    "and tss or start/end/strand; text files may be gzipped (.gz)"
+)
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 _GTF_COLUMNS = ["seqname", "source", "feature", "start", "end", "score", "strand", "frame", "attribute"]
 #: Column names people use for the columns a gene table needs, to suggest the right one.
-_ALIASES = {"gene_id": ("gene", "geneid", "id", "ensembl_id", "name"),
-            "chrom": ("chr", "chromosome", "seqname", "seqnames", "contig"),
-            "tss": ("tss_bp", "position", "pos"),
-            "symbol": ("gene_name", "gene_symbol", "name")}
+_ALIASES = {
+    "gene_id": ("gene", "geneid", "id", "ensembl_id", "name"),
+    "chrom": ("chr", "chromosome", "seqname", "seqnames", "contig"),
+    "tss": ("tss_bp", "position", "pos"),
+    "symbol": ("gene_name", "gene_symbol", "name"),
+}
 
 
 @dataclass
@@ -92,16 +105,23 @@ def read_genes(path: str | Path) -> GeneAnnotation:
     if suffix in _TABLE_SUFFIXES:
         return _dedupe(_read_table(path))
     if suffix in (".gff", ".gff3"):
-        raise DataError(f"{path}: GFF3 is not read; give the GTF of the same annotation (or convert: "
-                        "gffread -T in.gff3 -o out.gtf), a BED6 file or a table.")
+        raise DataError(
+            f"{path}: GFF3 is not read; give the GTF of the same annotation (or convert: "
+            "gffread -T in.gff3 -o out.gtf), a BED6 file or a table."
+        )
     raise DataError(f"{path}: cannot tell the kind of gene annotation from its name; hmviz reads {SUPPORTED}.")
 
 
 def _annotation(gene_ids, chrom, tss, strand, symbols=None, expression=None, source="") -> GeneAnnotation:
-    return GeneAnnotation(np.asarray(gene_ids, dtype=object), np.asarray(chrom, dtype=object),
-                          np.asarray(tss, dtype=np.int64), np.asarray(strand, dtype=object),
-                          None if symbols is None else np.asarray(symbols, dtype=object),
-                          None if expression is None else np.asarray(expression, dtype=np.float64), source)
+    return GeneAnnotation(
+        np.asarray(gene_ids, dtype=object),
+        np.asarray(chrom, dtype=object),
+        np.asarray(tss, dtype=np.int64),
+        np.asarray(strand, dtype=object),
+        None if symbols is None else np.asarray(symbols, dtype=object),
+        None if expression is None else np.asarray(expression, dtype=np.float64),
+        source,
+    )
 
 
 def _dedupe(ann: GeneAnnotation) -> GeneAnnotation:
@@ -110,22 +130,34 @@ def _dedupe(ann: GeneAnnotation) -> GeneAnnotation:
         return ann
     keep = np.sort(first)
     dropped = np.setdiff1d(np.arange(len(ann)), keep)
-    out = _annotation(*(None if a is None else a[keep] for a in (
-        ann.gene_ids, ann.chrom, ann.tss, ann.strand, ann.symbols, ann.expression)), source=ann.source)
+    out = _annotation(
+        *(
+            None if a is None else a[keep]
+            for a in (ann.gene_ids, ann.chrom, ann.tss, ann.strand, ann.symbols, ann.expression)
+        ),
+        source=ann.source,
+    )
     out.duplicates = ann.gene_ids[dropped].tolist()
-    log.info("%s: %d gene id(s) listed more than once (%s); the first record of each is used.",
-                ann.source, dropped.size, listing(out.duplicates))
+    log.info(
+        "%s: %d gene id(s) listed more than once (%s); the first record of each is used.",
+        ann.source,
+        dropped.size,
+        listing(out.duplicates),
+    )
     return out
 
 
-def _tss_from_strand(src: SourceFile, ids: np.ndarray, start: np.ndarray, end: np.ndarray,
-                     strand: np.ndarray) -> np.ndarray:
+def _tss_from_strand(
+    src: SourceFile, ids: np.ndarray, start: np.ndarray, end: np.ndarray, strand: np.ndarray
+) -> np.ndarray:
     """The 5' end of ``[start, end)`` (0-based, half-open) by strand; a strand other than +/- is named."""
     bad = ~np.isin(strand, ["+", "-"])
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{src.where(i)}: gene {ids[i]} has strand {strand[i]!r}; its TSS (start for +, end "
-                        "for -) needs the strand to be + or -.")
+        raise DataError(
+            f"{src.where(i)}: gene {ids[i]} has strand {strand[i]!r}; its TSS (start for +, end "
+            "for -) needs the strand to be + or -."
+        )
     order = end < start
     if order.any():
         i = int(np.argmax(order))
@@ -158,19 +190,27 @@ def _read_gtf(path: Path) -> GeneAnnotation:
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot be read as {'gzip' if gz else 'text'} ({exc}). Download it again.") from None
     columns = ["seqname", "feature", "start", "end", "strand", "attribute"]
-    read = pacsv.ReadOptions(column_names=_GTF_COLUMNS, skip_rows=skip, block_size=1 << 24,
-                             use_threads=PYARROW_THREADS)
+    read = pacsv.ReadOptions(column_names=_GTF_COLUMNS, skip_rows=skip, block_size=1 << 24, use_threads=PYARROW_THREADS)
     parse = pacsv.ParseOptions(delimiter="\t", quote_char=False)
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in _GTF_COLUMNS}, include_columns=columns,
-                                   strings_can_be_null=False)
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in _GTF_COLUMNS}, include_columns=columns, strings_can_be_null=False
+    )
     genes, features, rows = [], set(), 0
     # streamed through a counter: a decompression bomb stops at the limit (time and memory)
-    stream = limits.LimitedReader(opener(path, "rb"), limits.ANNOTATION_BYTES, f"{path} (decompressed)",
-                                  "Is it a complete GTF, or a gzip bomb? Keep only its gene lines (awk '$3 == \"gene\"').")
+    stream = limits.LimitedReader(
+        opener(path, "rb"),
+        limits.ANNOTATION_BYTES,
+        f"{path} (decompressed)",
+        "Is it a complete GTF, or a gzip bomb? Keep only its gene lines (awk '$3 == \"gene\"').",
+    )
     kept = 0
     try:
-        with stream, pacsv.open_csv(io.BufferedReader(stream, 1 << 24), read_options=read, parse_options=parse,
-                                    convert_options=convert) as reader:
+        with (
+            stream,
+            pacsv.open_csv(
+                io.BufferedReader(stream, 1 << 24), read_options=read, parse_options=parse, convert_options=convert
+            ) as reader,
+        ):
             for batch in reader:
                 is_gene = pc.equal(batch.column("feature"), "gene")
                 if len(features) < 10:
@@ -203,8 +243,10 @@ def _read_gtf(path: Path) -> GeneAnnotation:
     ids = np.asarray([g["v"] if g else "" for g in gene_id.to_pylist()], dtype=object)
     if (ids == "").any():
         i = int(np.argmax(ids == ""))
-        raise DataError(f"{at(i)}: this gene record has no gene_id attribute (column 9). A GTF gene line needs "
-                        'gene_id "..."; is this a GFF3 file?')
+        raise DataError(
+            f"{at(i)}: this gene record has no gene_id attribute (column 9). A GTF gene line needs "
+            'gene_id "..."; is this a GFF3 file?'
+        )
     name = pc.extract_regex(attrs, r'(?:^|;)\s*gene_name\s+"?(?P<v>[^";]+)"?').to_pylist()
     symbols = np.asarray([n["v"] if n else g for n, g in zip(name, ids)], dtype=object)
     try:
@@ -215,8 +257,10 @@ def _read_gtf(path: Path) -> GeneAnnotation:
             ok = [v.strip().isdigit() for v in table.column(col).to_pylist()]
             if not all(ok):
                 i = ok.index(False)
-                raise DataError(f"{at(i)}: {col} (column {_GTF_COLUMNS.index(col) + 1}) is "
-                                f"{table.column(col)[i].as_py()!r}, not a whole number of bp.") from None
+                raise DataError(
+                    f"{at(i)}: {col} (column {_GTF_COLUMNS.index(col) + 1}) is "
+                    f"{table.column(col)[i].as_py()!r}, not a whole number of bp."
+                ) from None
         raise
     strand = _strings(table, "strand")
     bad = ~np.isin(strand, ["+", "-"])
@@ -225,8 +269,10 @@ def _read_gtf(path: Path) -> GeneAnnotation:
         raise DataError(f"{at(i)}: gene {ids[i]} has strand {strand[i]!r}; its TSS needs the strand + or -.")
     if (start < 1).any() or (end < start).any():
         i = int(np.argmax((start < 1) | (end < start)))
-        raise DataError(f"{at(i)}: gene {ids[i]} has start {start[i]} and end {end[i]}; GTF positions are "
-                        "1-based with start <= end.")
+        raise DataError(
+            f"{at(i)}: gene {ids[i]} has start {start[i]} and end {end[i]}; GTF positions are "
+            "1-based with start <= end."
+        )
     chrom = _strings(table, "seqname")
     tss = np.where(strand == "-", end, start - 1)  # 1-based inclusive -> 0-based boundary at the 5' end
     return _annotation(ids, chrom, tss, strand, symbols, source=str(path))
@@ -245,8 +291,10 @@ def _gtf_lines(path: Path, opener):
         while line := fh.readline(_GTF_LINE_BYTES):
             number += 1
             if len(line) == _GTF_LINE_BYTES and not line.endswith(b"\n"):
-                raise DataError(f"{path} line {number}: is longer than {_GTF_LINE_BYTES:,} bytes; a GTF line is nine "
-                                "tab-separated fields of a few hundred. Is this file a GTF?")
+                raise DataError(
+                    f"{path} line {number}: is longer than {_GTF_LINE_BYTES:,} bytes; a GTF line is nine "
+                    "tab-separated fields of a few hundred. Is this file a GTF?"
+                )
             yield number, line
 
 
@@ -257,10 +305,13 @@ def _gtf_error(path: Path, opener, skip: int, exc: Exception) -> DataError:
             fields = line.rstrip(b"\r\n").split(b"\t")
             if number > skip and line.strip() and len(fields) != 9:
                 shown = line.decode("utf-8", "replace").strip()[:80]
-                return DataError(f"{path} line {number}: has {len(fields)} tab-separated fields, but a GTF line "
-                                 f"has 9 (line: {shown!r}). Remove comment lines other than at the top.")
-    return DataError(f"{path}: is not a readable GTF ({str(exc).splitlines()[0]}). A GTF line has 9 "
-                     "tab-separated fields.")
+                return DataError(
+                    f"{path} line {number}: has {len(fields)} tab-separated fields, but a GTF line "
+                    f"has 9 (line: {shown!r}). Remove comment lines other than at the top."
+                )
+    return DataError(
+        f"{path}: is not a readable GTF ({str(exc).splitlines()[0]}). A GTF line has 9 tab-separated fields."
+    )
 
 
 # ------------------------------------------------------------------------------------ BED6
@@ -268,8 +319,10 @@ def _read_bed6(path: Path) -> GeneAnnotation:
     text, src = read_bed_text(path)
     n = bed_fields(text)[1]
     if n < 6:
-        raise DataError(f"{path}: a gene BED file needs 6 columns (chrom, start, end, name, score, strand) so that "
-                        f"each gene has an id and a strand; its first line has {n}.")
+        raise DataError(
+            f"{path}: a gene BED file needs 6 columns (chrom, start, end, name, score, strand) so that "
+            f"each gene has an id and a strand; its first line has {n}."
+        )
     names = ["chrom", "start", "end", "name", "score", "strand"] + [f"column{i + 1}" for i in range(6, n)]
     hint = "A BED6 line is: chrom, start, end, name, score, strand (0-based start)."
     types = {c: pa.string() for c in names}
@@ -316,8 +369,15 @@ def _read_table(path: Path) -> GeneAnnotation:
     if src.parquet:
         table = coerce_columns(src, table, types, hints)
     else:
-        table = read_csv_table(src, text, delimiter=sniff_delimiter(first_line(text), path), names=None,
-                               types=types, layout="the header", hints=hints)
+        table = read_csv_table(
+            src,
+            text,
+            delimiter=sniff_delimiter(first_line(text), path),
+            names=None,
+            types=types,
+            layout="the header",
+            hints=hints,
+        )
     if table.num_rows == 0:
         raise src.error("has a header but no genes.")
     ids, chrom = _strings(table, col["gene_id"]), _strings(table, col["chrom"])
@@ -329,8 +389,10 @@ def _read_table(path: Path) -> GeneAnnotation:
         bad = ~np.isin(strand, ["+", "-", "."]) | (tss < 0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{src.where(i)}: gene {ids[i]} has tss {tss[i]} and strand {strand[i]!r}; tss must "
-                            "be 0 or more and strand +, - or . (unknown).")
+            raise DataError(
+                f"{src.where(i)}: gene {ids[i]} has tss {tss[i]} and strand {strand[i]!r}; tss must "
+                "be 0 or more and strand +, - or . (unknown)."
+            )
     else:
         start = int_column(src, table, col["start"], hints[col["start"]])
         end = int_column(src, table, col["end"], hints[col["end"]])

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -81,8 +81,11 @@ class BuildReport:
         return 2 * self.flank // self.bin_size
 
     def __str__(self) -> str:
-        order = "bins of - strand genes reversed (strand-aware)" if self.strand_aware else \
-            "bins in genomic order for every gene (not strand-aware)"
+        order = (
+            "bins of - strand genes reversed (strand-aware)"
+            if self.strand_aware
+            else "bins in genomic order for every gene (not strand-aware)"
+        )
         lines = [
             f"built {self.genes_built:,} of {self.genes_in_annotation:,} genes x {self.n_bins} bins of "
             f"{self.bin_size} bp (TSS at bin {self.flank // self.bin_size}, window -{self.flank}..+{self.flank} bp) "
@@ -91,21 +94,29 @@ class BuildReport:
         lines += [f"  {mark}: {text}" for mark, text in self.tracks.items()]
         if self.missing_chromosome_genes:
             n = sum(self.missing_chromosome_genes.values())
-            per = ", ".join(f"{c} {k} (not in {', '.join(self.missing_chromosome_marks[c])})"
-                            for c, k in sorted(self.missing_chromosome_genes.items(), key=lambda x: -x[1]))
+            per = ", ".join(
+                f"{c} {k} (not in {', '.join(self.missing_chromosome_marks[c])})"
+                for c, k in sorted(self.missing_chromosome_genes.items(), key=lambda x: -x[1])
+            )
             lines.append(f"dropped {n:,} genes on chromosomes missing from a bigWig/bedGraph: {per}")
         if self.tss_outside_chromosome:
-            lines.append(f"dropped {self.tss_outside_chromosome:,} genes whose TSS lies past the end of its "
-                         "chromosome in a track (do the annotation and tracks use the same genome assembly?)")
+            lines.append(
+                f"dropped {self.tss_outside_chromosome:,} genes whose TSS lies past the end of its "
+                "chromosome in a track (do the annotation and tracks use the same genome assembly?)"
+            )
         for mark, per_chrom in self.peakless_chromosome_genes.items():
             per = ", ".join(f"{c} {k}" for c, k in sorted(per_chrom.items(), key=lambda x: -x[1]))
             lines.append(f"zeros for {sum(per_chrom.values()):,} genes in {mark}: no peak on their chromosome ({per})")
         if self.clipped_windows:
-            lines.append(f"{self.clipped_windows:,} genes have a window running off a chromosome end; "
-                         "the bins outside the chromosome are 0")
+            lines.append(
+                f"{self.clipped_windows:,} genes have a window running off a chromosome end; "
+                "the bins outside the chromosome are 0"
+            )
         if self.duplicate_gene_ids:
-            lines.append(f"{len(self.duplicate_gene_ids):,} gene ids listed twice; the first record is used "
-                         f"({listing(self.duplicate_gene_ids)})")
+            lines.append(
+                f"{len(self.duplicate_gene_ids):,} gene ids listed twice; the first record is used "
+                f"({listing(self.duplicate_gene_ids)})"
+            )
         if self.genes_with_expression is not None:
             lines.append(f"expression: {self.genes_with_expression:,} of {self.genes_built:,} genes have a value")
         lines += self.notes
@@ -123,13 +134,23 @@ def check_window(bin_size: int, flank: int) -> None:
             f"--flank {flank} is not a multiple of --bin-size {bin_size}, so the TSS would not fall on a bin "
             f"edge. Use --flank {' or '.join(map(str, near))}, or a bin size that divides {flank}."
         )
-    limits.check(limits.BINS_PER_GENE, 2 * flank // bin_size, f"--flank {flank} with --bin-size {bin_size}",
-                 "Use a smaller --flank or a larger --bin-size (e.g. --flank 5000 --bin-size 100 gives 100 bins).")
+    limits.check(
+        limits.BINS_PER_GENE,
+        2 * flank // bin_size,
+        f"--flank {flank} with --bin-size {bin_size}",
+        "Use a smaller --flank or a larger --bin-size (e.g. --flank 5000 --bin-size 100 gives 100 bins).",
+    )
 
 
-def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnotation, bin_size: int = 100,
-                flank: int = 5000, stat: Stat = "sum", strand_aware: bool = False,
-                expression: str | Path | None = None) -> tuple[HistoneDataset, BuildReport]:
+def build_table(
+    tracks: Mapping[str, str | Path],
+    genes: str | Path | GeneAnnotation,
+    bin_size: int = 100,
+    flank: int = 5000,
+    stat: Stat = "sum",
+    strand_aware: bool = False,
+    expression: str | Path | None = None,
+) -> tuple[HistoneDataset, BuildReport]:
     """Bin each mark's track around every gene's TSS.
 
     ``tracks``: mark name -> bigWig, bedGraph or peak file (the marks keep this order).
@@ -155,27 +176,34 @@ def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnota
         limits.check_regular_file(path)  # a FIFO would wait forever, /dev/zero never end
     for path in given:
         if not Path(path).is_file():  # fail before the slow steps, not after them
-            raise missing_file_error(Path(path)) if not Path(path).exists() else \
-                DataError(f"{path}: is a folder where a file was expected.")
+            raise (
+                missing_file_error(Path(path))
+                if not Path(path).exists()
+                else DataError(f"{path}: is a folder where a file was expected.")
+            )
     for path in tracks.values():
         track_kind(Path(path))
     ann = genes if isinstance(genes, GeneAnnotation) else read_genes(genes)
     n_bins = 2 * flank // bin_size
     marks = tuple(str(m) for m in tracks)
-    report = BuildReport(len(ann), 0, marks, bin_size, flank, stat, bool(strand_aware),
-                         duplicate_gene_ids=list(ann.duplicates))
+    report = BuildReport(
+        len(ann), 0, marks, bin_size, flank, stat, bool(strand_aware), duplicate_gene_ids=list(ann.duplicates)
+    )
 
     keys = np.asarray([normalize_chrom(c) for c in ann.chrom], dtype=object)
     chrom_keys, gene_chrom = np.unique(keys, return_inverse=True)
     by_chrom = [np.flatnonzero(gene_chrom == k) for k in range(chrom_keys.size)]
     left = ann.tss - flank
-    limits.check(limits.SIGNAL_VALUES, len(ann) * n_bins * len(marks),
-                 f"{len(ann):,} genes x {n_bins:,} bins x {len(marks)} marks",
-                 "Use fewer bins per gene (a smaller --flank or a larger --bin-size) or fewer genes.")
+    limits.check(
+        limits.SIGNAL_VALUES,
+        len(ann) * n_bins * len(marks),
+        f"{len(ann):,} genes x {n_bins:,} bins x {len(marks)} marks",
+        "Use fewer bins per gene (a smaller --flank or a larger --bin-size) or fewer genes.",
+    )
     signal = np.zeros((len(ann), n_bins, len(marks)), dtype=np.float32)
-    missing = np.zeros(len(ann), dtype=bool)   # on a chromosome a bigWig/bedGraph lacks
-    outside = np.zeros(len(ann), dtype=bool)   # TSS past the chromosome end
-    clipped = left < 0                         # window runs off a chromosome end
+    missing = np.zeros(len(ann), dtype=bool)  # on a chromosome a bigWig/bedGraph lacks
+    outside = np.zeros(len(ann), dtype=bool)  # TSS past the chromosome end
+    clipped = left < 0  # window runs off a chromosome end
     for j, (mark, path) in enumerate(tracks.items()):
         track = open_track(mark, path)
         try:
@@ -214,13 +242,27 @@ def build_table(tracks: Mapping[str, str | Path], genes: str | Path | GeneAnnota
     report.clipped_windows = int((clipped & keep).sum())
     report.genes_built = int(keep.sum())
     ds = HistoneDataset(
-        signal=signal[keep], gene_ids=ann.gene_ids[keep], marks=marks, bin_size=bin_size,
-        tss_bin=flank // bin_size, symbols=None if ann.symbols is None else ann.symbols[keep],
-        chrom=ann.chrom[keep], strand=ann.strand[keep],
+        signal=signal[keep],
+        gene_ids=ann.gene_ids[keep],
+        marks=marks,
+        bin_size=bin_size,
+        tss_bin=flank // bin_size,
+        symbols=None if ann.symbols is None else ann.symbols[keep],
+        chrom=ann.chrom[keep],
+        strand=ann.strand[keep],
         expression=None if ann.expression is None else ann.expression[keep],
-        source=f"build-table: {len(marks)} tracks around the TSS of {ann.source}", strand_aware=bool(strand_aware),
-        meta={"build": {"genes": ann.source, "tracks": {m: str(p) for m, p in tracks.items()}, "stat": stat,
-                        "bin_size_bp": bin_size, "flank_bp": flank, "strand_aware": bool(strand_aware)}},
+        source=f"build-table: {len(marks)} tracks around the TSS of {ann.source}",
+        strand_aware=bool(strand_aware),
+        meta={
+            "build": {
+                "genes": ann.source,
+                "tracks": {m: str(p) for m, p in tracks.items()},
+                "stat": stat,
+                "bin_size_bp": bin_size,
+                "flank_bp": flank,
+                "strand_aware": bool(strand_aware),
+            }
+        },
     )
     if expression is not None:
         ds = attach_expression(ds, read_expression(expression), str(expression), report.notes)
@@ -237,8 +279,10 @@ def _chromosome_names(track: Track, chrom_keys: np.ndarray, ann: GeneAnnotation)
     for name in track.chromosomes:
         key = normalize_chrom(name)
         if key in names:
-            raise DataError(f"{track}: chromosomes {names[key]} and {name} are the same chromosome spelled two "
-                            "ways; keep one spelling in the file.")
+            raise DataError(
+                f"{track}: chromosomes {names[key]} and {name} are the same chromosome spelled two "
+                "ways; keep one spelling in the file."
+            )
         names[key] = name
     if not set(names) & set(chrom_keys.tolist()):
         raise DataError(
@@ -252,13 +296,19 @@ def _chromosome_names(track: Track, chrom_keys: np.ndarray, ann: GeneAnnotation)
 def _nothing_left(report: BuildReport, ann: GeneAnnotation) -> str:
     why = []
     if report.missing_chromosome_genes:
-        why.append(f"{sum(report.missing_chromosome_genes.values()):,} are on chromosomes missing from a bigWig or "
-                   f"bedGraph ({listing(sorted(report.missing_chromosome_genes))})")
+        why.append(
+            f"{sum(report.missing_chromosome_genes.values()):,} are on chromosomes missing from a bigWig or "
+            f"bedGraph ({listing(sorted(report.missing_chromosome_genes))})"
+        )
     if report.tss_outside_chromosome:
-        why.append(f"{report.tss_outside_chromosome:,} have their TSS past the end of its chromosome in a track "
-                   "(a different genome assembly?)")
-    return (f"No gene is left of the {len(ann):,} in {ann.source}: {'; '.join(why)}. Use tracks and an annotation "
-            "of the same genome assembly that cover the same chromosomes.")
+        why.append(
+            f"{report.tss_outside_chromosome:,} have their TSS past the end of its chromosome in a track "
+            "(a different genome assembly?)"
+        )
+    return (
+        f"No gene is left of the {len(ann):,} in {ann.source}: {'; '.join(why)}. Use tracks and an annotation "
+        "of the same genome assembly that cover the same chromosomes."
+    )
 
 
 def _missing(report: BuildReport, track: Track, chrom: str, idx: np.ndarray, dropped: np.ndarray) -> None:

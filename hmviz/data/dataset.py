@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,9 +105,7 @@ class HistoneDataset:
             split = _as_str_array(self.split, "split", n)
             bad = sorted(set(split.tolist()) - set(SPLITS))
             if bad:
-                raise DataError(
-                    f"split values must be one of {', '.join(SPLITS)}; found {', '.join(bad[:5])}."
-                )
+                raise DataError(f"split values must be one of {', '.join(SPLITS)}; found {', '.join(bad[:5])}.")
             self.split = split
 
     # ----------------------------------------------------------------- shape
@@ -133,7 +131,7 @@ class HistoneDataset:
         return (np.arange(self.n_bins) - self.tss_bin) * self.bin_size
 
     # -------------------------------------------------------------- selection
-    def subset(self, index: np.ndarray | Sequence[int] | slice) -> "HistoneDataset":
+    def subset(self, index: np.ndarray | Sequence[int] | slice) -> HistoneDataset:
         """The dataset restricted to some genes (an index array, a boolean mask or a slice)."""
         idx = np.arange(self.n_genes)[index]
         kw = {}
@@ -142,7 +140,7 @@ class HistoneDataset:
             kw[name] = None if value is None else value[idx]
         return dataclasses.replace(self, signal=self.signal[idx], meta=dict(self.meta), **kw)
 
-    def select_marks(self, marks: Sequence[str]) -> "HistoneDataset":
+    def select_marks(self, marks: Sequence[str]) -> HistoneDataset:
         """The dataset with only the given marks, in the given order.
 
         Raises :class:`DataError` naming the marks that are not in the data.
@@ -183,8 +181,10 @@ class HistoneDataset:
             hits = np.flatnonzero(np.char.upper(self.symbols.astype(str)) == gene.upper())
             if hits.size > 1:
                 ids = [str(g) for g in self.gene_ids[hits]]
-                raise DataError(f"The symbol '{gene}' belongs to {hits.size} genes ({', '.join(ids[:5])}"
-                                f"{' and more' if hits.size > 5 else ''}); name the gene by its id instead.")
+                raise DataError(
+                    f"The symbol '{gene}' belongs to {hits.size} genes ({', '.join(ids[:5])}"
+                    f"{' and more' if hits.size > 5 else ''}); name the gene by its id instead."
+                )
             if hits.size:
                 return int(hits[0])
         import difflib
@@ -198,8 +198,14 @@ class HistoneDataset:
     def gene_table(self) -> pd.DataFrame:
         """One row per gene with its id and whatever per-gene annotation the dataset has."""
         cols: dict[str, object] = {"gene_id": self.gene_ids}
-        for name, col in (("symbol", self.symbols), ("chrom", self.chrom), ("strand", self.strand),
-                          ("split", self.split), ("expression", self.expression), ("label", self.labels)):
+        for name, col in (
+            ("symbol", self.symbols),
+            ("chrom", self.chrom),
+            ("strand", self.strand),
+            ("split", self.split),
+            ("expression", self.expression),
+            ("label", self.labels),
+        ):
             if col is not None:
                 cols[name] = col
         return pd.DataFrame(cols)
@@ -262,8 +268,11 @@ class HistoneDataset:
             lines.append("labels:   none")
         if "expression" in s:
             ex = s["expression"]
-            lines.append(f"expression: {ex['genes_with_value']} genes, median {ex['median']:.4g}"
-                         if ex["median"] is not None else "expression: no finite values")
+            lines.append(
+                f"expression: {ex['genes_with_value']} genes, median {ex['median']:.4g}"
+                if ex["median"] is not None
+                else "expression: no finite values"
+            )
         if "split" in s:
             lines.append("split:    " + ", ".join(f"{k} {v}" for k, v in s["split"].items()))
         else:
@@ -330,10 +339,10 @@ class MultiCellDataset:
                 raise DataError(f"Cell '{c}' is not in the dataset; cells are {', '.join(self.cells)}.")
         return self.cells[cell_a], self.cells[cell_b]
 
-    def subset(self, index) -> "MultiCellDataset":
+    def subset(self, index) -> MultiCellDataset:
         return MultiCellDataset({k: v.subset(index) for k, v in self.cells.items()}, source=self.source)
 
-    def select_marks(self, marks: Sequence[str]) -> "MultiCellDataset":
+    def select_marks(self, marks: Sequence[str]) -> MultiCellDataset:
         return MultiCellDataset({k: v.select_marks(marks) for k, v in self.cells.items()}, source=self.source)
 
     def describe(self) -> str:

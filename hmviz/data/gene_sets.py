@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -46,8 +46,11 @@ def record_split(gene_ids: np.ndarray, split: np.ndarray) -> dict:
     out: dict = {"encoding": ENCODING, "split_fingerprint": split_fingerprint(gene_ids, split)}
     for name in SPLITS:
         text = _joined(gene_ids[split == name])
-        out[name] = {"count": int((split == name).sum()), "sha256": hashlib.sha256(text).hexdigest(),
-                     "ids": base64.b64encode(zlib.compress(text, 9)).decode("ascii")}
+        out[name] = {
+            "count": int((split == name).sum()),
+            "sha256": hashlib.sha256(text).hexdigest(),
+            "ids": base64.b64encode(zlib.compress(text, 9)).decode("ascii"),
+        }
     return out
 
 
@@ -61,11 +64,15 @@ def recorded_genes(record: Mapping) -> dict[str, set[str]]:
                 raise TypeError
             text = zlib.decompress(base64.b64decode(entry["ids"]))
         except (TypeError, KeyError, ValueError, zlib.error):
-            raise ModelError(f"The model card's record of its {name} genes is unreadable; the card was edited "
-                             "or damaged. Retrain the model or restore its model_card.json.") from None
+            raise ModelError(
+                f"The model card's record of its {name} genes is unreadable; the card was edited "
+                "or damaged. Retrain the model or restore its model_card.json."
+            ) from None
         if hashlib.sha256(text).hexdigest() != entry.get("sha256"):
-            raise ModelError(f"The model card's record of its {name} genes does not match its checksum; the card "
-                             "was edited or damaged. Retrain the model or restore its model_card.json.")
+            raise ModelError(
+                f"The model card's record of its {name} genes does not match its checksum; the card "
+                "was edited or damaged. Retrain the model or restore its model_card.json."
+            )
         out[name] = set(text.decode().split("\n")) if text else set()
     return out
 

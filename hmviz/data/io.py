@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from hmviz.data.dataset import SPLITS, HistoneDataset, MultiCellDataset
 from hmviz.data.formats import deepchrome, deepdiff, long
 from hmviz.data.formats._assemble import (
-    assemble, check_label_classes, combine_cells, combine_files, rename_cells,
+    assemble,
+    check_label_classes,
+    combine_cells,
+    combine_files,
+    rename_cells,
 )
 from hmviz.data.formats._files import missing_file_error, peek, sniff_delimiter, split_fields, strip_gz
 from hmviz.data.formats.expression import attach_expression, read_expression
@@ -47,8 +51,12 @@ PathLike = str | Path
 CellNames = Sequence[str] | Mapping[str, str] | None
 
 
-def read_dataset(paths: PathLike | Sequence[PathLike], format: str = "auto", expression: PathLike | None = None,
-                 cell_names: CellNames = None) -> HistoneDataset | MultiCellDataset:
+def read_dataset(
+    paths: PathLike | Sequence[PathLike],
+    format: str = "auto",
+    expression: PathLike | None = None,
+    cell_names: CellNames = None,
+) -> HistoneDataset | MultiCellDataset:
     """Read histone-mark data binned around each gene's TSS.
 
     ``paths``: a file, a folder (every data file in it) or several of either. ``format``:
@@ -71,8 +79,10 @@ def read_dataset(paths: PathLike | Sequence[PathLike], format: str = "auto", exp
         if expression is None and len(tables) == 1:
             expression = tables[0]
         elif expression is None:
-            raise DataError(f"Several expression tables found ({', '.join(map(str, tables))}); name one with "
-                            "--expression (expression= in Python).")
+            raise DataError(
+                f"Several expression tables found ({', '.join(map(str, tables))}); name one with "
+                "--expression (expression= in Python)."
+            )
     fmt = resolve_format(files, format)
     source = f"{_TITLES[fmt]} {', '.join(map(str, given))}"
     notes: list[tuple[int, str]] = []  # (logging level, text)
@@ -134,11 +144,18 @@ def expand(given: Sequence[PathLike]) -> list[Path]:
         if not path.is_dir():
             files.append(path)
             continue
-        found = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and
-                 Path(strip_gz(p.name)).suffix.lower() in DATA_SUFFIXES and not deepdiff.EXPR_RE.match(p.name)]
+        found = [
+            p
+            for p in path.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and Path(strip_gz(p.name)).suffix.lower() in DATA_SUFFIXES
+            and not deepdiff.EXPR_RE.match(p.name)
+        ]
         if not found:
-            raise DataError(f"{path}: the folder has no data files ({', '.join(DATA_SUFFIXES)}, optionally "
-                            ".gz). Check the path.")
+            raise DataError(
+                f"{path}: the folder has no data files ({', '.join(DATA_SUFFIXES)}, optionally .gz). Check the path."
+            )
         files.extend(sorted(found, key=_folder_order))
     seen = set()
     for f in files:
@@ -175,8 +192,10 @@ def resolve_format(files: Sequence[Path], format: str) -> str:
     kinds = sorted(set(found.values()))
     if len(kinds) > 1:
         detail = "; ".join(f"{f}: {k}" for f, k in found.items())
-        raise DataError(f"The input files are in different formats ({detail}). Read one format at a time, "
-                        "or name the format explicitly (--format).")
+        raise DataError(
+            f"The input files are in different formats ({detail}). Read one format at a time, "
+            "or name the format explicitly (--format)."
+        )
     return kinds[0]
 
 
@@ -209,8 +228,9 @@ def _with_expression(ds: HistoneDataset, expression: PathLike | None, notes: lis
     if expression is None:
         return ds
     if ds.expression is not None:
-        raise DataError(f"{ds.source} already has an expression column; drop it or do not give an "
-                        f"expression table ({expression}).")
+        raise DataError(
+            f"{ds.source} already has an expression column; drop it or do not give an expression table ({expression})."
+        )
     return attach_expression(ds, read_expression(expression), str(expression), notes)
 
 
@@ -240,8 +260,9 @@ def _read_deepdiff(files, expression, cell_names, source, notes) -> HistoneDatas
         ds = combine_files(parts, source)
         table = expression or deepdiff.expression_file(cell_files[0].parent, cell)
         if table is None:
-            notes.append((logging.WARNING, f"cell {name}: no {cell}.expr.csv beside {cell_files[0]}, so there "
-                          "is no expression."))
+            notes.append(
+                (logging.WARNING, f"cell {name}: no {cell}.expr.csv beside {cell_files[0]}, so there is no expression.")
+            )
         else:
             ds = _with_expression(ds, table, notes)
         cells[name] = ds
@@ -257,12 +278,19 @@ def _read_long(files, expression, cell_names, source, notes) -> HistoneDataset |
     for f, s in zip(files, splits):
         for rows in long.read_rows(f, s):
             if rows.bin_start_bp is None:
-                notes.append((logging.INFO, f"{f}: no bin_start_bp column, so bins are taken to be "
-                              f"{rows.default_bin_size} bp with the TSS at the start of bin bins // 2."))
+                notes.append(
+                    (
+                        logging.INFO,
+                        f"{f}: no bin_start_bp column, so bins are taken to be "
+                        f"{rows.default_bin_size} bp with the TSS at the start of bin bins // 2.",
+                    )
+                )
             by_cell.setdefault(rows.cell, []).append(assemble(rows))
     if None in by_cell and len(by_cell) > 1:
-        raise DataError(f"Some rows have a cell and some do not ({', '.join(str(c) for c in by_cell if c)} and "
-                        "empty). Give every row its cell, or drop the cell column.")
+        raise DataError(
+            f"Some rows have a cell and some do not ({', '.join(str(c) for c in by_cell if c)} and "
+            "empty). Give every row its cell, or drop the cell column."
+        )
     datasets = {cell: combine_files(parts, source) for cell, parts in by_cell.items()}
     for ds in datasets.values():
         check_label_classes(ds)
@@ -270,9 +298,11 @@ def _read_long(files, expression, cell_names, source, notes) -> HistoneDataset |
         ds = next(iter(datasets.values()))
         return _single_cell(_with_expression(ds, expression, notes), cell_names)
     if expression is not None:
-        raise DataError(f"An expression table ({expression}) applies to one cell, but the data has "
-                        f"{len(datasets)} cells ({', '.join(map(str, datasets))}); put expression in the "
-                        "data's expression column instead.")
+        raise DataError(
+            f"An expression table ({expression}) applies to one cell, but the data has "
+            f"{len(datasets)} cells ({', '.join(map(str, datasets))}); put expression in the "
+            "data's expression column instead."
+        )
     names = rename_cells([str(c) for c in datasets], cell_names)
     cells = {}
     for name, ds in zip(names, datasets.values()):

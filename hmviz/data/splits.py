@@ -17,7 +17,8 @@ import dataclasses
 import logging
 import math
 import re
-from typing import Iterable, Literal, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -98,8 +99,12 @@ def split_counts(n_genes: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -
     return int(counts[0]), int(counts[1]), int(counts[2])
 
 
-def random_split(n_genes: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0,
-                 strata: np.ndarray | Sequence | None = None) -> np.ndarray:
+def random_split(
+    n_genes: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    strata: np.ndarray | Sequence | None = None,
+) -> np.ndarray:
     """A seeded random split by gene: shape (n_genes,) object array of ``train``/``valid``/``test``.
 
     Counts are exactly :func:`split_counts`; every split with a positive fraction is non-empty
@@ -121,7 +126,7 @@ def random_split(n_genes: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, s
         order = rng.permutation(n_genes)
         start = 0
         for name, count in zip(SPLITS, counts):
-            split[order[start:start + count]] = name
+            split[order[start : start + count]] = name
             start += count
         return split
     strata = np.asarray(strata)
@@ -235,8 +240,10 @@ def choose_holdout_chroms(
     fr = _check_fractions(fractions)
     chroms, sizes = np.unique(names, return_counts=True)
     size = dict(zip(chroms.tolist(), sizes.tolist()))
-    given = {"valid": None if valid_chroms is None else _chrom_list(valid_chroms, "validation"),
-             "test": None if test_chroms is None else _chrom_list(test_chroms, "test")}
+    given = {
+        "valid": None if valid_chroms is None else _chrom_list(valid_chroms, "validation"),
+        "test": None if test_chroms is None else _chrom_list(test_chroms, "test"),
+    }
     taken = set().union(*(set(g) for g in given.values() if g is not None))
     to_choose = [k for k in ("test", "valid") if given[k] is None and fr[SPLITS.index(k)] > 0]
     pool = [c for c in sorted(size, key=_chrom_sort_key) if c not in taken]
@@ -296,8 +303,10 @@ def ensure_split(
     if how not in SPLIT_HOWS:
         raise DataError(f"Unknown split '{how}'; use one of {', '.join(SPLIT_HOWS)}.")
     if how != "chromosome" and (valid_chroms is not None or test_chroms is not None):
-        raise DataError("Validation and test chromosomes (--valid-chroms, --test-chroms) apply to the chromosome "
-                        f"split only, not to a {how} split; add --split chromosome or leave them out.")
+        raise DataError(
+            "Validation and test chromosomes (--valid-chroms, --test-chroms) apply to the chromosome "
+            f"split only, not to a {how} split; add --split chromosome or leave them out."
+        )
     meta = dict(dataset.meta)
     if how == "file" and dataset.split is not None:
         split = dataset.split
@@ -311,8 +320,7 @@ def ensure_split(
         valid, test = choose_holdout_chroms(dataset.chrom, fractions, seed, valid_chroms, test_chroms)
         split = chromosome_split(dataset.chrom, valid, test)
         given = [w for w, g in (("valid", valid_chroms), ("test", test_chroms)) if g is not None]
-        chosen = ("given" if len(given) == 2 else
-                  f"{given[0]} given, the other seeded" if given else "seeded")
+        chosen = "given" if len(given) == 2 else f"{given[0]} given, the other seeded" if given else "seeded"
         info = {"kind": "chromosome", "valid_chroms": valid, "test_chroms": test, "chroms_chosen": chosen}
         if len(given) < 2:
             info.update(seed=int(seed), fractions=list(_check_fractions(fractions)))

@@ -31,8 +31,8 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -50,10 +50,29 @@ TWO_CELL_GENES = 1000  # genes in sample_data/two_cells/ (cells "synthetic" and 
 
 # Chromosomes with weights roughly proportional to their number of protein-coding genes.
 CHROM_WEIGHTS: dict[str, int] = {
-    "chr1": 2050, "chr2": 1300, "chr3": 1080, "chr4": 750, "chr5": 880, "chr6": 1040, "chr7": 990,
-    "chr8": 680, "chr9": 780, "chr10": 730, "chr11": 1300, "chr12": 1030, "chr13": 320, "chr14": 820,
-    "chr15": 610, "chr16": 850, "chr17": 1190, "chr18": 270, "chr19": 1470, "chr20": 540,
-    "chr21": 230, "chr22": 440, "chrX": 840,
+    "chr1": 2050,
+    "chr2": 1300,
+    "chr3": 1080,
+    "chr4": 750,
+    "chr5": 880,
+    "chr6": 1040,
+    "chr7": 990,
+    "chr8": 680,
+    "chr9": 780,
+    "chr10": 730,
+    "chr11": 1300,
+    "chr12": 1030,
+    "chr13": 320,
+    "chr14": 820,
+    "chr15": 610,
+    "chr16": 850,
+    "chr17": 1190,
+    "chr18": 270,
+    "chr19": 1470,
+    "chr20": 540,
+    "chr21": 230,
+    "chr22": 440,
+    "chrX": 840,
 }
 
 # Mean reads per 100-bp bin without any enrichment.
@@ -65,12 +84,12 @@ DISPERSION_SHAPE = 1.5
 # 100-bp bin. "K27_focal" is the promoter H3K27me3 peak of bivalent genes; "K27_domain" and
 # "K9_domain" are broad domains. H3K4me1 is not here: it is drawn the same way for every gene.
 STATES: dict[str, dict] = {
-    "active":          {"share": 0.38, "H3K4me3": (22, 0.5), "H3K36me3": (7, 0.5)},
-    "weak":            {"share": 0.17, "H3K4me3": (6, 0.6), "H3K36me3": (2, 0.6)},
-    "bivalent":        {"share": 0.12, "H3K4me3": (16, 0.5), "H3K36me3": (0.4, 0.6), "K27_focal": (7, 0.4)},
-    "polycomb":        {"share": 0.13, "H3K4me3": (1.0, 0.8), "K27_domain": (4, 0.5)},
+    "active": {"share": 0.38, "H3K4me3": (22, 0.5), "H3K36me3": (7, 0.5)},
+    "weak": {"share": 0.17, "H3K4me3": (6, 0.6), "H3K36me3": (2, 0.6)},
+    "bivalent": {"share": 0.12, "H3K4me3": (16, 0.5), "H3K36me3": (0.4, 0.6), "K27_focal": (7, 0.4)},
+    "polycomb": {"share": 0.13, "H3K4me3": (1.0, 0.8), "K27_domain": (4, 0.5)},
     "heterochromatin": {"share": 0.10, "K9_domain": (4, 0.5)},
-    "silent":          {"share": 0.10},
+    "silent": {"share": 0.10},
 }
 H3K4ME1_PEAK = (3.0, 0.7)
 
@@ -82,14 +101,29 @@ PLANTED_RULES: dict = {
     ),
     "intercept": 0.5,
     "terms": [
-        {"name": "promoter_H3K4me3", "mark": "H3K4me3", "region_bp": [-1000, 1000], "weight": 1.2,
-         "direction": "raises", "multiplied_by": "1 - bivalent_gate"},
-        {"name": "gene_body_H3K36me3", "mark": "H3K36me3", "region_bp": [1000, 5000], "weight": 1.0,
-         "direction": "raises"},
-        {"name": "broad_H3K27me3", "mark": "H3K27me3", "region_bp": [-5000, 5000], "weight": -1.0,
-         "direction": "lowers"},
-        {"name": "broad_H3K9me3", "mark": "H3K9me3", "region_bp": [-5000, 5000], "weight": -1.0,
-         "direction": "lowers"},
+        {
+            "name": "promoter_H3K4me3",
+            "mark": "H3K4me3",
+            "region_bp": [-1000, 1000],
+            "weight": 1.2,
+            "direction": "raises",
+            "multiplied_by": "1 - bivalent_gate",
+        },
+        {
+            "name": "gene_body_H3K36me3",
+            "mark": "H3K36me3",
+            "region_bp": [1000, 5000],
+            "weight": 1.0,
+            "direction": "raises",
+        },
+        {
+            "name": "broad_H3K27me3",
+            "mark": "H3K27me3",
+            "region_bp": [-5000, 5000],
+            "weight": -1.0,
+            "direction": "lowers",
+        },
+        {"name": "broad_H3K9me3", "mark": "H3K9me3", "region_bp": [-5000, 5000], "weight": -1.0, "direction": "lowers"},
     ],
     "interaction": {
         "name": "bivalent_gate",
@@ -143,8 +177,9 @@ def planted_terms(dataset: HistoneDataset, rules: dict = PLANTED_RULES) -> dict[
         return _region_mean(log_signal, starts, dataset.marks.index(mark), region)
 
     inter = rules["interaction"]
-    gate = 1.0 / (1.0 + np.exp(-(feature(inter["gate_mark"], inter["gate_region_bp"]) - inter["midpoint"])
-                               / inter["width"]))
+    gate = 1.0 / (
+        1.0 + np.exp(-(feature(inter["gate_mark"], inter["gate_region_bp"]) - inter["midpoint"]) / inter["width"])
+    )
     out: dict[str, np.ndarray] = {}
     for term in rules["terms"]:
         value = term["weight"] * feature(term["mark"], term["region_bp"])
@@ -165,6 +200,7 @@ def oracle_log_expression(dataset: HistoneDataset, rules: dict = PLANTED_RULES) 
 # ------------------------------------------------------------------ the signal
 def _profiles(x: np.ndarray) -> dict[str, np.ndarray]:
     """Shapes (max 1) along bin centres ``x`` in bp, downstream positive."""
+
     def bump(mu: float, sd: float) -> np.ndarray:
         return np.exp(-0.5 * ((x - mu) / sd) ** 2)
 
@@ -175,8 +211,7 @@ def _profiles(x: np.ndarray) -> dict[str, np.ndarray]:
     k4me3 = (0.7 * bump(-350, 350) + bump(450, 450)) * (1 - 0.5 * bump(-25, 100))
     body = 1 / (1 + np.exp(-(x - 1200) / 400)) * (0.5 + 0.5 * np.clip(x, 0, 5000) / 5000)
     k4me1 = bump(-1500, 700) + bump(1800, 900)
-    return {"H3K4me3": norm(k4me3), "H3K36me3": norm(body), "H3K4me1": norm(k4me1),
-            "K27_focal": bump(0, 1200)}
+    return {"H3K4me3": norm(k4me3), "H3K36me3": norm(body), "H3K4me1": norm(k4me1), "K27_focal": bump(0, 1200)}
 
 
 def _domains(rng: np.random.Generator, x: np.ndarray, n: int) -> np.ndarray:
@@ -191,8 +226,9 @@ def _lognormal(rng: np.random.Generator, median_sd: tuple[float, float], n: int)
     return median * np.exp(sd * rng.standard_normal(n))
 
 
-def _simulate_counts(rng: np.random.Generator, n_genes: int, n_bins: int, bin_size: int, tss_bin: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def _simulate_counts(
+    rng: np.random.Generator, n_genes: int, n_bins: int, bin_size: int, tss_bin: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts (genes, bins, marks) float32 and each gene's state index into :data:`STATES`."""
     names = list(STATES)
     shares = np.array([STATES[s]["share"] for s in names])
@@ -266,9 +302,17 @@ def make_sample_dataset(
     gene_ids, symbols, chrom, strand = _gene_annotation(rng, n_genes)
     signal, state = _simulate_counts(rng, n_genes, n_bins, bin_size, tss_bin)
     dataset = HistoneDataset(
-        signal=signal, gene_ids=gene_ids, marks=MARKS, bin_size=bin_size, tss_bin=tss_bin,
-        symbols=symbols, chrom=chrom, strand=strand, cell="synthetic",
-        source=f"hmviz synthetic sample data (seed {seed})", strand_aware=True,
+        signal=signal,
+        gene_ids=gene_ids,
+        marks=MARKS,
+        bin_size=bin_size,
+        tss_bin=tss_bin,
+        symbols=symbols,
+        chrom=chrom,
+        strand=strand,
+        cell="synthetic",
+        source=f"hmviz synthetic sample data (seed {seed})",
+        strand_aware=True,
     )
     oracle = oracle_log_expression(dataset)
     noisy = oracle + PLANTED_RULES["noise"]["sd"] * rng.standard_normal(n_genes)
@@ -305,7 +349,7 @@ def make_sample_dataset(
         "chromatin_states": {s: int((state == k).sum()) for k, s in enumerate(names)},
         "zero_expression_genes": int((dataset.expression == 0).sum()),
         "counts": f"gamma-Poisson (negative binomial) with shape {DISPERSION_SHAPE}: "
-                  f"variance = mean + mean^2 / {DISPERSION_SHAPE}",
+        f"variance = mean + mean^2 / {DISPERSION_SHAPE}",
     }
     return dataset, truth
 
@@ -331,10 +375,10 @@ def _readme(truth: dict, sizes: dict[str, int], histone_header: str) -> str:
     files = "\n".join(f"| `{name}` | {size:,} bytes |" for name, size in sizes.items())
     return f"""# sample_data: generated histone-mark data with planted rules
 
-Generated by `{run['generator']}` (`hmviz/data/synthetic.py`). Do not edit by hand; regenerate with
+Generated by `{run["generator"]}` (`hmviz/data/synthetic.py`). Do not edit by hand; regenerate with
 
 ```
-python -m hmviz.data.synthetic --out sample_data --seed {run['seed']} --n-genes {run['n_genes']}
+python -m hmviz.data.synthetic --out sample_data --seed {run["seed"]} --n-genes {run["n_genes"]}
 ```
 
 The same seed gives byte-identical files (tested in `tests/test_synthetic.py`).
@@ -351,23 +395,23 @@ The same seed gives byte-identical files (tested in `tests/test_synthetic.py`).
   so loading shows the join by gene id:
   `hmviz.data.io.read_dataset("sample_data/histone.csv.gz", expression="sample_data/expression.tsv")`.
 * `ground_truth.json`: the planted rules below, machine-readable, with this run's facts.
-* `two_cells/histone.csv.gz`: two cell types over the first {min(run['n_genes'], TWO_CELL_GENES)} genes, for
+* `two_cells/histone.csv.gz`: two cell types over the first {min(run["n_genes"], TWO_CELL_GENES)} genes, for
   differential models (DeepDiff): cell `synthetic` is this data, cell `synthetic-B` has the marks of 40% of
   the genes redrawn and expression from the same rules (gene noise shared, plus cell noise of sd 0.5 on the
   log scale); see `hmviz.data.synthetic.make_second_cell`. `python -m hmviz train --data sample_data/two_cells
   --model deepdiff --out runs/dd` predicts log2((B + 1) / (A + 1)).
 
-{run['n_genes']} genes (`SIM00001`, ... with symbols `SIMG1`, ...) on chr1..chr22 and chrX (roughly in
+{run["n_genes"]} genes (`SIM00001`, ... with symbols `SIMG1`, ...) on chr1..chr22 and chrX (roughly in
 proportion to their protein-coding genes), both strands.
-{run['n_bins']} bins of {run['bin_size_bp']} bp, TSS at bin {run['tss_bin']} (window {run['window_bp'][0]:+d} .. {run['window_bp'][1]:+d} bp).
+{run["n_bins"]} bins of {run["bin_size_bp"]} bp, TSS at bin {run["tss_bin"]} (window {run["window_bp"][0]:+d} .. {run["window_bp"][1]:+d} bp).
 Bins run in the direction of transcription (`strand_aware=True`).
-Marks, in DeepChrome order: {', '.join(run['marks'])}.
-Split: seeded random 70/15/15 by gene ({', '.join(f'{k} {v}' for k, v in run['split']['counts'].items())}).
+Marks, in DeepChrome order: {", ".join(run["marks"])}.
+Split: seeded random 70/15/15 by gene ({", ".join(f"{k} {v}" for k, v in run["split"]["counts"].items())}).
 
 ## How the signal is made
 
 Each gene is in one chromatin state ({states}).
-Read counts per bin are {run['counts']}, around `background + peak height * profile`,
+Read counts per bin are {run["counts"]}, around `background + peak height * profile`,
 with peak heights log-normal within a state:
 
 * H3K4me3: promoter peak (the -1 and +1 nucleosomes) with a **dip at the TSS** (nucleosome-depleted region);
@@ -379,35 +423,40 @@ with peak heights log-normal within a state:
 
 ## The planted rules
 
-A feature is the {truth['feature_definition']}.
+A feature is the {truth["feature_definition"]}.
 
-`log_expression = {truth['intercept']} + sum of the terms + noise`, noise ~ Normal(0, sd {truth['noise']['sd']}).
+`log_expression = {truth["intercept"]} + sum of the terms + noise`, noise ~ Normal(0, sd {truth["noise"]["sd"]}).
 
 | term | mark | region (bp from TSS) | weight | effect |
 |---|---|---|---|---|
 {rows}
 
-Interaction (`{inter['name']}`): {inter['effect']}.
-`bivalent_gate = {inter['gate']}`, where feature is {inter['gate_mark']} over
-{inter['gate_region_bp'][0]:+d} .. {inter['gate_region_bp'][1]:+d} bp, midpoint {inter['midpoint']}, width {inter['width']}.
+Interaction (`{inter["name"]}`): {inter["effect"]}.
+`bivalent_gate = {inter["gate"]}`, where feature is {inter["gate_mark"]} over
+{inter["gate_region_bp"][0]:+d} .. {inter["gate_region_bp"][1]:+d} bp, midpoint {inter["midpoint"]}, width {inter["width"]}.
 
-Decoy: {', '.join(truth['decoy_marks'])} has no effect on expression (explanations should rank it last).
+Decoy: {", ".join(truth["decoy_marks"])} has no effect on expression (explanations should rank it last).
 Expected sign per mark: {signs}.
 
-`expression = max(0, expm1(log_expression))`, rounded to 3 decimals (RPKM-like; {run['zero_expression_genes']} genes are 0).
-Labels: the `{truth['label_rule']}` rule fitted on the training genes (1 = expression above {truth['label_threshold']}).
+`expression = max(0, expm1(log_expression))`, rounded to 3 decimals (RPKM-like; {run["zero_expression_genes"]} genes are 0).
+Labels: the `{truth["label_rule"]}` rule fitted on the training genes (1 = expression above {truth["label_threshold"]}).
 
 ## Oracle
 
-{auc['definition']}: **{auc['all_genes']}** over all genes, {auc['test_genes']} on the test genes.
+{auc["definition"]}: **{auc["all_genes"]}** over all genes, {auc["test_genes"]} on the test genes.
 The noise is set so that this lies in 0.85..0.95: a good model gets close to it but not to 1.
 `hmviz.data.synthetic.oracle_log_expression(dataset, json.load(open('ground_truth.json')))` recomputes
 the noiseless values from the signal; `planted_terms` gives each term per gene.
 """
 
 
-def make_second_cell(dataset: HistoneDataset, seed: int = 1, fraction_changed: float = 0.4,
-                     cell_noise_sd: float = 0.5, cell: str = "synthetic-B") -> HistoneDataset:
+def make_second_cell(
+    dataset: HistoneDataset,
+    seed: int = 1,
+    fraction_changed: float = 0.4,
+    cell_noise_sd: float = 0.5,
+    cell: str = "synthetic-B",
+) -> HistoneDataset:
     """A second cell type over the same genes, for differential models (DeepDiff).
 
     A random ``fraction_changed`` of the genes switch chromatin state: their marks are redrawn from
@@ -421,12 +470,22 @@ def make_second_cell(dataset: HistoneDataset, seed: int = 1, fraction_changed: f
     changed = rng.random(dataset.n_genes) < fraction_changed
     signal = np.where(changed[:, None, None], redrawn, dataset.signal).astype(np.float32)
     gene_noise = np.log1p(dataset.expression) - oracle_log_expression(dataset)
-    other = dataclasses.replace(dataset, signal=signal, cell=cell, labels=None, expression=None,
-                                source=f"{dataset.source}, second cell (seed {seed})", meta={})
+    other = dataclasses.replace(
+        dataset,
+        signal=signal,
+        cell=cell,
+        labels=None,
+        expression=None,
+        source=f"{dataset.source}, second cell (seed {seed})",
+        meta={},
+    )
     log_expr = oracle_log_expression(other) + gene_noise + cell_noise_sd * rng.standard_normal(dataset.n_genes)
     other = dataclasses.replace(other, expression=np.round(np.maximum(0.0, np.expm1(log_expr)), 3))
-    other.meta.update(split=dict(dataset.meta.get("split", {})), changed_genes=int(changed.sum()),
-                      generator={"name": GENERATOR, "second_cell_seed": int(seed)})
+    other.meta.update(
+        split=dict(dataset.meta.get("split", {})),
+        changed_genes=int(changed.sum()),
+        generator={"name": GENERATOR, "second_cell_seed": int(seed)},
+    )
     return other
 
 
@@ -435,8 +494,9 @@ def make_two_cell_sample(n_genes: int = DEFAULT_N_GENES, seed: int = 0) -> Multi
     first, _ = make_sample_dataset(n_genes, seed=seed)
     second = make_second_cell(first, seed=seed + 1)
     first = dataclasses.replace(first, labels=None, meta=dict(first.meta))  # differential models use expression
-    return MultiCellDataset({first.cell: first, second.cell: second},
-                            source=f"hmviz synthetic two-cell sample (seed {seed})")
+    return MultiCellDataset(
+        {first.cell: first, second.cell: second}, source=f"hmviz synthetic two-cell sample (seed {seed})"
+    )
 
 
 def write_sample_data(out_dir: str | Path, seed: int = 0, n_genes: int = DEFAULT_N_GENES) -> dict[str, Path]:
@@ -473,8 +533,9 @@ def write_sample_data(out_dir: str | Path, seed: int = 0, n_genes: int = DEFAULT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hmviz.data.synthetic",
-                                     description="Write hmviz's generated sample data with planted rules.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hmviz.data.synthetic", description="Write hmviz's generated sample data with planted rules."
+    )
     parser.add_argument("--out", default="sample_data", help="output folder (default: sample_data)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--n-genes", type=int, default=DEFAULT_N_GENES, help=f"genes (default: {DEFAULT_N_GENES})")

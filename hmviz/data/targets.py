@@ -16,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class LabelRule:
         object.__setattr__(self, "value", value)
 
     @classmethod
-    def parse(cls, text: "str | LabelRule") -> "LabelRule":
+    def parse(cls, text: str | LabelRule) -> LabelRule:
         """Read ``median``, ``quantile:Q`` or ``threshold:T`` (spaces and case are ignored)."""
         if isinstance(text, LabelRule):
             return text
@@ -130,8 +131,12 @@ class LabelRule:
                 "check the expression column and that the split assigns genes to 'train'."
             )
         if not finite.all():
-            log.warning("%d of %d training genes have no expression value and are left out of the %s threshold.",
-                        int((~finite).sum()), train.size, self)
+            log.warning(
+                "%d of %d training genes have no expression value and are left out of the %s threshold.",
+                int((~finite).sum()),
+                train.size,
+                self,
+            )
         values = values[finite]
         if self.kind == "median":
             threshold = float(np.median(values))
@@ -167,7 +172,7 @@ class LabelRule:
 
 
 def label_dataset(
-    dataset: HistoneDataset, rule: "LabelRule | str" = "median", train_index: np.ndarray | None = None
+    dataset: HistoneDataset, rule: LabelRule | str = "median", train_index: np.ndarray | None = None
 ) -> HistoneDataset:
     """A new dataset with ``labels`` from ``rule`` fitted on its training genes.
 

@@ -50,34 +50,44 @@ import pyarrow as pa
 from hmviz.data.formats._assemble import encode, float_column, int_column
 from hmviz.data.formats._files import first_line, missing_file_error, read_csv_table, read_source, strip_gz
 from hmviz.data.validation import SourceFile
-from hmviz.limits import check_regular_file
 from hmviz.errors import DataError
-
+from hmviz.limits import check_regular_file
 
 Stat = Literal["sum", "mean", "max"]
 STATS: tuple[str, ...] = ("sum", "mean", "max")
 
 #: Suffix (lower case, after an optional ``.gz``) -> kind of track. ``.bed``: ENCODE peaks.
 SUFFIXES: dict[str, str] = {
-    ".bw": "bigWig", ".bigwig": "bigWig",
-    ".bedgraph": "bedGraph", ".bdg": "bedGraph", ".bg": "bedGraph",
-    ".narrowpeak": "narrowPeak", ".broadpeak": "broadPeak", ".gappedpeak": "gappedPeak",
+    ".bw": "bigWig",
+    ".bigwig": "bigWig",
+    ".bedgraph": "bedGraph",
+    ".bdg": "bedGraph",
+    ".bg": "bedGraph",
+    ".narrowpeak": "narrowPeak",
+    ".broadpeak": "broadPeak",
+    ".gappedpeak": "gappedPeak",
     ".bed": "peaks",
 }
-SUPPORTED = ("bigWig (.bw, .bigWig), bedGraph (.bedGraph, .bdg, .bg) and ENCODE peak files "
-             "(.narrowPeak, .broadPeak, .gappedPeak, or an ENCODE peak .bed); text files may be gzipped (.gz)")
+SUPPORTED = (
+    "bigWig (.bw, .bigWig), bedGraph (.bedGraph, .bdg, .bg) and ENCODE peak files "
+    "(.narrowPeak, .broadPeak, .gappedPeak, or an ENCODE peak .bed); text files may be gzipped (.gz)"
+)
 
 #: ENCODE peak formats: number of columns, the 0-based column of signalValue, the column names.
 PEAK_FORMATS: dict[str, tuple[int, int, str]] = {
     "narrowPeak": (10, 6, "chrom, start, end, name, score, strand, signalValue, pValue, qValue, peak"),
     "broadPeak": (9, 6, "chrom, start, end, name, score, strand, signalValue, pValue, qValue"),
-    "gappedPeak": (15, 12, "chrom, start, end, name, score, strand, thickStart, thickEnd, itemRgb, "
-                           "blockCount, blockSizes, blockStarts, signalValue, pValue, qValue"),
+    "gappedPeak": (
+        15,
+        12,
+        "chrom, start, end, name, score, strand, thickStart, thickEnd, itemRgb, "
+        "blockCount, blockSizes, blockStarts, signalValue, pValue, qValue",
+    ),
 }
 
-_BIGWIG_PIECE_BP = 1 << 22   # read a bigWig in pieces of at most 4 Mbp (16 MB of float32)
+_BIGWIG_PIECE_BP = 1 << 22  # read a bigWig in pieces of at most 4 Mbp (16 MB of float32)
 _BIGWIG_MERGE_GAP = 1 << 15  # windows closer than this are read in one call (a call costs ~30 kbp)
-_BIGWIG_PROBE_BP = 1 << 18   # the stretch read once to learn the resolution (see BigWigTrack._probe)
+_BIGWIG_PROBE_BP = 1 << 18  # the stretch read once to learn the resolution (see BigWigTrack._probe)
 _HEADER_PREFIXES = (b"track", b"browser", b"#")
 _BIGWIG_MAGIC = (b"\x26\xfc\x8f\x88", b"\x88\x8f\xfc\x26")  # 0x888FFC26, either byte order
 _BIGBED_MAGIC = (b"\xeb\xf2\x89\x87", b"\x87\x89\xf2\xeb")  # 0x8789F2EB
@@ -140,8 +150,8 @@ def bin_intervals(iv: Intervals, left: np.ndarray, n_bins: int, bin_size: int, s
 def _bin_max(iv: Intervals, edges: np.ndarray) -> np.ndarray:
     a, b = edges[:, :-1].ravel(), edges[:, 1:].ravel()
     order = np.argsort(a, kind="stable")  # sorted bins keep reduceat's total work linear
-    lo = np.searchsorted(iv.ends, a[order], side="right")     # first interval ending after the bin start
-    hi = np.searchsorted(iv.starts, b[order], side="left")    # intervals starting before the bin end
+    lo = np.searchsorted(iv.ends, a[order], side="right")  # first interval ending after the bin start
+    hi = np.searchsorted(iv.starts, b[order], side="left")  # intervals starting before the bin end
     idx = np.empty(2 * lo.size, dtype=np.int64)
     idx[0::2], idx[1::2] = lo, hi
     # reduceat over [lo, hi) pairs; an empty pair (no interval in the bin) gives 0 below.
@@ -167,10 +177,14 @@ class Peaks:
     sum_by_end: np.ndarray
 
     @classmethod
-    def from_arrays(cls, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> "Peaks":
+    def from_arrays(cls, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> Peaks:
         by_start, by_end = np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable")
-        return cls(starts[by_start], np.concatenate(([0.0], np.cumsum(values[by_start]))),
-                   ends[by_end], np.concatenate(([0.0], np.cumsum(values[by_end]))))
+        return cls(
+            starts[by_start],
+            np.concatenate(([0.0], np.cumsum(values[by_start]))),
+            ends[by_end],
+            np.concatenate(([0.0], np.cumsum(values[by_end]))),
+        )
 
 
 def bin_peaks(peaks: Peaks, left: np.ndarray, n_bins: int, bin_size: int) -> np.ndarray:
@@ -221,8 +235,11 @@ class Track:
 
     def describe(self) -> str:
         res = self.resolution_bp
-        detail = "" if self.absent_chromosome_is_zero else (
-            f", resolution {res} bp" if res else ", resolution not determined")
+        detail = (
+            ""
+            if self.absent_chromosome_is_zero
+            else (f", resolution {res} bp" if res else ", resolution not determined")
+        )
         n = len(self.chromosomes)
         return f"{self.kind}, {n} chromosome{'' if n == 1 else 's'}{detail}"
 
@@ -260,15 +277,19 @@ class BigWigTrack(Track):
         try:
             import pyBigWig
         except ImportError:
-            raise DataError(f"{path}: reading bigWig tracks needs pyBigWig, which is not installed; install "
-                            "hmviz's [tracks] extra (pip install 'hmviz[tracks]'), or give bedGraph tracks.") from None
+            raise DataError(
+                f"{path}: reading bigWig tracks needs pyBigWig, which is not installed; install "
+                "hmviz's [tracks] extra (pip install 'hmviz[tracks]'), or give bedGraph tracks."
+            ) from None
 
         # Check the signature first: on a failed open libBigWig prints its own lines to stderr.
         with open(path, "rb") as fh:
             magic = fh.read(4)
         if magic in _BIGBED_MAGIC:
-            raise DataError(f"{path}: is a bigBed file, not a bigWig. Give the signal bigWig of this mark, "
-                            "or its peaks as narrowPeak/broadPeak.")
+            raise DataError(
+                f"{path}: is a bigBed file, not a bigWig. Give the signal bigWig of this mark, "
+                "or its peaks as narrowPeak/broadPeak."
+            )
         bw = None
         if magic in _BIGWIG_MAGIC:
             try:
@@ -277,8 +298,10 @@ class BigWigTrack(Track):
             except RuntimeError:
                 pass
         if bw is None:
-            raise DataError(f"{path}: is not a bigWig file, or it is damaged (pyBigWig cannot open it). "
-                            "Download it again; a text bedGraph must be named .bedGraph.")
+            raise DataError(
+                f"{path}: is not a bigWig file, or it is damaged (pyBigWig cannot open it). "
+                "Download it again; a text bedGraph must be named .bedGraph."
+            )
         self._bw = bw
         self._sizes = {str(k): int(v) for k, v in (bw.chroms() or {}).items()}
         self._grid = 0
@@ -333,8 +356,10 @@ class BigWigTrack(Track):
         try:
             v = self._bw.values(chrom, start, end, numpy=True)
         except RuntimeError as exc:
-            raise DataError(f"{self.path}: cannot read {chrom}:{start + 1}-{end} ({exc}); the file may be "
-                            "truncated. Download it again.") from None
+            raise DataError(
+                f"{self.path}: cannot read {chrom}:{start + 1}-{end} ({exc}); the file may be "
+                "truncated. Download it again."
+            ) from None
         nan = np.isnan(v)
         change = np.flatnonzero((v[1:] != v[:-1]) & ~(nan[1:] & nan[:-1])) + 1  # run boundaries
         self._grid = _gcd(change + start, self._grid)  # piece edges are not data boundaries
@@ -361,17 +386,22 @@ class BedGraphTrack(Track):
         hint = "A bedGraph line is: chrom, start, end, value (start and end in bp, 0-based)."
         text, src = read_bed_text(path)
         table = parse_bed(
-            src, text, ["chrom", "start", "end", "value"],
+            src,
+            text,
+            ["chrom", "start", "end", "value"],
             {"chrom": pa.string(), "start": pa.int64(), "end": pa.int64(), "value": pa.float64()},
             layout="a bedGraph line has 4 fields: chrom, start, end, value",
-            hints={"start": hint, "end": hint, "value": "The value must be a number."})
+            hints={"start": hint, "end": hint, "value": "The value must be a number."},
+        )
         codes, names = encode(table.column("chrom"))
         starts, ends = _coordinates(src, table, hint)
         values = float_column(table, "value")
         bad = ~np.isfinite(values)
         if bad.any():
-            raise DataError(f"{src.where(int(np.argmax(bad)))}: the value is empty or not a finite number. "
-                            "Every bedGraph line needs a value (0 where there is no signal).")
+            raise DataError(
+                f"{src.where(int(np.argmax(bad)))}: the value is empty or not a finite number. "
+                "Every bedGraph line needs a value (0 where there is no signal)."
+            )
         if not signed and (values < 0).any():
             i = int(np.argmax(values < 0))
             raise _negative_error(src.where(i), None, float(values[i]))
@@ -391,8 +421,10 @@ class BedGraphTrack(Track):
             )
         cut = np.flatnonzero(~same) + 1
         chrom_ends = np.r_[cut - 1, codes.size - 1]  # the last interval of each chromosome
-        self._chroms = {str(names[codes[s]]): Intervals(starts[s:e], ends[s:e], values[s:e])
-                        for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, codes.size].tolist())}
+        self._chroms = {
+            str(names[codes[s]]): Intervals(starts[s:e], ends[s:e], values[s:e])
+            for s, e in zip(np.r_[0, cut].tolist(), np.r_[cut, codes.size].tolist())
+        }
         # A chromosome's last end may be its length, which is on no grid.
         inner_ends = np.delete(ends, chrom_ends)
         self._grid = _gcd(inner_ends, _gcd(starts))
@@ -431,22 +463,31 @@ class PeakTrack(Track):
         types = {n: pa.string() for n in names}
         types.update(start=pa.int64(), end=pa.int64(), signalValue=pa.float64())
         hint = f"A {kind} line is: {layout}."
-        table = parse_bed(src, text, names, types, layout=f"a {kind} line has {n_cols} fields ({layout})",
-                          hints={"start": hint, "end": hint, "signalValue": hint})
+        table = parse_bed(
+            src,
+            text,
+            names,
+            types,
+            layout=f"a {kind} line has {n_cols} fields ({layout})",
+            hints={"start": hint, "end": hint, "signalValue": hint},
+        )
         codes, chroms = encode(table.column("chrom"))
         starts, ends = _coordinates(src, table, hint)
         values = float_column(table, "signalValue")
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
             i = int(np.argmax(bad))
-            raise DataError(f"{src.where(i)}: signalValue (column {signal_col + 1}) is {values[i]:g}; it must "
-                            f"be a non-negative number. {hint}")
+            raise DataError(
+                f"{src.where(i)}: signalValue (column {signal_col + 1}) is {values[i]:g}; it must "
+                f"be a non-negative number. {hint}"
+            )
         _check_chrom_names(src, chroms, codes)
         order = np.argsort(codes, kind="stable")
         cut = np.flatnonzero(np.diff(codes[order])) + 1
         self._chroms = {
             str(chroms[codes[idx[0]]]): Peaks.from_arrays(starts[idx], ends[idx], values[idx])
-            for idx in np.split(order, cut) if idx.size
+            for idx in np.split(order, cut)
+            if idx.size
         }
 
     @property
@@ -520,12 +561,14 @@ def bed_fields(text: bytes) -> tuple[str, int]:
     return delimiter, len(line.split(delimiter))
 
 
-def parse_bed(src: SourceFile, text: bytes, names: list[str], types: dict[str, pa.DataType], *, layout: str,
-              hints: dict[str, str]) -> pa.Table:
+def parse_bed(
+    src: SourceFile, text: bytes, names: list[str], types: dict[str, pa.DataType], *, layout: str, hints: dict[str, str]
+) -> pa.Table:
     """Headerless BED-like text (from :func:`read_bed_text`) parsed with fixed column ``names`` and
     ``types``; a bad line is named in the error."""
-    table = read_csv_table(src, text, delimiter=bed_fields(text)[0], names=names, types=types, layout=layout,
-                           hints=hints)
+    table = read_csv_table(
+        src, text, delimiter=bed_fields(text)[0], names=names, types=types, layout=layout, hints=hints
+    )
     if table.num_rows == 0:
         raise src.error("has no data lines.")
     return table
@@ -537,8 +580,10 @@ def _coordinates(src: SourceFile, table: pa.Table, hint: str) -> tuple[np.ndarra
     bad = (starts < 0) | (ends <= starts)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{src.where(i)}: start {starts[i]} and end {ends[i]} do not make an interval (start "
-                        f"must be 0 or more and end larger than start). {hint}")
+        raise DataError(
+            f"{src.where(i)}: start {starts[i]} and end {ends[i]} do not make an interval (start "
+            f"must be 0 or more and end larger than start). {hint}"
+        )
     return starts, ends
 
 

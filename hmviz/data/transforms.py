@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class SignalTransform:
 
     def fit(
         self, signal: np.ndarray, train_index: np.ndarray | Sequence[int], marks: Sequence[str] | None = None
-    ) -> "SignalTransform":
+    ) -> SignalTransform:
         """Fit per-mark statistics on the training genes ``signal[train_index]`` only; returns self.
 
         ``signal``: (genes, bins, marks). ``train_index``: integer rows or a boolean mask.
@@ -116,8 +117,10 @@ class SignalTransform:
             center, scale = np.zeros(n_marks), np.ones(n_marks)
         flat = ~(scale > 0)
         if flat.any():
-            log.warning("Mark(s) %s are constant on the training genes; they are not rescaled.",
-                        ", ".join(n for n, f in zip(names, flat) if f))
+            log.warning(
+                "Mark(s) %s are constant on the training genes; they are not rescaled.",
+                ", ".join(n for n, f in zip(names, flat) if f),
+            )
             scale = np.where(flat, 1.0, scale)
         self.marks, self.center, self.scale = names, center, scale
         return self
@@ -140,7 +143,7 @@ class SignalTransform:
             out /= self.scale.astype(np.float32)
         return out
 
-    def fit_dataset(self, dataset: HistoneDataset, train_index: np.ndarray | None = None) -> "SignalTransform":
+    def fit_dataset(self, dataset: HistoneDataset, train_index: np.ndarray | None = None) -> SignalTransform:
         """:meth:`fit` on a dataset's signal and marks; ``train_index`` defaults to its ``train`` split."""
         if train_index is None:
             train_index = dataset.split_indices("train")
@@ -165,7 +168,7 @@ class SignalTransform:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SignalTransform":
+    def from_dict(cls, data: dict) -> SignalTransform:
         """Rebuild a fitted transform from :meth:`to_dict` output (e.g. read from a model card)."""
         need = ("log1p", "scaling", "marks", "center", "scale")
         if not isinstance(data, dict) or any(k not in data for k in need):
@@ -177,6 +180,10 @@ class SignalTransform:
                 f"The stored signal transform names {len(marks)} marks but has {len(data['center'])} centers "
                 f"and {len(data['scale'])} scales; the model card is damaged."
             )
-        return cls(log1p=data["log1p"], scaling=data["scaling"], marks=tuple(marks),
-                   center=np.asarray(data["center"], dtype=np.float64),
-                   scale=np.asarray(data["scale"], dtype=np.float64))
+        return cls(
+            log1p=data["log1p"],
+            scaling=data["scaling"],
+            marks=tuple(marks),
+            center=np.asarray(data["center"], dtype=np.float64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+        )

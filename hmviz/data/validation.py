@@ -8,8 +8,8 @@ mark list against the marks a checkpoint was trained on).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -39,8 +39,9 @@ class SourceFile:
     it is the number an editor shows. Parquet files have no lines: rows are counted from 1.
     """
 
-    def __init__(self, path: str | Path, *, text: bytes | None = None, header_lines: int = 0,
-                 parquet: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, text: bytes | None = None, header_lines: int = 0, parquet: bool = False
+    ) -> None:
         self.path = Path(path)
         self.label = str(path)
         self.text = text
@@ -128,7 +129,7 @@ def check_expression(where: Callable[[int], str], gene_names: np.ndarray, values
     bad = np.isinf(values) | (values < 0) | (np.abs(values) > FLOAT32_MAX)
     if bad.any():
         i = int(np.argmax(bad))
-        what = ("infinite" if np.isinf(values[i]) else "negative" if values[i] < 0 else "too large to store")
+        what = "infinite" if np.isinf(values[i]) else "negative" if values[i] < 0 else "too large to store"
         raise DataError(
             f"{where(i)}: the expression of gene {gene_names[i]} is {values[i]:g}, which is {what} "
             f"({int(bad.sum())} such value(s)). Expression must be a non-negative level (RPKM, TPM or counts; "
@@ -144,9 +145,15 @@ def check_gene_ids(src: SourceFile, pos: np.ndarray | None, empty: np.ndarray) -
 
 
 # ------------------------------------------------------------------------------ bin layout
-def check_bin_layout(src: SourceFile, pos: np.ndarray | None, gene_names: np.ndarray,
-                     sorted_codes: np.ndarray, sorted_bins: np.ndarray, order: np.ndarray,
-                     counts: np.ndarray) -> tuple[int, int]:
+def check_bin_layout(
+    src: SourceFile,
+    pos: np.ndarray | None,
+    gene_names: np.ndarray,
+    sorted_codes: np.ndarray,
+    sorted_bins: np.ndarray,
+    order: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[int, int]:
     """Every gene must have one row per bin, the same consecutive bins as every other gene.
 
     Inputs are rows sorted by (gene, bin): ``sorted_codes`` (gene index), ``sorted_bins``, and
@@ -205,8 +212,11 @@ def check_bin_layout(src: SourceFile, pos: np.ndarray | None, gene_names: np.nda
         g = int(odd[0])
         have = int(counts[g])
         last = base + have - 1
-        detail = (f"{_bin_range(last + 1, base + n_bins - 1)} missing" if have < n_bins
-                  else f"{_bin_range(base + n_bins, last)} extra")
+        detail = (
+            f"{_bin_range(last + 1, base + n_bins - 1)} missing"
+            if have < n_bins
+            else f"{_bin_range(base + n_bins, last)} extra"
+        )
         raise DataError(
             f"{src}: genes have different numbers of bins: gene {gene_names[g]} has {have} bins "
             f"({base}..{last}, ending {line(int(starts[g]) + have - 1)}) but {int(freq.max())} gene(s) "
@@ -217,8 +227,9 @@ def check_bin_layout(src: SourceFile, pos: np.ndarray | None, gene_names: np.nda
     return base, n_bins
 
 
-def bin_geometry(src: SourceFile, pos: np.ndarray | None, gene_names: np.ndarray,
-                 starts_bp: np.ndarray, order: np.ndarray) -> tuple[int, int]:
+def bin_geometry(
+    src: SourceFile, pos: np.ndarray | None, gene_names: np.ndarray, starts_bp: np.ndarray, order: np.ndarray
+) -> tuple[int, int]:
     """``bin_size`` and ``tss_bin`` from ``bin_start_bp`` shaped (genes, bins) in bin order.
 
     The starts must rise by one bin size from bin to bin, put the TSS at the start of a bin, and be
@@ -262,9 +273,16 @@ def bin_geometry(src: SourceFile, pos: np.ndarray | None, gene_names: np.ndarray
 
 
 # --------------------------------------------------------------------------- per-gene values
-def check_constant_per_gene(src: SourceFile, pos: np.ndarray | None, gene_names: np.ndarray,
-                            column: str, sorted_codes: np.ndarray, sorted_keys: np.ndarray,
-                            sorted_values: np.ndarray, order: np.ndarray) -> None:
+def check_constant_per_gene(
+    src: SourceFile,
+    pos: np.ndarray | None,
+    gene_names: np.ndarray,
+    column: str,
+    sorted_codes: np.ndarray,
+    sorted_keys: np.ndarray,
+    sorted_values: np.ndarray,
+    order: np.ndarray,
+) -> None:
     """A per-gene column (symbol, chrom, expression, ...) must hold one value per gene.
 
     ``sorted_keys`` are comparable codes of the values (equal values, NaN included, equal codes);
@@ -283,8 +301,9 @@ def check_constant_per_gene(src: SourceFile, pos: np.ndarray | None, gene_names:
         )
 
 
-def check_labels(src: SourceFile, gene_names: np.ndarray, labels: np.ndarray,
-                 first_line: Callable[[int], str]) -> np.ndarray:
+def check_labels(
+    src: SourceFile, gene_names: np.ndarray, labels: np.ndarray, first_line: Callable[[int], str]
+) -> np.ndarray:
     """Labels per gene must be 0 (low) or 1 (high), none missing. Returns them as int8.
 
     ``first_line(g)`` says where gene ``g`` starts (``train.csv line 57``), for the message.
@@ -322,8 +341,9 @@ def check_label_classes(where: str, labels: np.ndarray) -> None:
         )
 
 
-def normalize_split(src: SourceFile, gene_names: np.ndarray, split: np.ndarray,
-                    first_line: Callable[[int], str]) -> np.ndarray:
+def normalize_split(
+    src: SourceFile, gene_names: np.ndarray, split: np.ndarray, first_line: Callable[[int], str]
+) -> np.ndarray:
     """Split values ``train``/``valid``/``test`` (case and spaces ignored), none missing."""
     clean = np.char.lower(np.char.strip(split.astype(str)))
     blank = clean == ""
@@ -337,8 +357,11 @@ def normalize_split(src: SourceFile, gene_names: np.ndarray, split: np.ndarray,
     if bad.any() and not blank.all():
         g = int(np.argmax(bad))
         found = listing(sorted(set(split[bad].tolist())))
-        hint = " ('validation' and 'val' are spelled 'valid' in hmviz)" if {"val", "validation"} & set(
-            clean[bad].tolist()) else ""
+        hint = (
+            " ('validation' and 'val' are spelled 'valid' in hmviz)"
+            if {"val", "validation"} & set(clean[bad].tolist())
+            else ""
+        )
         raise DataError(
             f"{src}: gene {gene_names[g]} has split '{split[g]}' ({first_line(g)}); split must be "
             f"train, valid or test{hint}. Values found: {found}."
@@ -346,8 +369,7 @@ def normalize_split(src: SourceFile, gene_names: np.ndarray, split: np.ndarray,
     return clean
 
 
-def check_strand(src: SourceFile, gene_names: np.ndarray, strand: np.ndarray,
-                 first_line: Callable[[int], str]) -> None:
+def check_strand(src: SourceFile, gene_names: np.ndarray, strand: np.ndarray, first_line: Callable[[int], str]) -> None:
     bad = ~np.isin(strand, ("+", "-", "."))
     if bad.any():
         g = int(np.argmax(bad))
@@ -373,18 +395,21 @@ def check_marks(dataset_marks: Sequence[str], expected_marks: Sequence[str], wha
     if missing:
         lower = {m.lower(): m for m in have}
         near = [f"{m} (the data has {lower[m.lower()]})" for m in missing if m.lower() in lower]
-        parts.append(f"missing from the data: {', '.join(missing)}"
-                     + (f"; check the spelling, names are case-sensitive: {', '.join(near)}" if near else ""))
+        parts.append(
+            f"missing from the data: {', '.join(missing)}"
+            + (f"; check the spelling, names are case-sensitive: {', '.join(near)}" if near else "")
+        )
     if extra:
         parts.append(f"not used by {what}: {', '.join(extra)}")
     if not missing and not extra:
         parts.append("the same marks in a different order")
     if missing:
-        fix = (f"Use data that has these marks, or use a model trained on the data's marks "
-               f"({', '.join(have)}).")
+        fix = f"Use data that has these marks, or use a model trained on the data's marks ({', '.join(have)})."
     else:
-        fix = (f"Select and reorder the data's marks to match (dataset.select_marks([{', '.join(map(repr, want))}])"
-               f", or the mark selector in the app), or use a model trained on these marks.")
+        fix = (
+            f"Select and reorder the data's marks to match (dataset.select_marks([{', '.join(map(repr, want))}])"
+            f", or the mark selector in the app), or use a model trained on these marks."
+        )
     raise DataError(
         f"The data's marks do not match {what}: the data has {', '.join(have)} but {what} expects "
         f"{', '.join(want)} ({'; '.join(parts)}). {fix}"

@@ -15,20 +15,56 @@ Inputs live in the model's input space (``hmviz.inference.prepare_inputs``); the
 baseline means zero reads there only when built with the model card's transform.
 """
 
-from hmviz.explain._baselines import (BASELINES, DEFAULT_BASELINE, DEFAULT_BASELINE_WHY, Baseline, BaselineSpec,
-                                     make_baseline)
+from hmviz.explain._baselines import (
+    BASELINES,
+    DEFAULT_BASELINE,
+    DEFAULT_BASELINE_WHY,
+    Baseline,
+    BaselineSpec,
+    make_baseline,
+)
 from hmviz.explain._methods import COMMON_OPTIONS, KINDS, METHODS, MethodKind, MethodSpec, output_unit
 from hmviz.explain._regions import Region, data_regions, orientation_note, tss_regions
-from hmviz.explain.attention import (AttentionAgreement, ClassAttention, attention_attribution_agreement,
-                                     attention_by_class, attention_maps, attention_maps_per_cell)
+from hmviz.explain.attention import (
+    AttentionAgreement,
+    ClassAttention,
+    attention_attribution_agreement,
+    attention_by_class,
+    attention_maps,
+    attention_maps_per_cell,
+)
 from hmviz.explain.attributions import Attribution, explain
 from hmviz.explain.class_optimization import ClassOptimizationMap, class_optimization_map
 from hmviz.explain.pairs import PairExplanation, explain_pair, pair_sentence
 
 __all__ = [
-    "BASELINES", "COMMON_OPTIONS", "DEFAULT_BASELINE", "DEFAULT_BASELINE_WHY", "KINDS", "METHODS", "MethodKind",
-    "AttentionAgreement", "Attribution", "Baseline", "BaselineSpec", "ClassAttention", "ClassOptimizationMap",
-    "MethodSpec", "PairExplanation", "Region", "attention_attribution_agreement", "attention_by_class",
-    "attention_maps", "attention_maps_per_cell", "class_optimization_map", "data_regions", "explain", "explain_pair",
-    "make_baseline", "orientation_note", "output_unit", "pair_sentence", "tss_regions",
+    "BASELINES",
+    "COMMON_OPTIONS",
+    "DEFAULT_BASELINE",
+    "DEFAULT_BASELINE_WHY",
+    "KINDS",
+    "METHODS",
+    "MethodKind",
+    "AttentionAgreement",
+    "Attribution",
+    "Baseline",
+    "BaselineSpec",
+    "ClassAttention",
+    "ClassOptimizationMap",
+    "MethodSpec",
+    "PairExplanation",
+    "Region",
+    "attention_attribution_agreement",
+    "attention_by_class",
+    "attention_maps",
+    "attention_maps_per_cell",
+    "class_optimization_map",
+    "data_regions",
+    "explain",
+    "explain_pair",
+    "make_baseline",
+    "orientation_note",
+    "output_unit",
+    "pair_sentence",
+    "tss_regions",
 ]

@@ -20,8 +20,8 @@ name                        what it is                                          
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,10 +38,12 @@ GENE_SAMPLE_SIZE = 32
 #: The training mean is defined for every model (DeepDiff too), which low_expression_mean is not.
 DEFAULT_BASELINE = "train_mean"
 #: One line for the pages: why the default is what it is.
-DEFAULT_BASELINE_WHY = ("The default reference is the training genes' mean: a mark counts where a gene has more or "
-                        "less of it than an average gene. Against 'No reads' any reads raise a score: on real K562 "
-                        "data promoter H3K4me3 lowered none of 20 silent genes' scores against no reads, all 20 "
-                        "against the mean.")
+DEFAULT_BASELINE_WHY = (
+    "The default reference is the training genes' mean: a mark counts where a gene has more or "
+    "less of it than an average gene. Against 'No reads' any reads raise a score: on real K562 "
+    "data promoter H3K4me3 lowered none of 20 silent genes' scores against no reads, all 20 "
+    "against the mean."
+)
 
 
 @dataclass(frozen=True)
@@ -55,17 +57,26 @@ class BaselineSpec:
 
 
 BASELINES: dict[str, BaselineSpec] = {
-    "zeros": BaselineSpec(
-        "No reads", "zero reads in every bin and mark (the transform applied to 0)", False, False),
+    "zeros": BaselineSpec("No reads", "zero reads in every bin and mark (the transform applied to 0)", False, False),
     "train_mean": BaselineSpec(
-        "Training mean", "per-mark, per-bin mean of the training genes (what sets this gene apart from an "
-        "average gene)", True, False),
+        "Training mean",
+        "per-mark, per-bin mean of the training genes (what sets this gene apart from an average gene)",
+        True,
+        False,
+    ),
     "low_expression_mean": BaselineSpec(
-        "Low-expression mean", "mean of the low-expression training genes (label 0, or the bottom quartile "
-        "by expression): why is this gene on", True, False),
+        "Low-expression mean",
+        "mean of the low-expression training genes (label 0, or the bottom quartile "
+        "by expression): why is this gene on",
+        True,
+        False,
+    ),
     "gene_sample": BaselineSpec(
-        "Sample of genes", "a random sample of training genes, as a distribution of baselines for "
-        "GradientShap", True, True),
+        "Sample of genes",
+        "a random sample of training genes, as a distribution of baselines for GradientShap",
+        True,
+        True,
+    ),
 }
 
 
@@ -139,8 +150,9 @@ def make_baseline(
         raise HmvizError(f"Unknown baseline '{name}'. Valid baselines: {', '.join(BASELINES)}.")
     ref = None
     if reference_inputs is not None:
-        ref = np.asarray(reference_inputs.detach().cpu() if torch.is_tensor(reference_inputs) else reference_inputs,
-                         dtype=np.float32)
+        ref = np.asarray(
+            reference_inputs.detach().cpu() if torch.is_tensor(reference_inputs) else reference_inputs, dtype=np.float32
+        )
         if ref.ndim != 3 or ref.shape[0] == 0:
             raise DataError(f"reference_inputs must be shaped (genes, bins, marks) with genes > 0; got {ref.shape}.")
     if BASELINES[name].needs_reference and ref is None:
@@ -149,8 +161,9 @@ def make_baseline(
 
     if name == "zeros":
         if zero_reads is not None:
-            values = np.asarray(zero_reads.detach().cpu() if torch.is_tensor(zero_reads) else zero_reads,
-                                dtype=np.float32)
+            values = np.asarray(
+                zero_reads.detach().cpu() if torch.is_tensor(zero_reads) else zero_reads, dtype=np.float32
+            )
             values = values.reshape(values.shape[-2:])  # (bins, marks) or (1, bins, marks)
         else:
             if shape is None and ref is None:
@@ -160,8 +173,10 @@ def make_baseline(
                 values = _zero_reads(transform, n_bins, n_marks)
             else:
                 values = np.zeros((n_bins, n_marks), dtype=np.float32)
-                desc = ("zero in the model's input space (no transform was given, so this is 'no reads' only "
-                        "if the inputs are untransformed counts)")
+                desc = (
+                    "zero in the model's input space (no transform was given, so this is 'no reads' only "
+                    "if the inputs are untransformed counts)"
+                )
         return Baseline(name, desc, values)
 
     if name == "train_mean":
@@ -182,19 +197,20 @@ def make_baseline(
             low = finite & (expression <= np.quantile(expression[finite], 0.25)) if finite.any() else finite
             rule = "bottom quartile of expression"
         else:
-            raise DataError("The 'low_expression_mean' baseline needs labels or expression values for the "
-                            "reference genes; this data has neither. Choose 'train_mean' or 'zeros'.")
+            raise DataError(
+                "The 'low_expression_mean' baseline needs labels or expression values for the "
+                "reference genes; this data has neither. Choose 'train_mean' or 'zeros'."
+            )
         if not low.any():
-            raise DataError(f"No low-expression genes ({rule}) among the {ref.shape[0]} reference genes; "
-                            "choose another baseline.")
-        return Baseline(name, f"mean of {int(low.sum())} low-expression training genes ({rule})",
-                        ref[low].mean(axis=0))
+            raise DataError(
+                f"No low-expression genes ({rule}) among the {ref.shape[0]} reference genes; choose another baseline."
+            )
+        return Baseline(name, f"mean of {int(low.sum())} low-expression training genes ({rule})", ref[low].mean(axis=0))
 
     # gene_sample
     k = int(min(max(1, n_genes), ref.shape[0]))
     pick = np.sort(np.random.default_rng(seed).choice(ref.shape[0], size=k, replace=False))
-    return Baseline(name, f"{k} training genes drawn at random (seed {seed}), a distribution of baselines",
-                    ref[pick])
+    return Baseline(name, f"{k} training genes drawn at random (seed {seed}), a distribution of baselines", ref[pick])
 
 
 def as_baseline(baseline, n_bins: int, n_marks: int) -> Baseline:
@@ -212,6 +228,7 @@ def as_baseline(baseline, n_bins: int, n_marks: int) -> Baseline:
             values = np.full((n_bins, n_marks), float(values), dtype=np.float32)
         out = Baseline("custom", "a baseline given by the caller", values)
     if values.shape[-2:] != (n_bins, n_marks) or values.ndim not in (2, 3):
-        raise HmvizError(f"The baseline is shaped {values.shape}; expected ({n_bins}, {n_marks}) "
-                         f"or (K, {n_bins}, {n_marks}).")
+        raise HmvizError(
+            f"The baseline is shaped {values.shape}; expected ({n_bins}, {n_marks}) or (K, {n_bins}, {n_marks})."
+        )
     return out

@@ -39,8 +39,8 @@ import contextlib
 import copy
 import logging
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -58,10 +58,10 @@ ROWS_PER_PASS = 2048
 ROWS_PER_PASS_RECURRENT = 256
 
 COMMON_OPTIONS: dict[str, object] = {
-    "smoothgrad": False,   # wrap the method in NoiseTunnel (SmoothGrad); gradient methods only
-    "noise_stdev": 0.15,   # SmoothGrad noise, absolute, in input units
-    "nt_samples": 20,      # SmoothGrad: noisy copies per gene
-    "seed": 0,             # for the stochastic parts (GradientShap, SmoothGrad)
+    "smoothgrad": False,  # wrap the method in NoiseTunnel (SmoothGrad); gradient methods only
+    "noise_stdev": 0.15,  # SmoothGrad noise, absolute, in input units
+    "nt_samples": 20,  # SmoothGrad: noisy copies per gene
+    "seed": 0,  # for the stochastic parts (GradientShap, SmoothGrad)
     "rows_per_pass": None,  # None: ROWS_PER_PASS (ROWS_PER_PASS_RECURRENT for LSTM models)
 }
 
@@ -73,8 +73,11 @@ def _always(model: nn.Module) -> bool:
 def _deeplift_exact(model: nn.Module) -> bool:
     # DeepLift cannot see inside nn.LSTM/GRU (it falls back to plain gradients there), and
     # attention softmax over learned scores is not covered by its rules either.
-    return isinstance(model, nn.Module) and not has_recurrent(model) and not any(
-        isinstance(m, (nn.MultiheadAttention, nn.TransformerEncoderLayer)) for m in model.modules())
+    return (
+        isinstance(model, nn.Module)
+        and not has_recurrent(model)
+        and not any(isinstance(m, (nn.MultiheadAttention, nn.TransformerEncoderLayer)) for m in model.modules())
+    )
 
 
 @dataclass(frozen=True)
@@ -100,17 +103,32 @@ class MethodKind:
 
 KINDS: dict[str, MethodKind] = {
     "additive": MethodKind(
-        "additive", True, "contribution", "contributions",
+        "additive",
+        True,
+        "contribution",
+        "contributions",
         "each value is a share of the output minus its value at the reference; together they add up to it, "
-        "up to the gap shown", "sums"),
+        "up to the gap shown",
+        "sums",
+    ),
     "sensitivity": MethodKind(
-        "sensitivity", False, "sensitivity (slope)", "slopes",
+        "sensitivity",
+        False,
+        "sensitivity (slope)",
+        "slopes",
         "each value is the local slope of the output at the input (how fast it moves for a small change of "
-        "that bin); slopes are not shares of the output and do not add up to it", "ranks"),
+        "that bin); slopes are not shares of the output and do not add up to it",
+        "ranks",
+    ),
     "removal": MethodKind(
-        "removal", False, "effect of removal", "effects of removal",
+        "removal",
+        False,
+        "effect of removal",
+        "effects of removal",
         "each value is the change in the output when that part of the input is replaced by the reference; "
-        "the effects overlap and do not add up to the output", "ranks"),
+        "the effects overlap and do not add up to the output",
+        "ranks",
+    ),
 }
 
 
@@ -154,8 +172,11 @@ class MethodSpec:
     def value_title(self, unit: str) -> str:
         """Axis / colour-bar title for this method's values: ``contribution (logit)``, ``slope (logit per
         input unit)``, ``effect of removal (log2 fold change)``; the chart's title says what of."""
-        return {"additive": f"contribution ({unit})", "sensitivity": f"slope ({unit} per input unit)",
-                "removal": f"effect of removal ({unit})"}[self.kind]
+        return {
+            "additive": f"contribution ({unit})",
+            "sensitivity": f"slope ({unit} per input unit)",
+            "removal": f"effect of removal ({unit})",
+        }[self.kind]
 
 
 #: Integrated Gradients doubles its steps (GradientShap its samples) until
@@ -166,35 +187,67 @@ MAX_SAMPLES = 320
 
 METHODS: dict[str, MethodSpec] = {
     "integrated_gradients": MethodSpec(
-        "Integrated Gradients", "IntegratedGradients", "additive", True, _always,
+        "Integrated Gradients",
+        "IntegratedGradients",
+        "additive",
+        True,
+        _always,
         "adds up to the output minus its value at the reference; the steps are doubled (up to "
         f"{MAX_STEPS}) until the gap is within 1% of that difference",
         {"n_steps": 50, "integration": "gausslegendre", "max_steps": MAX_STEPS, "tolerance": TOLERANCE},
-        refinement=("n_steps", "max_steps")),
+        refinement=("n_steps", "max_steps"),
+    ),
     "saliency": MethodSpec(
-        "Saliency", "Saliency", "sensitivity", False, _always,
-        "signed gradient at the input: a local slope, not a share of the output"),
+        "Saliency",
+        "Saliency",
+        "sensitivity",
+        False,
+        _always,
+        "signed gradient at the input: a local slope, not a share of the output",
+    ),
     "gradient_shap": MethodSpec(
-        "GradientShap", "GradientShap", "additive", True, _always,
+        "GradientShap",
+        "GradientShap",
+        "additive",
+        True,
+        _always,
         "expected Integrated Gradients over sampled reference genes: adds up to the output minus its mean at "
         f"the references in expectation; the samples are doubled (up to {MAX_SAMPLES}) until the gap is "
         "within 1% of that difference",
         {"n_samples": 20, "max_samples": MAX_SAMPLES, "tolerance": TOLERANCE},
-        refinement=("n_samples", "max_samples")),
+        refinement=("n_samples", "max_samples"),
+    ),
     "deeplift": MethodSpec(
-        "DeepLift", "DeepLift", "additive", True, _deeplift_exact,
+        "DeepLift",
+        "DeepLift",
+        "additive",
+        True,
+        _deeplift_exact,
         "adds up to the output minus its value at the reference, exactly for CNN and MLP models",
         refusal="DeepLift cannot see inside LSTMs (it silently falls back to plain gradients there), so it is "
-                "not exact for this model. Use integrated_gradients, which is exact for every model."),
+        "not exact for this model. Use integrated_gradients, which is exact for every model.",
+    ),
     "occlusion": MethodSpec(
-        "Occlusion (bin windows)", "Occlusion", "removal", True, _always,
+        "Occlusion (bin windows)",
+        "Occlusion",
+        "removal",
+        True,
+        _always,
         "mean change in the output when a window of bins of one mark is set to the reference; windows "
         "overlap, so the values do not add up to the output",
-        {"window_bins": 10, "stride_bins": 5}, gradient=False),
+        {"window_bins": 10, "stride_bins": 5},
+        gradient=False,
+    ),
     "feature_ablation": MethodSpec(
-        "Mark ablation", "FeatureAblation", "removal", True, _always,
+        "Mark ablation",
+        "FeatureAblation",
+        "removal",
+        True,
+        _always,
         "change in the output when a whole mark is set to the reference, spread evenly over its bins; "
-        "the marks' effects do not add up to the output", gradient=False),
+        "the marks' effects do not add up to the output",
+        gradient=False,
+    ),
 }
 
 
@@ -221,14 +274,22 @@ def resolve_options(name: str, options: dict) -> dict:
     allowed = {**COMMON_OPTIONS, **spec.options}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise HmvizError(f"{spec.label} has no option(s) {', '.join(unknown)}; "
-                         f"its options are {', '.join(sorted(allowed))}.")
+        raise HmvizError(
+            f"{spec.label} has no option(s) {', '.join(unknown)}; its options are {', '.join(sorted(allowed))}."
+        )
     out = {**allowed, **{k: v for k, v in options.items() if v is not None}}
     if out["smoothgrad"] and not spec.gradient:
-        raise HmvizError(f"SmoothGrad averages gradients; it does not apply to {spec.label}. "
-                         "Choose saliency, integrated_gradients, gradient_shap or deeplift.")
+        raise HmvizError(
+            f"SmoothGrad averages gradients; it does not apply to {spec.label}. "
+            "Choose saliency, integrated_gradients, gradient_shap or deeplift."
+        )
     if name == "integrated_gradients" and out["integration"] not in (
-            "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"):
+        "gausslegendre",
+        "riemann_trapezoid",
+        "riemann_left",
+        "riemann_right",
+        "riemann_middle",
+    ):
         raise HmvizError(f"Unknown integration '{out['integration']}'; use gausslegendre or riemann_trapezoid.")
     for key in ("n_steps", "n_samples", "window_bins", "stride_bins", "nt_samples"):
         if key in out and int(out[key]) < 1:
@@ -237,8 +298,9 @@ def resolve_options(name: str, options: dict) -> dict:
         work, cap = spec.refinement
         out[cap] = max(int(out[cap]), int(out[work]))  # a start above the cap is kept as given
         if not 0 < float(out["tolerance"]) < 1:
-            raise HmvizError("tolerance is a fraction of the output difference, between 0 and 1; "
-                             f"got {out['tolerance']}.")
+            raise HmvizError(
+                f"tolerance is a fraction of the output difference, between 0 and 1; got {out['tolerance']}."
+            )
     return out
 
 
@@ -265,8 +327,12 @@ def rows_budget(opts: dict, recurrent: bool) -> int:
 
 
 def _rows_per_gene(name: str, opts: dict, n_perturbations: int) -> int:
-    rows = {"integrated_gradients": opts.get("n_steps", 1), "gradient_shap": opts.get("n_samples", 1),
-            "deeplift": 2, "saliency": 1}.get(name, n_perturbations)
+    rows = {
+        "integrated_gradients": opts.get("n_steps", 1),
+        "gradient_shap": opts.get("n_samples", 1),
+        "deeplift": 2,
+        "saliency": 1,
+    }.get(name, n_perturbations)
     return rows * (opts["nt_samples"] if opts["smoothgrad"] and name != "gradient_shap" else 1)
 
 
@@ -321,18 +387,26 @@ def attribute(
         # GradientShap has SmoothGrad's noise built in (its own `stdevs`): no NoiseTunnel around it.
         kw = dict(n_samples=int(opts["n_samples"]), stdevs=float(opts["noise_stdev"]) if opts["smoothgrad"] else 0.0)
     elif name == "occlusion":
-        kw = dict(sliding_window_shapes=tuple((min(int(opts["window_bins"]), n_bins), 1) for _ in inputs),
-                  strides=tuple((int(opts["stride_bins"]), 1) for _ in inputs),
-                  perturbations_per_eval=max(1, min(n_perturb, budget // min(chunk, n_genes))))
+        kw = dict(
+            sliding_window_shapes=tuple((min(int(opts["window_bins"]), n_bins), 1) for _ in inputs),
+            strides=tuple((int(opts["stride_bins"]), 1) for _ in inputs),
+            perturbations_per_eval=max(1, min(n_perturb, budget // min(chunk, n_genes))),
+        )
     elif name == "feature_ablation":
-        kw = dict(feature_mask=_mark_mask(inputs),
-                  perturbations_per_eval=max(1, min(n_perturb, budget // min(chunk, n_genes))))
+        kw = dict(
+            feature_mask=_mark_mask(inputs),
+            perturbations_per_eval=max(1, min(n_perturb, budget // min(chunk, n_genes))),
+        )
     if spec.needs_baseline:
         kw["baselines"] = baselines
     if opts["smoothgrad"] and name != "gradient_shap":
         inner_rows = per_gene // opts["nt_samples"]
-        kw.update(nt_type="smoothgrad", nt_samples=int(opts["nt_samples"]), stdevs=float(opts["noise_stdev"]),
-                  nt_samples_batch_size=max(1, min(int(opts["nt_samples"]), budget // max(1, inner_rows * chunk))))
+        kw.update(
+            nt_type="smoothgrad",
+            nt_samples=int(opts["nt_samples"]),
+            stdevs=float(opts["noise_stdev"]),
+            nt_samples_batch_size=max(1, min(int(opts["nt_samples"]), budget // max(1, inner_rows * chunk))),
+        )
         algo = captum.attr.NoiseTunnel(algo)
 
     pieces: list[tuple[torch.Tensor, ...]] = []
@@ -340,7 +414,7 @@ def attribute(
         # Captum announces on every DeepLift call that it hangs hooks on the (copied) model.
         warnings.filterwarnings("ignore", message="Setting forward, backward hooks", category=UserWarning)
         for start in range(0, n_genes, chunk):
-            part = tuple(x[start:start + chunk].detach().requires_grad_(spec.gradient) for x in inputs)
+            part = tuple(x[start : start + chunk].detach().requires_grad_(spec.gradient) for x in inputs)
             out = algo.attribute(part, **kw)
             pieces.append(tuple(t.detach() for t in out))
             if progress is not None:
@@ -407,13 +481,20 @@ def attribute_converged(
     while todo.size:
         if n >= cap:
             cap_reached[todo] = True
-            log.info("%s: the gap of %d gene(s) is above %.0f%% of the output difference at the cap of %d %s.",
-                     spec.label, todo.size, 100 * tol, cap, key)
+            log.info(
+                "%s: the gap of %d gene(s) is above %.0f%% of the output difference at the cap of %d %s.",
+                spec.label,
+                todo.size,
+                100 * tol,
+                cap,
+                key,
+            )
             break
         n = min(2 * n, cap)
         idx = torch.as_tensor(todo, dtype=torch.long)
-        part = attribute(forward, tuple(x[idx.to(x.device)] for x in inputs), baselines, name, {**opts, key: n},
-                         recurrent)
+        part = attribute(
+            forward, tuple(x[idx.to(x.device)] for x in inputs), baselines, name, {**opts, key: n}, recurrent
+        )
         for k, v in enumerate(part):
             values[k][idx.to(values[k].device)] = v
         gap[todo] = gaps(part, todo)
@@ -428,5 +509,5 @@ def forward_in_batches(forward: nn.Module, inputs: Sequence[torch.Tensor], budge
     out = []
     with torch.no_grad():
         for start in range(0, n, budget):
-            out.append(forward(*(x[start:start + budget] for x in inputs)).double().cpu())
+            out.append(forward(*(x[start : start + budget] for x in inputs)).double().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)

@@ -15,7 +15,7 @@ import contextlib
 import copy
 import inspect
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -60,8 +60,9 @@ def model_device(model: nn.Module) -> torch.device:
 def eval_view(model: nn.Module) -> nn.Module:
     """``model`` if every module is in eval mode, else an eval-mode deep copy (the model is shared)."""
     if any(m.training for m in model.modules()):
-        log.warning("%s is in training mode (dropout active); explaining an eval-mode copy instead.",
-                    type(model).__name__)
+        log.warning(
+            "%s is in training mode (dropout active); explaining an eval-mode copy instead.", type(model).__name__
+        )
         return copy.deepcopy(model).eval()
     return model
 
@@ -82,8 +83,9 @@ def _required_positional(fn) -> int:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return 1
-    return sum(p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-               for p in params)
+    return sum(
+        p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
+    )
 
 
 def is_two_input(model: nn.Module) -> bool:
@@ -169,4 +171,4 @@ class PairDifference(nn.Module):
         h = n // 2
         s = fn(torch.cat([x_a[:h], x_b[:h], x_a[h:], x_b[h:]]))
         s = select_output(first_tensor(s, self.what), self.target, self.what)
-        return torch.cat([s[:h] - s[h:2 * h], s[2 * h:2 * h + n - h] - s[2 * h + n - h:]])
+        return torch.cat([s[:h] - s[h : 2 * h], s[2 * h : 2 * h + n - h] - s[2 * h + n - h :]])

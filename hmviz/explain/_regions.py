@@ -86,14 +86,20 @@ class Region:
         return keep
 
 
-def tss_regions(upstream_bp: float = PROMOTER_UPSTREAM_BP,
-                downstream_bp: float = PROMOTER_DOWNSTREAM_BP) -> tuple[Region, ...]:
+def tss_regions(
+    upstream_bp: float = PROMOTER_UPSTREAM_BP, downstream_bp: float = PROMOTER_DOWNSTREAM_BP
+) -> tuple[Region, ...]:
     """``upstream`` (< -upstream_bp), ``promoter`` (-upstream_bp .. +downstream_bp), ``downstream``."""
     if upstream_bp < 0 or downstream_bp <= 0:
-        raise HmvizError(f"Promoter boundaries must be positive distances from the TSS; got {upstream_bp} "
-                         f"upstream and {downstream_bp} downstream.")
-    return (Region("upstream", None, -upstream_bp), Region("promoter", -upstream_bp, downstream_bp),
-            Region("downstream", downstream_bp, None))
+        raise HmvizError(
+            f"Promoter boundaries must be positive distances from the TSS; got {upstream_bp} "
+            f"upstream and {downstream_bp} downstream."
+        )
+    return (
+        Region("upstream", None, -upstream_bp),
+        Region("promoter", -upstream_bp, downstream_bp),
+        Region("downstream", downstream_bp, None),
+    )
 
 
 def region_masks(bin_starts_bp: np.ndarray, regions: tuple[Region, ...] | None = None) -> np.ndarray:
@@ -107,14 +113,18 @@ def orientation_note(strand_aware: bool | None) -> str:
     if strand_aware:
         return ""
     if strand_aware is None:
-        return ("The data does not record whether its bins follow each gene's strand, so positions are "
-                "left and right of the TSS as the bins are stored, not upstream and downstream.")
-    return ("The bins are in genome order, not oriented by strand: left and right of the TSS, not upstream and "
-            "downstream.")
+        return (
+            "The data does not record whether its bins follow each gene's strand, so positions are "
+            "left and right of the TSS as the bins are stored, not upstream and downstream."
+        )
+    return (
+        "The bins are in genome order, not oriented by strand: left and right of the TSS, not upstream and downstream."
+    )
 
 
-def data_regions(bin_starts_bp: np.ndarray, bin_size: float, strand_aware: bool | None,
-                 regions: tuple[Region, ...] | None = None) -> tuple[Region, ...]:
+def data_regions(
+    bin_starts_bp: np.ndarray, bin_size: float, strand_aware: bool | None, regions: tuple[Region, ...] | None = None
+) -> tuple[Region, ...]:
     """``regions`` (default :func:`tss_regions`) fitted to the data: named only as the data allows.
 
     Every region gets the ``span`` its bins really cover; regions holding no bin are dropped. The TSS

@@ -13,7 +13,7 @@ every region and both inputs) and where it acts:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -46,15 +46,31 @@ def _join(items: list[str]) -> str:
 
 def explained_name(kind: str) -> str:
     """What a pair explanation explains, in words: score difference, difference of logits, fold change."""
-    return {"ranking": "score difference", "scores": "difference of the two logits",
-            "differential": "predicted log2 fold change"}[kind]
+    return {
+        "ranking": "score difference",
+        "scores": "difference of the two logits",
+        "differential": "predicted log2 fold change",
+    }[kind]
 
 
 def pair_sentence(
-    gene_a: str, gene_b: str, difference: float, probability: float | None, marks: Sequence[str],
-    regions: Sequence[Region], contrib_a: np.ndarray, contrib_b: np.ndarray, signal_diff: np.ndarray,
-    kind: str = "ranking", gene: str | None = None, *, method: str = "integrated_gradients", unit: str = "logit",
-    baseline_difference: float | None = 0.0, gap: float | None = None, note: str = "",
+    gene_a: str,
+    gene_b: str,
+    difference: float,
+    probability: float | None,
+    marks: Sequence[str],
+    regions: Sequence[Region],
+    contrib_a: np.ndarray,
+    contrib_b: np.ndarray,
+    signal_diff: np.ndarray,
+    kind: str = "ranking",
+    gene: str | None = None,
+    *,
+    method: str = "integrated_gradients",
+    unit: str = "logit",
+    baseline_difference: float | None = 0.0,
+    gap: float | None = None,
+    note: str = "",
 ) -> str:
     """The sentence for a pair explanation.
 
@@ -77,8 +93,10 @@ def pair_sentence(
         if difference == 0:
             return f"The model predicts {subject}equal in {gene_a} and {gene_b} (log2 fold change 0.00)."
         winner, loser, sign = (gene_b, gene_a, 1.0) if difference > 0 else (gene_a, gene_b, -1.0)
-        head = (f"The model predicts {subject}higher in {winner} than in {loser} "
-                f"(log2 fold change {gene_b} over {gene_a}: {difference:+.2f})")
+        head = (
+            f"The model predicts {subject}higher in {winner} than in {loser} "
+            f"(log2 fold change {gene_b} over {gene_a}: {difference:+.2f})"
+        )
     else:
         if difference == 0:
             return f"The model scores {gene_a} and {gene_b} equally (P = 0.50)."
@@ -113,22 +131,30 @@ def pair_sentence(
         if not ranked:
             return f"{head}. The {what} does not change with any mark at these inputs (every slope is 0).{tail}"
         m, rest = ranked[0], [marks[k] for k in ranked[1:3]]
-        return (f"{head}. Ranked by the size of its slopes, the {what} is most sensitive to {marks[m]}"
-                f"{_where(regions[int(np.argmax(size[:, m]))], regions)}" + (f", then {_join(rest)}" if rest else "")
-                + f" (slopes say how fast the {what} moves for a small change; they are not shares of it).{tail}")
+        return (
+            f"{head}. Ranked by the size of its slopes, the {what} is most sensitive to {marks[m]}"
+            f"{_where(regions[int(np.argmax(size[:, m]))], regions)}"
+            + (f", then {_join(rest)}" if rest else "")
+            + f" (slopes say how fast the {what} moves for a small change; they are not shares of it).{tail}"
+        )
     if spec.kind == "removal":
         how = f"the change in the {what} when a mark is replaced by the reference"
         caveat = f"these effects overlap and are not shares of the {what}"
         ranked = [k for k in order if totals[k] > 0]
         if not ranked:
             m = order[-1]
-            return (f"{head}. Ranked by {how}, no mark favours {winner}; {marks[m]} leans most towards {loser}"
-                    f"{_where(regions[int(np.argmin(support[:, m]))], regions)} ({caveat}).{tail}")
+            return (
+                f"{head}. Ranked by {how}, no mark favours {winner}; {marks[m]} leans most towards {loser}"
+                f"{_where(regions[int(np.argmin(support[:, m]))], regions)} ({caveat}).{tail}"
+            )
         m = ranked[0]
         rest = [marks[k] for k in ranked[1:3]]
-        return (f"{head}. Ranked by {how}, {marks[m]} favours {winner} most"
-                f"{_where(regions[best_region(m)], regions)}{more_or_less(best_region(m), m)}"
-                + (f", then {_join(rest)}" if rest else "") + f" ({caveat}).{tail}")
+        return (
+            f"{head}. Ranked by {how}, {marks[m]} favours {winner} most"
+            f"{_where(regions[best_region(m)], regions)}{more_or_less(best_region(m), m)}"
+            + (f", then {_join(rest)}" if rest else "")
+            + f" ({caveat}).{tail}"
+        )
 
     explained = difference - (baseline_difference or 0.0)
     dec = _decimals(np.concatenate([totals, support.ravel(), [explained]]))
@@ -140,55 +166,77 @@ def pair_sentence(
     if totals[order[0]] <= 0:
         m = order[-1]
         r = int(np.argmin(support[:, m]))
-        return (f"{head}, although no mark favours {winner}: every one leans towards {loser}, most of all "
-                f"{marks[m]} ({num(totals[m])} {unit} in total, {num(support[r, m])}{_where(regions[r], regions)})."
-                f"{_together(total_all, explained, sign, winner, what, num, baseline_difference, gap)}{tail}")
+        return (
+            f"{head}, although no mark favours {winner}: every one leans towards {loser}, most of all "
+            f"{marks[m]} ({num(totals[m])} {unit} in total, {num(support[r, m])}{_where(regions[r], regions)})."
+            f"{_together(total_all, explained, sign, winner, what, num, baseline_difference, gap)}{tail}"
+        )
     top = order[0]
     tied = [k for k in order[1:] if abs(totals[k] - totals[top]) <= TIE * max(abs(totals[top]), 1e-30)]
     if tied:
-        lead = (f"{_join([marks[top]] + [marks[k] for k in tied])} favour {winner} equally and most "
-                f"({num(totals[top])} {unit} each)")
+        lead = (
+            f"{_join([marks[top]] + [marks[k] for k in tied])} favour {winner} equally and most "
+            f"({num(totals[top])} {unit} each)"
+        )
         shown = {top, *tied}
     else:
         lead = f"{marks[top]} favours {winner} most: {num(totals[top])} {unit} in total"
         if len(regions) > 1:
-            rs = [int(r) for r in np.argsort(-np.abs(support[:, top]), kind="stable")
-                  if abs(support[r, top]) >= SHOWN * abs(totals[top])]
+            rs = [
+                int(r)
+                for r in np.argsort(-np.abs(support[:, top]), kind="stable")
+                if abs(support[r, top]) >= SHOWN * abs(totals[top])
+            ]
             remainder = float(totals[top] - support[rs, top].sum())
             parts = [f"{num(support[r, top])}{_where(regions[r], regions)}" for r in rs]
             if round(remainder, dec) != 0:
                 parts.append(f"{num(remainder)} elsewhere")
-            lead += (f", all of it{_where(regions[rs[0]], regions)}" if len(parts) == 1 else f" ({_join(parts)})")
+            lead += f", all of it{_where(regions[rs[0]], regions)}" if len(parts) == 1 else f" ({_join(parts)})"
             lead += more_or_less(rs[0], top)
         shown = {top}
     others = [k for k in order if k not in shown and totals[k] > 0 and totals[k] >= ALSO * totals[top]][:2]
     if others:
         lead += "; then " + _join([f"{marks[k]} ({num(totals[k])})" for k in others])
-    return (f"{head}. {lead}."
-            f"{_together(total_all, explained, sign, winner, what, num, baseline_difference, gap)}{tail}")
+    return f"{head}. {lead}.{_together(total_all, explained, sign, winner, what, num, baseline_difference, gap)}{tail}"
 
 
-def _together(total_all: float, explained: float, sign: float, winner: str, what: str, num, baseline_difference,
-              gap: float | None) -> str:
-    """" All marks together give +6.07 of the +6.07 score difference in A's favour (gap 0.001)."."""
+def _together(
+    total_all: float, explained: float, sign: float, winner: str, what: str, num, baseline_difference, gap: float | None
+) -> str:
+    """ " All marks together give +6.07 of the +6.07 score difference in A's favour (gap 0.001)."."""
     if baseline_difference:
-        return (f" All marks together give {num(total_all)} in {winner}'s favour: the {what} "
-                f"({num(explained + baseline_difference)}) minus its value at the reference "
-                f"({num(baseline_difference)}){_gap_text(gap)}.")
-    return (f" All marks together give {num(total_all)} of the {num(sign * explained)} {what} in {winner}'s "
-            f"favour{_gap_text(gap)}.")
+        return (
+            f" All marks together give {num(total_all)} in {winner}'s favour: the {what} "
+            f"({num(explained + baseline_difference)}) minus its value at the reference "
+            f"({num(baseline_difference)}){_gap_text(gap)}."
+        )
+    return (
+        f" All marks together give {num(total_all)} of the {num(sign * explained)} {what} in {winner}'s "
+        f"favour{_gap_text(gap)}."
+    )
 
 
 def _gap_text(gap: float | None) -> str:
-    """" (gap 0.0066)" (the measured |sum - explained difference|); empty when not measured."""
+    """ " (gap 0.0066)" (the measured |sum - explained difference|); empty when not measured."""
     if gap is None:
         return ""
     return f" (gap {abs(gap):.2g})" if abs(gap) >= 1e-4 else " (gap below 0.0001)"
 
 
-def gene_sentence(gene: str, output: float, baseline_output: float | None, marks: Sequence[str],
-                  regions: Sequence[Region], contrib: np.ndarray, *, method: str = "integrated_gradients",
-                  unit: str = "logit", what: str = "output", gap: float | None = None, note: str = "") -> str:
+def gene_sentence(
+    gene: str,
+    output: float,
+    baseline_output: float | None,
+    marks: Sequence[str],
+    regions: Sequence[Region],
+    contrib: np.ndarray,
+    *,
+    method: str = "integrated_gradients",
+    unit: str = "logit",
+    what: str = "output",
+    gap: float | None = None,
+    note: str = "",
+) -> str:
     """One gene's sentence: its output, then the mark with the largest total contribution and where.
 
     ``contrib``: ``(regions, marks)`` attributions (region sums). Additive methods state sums that add
@@ -204,9 +252,12 @@ def gene_sentence(gene: str, output: float, baseline_output: float | None, marks
         if not ranked:
             return f"{head}; it does not change with any mark at this input (every slope is 0).{tail}"
         m, rest = ranked[0], [marks[k] for k in ranked[1:3]]
-        return (f"{head}. Ranked by the size of its slopes, it is most sensitive to {marks[m]}"
-                f"{_where(regions[int(np.argmax(size[:, m]))], regions)}" + (f", then {_join(rest)}" if rest else "")
-                + f" (slopes are not shares of the {what}).{tail}")
+        return (
+            f"{head}. Ranked by the size of its slopes, it is most sensitive to {marks[m]}"
+            f"{_where(regions[int(np.argmax(size[:, m]))], regions)}"
+            + (f", then {_join(rest)}" if rest else "")
+            + f" (slopes are not shares of the {what}).{tail}"
+        )
     explained = output - baseline_output
     head += f", {explained:+.2f} from its value at the reference ({baseline_output:+.2f})"
     sign = 1.0 if explained >= 0 else -1.0
@@ -217,10 +268,12 @@ def gene_sentence(gene: str, output: float, baseline_output: float | None, marks
     m = order[0]
     if spec.kind == "removal":
         rest = [marks[k] for k in order[1:3] if totals[k] > 0]
-        return (f"{head}. Ranked by the change in the {what} when a mark is replaced by the reference, {marks[m]} "
-                f"{verb} it most{_where(regions[int(np.argmax(support[:, m]))], regions)}"
-                + (f", then {_join(rest)}" if rest else "")
-                + f" (these effects overlap and are not shares of the {what}).{tail}")
+        return (
+            f"{head}. Ranked by the change in the {what} when a mark is replaced by the reference, {marks[m]} "
+            f"{verb} it most{_where(regions[int(np.argmax(support[:, m]))], regions)}"
+            + (f", then {_join(rest)}" if rest else "")
+            + f" (these effects overlap and are not shares of the {what}).{tail}"
+        )
     dec = _decimals(np.concatenate([totals, [explained]]))
 
     def num(v: float) -> str:
@@ -228,8 +281,10 @@ def gene_sentence(gene: str, output: float, baseline_output: float | None, marks
 
     r = int(np.argmax(support[:, m]))
     others = [k for k in order[1:] if totals[k] > 0 and totals[k] >= ALSO * totals[m]][:2]
-    return (f"{head}. {marks[m]} {verb} it most: {num(sign * totals[m])} {unit} in total, "
-            f"{num(sign * support[r, m])}{_where(regions[r], regions)}"
-            + (f"; then {_join([f'{marks[k]} ({num(sign * totals[k])})' for k in others])}" if others else "")
-            + f". All marks together give {num(float(contrib.sum()))} of the {num(explained)} change from the reference"
-              f"{_gap_text(gap)}.{tail}")
+    return (
+        f"{head}. {marks[m]} {verb} it most: {num(sign * totals[m])} {unit} in total, "
+        f"{num(sign * support[r, m])}{_where(regions[r], regions)}"
+        + (f"; then {_join([f'{marks[k]} ({num(sign * totals[k])})' for k in others])}" if others else "")
+        + f". All marks together give {num(float(contrib.sum()))} of the {num(explained)} change from the reference"
+        f"{_gap_text(gap)}.{tail}"
+    )

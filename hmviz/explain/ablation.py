@@ -43,9 +43,20 @@ MASK_BASELINES: tuple[str, ...] = ("train_mean", "zeros")
 #: The metric reported by default, per model task (the family of its early-stopping metric).
 DEFAULT_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy"}
 
-__all__ = ["DEFAULT_MARGIN", "DEFAULT_METRIC", "MASK_BASELINES", "MASK_SUBSETS", "NONE_MASKED", "ablate_mask",
-           "mark_subsets", "read_published_ablation", "reference_row", "smallest_within_margin", "subset_name",
-           "value_column"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "DEFAULT_METRIC",
+    "MASK_BASELINES",
+    "MASK_SUBSETS",
+    "NONE_MASKED",
+    "ablate_mask",
+    "mark_subsets",
+    "read_published_ablation",
+    "reference_row",
+    "smallest_within_margin",
+    "subset_name",
+    "value_column",
+]
 
 
 def _mask_sets(marks: tuple[str, ...], subsets) -> list[tuple[str, ...]]:
@@ -58,8 +69,9 @@ def _mask_sets(marks: tuple[str, ...], subsets) -> list[tuple[str, ...]]:
         elif subsets == "all":  # every non-empty kept subset, like retraining
             masked = [tuple(m for m in marks if m not in keep) for keep in mark_subsets(marks)]
         else:
-            raise HmvizError(f"Unknown subsets '{subsets}'; use one of {', '.join(MASK_SUBSETS)}, "
-                             "or give the sets of marks to mask.")
+            raise HmvizError(
+                f"Unknown subsets '{subsets}'; use one of {', '.join(MASK_SUBSETS)}, or give the sets of marks to mask."
+            )
     else:
         masked = []
         for group in subsets:
@@ -78,14 +90,16 @@ def _mask_sets(marks: tuple[str, ...], subsets) -> list[tuple[str, ...]]:
 
 
 # --------------------------------------------------------------------------- masking
-def _mask_baseline(baseline: str | Baseline, card: ModelCard | dict, x: torch.Tensor,
-                   train_rows: np.ndarray | None) -> Baseline:
+def _mask_baseline(
+    baseline: str | Baseline, card: ModelCard | dict, x: torch.Tensor, train_rows: np.ndarray | None
+) -> Baseline:
     card = ModelCard.of(card)
     n_bins, n_marks = x.shape[1:]
     if isinstance(baseline, Baseline):
         if baseline.is_distribution or baseline.values.shape != (n_bins, n_marks):
-            raise HmvizError(f"A masking baseline is one input shaped ({n_bins}, {n_marks}); got "
-                             f"{baseline.values.shape}.")
+            raise HmvizError(
+                f"A masking baseline is one input shaped ({n_bins}, {n_marks}); got {baseline.values.shape}."
+            )
         return baseline
     if baseline == "zeros":
         return make_baseline("zeros", transform=dict(card.transform), shape=(n_bins, n_marks))
@@ -95,11 +109,16 @@ def _mask_baseline(baseline: str | Baseline, card: ModelCard | dict, x: torch.Te
         return make_baseline("train_mean", reference_inputs=x[torch.as_tensor(train_rows)])
     if card.transform.get("scaling") == "standard":
         # Standardised per mark on the training genes: their mean of every mark is 0 in the input space.
-        return Baseline("train_mean", "per-mark mean of the model's training genes over all bins (0 after the "
-                        "model card's standardisation)", np.zeros((n_bins, n_marks), dtype=np.float32))
-    raise DataError("This is not the model's training data and its card does not store the training genes' "
-                    f"mean (scaling '{card.transform.get('scaling')}'); mask with baseline 'zeros' instead, or "
-                    "give the training data.")
+        return Baseline(
+            "train_mean",
+            "per-mark mean of the model's training genes over all bins (0 after the model card's standardisation)",
+            np.zeros((n_bins, n_marks), dtype=np.float32),
+        )
+    raise DataError(
+        "This is not the model's training data and its card does not store the training genes' "
+        f"mean (scaling '{card.transform.get('scaling')}'); mask with baseline 'zeros' instead, or "
+        "give the training data."
+    )
 
 
 def ablate_mask(
@@ -138,15 +157,16 @@ def ablate_mask(
         ``n_marks``, ``metric``, ``value``, ``drop`` (reference - value), ``rank``; sorted best
         first. ``attrs``: ``evaluated_on``, ``genes_evaluated``, ``baseline`` (its description).
     """
+    from hmviz.evaluation import evaluation_set
     from hmviz.explain._model_view import eval_view, model_device, require_module
     from hmviz.models import get_spec
-    from hmviz.evaluation import evaluation_set
 
     card = ModelCard.of(card)
     spec = get_spec(card.model)
     if spec.task not in DEFAULT_METRIC:
-        raise ModelError(f"Masking is implemented for single-cell models (binary or ranking); {spec.name} is a "
-                         f"{spec.task} model.")
+        raise ModelError(
+            f"Masking is implemented for single-cell models (binary or ranking); {spec.name} is a {spec.task} model."
+        )
     if isinstance(dataset, MultiCellDataset):
         raise DataError(f"{spec.name} models one cell type; give the data of one cell.")
     model = eval_view(require_module(model))
@@ -168,15 +188,29 @@ def ablate_mask(
             xm[:, :, cols] = base_values[:, cols]
         metrics = chosen.metrics(model, xm)
         if metric not in metrics:
-            raise HmvizError(f"Unknown metric '{metric}' for this model and data; choose one of: "
-                             f"{', '.join(sorted(metrics))}.")
+            raise HmvizError(
+                f"Unknown metric '{metric}' for this model and data; choose one of: {', '.join(sorted(metrics))}."
+            )
         kept = tuple(m for m in marks if m not in masked)
-        rows.append({"marks": subset_name(kept), "masked_marks": subset_name(masked) if masked else NONE_MASKED,
-                     "n_marks": len(kept), "metric": metric, "value": float(metrics[metric])})
+        rows.append(
+            {
+                "marks": subset_name(kept),
+                "masked_marks": subset_name(masked) if masked else NONE_MASKED,
+                "n_marks": len(kept),
+                "metric": metric,
+                "value": float(metrics[metric]),
+            }
+        )
     table = pd.DataFrame(rows)
     table["drop"] = table["value"].iloc[0] - table["value"]
     table["rank"] = rank_desc(table["value"])
     table = table.sort_values(["rank", "n_marks"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    table.attrs.update({"evaluated_on": chosen.evaluated_on, "genes_evaluated": chosen.n_genes,
-                        "baseline": f"{base.name}: {base.description}", "model": spec.name})
+    table.attrs.update(
+        {
+            "evaluated_on": chosen.evaluated_on,
+            "genes_evaluated": chosen.n_genes,
+            "baseline": f"{base.name}: {base.description}",
+            "model": spec.name,
+        }
+    )
     return table

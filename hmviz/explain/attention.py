@@ -48,13 +48,16 @@ def _alpha_beta(out) -> tuple[torch.Tensor, torch.Tensor]:
     if alpha is None and isinstance(out, (tuple, list)) and len(out) >= 3:
         alpha, beta = out[1], out[2]
     if alpha is None or beta is None:
-        raise ModelError(f"The model returned {type(out).__name__} with return_attention=True; expected "
-                         "(logits, bin_attention, mark_attention).")
+        raise ModelError(
+            f"The model returned {type(out).__name__} with return_attention=True; expected "
+            "(logits, bin_attention, mark_attention)."
+        )
     return alpha, beta
 
 
-def attention_maps(model: nn.Module, inputs: torch.Tensor | np.ndarray,
-                   batch_size: int = ATTENTION_BATCH) -> tuple[np.ndarray, np.ndarray]:
+def attention_maps(
+    model: nn.Module, inputs: torch.Tensor | np.ndarray, batch_size: int = ATTENTION_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
     """Attention of an attention model for every gene.
 
     Args:
@@ -71,14 +74,15 @@ def attention_maps(model: nn.Module, inputs: torch.Tensor | np.ndarray,
     alphas, betas = [], []
     with torch.inference_mode():
         for start in range(0, x.shape[0], batch_size):
-            alpha, beta = _alpha_beta(module(x[start:start + batch_size], return_attention=True))
+            alpha, beta = _alpha_beta(module(x[start : start + batch_size], return_attention=True))
             alphas.append(alpha.float().cpu())
             betas.append(beta.float().cpu())
     return torch.cat(alphas).numpy(), torch.cat(betas).numpy()
 
 
-def attention_maps_per_cell(model: nn.Module, x_a: torch.Tensor | np.ndarray, x_b: torch.Tensor | np.ndarray,
-                            batch_size: int = ATTENTION_BATCH) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def attention_maps_per_cell(
+    model: nn.Module, x_a: torch.Tensor | np.ndarray, x_b: torch.Tensor | np.ndarray, batch_size: int = ATTENTION_BATCH
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Attention of a two-cell model (DeepDiff) per cell: ``{cell key: (alpha, beta)}``.
 
     Keys are the model's own: ``"a"`` and ``"b"`` for DeepDiff's ``aux`` variant, ``"b-a"`` for
@@ -93,7 +97,7 @@ def attention_maps_per_cell(model: nn.Module, x_a: torch.Tensor | np.ndarray, x_
     parts: dict[str, tuple[list, list]] = {}
     with torch.inference_mode():
         for start in range(0, xa.shape[0], batch_size):
-            out = view(xa[start:start + batch_size], xb[start:start + batch_size], return_all=True)
+            out = view(xa[start : start + batch_size], xb[start : start + batch_size], return_all=True)
             for key, cell in out.attention.items():
                 alphas, betas = parts.setdefault(key, ([], []))
                 alphas.append(cell.bin.float().cpu())
@@ -121,8 +125,10 @@ def attention_by_class(alpha: np.ndarray, beta: np.ndarray, labels: np.ndarray) 
     """Mean alpha ``(marks, bins)`` and beta ``(marks,)`` per class of ``labels`` ``(genes,)``."""
     alpha, beta, labels = np.asarray(alpha), np.asarray(beta), np.asarray(labels)
     if alpha.ndim != 3 or beta.ndim != 2 or not (len(alpha) == len(beta) == len(labels)):
-        raise DataError(f"Expected alpha (genes, marks, bins), beta (genes, marks) and labels (genes,); got "
-                        f"{alpha.shape}, {beta.shape} and {labels.shape}.")
+        raise DataError(
+            f"Expected alpha (genes, marks, bins), beta (genes, marks) and labels (genes,); got "
+            f"{alpha.shape}, {beta.shape} and {labels.shape}."
+        )
     values = np.unique(labels)
     names = {0: "low", 1: "high"} if set(values.tolist()) <= {0, 1} else {}
     return ClassAttention(
@@ -188,7 +194,9 @@ def attention_attribution_agreement(attention: np.ndarray, attribution: Attribut
             rho = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in per_gene_mark])
         level = "bins"
     else:
-        raise HmvizError(f"Attention shaped {attention.shape} does not match attributions for {g} genes, "
-                         f"{n_bins} bins and {n_marks} marks: give beta (genes, marks) or alpha (genes, marks, bins).")
+        raise HmvizError(
+            f"Attention shaped {attention.shape} does not match attributions for {g} genes, "
+            f"{n_bins} bins and {n_marks} marks: give beta (genes, marks) or alpha (genes, marks, bins)."
+        )
     finite = np.isfinite(rho)
     return AttentionAgreement(level, rho, float(rho[finite].mean()) if finite.any() else float("nan"), per_gene_mark)

@@ -18,8 +18,8 @@ Integrated Gradients doubles its steps until each gene's gap is within 1% of its
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,33 +28,45 @@ from torch import nn
 
 from hmviz.errors import HmvizError
 from hmviz.explain._baselines import BASELINES, Baseline, as_baseline, make_baseline
-from hmviz.explain._methods import (METHODS, attribute, attribute_converged, check_method, forward_in_batches,
-                                   resolve_options, rows_budget)
-from hmviz.explain._model_view import (ScalarOutput, as_inputs, eval_view, grad_context, has_recurrent,
-                                      model_device)
+from hmviz.explain._methods import (
+    METHODS,
+    attribute,
+    attribute_converged,
+    check_method,
+    forward_in_batches,
+    resolve_options,
+    rows_budget,
+)
+from hmviz.explain._model_view import ScalarOutput, as_inputs, eval_view, grad_context, has_recurrent, model_device
 from hmviz.explain._regions import Region, data_regions, orientation_note, region_masks
 from hmviz.explain._sentence import gene_sentence
 
 log = logging.getLogger(__name__)
 
 
-def long_table(values: np.ndarray, genes: Sequence[str], marks: Sequence[str],
-               bin_starts_bp: np.ndarray | None) -> pd.DataFrame:
+def long_table(
+    values: np.ndarray, genes: Sequence[str], marks: Sequence[str], bin_starts_bp: np.ndarray | None
+) -> pd.DataFrame:
     """Long table ``gene, bin, bin_start_bp, mark, attribution`` from ``values`` (genes, bins, marks).
 
     ``bin_start_bp`` is missing (``<NA>``) when the positions are unknown: never invented."""
     g, b, m = values.shape
     if len(genes) != g or len(marks) != m:
         raise HmvizError(f"{len(genes)} gene ids and {len(marks)} marks given for values shaped {values.shape}.")
-    starts = (np.tile(np.repeat(np.asarray(bin_starts_bp, dtype=np.int64), m), g) if bin_starts_bp is not None
-              else pd.array([pd.NA] * (g * b * m), dtype="Int64"))
-    return pd.DataFrame({
-        "gene": np.repeat(np.asarray(list(genes), dtype=object), b * m),
-        "bin": np.tile(np.repeat(np.arange(b), m), g),
-        "bin_start_bp": starts,
-        "mark": np.tile(np.asarray(list(marks), dtype=object), g * b),
-        "attribution": values.reshape(-1).astype(np.float64),
-    })
+    starts = (
+        np.tile(np.repeat(np.asarray(bin_starts_bp, dtype=np.int64), m), g)
+        if bin_starts_bp is not None
+        else pd.array([pd.NA] * (g * b * m), dtype="Int64")
+    )
+    return pd.DataFrame(
+        {
+            "gene": np.repeat(np.asarray(list(genes), dtype=object), b * m),
+            "bin": np.tile(np.repeat(np.arange(b), m), g),
+            "bin_start_bp": starts,
+            "mark": np.tile(np.asarray(list(marks), dtype=object), g * b),
+            "attribution": values.reshape(-1).astype(np.float64),
+        }
+    )
 
 
 @dataclass
@@ -124,8 +136,7 @@ class Attribution:
         """Signed sum over bins: ``(genes, marks)``."""
         return self.values.sum(axis=1)
 
-    def by_region(self, bin_starts_bp: np.ndarray | None = None,
-                  regions: Sequence[Region] | None = None) -> np.ndarray:
+    def by_region(self, bin_starts_bp: np.ndarray | None = None, regions: Sequence[Region] | None = None) -> np.ndarray:
         """Signed sums over the bins of each region: ``(genes, regions, marks)``.
 
         ``bin_starts_bp`` defaults to the one stored; ``regions`` to :func:`tss_regions` (upstream
@@ -135,8 +146,14 @@ class Attribution:
         masks = region_masks(starts, tuple(regions) if regions is not None else None).astype(self.values.dtype)
         return np.einsum("gbm,rb->grm", self.values, masks)
 
-    def sentence(self, gene: int = 0, *, bin_size: float | None = None, strand_aware: bool | None = None,
-                 regions: Sequence[Region] | None = None) -> str:
+    def sentence(
+        self,
+        gene: int = 0,
+        *,
+        bin_size: float | None = None,
+        strand_aware: bool | None = None,
+        regions: Sequence[Region] | None = None,
+    ) -> str:
         """One sentence for gene ``gene`` (a row of :attr:`values`): the mark with the largest total
         contribution and where it acts, in words true for the method (see ``_sentence.gene_sentence``)."""
         starts = self._starts(None)
@@ -147,10 +164,19 @@ class Attribution:
         name = self.gene_ids[gene] if self.gene_ids else str(gene)
         marks = self.marks or tuple(f"mark{k + 1}" for k in range(self.values.shape[2]))
         base = None if self.baseline_outputs is None else float(self.baseline_outputs[gene])
-        return gene_sentence(name, float(self.outputs[gene]), base, marks, fitted, contrib, method=self.method,
-                             unit=self.unit, what="output" if self.target == "logit" else self.target,
-                             gap=None if self.convergence_delta is None else float(self.convergence_delta[gene]),
-                             note=orientation_note(strand_aware) if len(fitted) > 1 else "")
+        return gene_sentence(
+            name,
+            float(self.outputs[gene]),
+            base,
+            marks,
+            fitted,
+            contrib,
+            method=self.method,
+            unit=self.unit,
+            what="output" if self.target == "logit" else self.target,
+            gap=None if self.convergence_delta is None else float(self.convergence_delta[gene]),
+            note=orientation_note(strand_aware) if len(fitted) > 1 else "",
+        )
 
     def _starts(self, bin_starts_bp: np.ndarray | None) -> np.ndarray:
         starts = self.bin_starts_bp if bin_starts_bp is None else np.asarray(bin_starts_bp)
@@ -160,8 +186,12 @@ class Attribution:
             raise HmvizError(f"{len(starts)} bin positions given for {self.values.shape[1]} bins.")
         return starts
 
-    def to_frame(self, gene_ids: Sequence[str] | None = None, marks: Sequence[str] | None = None,
-                 bin_starts_bp: np.ndarray | None = None) -> pd.DataFrame:
+    def to_frame(
+        self,
+        gene_ids: Sequence[str] | None = None,
+        marks: Sequence[str] | None = None,
+        bin_starts_bp: np.ndarray | None = None,
+    ) -> pd.DataFrame:
         """Long table ``gene, bin, bin_start_bp, mark, attribution`` (genes x bins x marks rows)."""
         g, _, m = self.values.shape
         genes = list(gene_ids if gene_ids is not None else self.gene_ids or [str(i) for i in range(g)])
@@ -238,8 +268,16 @@ def explain(
     opts = resolve_options(method, options)
     x = as_inputs(inputs)
     n_genes, n_bins, n_marks = x.shape
-    base = resolve_baseline(baseline, method, n_bins, n_marks, reference_inputs=reference_inputs, labels=labels,
-                            expression=expression, transform=transform)
+    base = resolve_baseline(
+        baseline,
+        method,
+        n_bins,
+        n_marks,
+        reference_inputs=reference_inputs,
+        labels=labels,
+        expression=expression,
+        transform=transform,
+    )
     view = eval_view(model)
     forward = ScalarOutput(view, target)
     what = "ranking score" if hasattr(view, "score") else "logit"
@@ -258,18 +296,26 @@ def explain(
         baseline_outputs = np.full(n_genes, out[n_genes:].mean())
     with grad_context(view):
         if spec.additive and b is not None and not opts["smoothgrad"]:
-            done = attribute_converged(forward, (x,), (b,), method, opts, recurrent, outputs - baseline_outputs,
-                                       progress)
+            done = attribute_converged(
+                forward, (x,), (b,), method, opts, recurrent, outputs - baseline_outputs, progress
+            )
             (values,), delta, work, cap_reached = done.values, done.gap, done.work, done.cap_reached
         else:
-            values, = attribute(forward, (x,), (b,) if b is not None else None, method, opts, recurrent, progress)
+            (values,) = attribute(forward, (x,), (b,) if b is not None else None, method, opts, recurrent, progress)
     return Attribution(
-        values=values.float().cpu().numpy(), method=method, baseline=base, convergence_delta=delta, target=what,
-        outputs=outputs, baseline_outputs=baseline_outputs, options=opts,
+        values=values.float().cpu().numpy(),
+        method=method,
+        baseline=base,
+        convergence_delta=delta,
+        target=what,
+        outputs=outputs,
+        baseline_outputs=baseline_outputs,
+        options=opts,
         marks=tuple(marks) if marks is not None else None,
         gene_ids=tuple(str(g) for g in gene_ids) if gene_ids is not None else None,
         bin_starts_bp=np.asarray(bin_starts_bp) if bin_starts_bp is not None else None,
-        work=work, cap_reached=cap_reached,
+        work=work,
+        cap_reached=cap_reached,
     )
 
 

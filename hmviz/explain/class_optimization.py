@@ -96,5 +96,6 @@ def class_optimization_map(
     values = x.detach()[0].cpu().numpy()
     heat = np.clip(values.T, 0.0, None)
     peak = heat.max()
-    return ClassOptimizationMap(map=heat / peak if peak > 0 else heat, input=values, logit=final, target=target,
-                                losses=losses)
+    return ClassOptimizationMap(
+        map=heat / peak if peak > 0 else heat, input=values, logit=final, target=target, losses=losses
+    )

@@ -16,8 +16,8 @@ boundaries are parameters and are written into the table and the sentence).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,12 +26,34 @@ from torch import nn
 
 from hmviz.errors import HmvizError
 from hmviz.explain._baselines import Baseline
-from hmviz.explain._methods import (METHODS, attribute, attribute_converged, check_method, forward_in_batches,
-                                   output_unit, resolve_options, rows_budget)
-from hmviz.explain._model_view import (PairDifference, ScalarOutput, as_inputs, eval_view, grad_context,
-                                      has_recurrent, model_device)
-from hmviz.explain._regions import (PROMOTER_DOWNSTREAM_BP, PROMOTER_UPSTREAM_BP, Region, data_regions,
-                                    orientation_note, region_masks, tss_regions)
+from hmviz.explain._methods import (
+    METHODS,
+    attribute,
+    attribute_converged,
+    check_method,
+    forward_in_batches,
+    output_unit,
+    resolve_options,
+    rows_budget,
+)
+from hmviz.explain._model_view import (
+    PairDifference,
+    ScalarOutput,
+    as_inputs,
+    eval_view,
+    grad_context,
+    has_recurrent,
+    model_device,
+)
+from hmviz.explain._regions import (
+    PROMOTER_DOWNSTREAM_BP,
+    PROMOTER_UPSTREAM_BP,
+    Region,
+    data_regions,
+    orientation_note,
+    region_masks,
+    tss_regions,
+)
 from hmviz.explain._sentence import explained_name, pair_sentence
 from hmviz.explain.attributions import long_table, resolve_baseline
 
@@ -105,8 +127,7 @@ class PairExplanation:
     def by_mark(self) -> pd.DataFrame:
         """Signed sums over bins: one row per mark, columns gene A, gene B and ``total``."""
         a, b = self.values_a.sum(axis=0), self.values_b.sum(axis=0)
-        return pd.DataFrame({self.gene_a: a, self.gene_b: b, "total": a + b},
-                            index=pd.Index(self.marks, name="mark"))
+        return pd.DataFrame({self.gene_a: a, self.gene_b: b, "total": a + b}, index=pd.Index(self.marks, name="mark"))
 
     def by_region(self) -> pd.DataFrame:
         """Signed sums per (mark, region): columns gene A, gene B and ``total`` (their sum)."""
@@ -117,8 +138,9 @@ class PairExplanation:
 
     def to_frame(self) -> pd.DataFrame:
         """Long table ``gene, bin, bin_start_bp, mark, attribution`` for both genes (2 x bins x marks rows)."""
-        return long_table(np.stack([self.values_a, self.values_b]), [self.gene_a, self.gene_b], self.marks,
-                          self.bin_starts_bp)
+        return long_table(
+            np.stack([self.values_a, self.values_b]), [self.gene_a, self.gene_b], self.marks, self.bin_starts_bp
+        )
 
 
 def explain_pair(
@@ -169,8 +191,9 @@ def explain_pair(
     opts = resolve_options(method, options)
     xa, xb = as_inputs(x_a), as_inputs(x_b)
     if xa.shape != xb.shape or xa.shape[0] != 1:
-        raise HmvizError(f"explain_pair takes one input per gene shaped (bins, marks); got {tuple(xa.shape)} "
-                         f"and {tuple(xb.shape)}.")
+        raise HmvizError(
+            f"explain_pair takes one input per gene shaped (bins, marks); got {tuple(xa.shape)} and {tuple(xb.shape)}."
+        )
     gene_a, gene_b = (str(n) for n in names)
     if gene_a == gene_b:
         raise HmvizError(f"The two inputs need different names for the table and the sentence; both are '{gene_a}'.")
@@ -187,8 +210,16 @@ def explain_pair(
     if method == "feature_ablation":  # a whole mark is ablated at once: its effect has no region
         regions = (Region("window", None, None),)
     regions = data_regions(starts, bin_size, strand_aware, regions)
-    base = resolve_baseline(baseline, method, n_bins, n_marks, reference_inputs=reference_inputs, labels=labels,
-                            expression=expression, transform=transform)
+    base = resolve_baseline(
+        baseline,
+        method,
+        n_bins,
+        n_marks,
+        reference_inputs=reference_inputs,
+        labels=labels,
+        expression=expression,
+        transform=transform,
+    )
 
     view = eval_view(model)
     forward = PairDifference(view, target)
@@ -219,14 +250,21 @@ def explain_pair(
     work = cap_reached = None
     with grad_context(view):
         if baseline_difference is not None and spec.additive and not opts["smoothgrad"]:
-            done = attribute_converged(forward, (xa, xb), (b, b), method, opts, recurrent,
-                                       np.array([difference - baseline_difference]), progress)
+            done = attribute_converged(
+                forward,
+                (xa, xb),
+                (b, b),
+                method,
+                opts,
+                recurrent,
+                np.array([difference - baseline_difference]),
+                progress,
+            )
             (va, vb), delta = done.values, float(done.gap[0])
             if done.work is not None:
                 work, cap_reached = int(done.work[0]), bool(done.cap_reached[0])
         else:
-            va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent,
-                               progress)
+            va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent, progress)
     va, vb = va[0].float().cpu().numpy(), vb[0].float().cpu().numpy()
 
     masks = region_masks(starts, regions).astype(np.float64)  # (regions, bins)
@@ -238,13 +276,47 @@ def explain_pair(
             for r, region in enumerate(regions):
                 rows.append((name, mark, region.name, region.span_text, float(contrib[r, m])))
     table = pd.DataFrame(rows, columns=["gene", "mark", "region", "region_bp", "attribution"])
-    sentence = pair_sentence(gene_a, gene_b, difference, probability, marks, regions, ra, rb, signal, kind, gene=gene,
-                             method=method, unit=unit, baseline_difference=baseline_difference, gap=delta,
-                             note=orientation_note(strand_aware) if len(regions) > 1 else "")
+    sentence = pair_sentence(
+        gene_a,
+        gene_b,
+        difference,
+        probability,
+        marks,
+        regions,
+        ra,
+        rb,
+        signal,
+        kind,
+        gene=gene,
+        method=method,
+        unit=unit,
+        baseline_difference=baseline_difference,
+        gap=delta,
+        note=orientation_note(strand_aware) if len(regions) > 1 else "",
+    )
     return PairExplanation(
-        gene_a=gene_a, gene_b=gene_b, values_a=va, values_b=vb, difference=difference,
-        baseline_difference=baseline_difference, probability=probability, score_a=score_a, score_b=score_b,
-        convergence_delta=delta, method=method, baseline=base, marks=marks, bin_starts_bp=starts, regions=regions,
-        kind=kind, table=table, sentence=sentence, x_a=xa[0].cpu().numpy(), x_b=xb[0].cpu().numpy(), options=opts,
-        unit=unit, work=work, cap_reached=cap_reached,
+        gene_a=gene_a,
+        gene_b=gene_b,
+        values_a=va,
+        values_b=vb,
+        difference=difference,
+        baseline_difference=baseline_difference,
+        probability=probability,
+        score_a=score_a,
+        score_b=score_b,
+        convergence_delta=delta,
+        method=method,
+        baseline=base,
+        marks=marks,
+        bin_starts_bp=starts,
+        regions=regions,
+        kind=kind,
+        table=table,
+        sentence=sentence,
+        x_a=xa[0].cpu().numpy(),
+        x_b=xb[0].cpu().numpy(),
+        options=opts,
+        unit=unit,
+        work=work,
+        cap_reached=cap_reached,
     )

@@ -171,18 +171,28 @@ class ExplainSession:
         key = (name, seed)
         if key not in self._baselines:
             if self.differential and name == "low_expression_mean":
-                raise HmvizError("low_expression_mean is defined for one cell type; for a two-cell model choose "
-                                 "zeros, train_mean or gene_sample (with gradient_shap).")
+                raise HmvizError(
+                    "low_expression_mean is defined for one cell type; for a two-cell model choose "
+                    "zeros, train_mean or gene_sample (with gradient_shap)."
+                )
             ds, rows = self.dataset, self.reference_rows
             labels = ds.labels[rows] if ds.labels is not None else None
             expression = ds.expression[rows] if ds.expression is not None and labels is None else None
-            base = make_baseline(name, self.reference_inputs(), labels=labels, expression=expression,
-                                 transform=dict(self.card.transform), seed=seed)
+            base = make_baseline(
+                name,
+                self.reference_inputs(),
+                labels=labels,
+                expression=expression,
+                transform=dict(self.card.transform),
+                seed=seed,
+            )
             if self.differential and name == "train_mean":  # both cells' inputs are stacked: say so
                 n = len(self.reference_rows)
-                base = Baseline(base.name, base.description.replace(f"; {2 * n} genes",
-                                                                    f"; {n} genes in each of the two cells"),
-                                base.values)
+                base = Baseline(
+                    base.name,
+                    base.description.replace(f"; {2 * n} genes", f"; {n} genes in each of the two cells"),
+                    base.values,
+                )
             self._baselines[key] = base
         return self._baselines[key]
 
@@ -196,10 +206,16 @@ class ExplainSession:
         return self.baseline(baseline) if isinstance(baseline, str) else baseline
 
     # ------------------------------------------------------------- explanations
-    def explain_pair(self, gene_a: str | int, gene_b: str | int | None = None,
-                     method: str = "integrated_gradients", baseline: str | Baseline | None = DEFAULT_BASELINE, *,
-                     promoter_bp: tuple[float, float] = (PROMOTER_UPSTREAM_BP, PROMOTER_DOWNSTREAM_BP),
-                     **options) -> PairResult:
+    def explain_pair(
+        self,
+        gene_a: str | int,
+        gene_b: str | int | None = None,
+        method: str = "integrated_gradients",
+        baseline: str | Baseline | None = DEFAULT_BASELINE,
+        *,
+        promoter_bp: tuple[float, float] = (PROMOTER_UPSTREAM_BP, PROMOTER_DOWNSTREAM_BP),
+        **options,
+    ) -> PairResult:
         """Why the model ranks ``gene_a`` above or below ``gene_b`` (ids, symbols or rows).
 
         For a two-cell model give one gene: the pair is that gene in cell A and in cell B.
@@ -219,8 +235,10 @@ class ExplainSession:
                 raise HmvizError("Give two genes to compare (gene A and gene B).")
             rows = (self.row(gene_a), self.row(gene_b))
             if rows[0] == rows[1]:
-                raise HmvizError(f"Gene A and gene B are the same gene ({self.dataset.gene_ids[rows[0]]}); "
-                                 "choose two different genes.")
+                raise HmvizError(
+                    f"Gene A and gene B are the same gene ({self.dataset.gene_ids[rows[0]]}); "
+                    "choose two different genes."
+                )
             gene = None
             names = (self.display(rows[0]), self.display(rows[1]))
             ids = (str(self.dataset.gene_ids[rows[0]]), str(self.dataset.gene_ids[rows[1]]))
@@ -228,29 +246,56 @@ class ExplainSession:
                 names = ids
             inputs = (self.x[rows[0]], self.x[rows[1]])
         base = self._baseline_for(method, baseline)
-        pe = explain_pair(self.model, *inputs, method, base, names=names, gene=gene, marks=self.marks,
-                          bin_starts_bp=self.bin_starts_bp, promoter_bp=promoter_bp, bin_size=self.dataset.bin_size,
-                          strand_aware=self.strand_aware, unit=self.unit, **options)
+        pe = explain_pair(
+            self.model,
+            *inputs,
+            method,
+            base,
+            names=names,
+            gene=gene,
+            marks=self.marks,
+            bin_starts_bp=self.bin_starts_bp,
+            promoter_bp=promoter_bp,
+            bin_size=self.dataset.bin_size,
+            strand_aware=self.strand_aware,
+            unit=self.unit,
+            **options,
+        )
         return PairResult(pe, rows, names, ids, gene)
 
-    def explain_genes(self, genes, method: str = "integrated_gradients",
-                      baseline: str | Baseline | None = DEFAULT_BASELINE, progress=None,
-                      **options) -> Attribution:
+    def explain_genes(
+        self,
+        genes,
+        method: str = "integrated_gradients",
+        baseline: str | Baseline | None = DEFAULT_BASELINE,
+        progress=None,
+        **options,
+    ) -> Attribution:
         """Attributions of the model's output for each gene in ``genes`` (ids, symbols or rows).
 
         Single-cell models only; a two-cell model's genes are explained with :meth:`explain_pair`."""
         if self.differential:
-            raise ModelError(f"{self.card.model} reads two cells per gene; explain one gene at a time "
-                             "(the gene-pair view), which attributes its predicted change to both cells.")
+            raise ModelError(
+                f"{self.card.model} reads two cells per gene; explain one gene at a time "
+                "(the gene-pair view), which attributes its predicted change to both cells."
+            )
         rows = [self.row(g) for g in genes]
         if not rows:
             raise HmvizError("No genes to explain; choose at least one gene.")
         check_method(method, self.model)
         base = self._baseline_for(method, baseline)
         idx = torch.as_tensor(rows, dtype=torch.long)
-        attr = explain(self.model, self.x[idx], method, baseline=base, marks=self.marks,
-                       gene_ids=[str(self.dataset.gene_ids[r]) for r in rows], bin_starts_bp=self.bin_starts_bp,
-                       progress=progress, **options)
+        attr = explain(
+            self.model,
+            self.x[idx],
+            method,
+            baseline=base,
+            marks=self.marks,
+            gene_ids=[str(self.dataset.gene_ids[r]) for r in rows],
+            bin_starts_bp=self.bin_starts_bp,
+            progress=progress,
+            **options,
+        )
         attr.unit = self.unit
         return attr
 
@@ -267,9 +312,9 @@ class ExplainSession:
         out = []
         with torch.inference_mode():
             for start in range(0, self.dataset.n_genes, EVAL_BATCH):
-                xa = self.x[start:start + EVAL_BATCH].to(device)
+                xa = self.x[start : start + EVAL_BATCH].to(device)
                 if self.differential:
-                    out.append(view(xa, self.x_other[start:start + EVAL_BATCH].to(device)).float().cpu())
+                    out.append(view(xa, self.x_other[start : start + EVAL_BATCH].to(device)).float().cpu())
                 else:
                     out.append(fn(xa).float().cpu())
         return torch.cat(out).numpy().astype(np.float64)
@@ -324,18 +369,23 @@ def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | 
         cell_a, cell_b = (card.cells or dataset.cell_names)[:2]
         missing = [c for c in (cell_a, cell_b) if c not in dataset.cells]
         if missing:
-            raise DataError(f"{card.model} was trained on cells {cell_a} and {cell_b}, but the data has "
-                            f"{', '.join(dataset.cell_names)}. Load data with those two cells.")
+            raise DataError(
+                f"{card.model} was trained on cells {cell_a} and {cell_b}, but the data has "
+                f"{', '.join(dataset.cell_names)}. Load data with those two cells."
+            )
         ds_a, ds_b = dataset.pair(cell_a, cell_b)
         xa, xb = prepare_inputs(card, ds_a, f"cell {cell_a}"), prepare_inputs(card, ds_b, f"cell {cell_b}")
         rows, note = reference_genes(card, ds_a)
         trained_on = training_split(card, dataset)
         split = trained_on.split if trained_on is not None else ds_a.split
-        return ExplainSession(model, card, ds_a, xa, rows, note, split, x_other=xb, other=ds_b,
-                              cells=(str(cell_a), str(cell_b)))
+        return ExplainSession(
+            model, card, ds_a, xa, rows, note, split, x_other=xb, other=ds_b, cells=(str(cell_a), str(cell_b))
+        )
     if isinstance(dataset, MultiCellDataset):
-        raise DataError(f"{card.model} models one cell type; the data has {len(dataset.cells)} "
-                        f"({', '.join(dataset.cell_names)}). Give the data of one cell.")
+        raise DataError(
+            f"{card.model} models one cell type; the data has {len(dataset.cells)} "
+            f"({', '.join(dataset.cell_names)}). Give the data of one cell."
+        )
     x = prepare_inputs(card, dataset)
     rows, note = reference_genes(card, dataset)
     trained_on = training_split(card, dataset)
@@ -343,8 +393,15 @@ def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | 
     return ExplainSession(model, card, dataset, x, rows, note, split)
 
 
-def suggest_pairs(scores: np.ndarray, measured: np.ndarray, rows: np.ndarray, n: int = 5, seed: int = 0,
-                  clear_difference: float = CLEAR_DIFFERENCE, n_pairs: int = SUGGESTION_PAIRS) -> pd.DataFrame:
+def suggest_pairs(
+    scores: np.ndarray,
+    measured: np.ndarray,
+    rows: np.ndarray,
+    n: int = 5,
+    seed: int = 0,
+    clear_difference: float = CLEAR_DIFFERENCE,
+    n_pairs: int = SUGGESTION_PAIRS,
+) -> pd.DataFrame:
     """Gene pairs worth a look, from a model's scores and the measured values of the genes in ``rows``.
 
     Args:
@@ -398,8 +455,13 @@ def suggest_pairs(scores: np.ndarray, measured: np.ndarray, rows: np.ndarray, n:
     return pd.DataFrame(out, columns=columns)
 
 
-def suggest_genes(predicted: np.ndarray, measured: np.ndarray, rows: np.ndarray, n: int = 5,
-                  clear_difference: float = CLEAR_DIFFERENCE) -> pd.DataFrame:
+def suggest_genes(
+    predicted: np.ndarray,
+    measured: np.ndarray,
+    rows: np.ndarray,
+    n: int = 5,
+    clear_difference: float = CLEAR_DIFFERENCE,
+) -> pd.DataFrame:
     """Genes worth a look for a two-cell model, from its predicted and the measured log2 fold changes.
 
     ``kind``: ``confident`` (large predicted change, measured the same way), ``surprising`` (large
@@ -421,5 +483,13 @@ def suggest_genes(predicted: np.ndarray, measured: np.ndarray, rows: np.ndarray,
     return pd.DataFrame(out, columns=["kind", "row", "predicted", "measured"])
 
 
-__all__ = ["SUGGESTION_KINDS", "ExplainSession", "PairResult", "display_name", "prepare", "reference_genes",
-           "suggest_genes", "suggest_pairs"]
+__all__ = [
+    "SUGGESTION_KINDS",
+    "ExplainSession",
+    "PairResult",
+    "display_name",
+    "prepare",
+    "reference_genes",
+    "suggest_genes",
+    "suggest_pairs",
+]

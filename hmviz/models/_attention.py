@@ -55,8 +55,13 @@ class ContextAttention(nn.Module):
 
 
 def _fused_ok(states: torch.Tensor, context: torch.Tensor) -> bool:
-    return (states.device.type == "cpu" and states.dim() == 4 and states.dtype == context.dtype
-            and states.dtype in (torch.float32, torch.float64) and _native.load() is not None)
+    return (
+        states.device.type == "cpu"
+        and states.dim() == 4
+        and states.dtype == context.dtype
+        and states.dtype in (torch.float32, torch.float64)
+        and _native.load() is not None
+    )
 
 
 class _FusedGroupedAttention(torch.autograd.Function):
@@ -72,5 +77,6 @@ class _FusedGroupedAttention(torch.autograd.Function):
     def backward(ctx, d_pooled, d_weights):  # type: ignore[override]
         states, context, weights = ctx.saved_tensors
         d_states, d_context = _native.load().attention_backward(
-            d_pooled.contiguous(), d_weights.contiguous(), states, context.contiguous(), weights)
+            d_pooled.contiguous(), d_weights.contiguous(), states, context.contiguous(), weights
+        )
         return d_states, d_context

@@ -91,7 +91,12 @@ class ModelConfig:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ModelError(f"{cls}.{f.name} must be a positive integer, got {value!r}.")
             elif float in kinds and value is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not math.isfinite(value)
+                    or value < 0
+                ):
                     raise ModelError(f"{cls}.{f.name} must be a finite number >= 0, got {value!r}.")
                 if f.name in _STRICTLY_POSITIVE and value == 0:
                     raise ModelError(f"{cls}.{f.name} must be > 0, got {value!r}.")
@@ -109,8 +114,10 @@ class ModelConfig:
         for name, (saved, reason) in cls.RETIRED.items():
             if name in values:
                 if values.pop(name) != saved:
-                    raise ModelError(f"{cls.__name__}.{name} is not a setting: {reason} (A model card that lists "
-                                     f"{name} was written before this was found; remove the key, it had no effect.)")
+                    raise ModelError(
+                        f"{cls.__name__}.{name} is not a setting: {reason} (A model card that lists "
+                        f"{name} was written before this was found; remove the key, it had no effect.)"
+                    )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

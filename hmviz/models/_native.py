@@ -85,8 +85,13 @@ def _cpu_signature() -> str:
 
 def _build_name() -> str:
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(_FLAGS).encode(), torch.__version__.encode(),
-                 _cpu_signature().encode(), platform.machine().encode()):
+    for part in (
+        SOURCE.read_bytes(),
+        " ".join(_FLAGS).encode(),
+        torch.__version__.encode(),
+        _cpu_signature().encode(),
+        platform.machine().encode(),
+    ):
         digest.update(part)
     return f"hmviz_bilstm_{digest.hexdigest()[:16]}"
 
@@ -109,7 +114,6 @@ def _missing_tool() -> str | None:
     if not cpp_extension.is_ninja_available():
         return "ninja is not installed (`pip install ninja`)"
     return None
-
 
 
 def cpu_has_avx512() -> bool:
@@ -170,8 +174,11 @@ def _build() -> None:
     """Load the finished build, compiling it first (in a child process, with a time limit) if needed."""
     directory = build_dir()
     if not is_built(directory):
-        log.warning("hmviz: compiling the LSTM kernel once for this machine (about 30 s, at most %.0f s) into %s",
-                    build_timeout(), directory)
+        log.warning(
+            "hmviz: compiling the LSTM kernel once for this machine (about 30 s, at most %.0f s) into %s",
+            build_timeout(),
+            directory,
+        )
         _run_build_process(directory, build_timeout())
         if not is_built(directory):
             raise RuntimeError(f"the build process finished but left no library in {directory}")
@@ -182,15 +189,17 @@ def _run_build_process(directory: Path, timeout: float) -> None:
     """Run :func:`build_into` for ``directory`` in a child process; kill its whole group past ``timeout``."""
     cmd = [sys.executable, "-m", "hmviz.models._native", "--quiet"]
     env = {**os.environ, "HMVIZ_CACHE_DIR": str(directory.parent.parent)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # its own process group: the compiler dies with it
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )  # its own process group: the compiler dies with it
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         clean_stale(directory.parent)
-        raise RuntimeError(f"the build took longer than {timeout:.0f} s and was stopped "
-                           "(set HMVIZ_NATIVE_BUILD_TIMEOUT to allow more)") from None
+        raise RuntimeError(
+            f"the build took longer than {timeout:.0f} s and was stopped (set HMVIZ_NATIVE_BUILD_TIMEOUT to allow more)"
+        ) from None
     except BaseException:  # Ctrl-C or a cancelled job: take the compiler down with us
         _kill_group(proc)
         clean_stale(directory.parent)
@@ -237,7 +246,7 @@ def clean_stale(native_dir: Path | None = None) -> list[Path]:
         if path.name.startswith(".tmp-"):
             _, _, rest = path.name.partition(".tmp-")
             owner_host, _, pid = rest.rpartition("-")
-            stale = (pid.isdigit() and owner_host.endswith(f"-{host}") and not _pid_alive(int(pid)))
+            stale = pid.isdigit() and owner_host.endswith(f"-{host}") and not _pid_alive(int(pid))
         else:
             stale = path.name.startswith("hmviz_bilstm_") and not (path / _MARKER).exists()
         if stale:
@@ -261,9 +270,15 @@ def build_into(directory: Path) -> Path:
     tmp.mkdir()
     try:
         # The library's file name must be the build's name (torch registers the ops under it).
-        cpp_extension.load(name=directory.name, sources=[str(SOURCE)], extra_cflags=list(_FLAGS),
-                           extra_ldflags=["-fopenmp"], build_directory=str(tmp), is_python_module=False,
-                           verbose=False)
+        cpp_extension.load(
+            name=directory.name,
+            sources=[str(SOURCE)],
+            extra_cflags=list(_FLAGS),
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(tmp),
+            is_python_module=False,
+            verbose=False,
+        )
         (tmp / _MARKER).write_text("built by hmviz; the next process loads the library without rebuilding\n")
         try:
             os.rename(tmp, directory)  # atomic; fails if another build got there first
@@ -294,8 +309,9 @@ def unavailable_reason() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hmviz.models._native",
-                                     description="Build hmviz's compiled LSTM kernel for this machine now.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hmviz.models._native", description="Build hmviz's compiled LSTM kernel for this machine now."
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")

@@ -123,11 +123,14 @@ class PerMarkBiLSTM(nn.Module):
             return "native" if _native.preferred() else "grouped"
         if self.impl == "native":
             if device.type != "cpu":
-                raise ModelError(f"bin_lstm_impl='native' runs on the CPU only (the input is on {device}); "
-                                 "use 'auto' or 'per_mark'")
+                raise ModelError(
+                    f"bin_lstm_impl='native' runs on the CPU only (the input is on {device}); use 'auto' or 'per_mark'"
+                )
             if _native.load() is None:
-                raise ModelError(f"bin_lstm_impl='native' is not available here: {_native.unavailable_reason()}; "
-                                 "use 'auto' or 'grouped'")
+                raise ModelError(
+                    f"bin_lstm_impl='native' is not available here: {_native.unavailable_reason()}; "
+                    "use 'auto' or 'grouped'"
+                )
         return self.impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -224,7 +227,9 @@ def _grouped_recurrence(x: torch.Tensor, weights: torch.Tensor, store: bool):
     scratch = x.new_empty(g_count, batch, h)
     minus_one = x.new_full((g_count, batch, h), -1.0)
     z_all, i_all, f_all, o_all, s_all = (
-        gates.unbind(0), *(gates[..., k * h : (k + 1) * h].unbind(0) for k in range(4)))
+        gates.unbind(0),
+        *(gates[..., k * h : (k + 1) * h].unbind(0) for k in range(4)),
+    )
     cand_all, cell_all, tanh_all = cand.unbind(0), cells.unbind(0), tanh_c.unbind(0)
     rows, states = hx.unbind(0), hx[..., :h].unbind(0)
     for t in range(steps):
@@ -332,7 +337,9 @@ class _NativeBiLSTM(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         x, w_hh, w_ih, gates, cells, tanh_c, states = ctx.saved_tensors
         m = x.shape[2]
-        d_whh, d_wih, d_b, d_xg = _native.load().backward(grad.contiguous(), x, w_hh, w_ih, gates, cells, tanh_c, states)
+        d_whh, d_wih, d_b, d_xg = _native.load().backward(
+            grad.contiguous(), x, w_hh, w_ih, gates, cells, tanh_c, states
+        )
         d_wih = d_wih.unsqueeze(-1)
         d_x = (d_xg[:m] + d_xg[m:].flip(1)).permute(2, 1, 0)  # (G, T, batch) -> (batch, T, M)
         # parameter order: _PARAM_ORDER (forward direction's four, then the reverse direction's)

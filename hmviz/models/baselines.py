@@ -67,8 +67,13 @@ def make_baseline(name: str, task: BaselineTask = "binary", seed: int = 0) -> Ba
 
 
 def fit_baseline(
-    name: str, X: np.ndarray, y: np.ndarray, task: BaselineTask = "binary", seed: int = 0,
-    X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    task: BaselineTask = "binary",
+    seed: int = 0,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
 ) -> BaseEstimator:
     """Fit baseline ``name`` on ``X`` ``(genes, bins, marks)`` and targets ``y`` ``(genes,)``.
 
@@ -96,8 +101,10 @@ def fit_baseline(
             estimator.fit(features, y, X_val=flatten_features(X_val), y_val=np.asarray(y_val))
             return estimator
         if early:
-            raise ModelError("Boosted trees on more than 10,000 genes stop early on validation genes; give them "
-                             "(X_val, y_val) so that the result does not depend on a random internal split.")
+            raise ModelError(
+                "Boosted trees on more than 10,000 genes stop early on validation genes; give them "
+                "(X_val, y_val) so that the result does not depend on a random internal split."
+            )
     estimator.fit(features, y)
     return estimator
 

@@ -124,16 +124,27 @@ class DeepDiffConfig(ModelConfig):
             raise ModelError("siamese=True needs variant='aux' (raw_d has a single encoder to share).")
         # A setting the chosen variant never reads would be silently ignored: refuse it instead.
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        unused = [name for name, needs in (("aux_weight", self.variant == "aux"),
-                                           ("contrastive_weight", self.siamese),
-                                           ("contrastive_margin", self.siamese),
-                                           ("contrastive_threshold", self.siamese))
-                  if not needs and getattr(self, name) != defaults[name]]
+        unused = [
+            name
+            for name, needs in (
+                ("aux_weight", self.variant == "aux"),
+                ("contrastive_weight", self.siamese),
+                ("contrastive_margin", self.siamese),
+                ("contrastive_threshold", self.siamese),
+            )
+            if not needs and getattr(self, name) != defaults[name]
+        ]
         if unused:
-            needs = "variant='aux' and siamese=True" if any(n.startswith("contrastive") for n in unused) else "variant='aux'"
-            raise ModelError(f"{', '.join(unused)} {'acts' if len(unused) == 1 else 'act'} only with {needs}; this "
-                             f"DeepDiff has variant={self.variant!r}, siamese={self.siamese}. Set {needs} too, or "
-                             "leave the setting at its default.")
+            needs = (
+                "variant='aux' and siamese=True"
+                if any(n.startswith("contrastive") for n in unused)
+                else "variant='aux'"
+            )
+            raise ModelError(
+                f"{', '.join(unused)} {'acts' if len(unused) == 1 else 'act'} only with {needs}; this "
+                f"DeepDiff has variant={self.variant!r}, siamese={self.siamese}. Set {needs} too, or "
+                "leave the setting at its default."
+            )
 
     @classmethod
     def paper_defaults(cls, n_marks: int, n_bins: int) -> DeepDiffConfig:
@@ -318,8 +329,11 @@ class DeepDiff(nn.Module):
         if c.variant == "aux":
             if abs_a is None or abs_b is None:
                 raise ModelError("DeepDiff variant 'aux' needs abs_a and abs_b = log2(count + 1) for each cell.")
-            terms["aux"] = c.aux_weight * (F.mse_loss(outputs.pred_a, abs_a) + F.mse_loss(outputs.pred_b, abs_b)) \
+            terms["aux"] = (
+                c.aux_weight
+                * (F.mse_loss(outputs.pred_a, abs_a) + F.mse_loss(outputs.pred_b, abs_b))
                 / self.abs_scale.pow(2)
+            )
         if c.siamese:
             emb_a, emb_b = outputs.embeddings
             different = diff.abs() >= c.contrastive_threshold

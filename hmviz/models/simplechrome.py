@@ -83,12 +83,17 @@ class SimpleChromeConfig(ModelConfig):
     weight_decay: float = 0.0
 
     RETIRED: ClassVar[dict[str, tuple[Any, str]]] = {
-        "training_scheme": ("two-stage", "SimpleChrome always trains in two stages (the VAE on the training "
-                            "genes' signal, then the head on the frozen encoder); joint training is not implemented."),
-        "vae_batch_size": (64, "stage 1 (the VAE) trains at the same batch size as the head; set batch_size "
-                           "(--set batch_size=N or --batch-size N) instead."),
+        "training_scheme": (
+            "two-stage",
+            "SimpleChrome always trains in two stages (the VAE on the training "
+            "genes' signal, then the head on the frozen encoder); joint training is not implemented.",
+        ),
+        "vae_batch_size": (
+            64,
+            "stage 1 (the VAE) trains at the same batch size as the head; set batch_size "
+            "(--set batch_size=N or --batch-size N) instead.",
+        ),
     }
-
 
     @classmethod
     def paper_defaults(cls, n_marks: int, n_bins: int) -> SimpleChromeConfig:

@@ -20,6 +20,26 @@ from hmviz.perturb.scan import ScanResult, by_window, scan, windows
 from hmviz.perturb.score import Editor, PerturbResult, perturb
 from hmviz.perturb.search import Allowance, SearchResult, allowed_masks, parse_allowance, smallest_edit
 
-__all__ = ["NAMED_REGIONS", "OPERATIONS", "Allowance", "Edit", "Editor", "PerturbResult", "ScanResult",
-           "SearchResult", "Window", "allowed_masks", "apply_edits", "by_window", "parse_allowance", "parse_edit",
-           "parse_edits", "perturb", "reference_profiles", "resolve", "scan", "smallest_edit", "windows"]
+__all__ = [
+    "NAMED_REGIONS",
+    "OPERATIONS",
+    "Allowance",
+    "Edit",
+    "Editor",
+    "PerturbResult",
+    "ScanResult",
+    "SearchResult",
+    "Window",
+    "allowed_masks",
+    "apply_edits",
+    "by_window",
+    "parse_allowance",
+    "parse_edit",
+    "parse_edits",
+    "perturb",
+    "reference_profiles",
+    "resolve",
+    "scan",
+    "smallest_edit",
+    "windows",
+]

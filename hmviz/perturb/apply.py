@@ -30,8 +30,9 @@ def reference_profiles(raw: np.ndarray, rows: np.ndarray, labels: np.ndarray | N
     return out
 
 
-def apply_edits(raw: np.ndarray, edits: list[ResolvedEdit], references: dict[str, np.ndarray] | None = None
-                ) -> np.ndarray:
+def apply_edits(
+    raw: np.ndarray, edits: list[ResolvedEdit], references: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
     """The signal after ``edits``, applied in order; a new float32 array shaped like ``raw``.
 
     Args:
@@ -52,8 +53,10 @@ def apply_edits(raw: np.ndarray, edits: list[ResolvedEdit], references: dict[str
             new = cols + np.float32(e.value)
         elif e.op == "like":
             if not references or e.value not in references:
-                raise HmvizError(f"Edit '{e}': like={e.value} needs the {e.value}-expression training genes, and "
-                                 "this data has none (no labels or expression, or no training split).")
+                raise HmvizError(
+                    f"Edit '{e}': like={e.value} needs the {e.value}-expression training genes, and "
+                    "this data has none (no labels or expression, or no training split)."
+                )
             new = np.broadcast_to(references[e.value][r.bins, r.mark], cols.shape).astype(np.float32)
         else:  # parse_edit admits only the operations above
             raise HmvizError(f"Edit '{e}': unknown operation '{e.op}'.")

@@ -46,8 +46,14 @@ OPERATIONS: dict[str, str | None] = {
 }
 REFERENCES: tuple[str, ...] = ("high", "low")
 NAMED_REGIONS: tuple[str, ...] = ("upstream", "promoter", "gene_body", "window")
-_ALIASES = {"gene body": "gene_body", "gene-body": "gene_body", "genebody": "gene_body", "body": "gene_body",
-            "all": "window", "whole": "window"}
+_ALIASES = {
+    "gene body": "gene_body",
+    "gene-body": "gene_body",
+    "genebody": "gene_body",
+    "body": "gene_body",
+    "all": "window",
+    "whole": "window",
+}
 SYNTAX = "MARK:REGION:OP[:VALUE], e.g. H3K27me3:promoter:remove or H3K4me3:-1000..1000:set=20"
 
 
@@ -83,16 +89,21 @@ class Window:
         """The named regions of this window as ``name -> (start_bp, end_bp)``."""
         up = max(self.start_bp, -PROMOTER_UPSTREAM_BP)
         down = min(self.end_bp, PROMOTER_DOWNSTREAM_BP)
-        return {"upstream": (self.start_bp, up), "promoter": (up, down), "gene_body": (down, self.end_bp),
-                "window": (self.start_bp, self.end_bp)}
+        return {
+            "upstream": (self.start_bp, up),
+            "promoter": (up, down),
+            "gene_body": (down, self.end_bp),
+            "window": (self.start_bp, self.end_bp),
+        }
 
     def describe_regions(self) -> str:
         """``upstream (-5000..-1000), promoter (-1000..1000), ...`` for messages."""
         return ", ".join(f"{name} ({a}..{b})" for name, (a, b) in self.named().items())
 
     def span(self) -> str:
-        return (f"{self.start_bp}..{self.end_bp} bp ({self.n_bins} bins of {self.bin_size} bp, "
-                f"TSS at bin {self.tss_bin})")
+        return (
+            f"{self.start_bp}..{self.end_bp} bp ({self.n_bins} bins of {self.bin_size} bp, TSS at bin {self.tss_bin})"
+        )
 
 
 @dataclass(frozen=True)
@@ -130,8 +141,11 @@ def _number(text: str, op: str, raw: str) -> float:
         raise _fail(text, f"{op} takes a finite number ({OPERATIONS[op]}); got '{raw}'.")
     if value < 0:
         what = "a negative factor" if op == "scale" else "a negative level"
-        raise _fail(text, f"{op}={raw} is {what}; {op} takes {OPERATIONS[op]} (reads cannot be negative; "
-                          "use remove or scale=F with 0 <= F < 1 to take reads away).")
+        raise _fail(
+            text,
+            f"{op}={raw} is {what}; {op} takes {OPERATIONS[op]} (reads cannot be negative; "
+            "use remove or scale=F with 0 <= F < 1 to take reads away).",
+        )
     return value
 
 
@@ -148,11 +162,17 @@ def parse_region(text: str, raw: str) -> str:
             raise ValueError
         a, b = float(start), float(end)
     except ValueError:
-        raise _fail(text, f"region '{raw}' is neither START..END in bp relative to the TSS (e.g. -1000..1000) "
-                          f"nor a named region ({', '.join(NAMED_REGIONS)}).") from None
+        raise _fail(
+            text,
+            f"region '{raw}' is neither START..END in bp relative to the TSS (e.g. -1000..1000) "
+            f"nor a named region ({', '.join(NAMED_REGIONS)}).",
+        ) from None
     if not a < b:
-        raise _fail(text, f"region '{raw}' is empty: START must be below END (bp relative to the TSS, "
-                          "downstream positive), e.g. -1000..1000.")
+        raise _fail(
+            text,
+            f"region '{raw}' is empty: START must be below END (bp relative to the TSS, "
+            "downstream positive), e.g. -1000..1000.",
+        )
     return f"{a:g}..{b:g}"
 
 
@@ -182,8 +202,11 @@ def parse_edit(text: str) -> Edit:
     if op_name == "like":
         value = value_text.strip().lower()
         if value not in REFERENCES:
-            raise _fail(raw, f"like={value_text} is not a reference; allowed: like=high, like=low (the per-bin "
-                             "median of the high or low expression training genes).")
+            raise _fail(
+                raw,
+                f"like={value_text} is not a reference; allowed: like=high, like=low (the per-bin "
+                "median of the high or low expression training genes).",
+            )
     elif needs is not None:
         value = _number(raw, op_name, value_text.strip())
     return Edit(mark, parse_region(raw, region), op_name, value, raw)
@@ -209,9 +232,12 @@ def region_bp(edit_or_region: Edit | str, window: Window, text: str | None = Non
         return float(lo), float(hi)
     a, b = (float(v) for v in region.split(".."))
     if a < window.start_bp or b > window.end_bp:
-        raise _fail(what, f"region {format_bp(a)}..{format_bp(b)} lies outside the window {window.span()}; give "
-                          f"START..END within {window.start_bp}..{window.end_bp}, or a named region: "
-                          f"{window.describe_regions()}.")
+        raise _fail(
+            what,
+            f"region {format_bp(a)}..{format_bp(b)} lies outside the window {window.span()}; give "
+            f"START..END within {window.start_bp}..{window.end_bp}, or a named region: "
+            f"{window.describe_regions()}.",
+        )
     return a, b
 
 
@@ -221,9 +247,11 @@ def region_mask(edit_or_region: Edit | str, window: Window, text: str | None = N
     starts = window.bin_starts_bp()
     mask = (starts >= a) & (starts < b)
     if not mask.any():
-        raise _fail(text or str(edit_or_region),
-                    f"region {a:g}..{b:g} holds no bin start (bins start every {window.bin_size} bp from "
-                    f"{window.start_bp}); widen it.")
+        raise _fail(
+            text or str(edit_or_region),
+            f"region {a:g}..{b:g} holds no bin start (bins start every {window.bin_size} bp from "
+            f"{window.start_bp}); widen it.",
+        )
     return mask
 
 
@@ -255,5 +283,18 @@ def resolve(edits, window: Window) -> list[ResolvedEdit]:
     return out
 
 
-__all__ = ["NAMED_REGIONS", "OPERATIONS", "SYNTAX", "Edit", "ResolvedEdit", "Window", "mark_index", "parse_edit",
-           "parse_edits", "parse_region", "region_bp", "region_mask", "resolve"]
+__all__ = [
+    "NAMED_REGIONS",
+    "OPERATIONS",
+    "SYNTAX",
+    "Edit",
+    "ResolvedEdit",
+    "Window",
+    "mark_index",
+    "parse_edit",
+    "parse_edits",
+    "parse_region",
+    "region_bp",
+    "region_mask",
+    "resolve",
+]

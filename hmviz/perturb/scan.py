@@ -25,8 +25,10 @@ def windows(window: Window, window_bp: int) -> tuple[np.ndarray, np.ndarray]:
         raise HmvizError(f"The scan window must be a whole number of bp; got '{window_bp}'.") from None
     span = window.end_bp - window.start_bp
     if size < window.bin_size or size % window.bin_size or size > span:
-        raise HmvizError(f"Scan window {window_bp} bp: give a multiple of the bin size ({window.bin_size} bp) "
-                         f"between {window.bin_size} and {span} bp (the whole window), e.g. 500.")
+        raise HmvizError(
+            f"Scan window {window_bp} bp: give a multiple of the bin size ({window.bin_size} bp) "
+            f"between {window.bin_size} and {span} bp (the whole window), e.g. 500."
+        )
     starts = np.arange(window.start_bp, window.end_bp, size)
     bins = window.bin_starts_bp()
     membership = (bins[None, :] >= starts[:, None]) & (bins[None, :] < starts[:, None] + size)
@@ -71,22 +73,36 @@ class ScanResult:
         """One row per mark and window: ``gene_id, mark, window_start_bp, window_end_bp, reads_removed,
         score_after, effect`` (+ ``p_after`` for a pair)."""
         n_marks, n_win = self.effect.shape
-        table = pd.DataFrame({
-            "gene_id": self.gene_id, "mark": np.repeat(self.marks, n_win),
-            "window_start_bp": np.tile(self.starts_bp, n_marks), "window_end_bp": np.tile(self.ends_bp, n_marks),
-            "reads_removed": self.reads_removed.reshape(-1),
-            "score_after": self.score_before + self.effect.reshape(-1), "effect": self.effect.reshape(-1)})
+        table = pd.DataFrame(
+            {
+                "gene_id": self.gene_id,
+                "mark": np.repeat(self.marks, n_win),
+                "window_start_bp": np.tile(self.starts_bp, n_marks),
+                "window_end_bp": np.tile(self.ends_bp, n_marks),
+                "reads_removed": self.reads_removed.reshape(-1),
+                "score_after": self.score_before + self.effect.reshape(-1),
+                "effect": self.effect.reshape(-1),
+            }
+        )
         if self.p_after is not None:
             table["p_after"] = self.p_after.reshape(-1)
         return table
 
     def summary(self) -> dict:
         m, w = self.strongest()
-        out = {"gene": self.gene_id, "unit": self.unit, "score_before": round(self.score_before, 6),
-               "score_after": round(self.score_before + float(self.effect[m, w]), 6),
-               "strongest": {"mark": self.marks[m], "window_bp": [int(self.starts_bp[w]), int(self.ends_bp[w])],
-                             "effect": round(float(self.effect[m, w]), 6)},
-               "window_bp": self.window_bp, "n_windows": len(self.starts_bp)}
+        out = {
+            "gene": self.gene_id,
+            "unit": self.unit,
+            "score_before": round(self.score_before, 6),
+            "score_after": round(self.score_before + float(self.effect[m, w]), 6),
+            "strongest": {
+                "mark": self.marks[m],
+                "window_bp": [int(self.starts_bp[w]), int(self.ends_bp[w])],
+                "effect": round(float(self.effect[m, w]), 6),
+            },
+            "window_bp": self.window_bp,
+            "n_windows": len(self.starts_bp),
+        }
         if self.p_after is not None and self.p_before is not None:
             out.update(vs=self.vs, p_before=round(self.p_before, 6), p_after=round(float(self.p_after[m, w]), 6))
         return out
@@ -113,8 +129,18 @@ def scan(editor: Editor, gene, window_bp: int = 500, vs=None) -> ScanResult:
     before = float(scores[-1])
     effect = (scores[:-1] - before).reshape(n_marks, n_win)
     s = editor.session
-    out = ScanResult(s.display(row), str(s.dataset.gene_ids[row]), editor.unit, editor.marks, starts, int(window_bp),
-                     editor.window.end_bp, before, effect, removed)
+    out = ScanResult(
+        s.display(row),
+        str(s.dataset.gene_ids[row]),
+        editor.unit,
+        editor.marks,
+        starts,
+        int(window_bp),
+        editor.window.end_bp,
+        before,
+        effect,
+        removed,
+    )
     if vs_row is not None:
         score_b = float(editor.all_scores()[vs_row])
         out.vs, out.p_before = str(s.dataset.gene_ids[vs_row]), sigmoid(before - score_b)

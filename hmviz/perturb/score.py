@@ -86,14 +86,16 @@ class PerturbResult:
     def to_frame(self) -> pd.DataFrame:
         """Long table ``gene_id, bin, bin_start_bp, mark, reads_before, reads_after, delta_reads``."""
         n_bins, n_marks = self.raw_before.shape
-        table = pd.DataFrame({
-            "gene_id": self.gene_id,
-            "bin": np.repeat(np.arange(n_bins), n_marks),
-            "bin_start_bp": np.repeat(self.bin_starts_bp, n_marks),
-            "mark": np.tile(self.marks, n_bins),
-            "reads_before": self.raw_before.reshape(-1).astype(np.float64),
-            "reads_after": self.raw_after.reshape(-1).astype(np.float64),
-        })
+        table = pd.DataFrame(
+            {
+                "gene_id": self.gene_id,
+                "bin": np.repeat(np.arange(n_bins), n_marks),
+                "bin_start_bp": np.repeat(self.bin_starts_bp, n_marks),
+                "mark": np.tile(self.marks, n_bins),
+                "reads_before": self.raw_before.reshape(-1).astype(np.float64),
+                "reads_after": self.raw_after.reshape(-1).astype(np.float64),
+            }
+        )
         table["delta_reads"] = table["reads_after"] - table["reads_before"]
         if self.cell is not None:
             table.insert(1, "cell", self.cell)
@@ -101,9 +103,17 @@ class PerturbResult:
 
     def summary(self) -> dict:
         """The JSON contract: ``score_before``, ``score_after``, ``unit`` (+ ``p_before``/``p_after`` for a pair)."""
-        out = {"gene": self.gene_id, "unit": self.unit, "score_before": self.score_before,
-               "score_after": self.score_after, "delta": self.delta, "rank_before": self.rank_before,
-               "rank_after": self.rank_after, "n_genes": self.n_genes, "edits": list(self.edits)}
+        out = {
+            "gene": self.gene_id,
+            "unit": self.unit,
+            "score_before": self.score_before,
+            "score_after": self.score_after,
+            "delta": self.delta,
+            "rank_before": self.rank_before,
+            "rank_after": self.rank_after,
+            "n_genes": self.n_genes,
+            "edits": list(self.edits),
+        }
         if self.probability_before is not None:
             out["probability_before"], out["probability_after"] = self.probability_before, self.probability_after
         if self.vs_id is not None:
@@ -115,8 +125,10 @@ class PerturbResult:
     def lines(self) -> list[str]:
         """Before/after in words, one line each."""
         where = f" in cell {self.cell}" if self.cell else ""
-        out = [f"{self.gene}{where}: {', '.join(self.edits)}" if self.edits else self.gene,
-               f"{self.unit}: {self.score_before:+.4g} -> {self.score_after:+.4g} (change {self.delta:+.4g})"]
+        out = [
+            f"{self.gene}{where}: {', '.join(self.edits)}" if self.edits else self.gene,
+            f"{self.unit}: {self.score_before:+.4g} -> {self.score_after:+.4g} (change {self.delta:+.4g})",
+        ]
         if self.probability_before is not None:
             out.append(f"P(high): {self.probability_before:.3f} -> {self.probability_after:.3f}")
         out.append(f"rank among {self.n_genes} genes (1 = highest): {self.rank_before} -> {self.rank_after}")
@@ -223,8 +235,8 @@ class Editor:
         out = []
         with torch.inference_mode():
             for s in range(0, raw.shape[0], BATCH):
-                x = torch.from_numpy(self.transform.transform(raw[s:s + BATCH], marks=self.marks)).to(device)
-                out.append(self._call(fn, x, rows[s:s + BATCH]).float().cpu())
+                x = torch.from_numpy(self.transform.transform(raw[s : s + BATCH], marks=self.marks)).to(device)
+                out.append(self._call(fn, x, rows[s : s + BATCH]).float().cpu())
         return torch.cat(out).numpy().astype(np.float64)
 
     def score_and_grad(self, raw: np.ndarray, row: int) -> tuple[float, np.ndarray]:
@@ -285,8 +297,15 @@ class Editor:
         needs = {r.edit.value for r in resolved if r.edit.op == "like"}
         return apply_edits(self.raw[row], resolved, self.profiles() if needs else None)
 
-    def result(self, row: int, raw_after: np.ndarray, edits: list[str], vs: int | None = None,
-               score_before: float | None = None, score_after: float | None = None) -> PerturbResult:
+    def result(
+        self,
+        row: int,
+        raw_after: np.ndarray,
+        edits: list[str],
+        vs: int | None = None,
+        score_before: float | None = None,
+        score_after: float | None = None,
+    ) -> PerturbResult:
         """A :class:`PerturbResult` for gene ``row`` whose signal becomes ``raw_after``."""
         s = self.session
         if vs is not None and s.differential:
@@ -299,13 +318,23 @@ class Editor:
             score_after = float(self.score_raw(raw_after, row)[0])
         binary = self.kind == "binary" and not s.differential
         out = PerturbResult(
-            gene=s.display(row), gene_id=str(s.dataset.gene_ids[row]), unit=self.unit,
-            score_before=float(score_before), score_after=float(score_after),
-            rank_before=self.rank(score_before, row), rank_after=self.rank(score_after, row),
-            n_genes=int(self.raw.shape[0]), raw_before=self.raw[row].copy(), raw_after=np.asarray(raw_after),
-            marks=self.marks, bin_starts_bp=self.window.bin_starts_bp(), edits=list(edits),
+            gene=s.display(row),
+            gene_id=str(s.dataset.gene_ids[row]),
+            unit=self.unit,
+            score_before=float(score_before),
+            score_after=float(score_after),
+            rank_before=self.rank(score_before, row),
+            rank_after=self.rank(score_after, row),
+            n_genes=int(self.raw.shape[0]),
+            raw_before=self.raw[row].copy(),
+            raw_after=np.asarray(raw_after),
+            marks=self.marks,
+            bin_starts_bp=self.window.bin_starts_bp(),
+            edits=list(edits),
             probability_before=sigmoid(score_before) if binary else None,
-            probability_after=sigmoid(score_after) if binary else None, cell=self.cell)
+            probability_after=sigmoid(score_after) if binary else None,
+            cell=self.cell,
+        )
         if vs is not None:
             score_b = float(self.all_scores()[vs])
             out.vs, out.vs_id, out.score_vs = s.display(vs), str(s.dataset.gene_ids[vs]), score_b

@@ -84,8 +84,9 @@ def allowed_masks(allowances, window: Window) -> tuple[np.ndarray, np.ndarray]:
     down = np.zeros_like(up)
     items = [a if isinstance(a, Allowance) else parse_allowance(a) for a in allowances]
     if not items:
-        raise HmvizError(f"No allowed edit given; name the marks, region and direction the search may use: "
-                         f"{ALLOW_SYNTAX}.")
+        raise HmvizError(
+            f"No allowed edit given; name the marks, region and direction the search may use: {ALLOW_SYNTAX}."
+        )
     for a in items:
         bins = region_mask(a.region, window, str(a))
         for mark in a.marks:
@@ -132,11 +133,15 @@ class MarkChange:
         if self.reads_removed > 0:
             parts.append(f"-{self.reads_removed:.0f} reads")
         total = sum(abs(v) for v in self.by_region.values()) or 1.0
-        shares = ", ".join(f"{name.replace('_', ' ')} {100 * abs(v) / total:.0f}%" for name, v in self.by_region.items())
+        shares = ", ".join(
+            f"{name.replace('_', ' ')} {100 * abs(v) / total:.0f}%" for name, v in self.by_region.items()
+        )
         a, b = self.main_bp
-        return (f"{self.mark}: {' and '.join(parts)} ({shares}); most per bin in the {self.main_region.replace('_', ' ')} "
-                f"({format_bp(a)}..{format_bp(b)}), where the edited signal is at the {ordinal(self.signal_percentile)} "
-                f"percentile of the {reference}")
+        return (
+            f"{self.mark}: {' and '.join(parts)} ({shares}); most per bin in the {self.main_region.replace('_', ' ')} "
+            f"({format_bp(a)}..{format_bp(b)}), where the edited signal is at the {ordinal(self.signal_percentile)} "
+            f"percentile of the {reference}"
+        )
 
 
 @dataclass
@@ -173,22 +178,40 @@ class SearchResult:
         out = [f"goal: {self.goal}; allowed: {'; '.join(self.allowed)}"]
         if not self.found:
             return out + [self.message]
-        out.append(f"smallest edit found: {self.size_reads:.1f} reads (L2 norm; {self.reads_added:.0f} reads added, "
-                   f"{self.reads_removed:.0f} removed)")
+        out.append(
+            f"smallest edit found: {self.size_reads:.1f} reads (L2 norm; {self.reads_added:.0f} reads added, "
+            f"{self.reads_removed:.0f} removed)"
+        )
         out += [f"  {c.text(self.reference)}" for c in self.changes]
         out += self.result.lines()[1:]
         out.append(f"the new score is at the {ordinal(self.score_percentile)} percentile of the {self.reference}")
         return out
 
     def summary(self) -> dict:
-        out = {"mode": "search", "found": self.found, "goal": self.goal, "allowed": self.allowed,
-               **self.result.summary(), "size_reads": round(self.size_reads, 3),
-               "reads_added": round(self.reads_added, 3), "reads_removed": round(self.reads_removed, 3),
-               "target_class": self.target_class, "reference": self.reference, "evaluations": self.evaluations,
-               "changes": [{"mark": c.mark, "reads_added": round(c.reads_added, 3),
-                            "reads_removed": round(c.reads_removed, 3),
-                            "by_region": {k: round(v, 3) for k, v in c.by_region.items()}, "main_region": c.main_region,
-                            "signal_percentile": round(c.signal_percentile, 1)} for c in self.changes]}
+        out = {
+            "mode": "search",
+            "found": self.found,
+            "goal": self.goal,
+            "allowed": self.allowed,
+            **self.result.summary(),
+            "size_reads": round(self.size_reads, 3),
+            "reads_added": round(self.reads_added, 3),
+            "reads_removed": round(self.reads_removed, 3),
+            "target_class": self.target_class,
+            "reference": self.reference,
+            "evaluations": self.evaluations,
+            "changes": [
+                {
+                    "mark": c.mark,
+                    "reads_added": round(c.reads_added, 3),
+                    "reads_removed": round(c.reads_removed, 3),
+                    "by_region": {k: round(v, 3) for k, v in c.by_region.items()},
+                    "main_region": c.main_region,
+                    "signal_percentile": round(c.signal_percentile, 1),
+                }
+                for c in self.changes
+            ],
+        }
         if self.found:
             out["score_percentile"] = round(self.score_percentile, 1)
         else:
@@ -267,8 +290,10 @@ def smallest_edit(editor: Editor, gene, allow, vs=None, *, max_steps: int = 40, 
     if vs_row is not None and s.differential:
         raise HmvizError(f"{s.card.model} compares one gene between two cells; drop the second gene.")
     if vs_row is None and editor.kind == "ranking" and not s.differential:
-        raise HmvizError(f"{s.card.model} ranks genes against each other and has no 'high' call; give a second "
-                         "gene (--vs) to search for the edit that ranks the first above it.")
+        raise HmvizError(
+            f"{s.card.model} ranks genes against each other and has no 'high' call; give a second "
+            "gene (--vs) to search for the edit that ranks the first above it."
+        )
     if vs_row is not None and vs_row == row:
         raise HmvizError(f"Gene A and gene B are the same gene ({s.dataset.gene_ids[row]}); choose two genes.")
     up, down = allowed_masks(allow, editor.window)
@@ -299,12 +324,28 @@ def smallest_edit(editor: Editor, gene, allow, vs=None, *, max_steps: int = 40, 
             found = extreme
     if found is None:
         result = editor.result(row, x0.astype(np.float32), [], vs_row, score0, score0)
-        message = (f"No allowed edit suffices: neither the gradient search nor the strongest allowed edit (every allowed "
-                   f"bin at 0 reads or at the training maximum of its mark, as the gradient asks) can {goal}. "
-                   "Allow more marks, a wider region or the other direction.")
+        message = (
+            f"No allowed edit suffices: neither the gradient search nor the strongest allowed edit (every allowed "
+            f"bin at 0 reads or at the training maximum of its mark, as the gradient asks) can {goal}. "
+            "Allow more marks, a wider region or the other direction."
+        )
         target_class, _, reference = _target_group(editor, sign)
-        return SearchResult(False, goal, allowed, np.zeros_like(x0), 0.0, 0.0, 0.0, [], result, target_class, reference,
-                            float("nan"), margin.evaluations, message)
+        return SearchResult(
+            False,
+            goal,
+            allowed,
+            np.zeros_like(x0),
+            0.0,
+            0.0,
+            0.0,
+            [],
+            result,
+            target_class,
+            reference,
+            float("nan"),
+            margin.evaluations,
+            message,
+        )
     best = _line_search(margin, x0, found)
     for _ in range(rounds):
         delta = best - x0
@@ -335,8 +376,7 @@ def _target_group(editor: Editor, sign: float) -> tuple[str, np.ndarray, str]:
         target = "positive fold change" if sign > 0 else "negative fold change"
         if measured is None:
             return target, train, "training genes"
-        return target, train[(measured[train] > 0) == (sign > 0)], \
-            f"training genes with a measured {target}"
+        return target, train[(measured[train] > 0) == (sign > 0)], f"training genes with a measured {target}"
     target = "high" if sign > 0 else "low"
     labels = editor.labels()
     if labels is None:
@@ -363,12 +403,43 @@ def _report(editor: Editor, margin: _Margin, row: int, vs_row, x0, best, goal, a
         bins = masks[main]
         after_mean = float(np.log1p(best[bins, m]).mean())
         ref = np.log1p(editor.raw[pool][:, bins, m].astype(np.float64)).mean(axis=1)
-        changes.append(MarkChange(mark, float(d[d > 0].sum()), float(np.abs(d[d < 0]).sum()), by_region, main,
-                                  regions[main], percentile(ref, after_mean)))
-    return SearchResult(True, goal, allowed, delta, float(np.linalg.norm(delta)), float(delta[delta > 0].sum()),
-                        float(np.abs(delta[delta < 0]).sum()), changes, result, target_class, reference,
-                        percentile(editor.all_scores()[pool], result.score_after), margin.evaluations)
+        changes.append(
+            MarkChange(
+                mark,
+                float(d[d > 0].sum()),
+                float(np.abs(d[d < 0]).sum()),
+                by_region,
+                main,
+                regions[main],
+                percentile(ref, after_mean),
+            )
+        )
+    return SearchResult(
+        True,
+        goal,
+        allowed,
+        delta,
+        float(np.linalg.norm(delta)),
+        float(delta[delta > 0].sum()),
+        float(np.abs(delta[delta < 0]).sum()),
+        changes,
+        result,
+        target_class,
+        reference,
+        percentile(editor.all_scores()[pool], result.score_after),
+        margin.evaluations,
+    )
 
 
-__all__ = ["ALLOW_SYNTAX", "DIRECTIONS", "Allowance", "MarkChange", "SearchResult", "allowed_masks", "ordinal",
-           "parse_allowance", "percentile", "smallest_edit"]
+__all__ = [
+    "ALLOW_SYNTAX",
+    "DIRECTIONS",
+    "Allowance",
+    "MarkChange",
+    "SearchResult",
+    "allowed_masks",
+    "ordinal",
+    "parse_allowance",
+    "percentile",
+    "smallest_edit",
+]

@@ -38,12 +38,23 @@ from hmviz.studies.spec import (
 )
 
 _LAZY = {
-    "run_study": "runner", "StudyProgress": "runner", "StudyResult": "runner", "load_results": "runner",
-    "make_executor": "executors", "StudyCancelled": "executors", "LocalExecutor": "executors",
-    "InlineExecutor": "executors", "RayExecutor": "executors",
-    "ablate_retrain": "ablation", "load_ablation": "ablation", "ablation_spec": "ablation",
-    "subset_table": "summary", "subset_summary": "summary", "cross_cell_matrix": "summary",
-    "subset_chart": "figures", "cross_cell_heatmap": "figures",
+    "run_study": "runner",
+    "StudyProgress": "runner",
+    "StudyResult": "runner",
+    "load_results": "runner",
+    "make_executor": "executors",
+    "StudyCancelled": "executors",
+    "LocalExecutor": "executors",
+    "InlineExecutor": "executors",
+    "RayExecutor": "executors",
+    "ablate_retrain": "ablation",
+    "load_ablation": "ablation",
+    "ablation_spec": "ablation",
+    "subset_table": "summary",
+    "subset_summary": "summary",
+    "cross_cell_matrix": "summary",
+    "subset_chart": "figures",
+    "cross_cell_heatmap": "figures",
 }
 
 
@@ -53,6 +64,20 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hmviz.studies' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_MARGIN", "DatasetSpec", "ModelSpec", "Resources", "Run", "StudySpec", "expand", "load_spec",
-           "mark_subsets", "read_published_ablation", "reference_row", "smallest_within_margin", "spec_from_dict",
-           "subset_name", *_LAZY]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "DatasetSpec",
+    "ModelSpec",
+    "Resources",
+    "Run",
+    "StudySpec",
+    "expand",
+    "load_spec",
+    "mark_subsets",
+    "read_published_ablation",
+    "reference_row",
+    "smallest_within_margin",
+    "spec_from_dict",
+    "subset_name",
+    *_LAZY,
+]

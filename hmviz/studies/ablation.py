@@ -30,25 +30,48 @@ DEFAULT_SEEDS = (1,)
 DATASET_NAME = "data"
 
 
-def ablation_spec(model: str = "deepchrome", seeds: Sequence[int] = DEFAULT_SEEDS, epochs: int = DEFAULT_EPOCHS, *,
-                  marks: Sequence[str] | None = None, patience: int = DEFAULT_PATIENCE,
-                  settings: Mapping | None = None, metric: str | None = None, split: str = "auto",
-                  label_rule: str | None = None, batch_size: int | None = None, lr: float | None = None,
-                  select_on: str = "loss", dataset: DatasetSpec = DatasetSpec(DATASET_NAME)) -> StudySpec:
+def ablation_spec(
+    model: str = "deepchrome",
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    epochs: int = DEFAULT_EPOCHS,
+    *,
+    marks: Sequence[str] | None = None,
+    patience: int = DEFAULT_PATIENCE,
+    settings: Mapping | None = None,
+    metric: str | None = None,
+    split: str = "auto",
+    label_rule: str | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    select_on: str = "loss",
+    dataset: DatasetSpec = DatasetSpec(DATASET_NAME),
+) -> StudySpec:
     """The study of a retraining ablation: one dataset, one model, every subset of ``marks``."""
     from hmviz.models import get_spec
 
     spec = get_spec(model)
     if spec.task not in DEFAULT_METRIC:
-        raise ModelError(f"Mark ablation retrains single-cell models (binary or ranking); {spec.name} is a "
-                         f"{spec.task} model.")
+        raise ModelError(
+            f"Mark ablation retrains single-cell models (binary or ranking); {spec.name} is a {spec.task} model."
+        )
     if metric is not None:
         metric = metric.removeprefix("test_").removeprefix("valid_")
-    return StudySpec(datasets=(dataset,), models=(ModelSpec(spec.name, tuple(sorted((settings or {}).items()))),),
-                     marks=("every-subset",), seeds=tuple(int(s) for s in seeds),
-                     mark_universe=tuple(marks) if marks else None, split=split, metric=metric, epochs=int(epochs),
-                     patience=int(patience), select_on=select_on, label_rule=label_rule, batch_size=batch_size,
-                     lr=lr, name=f"ablation-{spec.name}")
+    return StudySpec(
+        datasets=(dataset,),
+        models=(ModelSpec(spec.name, tuple(sorted((settings or {}).items()))),),
+        marks=("every-subset",),
+        seeds=tuple(int(s) for s in seeds),
+        mark_universe=tuple(marks) if marks else None,
+        split=split,
+        metric=metric,
+        epochs=int(epochs),
+        patience=int(patience),
+        select_on=select_on,
+        label_rule=label_rule,
+        batch_size=batch_size,
+        lr=lr,
+        name=f"ablation-{spec.name}",
+    )
 
 
 def ablate_retrain(
@@ -83,12 +106,20 @@ def ablate_retrain(
     spec = ablation_spec(model, seeds, epochs, **kw)
     with tempfile.TemporaryDirectory(prefix="hmviz-ablation-") as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp)
-        result = run_study(spec, out, executor=executor, progress=progress, should_stop=should_stop,
-                           data={DATASET_NAME: dataset})
+        result = run_study(
+            spec, out, executor=executor, progress=progress, should_stop=should_stop, data={DATASET_NAME: dataset}
+        )
         table = _table(result.table, spec)
-    table.attrs.update({"model": spec.models[0].name, "out_dir": None if out_dir is None else str(out),
-                        "computed": result.computed, "reused": result.reused, "failed": result.failed,
-                        "seconds": result.seconds})
+    table.attrs.update(
+        {
+            "model": spec.models[0].name,
+            "out_dir": None if out_dir is None else str(out),
+            "computed": result.computed,
+            "reused": result.reused,
+            "failed": result.failed,
+            "seconds": result.seconds,
+        }
+    )
     return table
 
 

@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hmviz.data.dataset import HistoneDataset
+from hmviz.engine import TrainingCancelled
 from hmviz.errors import HmvizError
 from hmviz.studies.spec import Resources, Run
-from hmviz.engine import TrainingCancelled
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,10 @@ class LocalExecutor:
                     if isinstance(exc, TrainingCancelled) and stop.is_set():
                         continue
                     if isinstance(exc, cf.process.BrokenProcessPool):
-                        raise HmvizError("A study worker process died (out of memory?); finished runs are saved. "
-                                         "Rerun with fewer --workers to resume.") from exc
+                        raise HmvizError(
+                            "A study worker process died (out of memory?); finished runs are saved. "
+                            "Rerun with fewer --workers to resume."
+                        ) from exc
                     if exc is not None:
                         raise exc
                     on_record(fut.result())
@@ -171,8 +173,10 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise HmvizError(f"--executor ray needs Ray, which is not installed here; install it with {RAY_INSTALL}, "
-                         "or use --executor local.") from None
+        raise HmvizError(
+            f"--executor ray needs Ray, which is not installed here; install it with {RAY_INSTALL}, "
+            "or use --executor local."
+        ) from None
     return ray
 
 
@@ -208,11 +212,19 @@ class RayExecutor:
         started = not ray.is_initialized()
         if started:
             try:
-                ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
-                         logging_level=logging.WARNING, configure_logging=False, runtime_env=_runtime_env())
+                ray.init(
+                    address=self.address,
+                    log_to_driver=False,
+                    include_dashboard=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=False,
+                    runtime_env=_runtime_env(),
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise HmvizError(f"Cannot connect to a Ray cluster at --address {self.address} ({exc}); start one "
-                                 "with 'ray start --head', or check the address.") from None
+                raise HmvizError(
+                    f"Cannot connect to a Ray cluster at --address {self.address} ({exc}); start one "
+                    "with 'ray start --head', or check the address."
+                ) from None
         try:
             self._map(runs, job, on_record, should_stop)
         finally:
@@ -223,8 +235,9 @@ class RayExecutor:
         ray = self.ray
         res = self.resources
         refs = {name: ray.put(ds) for name, ds in job.datasets.items()}  # once, not once per run
-        task = ray.remote(num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=self.max_retries,
-                          retry_exceptions=False)(_ray_task)
+        task = ray.remote(
+            num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_retries=self.max_retries, retry_exceptions=False
+        )(_ray_task)
         pending = {task.remote(run, job.train_kw, refs, job.cross_cell, res.num_cpus): run for run in runs}
         done = 0
         try:
@@ -256,20 +269,29 @@ def _runtime_env() -> dict:
 
     package = Path(__file__).resolve().parents[1]  # the hmviz package
     site = importlib.util.find_spec("torch")
-    installed = site is not None and site.origin is not None and package.is_relative_to(
-        Path(site.origin).resolve().parents[1])
+    installed = (
+        site is not None and site.origin is not None and package.is_relative_to(Path(site.origin).resolve().parents[1])
+    )
     return {} if installed else {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"]}
 
 
 def _lost_record(run: Run, exc: Exception) -> dict:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return {"run_id": run.run_id, "dataset": run.dataset, "model": run.model, "marks": list(run.marks),
-            "seed": run.seed, "settings": dict(run.settings), "status": "failed",
-            "error": f"the Ray task was lost ({type(exc).__name__}: {first[:300]}); rerun the study to retry it"}
+    return {
+        "run_id": run.run_id,
+        "dataset": run.dataset,
+        "model": run.model,
+        "marks": list(run.marks),
+        "seed": run.seed,
+        "settings": dict(run.settings),
+        "status": "failed",
+        "error": f"the Ray task was lost ({type(exc).__name__}: {first[:300]}); rerun the study to retry it",
+    }
 
 
-def make_executor(kind: str = "local", workers: int | None = None, address: str | None = None,
-                  resources: Resources = Resources()):
+def make_executor(
+    kind: str = "local", workers: int | None = None, address: str | None = None, resources: Resources = Resources()
+):
     """``local`` (``workers`` processes; 1 = this process) or ``ray`` (at ``address``)."""
     if kind == "local":
         if address is not None:
@@ -277,7 +299,9 @@ def make_executor(kind: str = "local", workers: int | None = None, address: str 
         return LocalExecutor(workers)
     if kind == "ray":
         if workers is not None:
-            raise HmvizError("--workers applies to --executor local; Ray runs as many runs at once as the "
-                             "cluster's CPUs (and GPUs) allow for each run's declared resources.")
+            raise HmvizError(
+                "--workers applies to --executor local; Ray runs as many runs at once as the "
+                "cluster's CPUs (and GPUs) allow for each run's declared resources."
+            )
         return RayExecutor(address, resources)
     raise HmvizError(f"Unknown executor '{kind}'; use one of {', '.join(EXECUTORS)}.")

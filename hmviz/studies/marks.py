@@ -80,8 +80,10 @@ def selection_column(table: pd.DataFrame, on: str = "auto") -> str:
         raise HmvizError(f"Choose subsets on 'valid', 'test' or 'auto'; got {on!r}.")
     has_valid = "valid_mean" in table.columns and table["valid_mean"].notna().all() and not table.empty
     if on == "valid" and not has_valid:
-        raise DataError("This table has no validation metric for every subset ('valid_mean'); choose on 'test' "
-                        "or rerun the subsets that lack it.")
+        raise DataError(
+            "This table has no validation metric for every subset ('valid_mean'); choose on 'test' "
+            "or rerun the subsets that lack it."
+        )
     return "valid_mean" if on == "valid" or (on == "auto" and has_valid) else value_column(table)
 
 
@@ -91,8 +93,10 @@ def reference_row(table: pd.DataFrame) -> pd.Series:
         raise DataError("The ablation table is empty; no subset has a finished run yet.")
     top = table[table["n_marks"] == table["n_marks"].max()]
     if len(top) != 1:
-        raise DataError("The ablation table has no single all-marks row to compare with; run (or finish) "
-                        "the subset with every mark.")
+        raise DataError(
+            "The ablation table has no single all-marks row to compare with; run (or finish) "
+            "the subset with every mark."
+        )
     return top.iloc[0]
 
 
@@ -137,8 +141,11 @@ def read_published_ablation(path: str | Path, cell: str | None = None, model: st
         if model not in models:
             raise DataError(f"{path.name} holds several models; choose one with model=: {', '.join(models)}.")
         raw = raw[raw["model"].astype(str) == model]
-    cells = sorted(c[: -len("_test_acc")] for c in raw.columns
-                   if c.endswith("_test_acc") and f"{c[: -len('_test_acc')]}_val_acc" in raw.columns)
+    cells = sorted(
+        c[: -len("_test_acc")]
+        for c in raw.columns
+        if c.endswith("_test_acc") and f"{c[: -len('_test_acc')]}_val_acc" in raw.columns
+    )
     if cells:
         if cell not in cells:
             raise DataError(f"{path.name} holds several cells; choose one with cell=: {', '.join(cells)}.")
@@ -150,14 +157,21 @@ def read_published_ablation(path: str | Path, cell: str | None = None, model: st
     else:
         raise DataError(f"{path.name} has no test accuracy column this reader knows.")
     names = raw[name_col].astype(str).str.split("-")
-    table = pd.DataFrame({
-        "marks": names.map(subset_name), "n_marks": names.map(len), "metric": "test_pairwise_accuracy",
-        "mean": test.to_numpy(dtype=float) / 100.0,
-        "std": std.to_numpy(dtype=float) / 100.0 if std is not None else np.nan,
-        "n_runs": np.nan, "valid_metric": "valid_pairwise_accuracy",
-        "valid_mean": valid.to_numpy(dtype=float) / 100.0 if valid is not None else np.nan,
-    })
+    table = pd.DataFrame(
+        {
+            "marks": names.map(subset_name),
+            "n_marks": names.map(len),
+            "metric": "test_pairwise_accuracy",
+            "mean": test.to_numpy(dtype=float) / 100.0,
+            "std": std.to_numpy(dtype=float) / 100.0 if std is not None else np.nan,
+            "n_runs": np.nan,
+            "valid_metric": "valid_pairwise_accuracy",
+            "valid_mean": valid.to_numpy(dtype=float) / 100.0 if valid is not None else np.nan,
+        }
+    )
     table["rank"] = rank_desc(table["mean"])
     table = table.sort_values(["rank", "n_marks"], kind="stable").reset_index(drop=True)
-    table.attrs["source"] = f"published: {path.name}" + (f" ({cell})" if cell else "") + (f" ({model})" if model else "")
+    table.attrs["source"] = (
+        f"published: {path.name}" + (f" ({cell})" if cell else "") + (f" ({model})" if model else "")
+    )
     return table

@@ -29,7 +29,6 @@ from pathlib import Path
 import pandas as pd
 
 from hmviz.atomic import atomic_output
-
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import DataError, HmvizError
 from hmviz.studies.executors import Job, make_executor
@@ -110,8 +109,10 @@ def _json_default(obj):
 
 
 def _write_table_atomic(table: pd.DataFrame, out_dir: Path, stem: str) -> None:
-    for suffix, write in ((".parquet", lambda t, p: t.to_parquet(p, index=False)),
-                          (".csv", lambda t, p: t.to_csv(p, index=False))):
+    for suffix, write in (
+        (".parquet", lambda t, p: t.to_parquet(p, index=False)),
+        (".csv", lambda t, p: t.to_csv(p, index=False)),
+    ):
         with atomic_output(out_dir / f"{stem}{suffix}") as tmp:
             write(table, tmp)
 
@@ -145,8 +146,10 @@ def read_datasets(spec: StudySpec, given: Mapping[str, HistoneDataset] | None = 
         else:
             ds = read_dataset(d.path, format=d.format, expression=d.expression)
         if isinstance(ds, MultiCellDataset):
-            raise DataError(f"Dataset {d.name} ({d.path}) holds {len(ds.cells)} cells; a study dataset is one cell "
-                            "type. List each cell as its own [[datasets]] entry.")
+            raise DataError(
+                f"Dataset {d.name} ({d.path}) holds {len(ds.cells)} cells; a study dataset is one cell "
+                "type. List each cell as its own [[datasets]] entry."
+            )
         out[d.name] = ds
     return out
 
@@ -166,17 +169,28 @@ def _claim_folder(out: Path, spec: StudySpec, fingerprints: dict[str, str]) -> s
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise HmvizError(f"{path} is not a readable study file ({exc}); choose another --out or delete that "
-                             "folder to start over.") from None
+            raise HmvizError(
+                f"{path} is not a readable study file ({exc}); choose another --out or delete that "
+                "folder to start over."
+            ) from None
         if old.get("spec_hash") != digest:
             mine, theirs = spec.identity(fingerprints), old.get("identity", {})
             diffs = [f"{k}: {theirs.get(k)!r} there, {mine[k]!r} now" for k in mine if theirs.get(k) != mine[k]]
-            raise HmvizError(f"{out} holds the results of another study spec (hash {old.get('spec_hash')}; this one is "
-                             f"{digest}): {'; '.join(diffs)[:600]}. Results of different specs cannot be mixed: choose "
-                             "another --out, rerun the same spec to resume, or delete that folder to start over.")
+            raise HmvizError(
+                f"{out} holds the results of another study spec (hash {old.get('spec_hash')}; this one is "
+                f"{digest}): {'; '.join(diffs)[:600]}. Results of different specs cannot be mixed: choose "
+                "another --out, rerun the same spec to resume, or delete that folder to start over."
+            )
         return digest
-    write_json_atomic(path, {"format": STUDY_FORMAT, "spec_hash": digest, "identity": spec.identity(fingerprints),
-                             "paths": {d.name: d.path for d in spec.datasets}})
+    write_json_atomic(
+        path,
+        {
+            "format": STUDY_FORMAT,
+            "spec_hash": digest,
+            "identity": spec.identity(fingerprints),
+            "paths": {d.name: d.path for d in spec.datasets},
+        },
+    )
     return digest
 
 
@@ -200,17 +214,34 @@ def results_table(spec: StudySpec, runs: list[Run], records: Mapping[str, dict],
             continue
         valid_name, test_name = metric_names(spec, run.model)
         metrics = r.get("metrics") or {}
-        row = {"study": spec.name, "spec_hash": digest, "run_id": run.run_id, "dataset": run.dataset,
-               "model": run.model, "marks": run.marks_name, "n_marks": len(run.marks), "seed": run.seed,
-               "settings": run.settings_json, "status": r.get("status"), "error": r.get("error"),
-               "metric": test_name.removeprefix("test_"),
-               "valid_metric": valid_name if valid_name in metrics else next(
-                   (k for k in metrics if k.startswith("valid_")), None),
-               "valid_value": metrics.get(valid_name, next((v for k, v in metrics.items() if k.startswith("valid_")),
-                                                           None)),
-               "test_value": metrics.get(test_name), "best_epoch": r.get("best_epoch"),
-               "epochs_run": r.get("epochs_run"), "seconds": r.get("seconds"), "device": r.get("device"),
-               "host": r.get("host"), "node": r.get("node"), "finished_at": r.get("finished_at")}
+        row = {
+            "study": spec.name,
+            "spec_hash": digest,
+            "run_id": run.run_id,
+            "dataset": run.dataset,
+            "model": run.model,
+            "marks": run.marks_name,
+            "n_marks": len(run.marks),
+            "seed": run.seed,
+            "settings": run.settings_json,
+            "status": r.get("status"),
+            "error": r.get("error"),
+            "metric": test_name.removeprefix("test_"),
+            "valid_metric": valid_name
+            if valid_name in metrics
+            else next((k for k in metrics if k.startswith("valid_")), None),
+            "valid_value": metrics.get(
+                valid_name, next((v for k, v in metrics.items() if k.startswith("valid_")), None)
+            ),
+            "test_value": metrics.get(test_name),
+            "best_epoch": r.get("best_epoch"),
+            "epochs_run": r.get("epochs_run"),
+            "seconds": r.get("seconds"),
+            "device": r.get("device"),
+            "host": r.get("host"),
+            "node": r.get("node"),
+            "finished_at": r.get("finished_at"),
+        }
         row.update({f"{k}_version": v for k, v in (r.get("versions") or {}).items()})
         row.update({k: v for k, v in metrics.items() if k.startswith(("valid_", "test_"))})
         rows.append(row)
@@ -229,14 +260,34 @@ def cross_cell_table(spec: StudySpec, runs: list[Run], records: Mapping[str, dic
         if r is None or r.get("status") != "ok":
             continue
         _, test_name = metric_names(spec, run.model)
-        base = {"run_id": run.run_id, "train_dataset": run.dataset, "model": run.model, "marks": run.marks_name,
-                "seed": run.seed, "settings": run.settings_json, "metric": test_name}
-        rows.append({**base, "test_dataset": run.dataset, "value": r["metrics"].get(test_name),
-                     "genes": (r.get("card") or {}).get("split", {}).get("counts", {}).get("test"),
-                     "genes_are": "its own test split"})
+        base = {
+            "run_id": run.run_id,
+            "train_dataset": run.dataset,
+            "model": run.model,
+            "marks": run.marks_name,
+            "seed": run.seed,
+            "settings": run.settings_json,
+            "metric": test_name,
+        }
+        rows.append(
+            {
+                **base,
+                "test_dataset": run.dataset,
+                "value": r["metrics"].get(test_name),
+                "genes": (r.get("card") or {}).get("split", {}).get("counts", {}).get("test"),
+                "genes_are": "its own test split",
+            }
+        )
         for other, m in (r.get("cross_cell") or {}).items():
-            rows.append({**base, "test_dataset": other, "value": m.get(test_name), "genes": m.get("genes"),
-                         "genes_are": m.get("genes_are")})
+            rows.append(
+                {
+                    **base,
+                    "test_dataset": other,
+                    "value": m.get(test_name),
+                    "genes": m.get("genes"),
+                    "genes_are": m.get("genes_are"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -288,9 +339,19 @@ def run_study(
         run = by_id[record["run_id"]]
         _, test_name = metric_names(spec, run.model)
         value = (record.get("metrics") or {}).get(test_name)
-        progress(StudyProgress(counts["done"], len(runs), run, record["status"], test_name,
-                               None if value is None else float(value), float(record.get("seconds") or 0.0),
-                               from_cache, record.get("error")))
+        progress(
+            StudyProgress(
+                counts["done"],
+                len(runs),
+                run,
+                record["status"],
+                test_name,
+                None if value is None else float(value),
+                float(record.get("seconds") or 0.0),
+                from_cache,
+                record.get("error"),
+            )
+        )
 
     def finished(record: dict) -> None:
         if record.get("run_id") not in wanted:
@@ -303,9 +364,20 @@ def run_study(
         write_json_atomic(folder / RESULT_FILE, record)
         records[record["run_id"]] = record
         with open(out / LOG_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"run_id": record["run_id"], "status": record["status"], "at": record["finished_at"],
-                                 "host": record.get("host"), "node": record.get("node"), "pid": record.get("pid"),
-                                 "seconds": record.get("seconds")}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "run_id": record["run_id"],
+                        "status": record["status"],
+                        "at": record["finished_at"],
+                        "host": record.get("host"),
+                        "node": record.get("node"),
+                        "pid": record.get("pid"),
+                        "seconds": record.get("seconds"),
+                    }
+                )
+                + "\n"
+            )
         counts["computed"] += 1
         counts["failed"] += record["status"] != "ok"
         report(record, False)
@@ -314,8 +386,15 @@ def run_study(
         report(records[run_id], True)
     try:
         if pending:
-            log.info("study %s: %d of %d runs to train (%d found in %s) with the %s executor", spec.name,
-                     len(pending), len(runs), len(done_ids), out, executor.name)
+            log.info(
+                "study %s: %d of %d runs to train (%d found in %s) with the %s executor",
+                spec.name,
+                len(pending),
+                len(runs),
+                len(done_ids),
+                out,
+                executor.name,
+            )
             job = Job(spec.train_options(), datasets, spec.cross_cell)
             executor.map(pending, job, finished, should_stop)
     finally:  # a table of whatever finished, also after a crash or Ctrl-C
@@ -324,8 +403,9 @@ def run_study(
         cross = cross_cell_table(spec, runs, records) if spec.cross_cell else None
         if cross is not None:
             _write_table_atomic(cross, out, CROSS_CELL)
-    return StudyResult(table, out, counts["computed"], len(done_ids), counts["failed"],
-                       round(time.perf_counter() - t0, 2), cross, runs)
+    return StudyResult(
+        table, out, counts["computed"], len(done_ids), counts["failed"], round(time.perf_counter() - t0, 2), cross, runs
+    )
 
 
 def load_results(out_dir: str | Path) -> pd.DataFrame:
@@ -334,5 +414,3 @@ def load_results(out_dir: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{out_dir} holds no study results (no {path.name}); run 'hmviz study run' there first.")
     return pd.read_parquet(path)
-
-

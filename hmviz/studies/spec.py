@@ -116,17 +116,25 @@ class StudySpec:
 
     def train_options(self) -> dict:
         """Keyword arguments of :class:`hmviz.options.TrainOptions` shared by every run."""
-        return {"epochs": self.epochs, "patience": self.patience, "select_on": self.select_on,
-                "label_rule": self.label_rule, "split": self.split, "batch_size": self.batch_size, "lr": self.lr,
-                "device": self.resources.device}
+        return {
+            "epochs": self.epochs,
+            "patience": self.patience,
+            "select_on": self.select_on,
+            "label_rule": self.label_rule,
+            "split": self.split,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "device": self.resources.device,
+        }
 
     def identity(self, fingerprints: Mapping[str, str]) -> dict:
         """What decides the results, as plain data: the spec without paths or resources, and each
         dataset's content fingerprint (so moved data resumes and changed data is refused)."""
         d = dataclasses.asdict(self)
         d.pop("resources")
-        d["datasets"] = [{"name": ds.name, "format": ds.format, "fingerprint": fingerprints.get(ds.name)}
-                         for ds in self.datasets]
+        d["datasets"] = [
+            {"name": ds.name, "format": ds.format, "fingerprint": fingerprints.get(ds.name)} for ds in self.datasets
+        ]
         return json.loads(json.dumps(d, default=str))
 
     def hash(self, fingerprints: Mapping[str, str]) -> str:
@@ -189,8 +197,10 @@ def _check_spec(spec: StudySpec) -> None:
     if spec.resources.device not in ("cpu", "cuda", "auto"):
         raise HmvizError(f"resources.device must be cpu, cuda or auto; got {spec.resources.device!r}.")
     if spec.resources.num_gpus > 0 and spec.resources.device == "cpu":
-        raise HmvizError("resources.num_gpus reserves GPU share for each run but resources.device is 'cpu'; set "
-                         "device = \"cuda\" (or \"auto\") to train on it, or num_gpus = 0.")
+        raise HmvizError(
+            "resources.num_gpus reserves GPU share for each run but resources.device is 'cpu'; set "
+            'device = "cuda" (or "auto") to train on it, or num_gpus = 0.'
+        )
     for key, values in spec.vary:
         if not values:
             raise HmvizError(f"vary.{key} lists no values; give one or more, e.g. {key} = [0.2, 0.5].")
@@ -208,8 +218,10 @@ def _subsets(entry: str, universe: tuple[str, ...]) -> list[tuple[str, ...]]:
     subset = check_mark_names([m.strip() for m in entry.split("+") if m.strip()] or [entry])
     unknown = [m for m in subset if m not in universe]
     if unknown:
-        raise HmvizError(f"marks: '{entry}' names {', '.join(unknown)}, which the study's marks "
-                         f"({', '.join(universe)}) do not include; use {', '.join(MARK_KEYWORDS)} or marks joined by '+'.")
+        raise HmvizError(
+            f"marks: '{entry}' names {', '.join(unknown)}, which the study's marks "
+            f"({', '.join(universe)}) do not include; use {', '.join(MARK_KEYWORDS)} or marks joined by '+'."
+        )
     return [tuple(m for m in universe if m in subset)]  # the data's order
 
 
@@ -230,8 +242,10 @@ def expand(spec: StudySpec, data_marks: Mapping[str, Sequence[str]]) -> list[Run
         universe = tuple(spec.mark_universe) if spec.mark_universe else have
         missing = [m for m in universe if m not in have]
         if missing:
-            raise HmvizError(f"Dataset {ds.name} has no mark {', '.join(missing)} (it has {', '.join(have)}); "
-                             "fix mark_universe in the spec, or the data.")
+            raise HmvizError(
+                f"Dataset {ds.name} has no mark {', '.join(missing)} (it has {', '.join(have)}); "
+                "fix mark_universe in the spec, or the data."
+            )
         universe = check_mark_names(universe)
         subsets: list[tuple[str, ...]] = []
         for entry in spec.marks:
@@ -264,8 +278,10 @@ def spec_from_dict(raw: Mapping[str, Any], base: Path | None = None, where: str 
     """A :class:`StudySpec` from plain data (a parsed TOML file); dataset paths relative to ``base``."""
     unknown = sorted(set(raw) - _KEYS - {"datasets", "models", "resources", "vary"})
     if unknown:
-        raise HmvizError(f"{where}: unknown key(s) {', '.join(unknown)}; the keys are "
-                         f"{', '.join(sorted(_KEYS | {'datasets', 'models', 'resources', 'vary'}))}.")
+        raise HmvizError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; the keys are "
+            f"{', '.join(sorted(_KEYS | {'datasets', 'models', 'resources', 'vary'}))}."
+        )
     datasets = []
     for i, d in enumerate(raw.get("datasets") or []):
         if not isinstance(d, Mapping) or "name" not in d or "path" not in d:
@@ -279,7 +295,7 @@ def spec_from_dict(raw: Mapping[str, Any], base: Path | None = None, where: str 
         if isinstance(m, str):
             m = {"name": m}
         if not isinstance(m, Mapping) or "name" not in m:
-            raise HmvizError(f"{where}: models[{i}] needs a name ([[models]] name = \"deepchrome\").")
+            raise HmvizError(f'{where}: models[{i}] needs a name ([[models]] name = "deepchrome").')
         models.append(ModelSpec(str(m["name"]), tuple(sorted(dict(m.get("set") or {}).items()))))
     vary = raw.get("vary") or {}
     if not isinstance(vary, Mapping):
@@ -295,9 +311,13 @@ def spec_from_dict(raw: Mapping[str, Any], base: Path | None = None, where: str 
             if isinstance(kw[key], (str, int)):
                 kw[key] = [kw[key]]
             kw[key] = tuple(kw[key])
-    return StudySpec(datasets=tuple(datasets), models=tuple(models),
-                     vary=tuple((str(k), tuple(v if isinstance(v, list) else [v])) for k, v in vary.items()),
-                     resources=resources, **kw)
+    return StudySpec(
+        datasets=tuple(datasets),
+        models=tuple(models),
+        vary=tuple((str(k), tuple(v if isinstance(v, list) else [v])) for k, v in vary.items()),
+        resources=resources,
+        **kw,
+    )
 
 
 def load_spec(path: str | Path) -> StudySpec:

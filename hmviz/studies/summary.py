@@ -46,8 +46,9 @@ def _pick(results: pd.DataFrame, **chosen) -> pd.DataFrame:
     return results
 
 
-def subset_table(results: pd.DataFrame, dataset: str | None = None, model: str | None = None,
-                 settings: str | None = None) -> pd.DataFrame:
+def subset_table(
+    results: pd.DataFrame, dataset: str | None = None, model: str | None = None, settings: str | None = None
+) -> pd.DataFrame:
     """The mark-subset table of one dataset, model and setting (columns: see :mod:`hmviz.studies.marks`).
 
     One row per subset with finished runs: ``mean``/``std`` of the test value over seeds (``ddof=1``),
@@ -60,18 +61,29 @@ def subset_table(results: pd.DataFrame, dataset: str | None = None, model: str |
     for marks, g in rows.groupby("marks", sort=False):
         test = g["test_value"].to_numpy(dtype=np.float64)
         valid = g["valid_value"].to_numpy(dtype=np.float64)
-        row = {"marks": marks, "n_marks": int(g["n_marks"].iloc[0]), "metric": f"test_{g['metric'].iloc[0]}",
-               "mean": float(np.mean(test)), "std": float(np.std(test, ddof=1)) if test.size > 1 else np.nan,
-               "n_runs": int(test.size), "valid_metric": str(g["valid_metric"].iloc[0]),
-               "valid_mean": float(np.nanmean(valid)) if np.isfinite(valid).any() else np.nan}
+        row = {
+            "marks": marks,
+            "n_marks": int(g["n_marks"].iloc[0]),
+            "metric": f"test_{g['metric'].iloc[0]}",
+            "mean": float(np.mean(test)),
+            "std": float(np.std(test, ddof=1)) if test.size > 1 else np.nan,
+            "n_runs": int(test.size),
+            "valid_metric": str(g["valid_metric"].iloc[0]),
+            "valid_mean": float(np.nanmean(valid)) if np.isfinite(valid).any() else np.nan,
+        }
         by_seed = dict(zip(g["seed"].astype(int), g["test_value"]))
         row.update({f"seed_{s}": by_seed.get(s, np.nan) for s in seeds})
         out.append(row)
     table = pd.DataFrame(out)
     table["rank"] = rank_desc(table["mean"])
     table = table.sort_values(["rank", "n_marks"], kind="stable").reset_index(drop=True)
-    table.attrs.update({"dataset": str(rows["dataset"].iloc[0]), "model": str(rows["model"].iloc[0]),
-                        "settings": str(rows["settings"].iloc[0])})
+    table.attrs.update(
+        {
+            "dataset": str(rows["dataset"].iloc[0]),
+            "model": str(rows["model"].iloc[0]),
+            "settings": str(rows["settings"].iloc[0]),
+        }
+    )
     return table
 
 
@@ -87,16 +99,30 @@ def subset_summary(results: pd.DataFrame, margin: float = DEFAULT_MARGIN) -> pd.
         except DataError:
             continue  # the all-marks subset is not part of (or not finished in) this study
         best = smallest_within_margin(table, margin, on="valid")
-        rows.append({"dataset": dataset, "model": model, "settings": settings, "metric": ref["metric"],
-                     "all_marks": ref["marks"], "all_valid": ref["valid_mean"], "all_test": ref["mean"],
-                     "margin": margin, "chosen_marks": best["marks"], "chosen_n_marks": int(best["n_marks"]),
-                     "chosen_valid": best["valid_mean"], "chosen_test": best["mean"], "chosen_test_std": best["std"],
-                     "n_seeds": int(best["n_runs"])})
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": model,
+                "settings": settings,
+                "metric": ref["metric"],
+                "all_marks": ref["marks"],
+                "all_valid": ref["valid_mean"],
+                "all_test": ref["mean"],
+                "margin": margin,
+                "chosen_marks": best["marks"],
+                "chosen_n_marks": int(best["n_marks"]),
+                "chosen_valid": best["valid_mean"],
+                "chosen_test": best["mean"],
+                "chosen_test_std": best["std"],
+                "n_seeds": int(best["n_runs"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def cross_cell_matrix(cross: pd.DataFrame, model: str | None = None, marks: str | None = None,
-                      settings: str | None = None) -> pd.DataFrame:
+def cross_cell_matrix(
+    cross: pd.DataFrame, model: str | None = None, marks: str | None = None, settings: str | None = None
+) -> pd.DataFrame:
     """Mean test metric over seeds: rows = the cell a model was trained on, columns = the cell it was
     scored on (the diagonal: its own test split; elsewhere: its test genes in that cell).
 
@@ -110,7 +136,13 @@ def cross_cell_matrix(cross: pd.DataFrame, model: str | None = None, marks: str 
     matrix = grouped.mean().unstack().reindex(index=order, columns=order)
     matrix.index.name, matrix.columns.name = "trained on", "scored on"
     std = grouped.std(ddof=1).unstack().reindex(index=order, columns=order)
-    matrix.attrs.update({"metric": str(rows["metric"].iloc[0]), "std": std,
-                         "n_seeds": int(rows["seed"].nunique()), "model": str(rows["model"].iloc[0]),
-                         "marks": str(rows["marks"].iloc[0])})
+    matrix.attrs.update(
+        {
+            "metric": str(rows["metric"].iloc[0]),
+            "std": std,
+            "n_seeds": int(rows["seed"].nunique()),
+            "model": str(rows["model"].iloc[0]),
+            "marks": str(rows["marks"].iloc[0]),
+        }
+    )
     return matrix

@@ -28,12 +28,21 @@ def versions() -> dict[str, str]:
 
     from hmviz._version import __version__
 
-    return {"hmviz": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "hmviz": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def execute_run(run: Run, train_kw: Mapping, datasets: Mapping[str, HistoneDataset], cross_cell: bool = False,
-                should_stop: Callable[[], bool] | None = None) -> dict:
+def execute_run(
+    run: Run,
+    train_kw: Mapping,
+    datasets: Mapping[str, HistoneDataset],
+    cross_cell: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
     """Train ``run`` on ``datasets[run.dataset]`` and return its record.
 
     The record holds the run's identity, ``status`` (``ok`` or ``failed``), every metric of the run
@@ -46,19 +55,36 @@ def execute_run(run: Run, train_kw: Mapping, datasets: Mapping[str, HistoneDatas
     from hmviz.training import train
 
     t0 = time.perf_counter()
-    record = {"run_id": run.run_id, "dataset": run.dataset, "model": run.model, "marks": list(run.marks),
-              "seed": run.seed, "settings": dict(run.settings), "host": socket.gethostname(), "pid": os.getpid(),
-              "versions": versions()}
+    record = {
+        "run_id": run.run_id,
+        "dataset": run.dataset,
+        "model": run.model,
+        "marks": list(run.marks),
+        "seed": run.seed,
+        "settings": dict(run.settings),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "versions": versions(),
+    }
     try:
-        options = TrainOptions(model=run.model, marks=tuple(run.marks), seed=run.seed,
-                               model_overrides=dict(run.settings), **train_kw)
+        options = TrainOptions(
+            model=run.model, marks=tuple(run.marks), seed=run.seed, model_overrides=dict(run.settings), **train_kw
+        )
         result = train(datasets[run.dataset], options, should_stop=should_stop)
-        record.update(status="ok", metrics=dict(result.metrics), card=result.card,
-                      device=result.card["training"]["device"],
-                      epochs_run=result.card["training"]["epochs_run"], best_epoch=result.card["training"]["best_epoch"])
+        record.update(
+            status="ok",
+            metrics=dict(result.metrics),
+            card=result.card,
+            device=result.card["training"]["device"],
+            epochs_run=result.card["training"]["epochs_run"],
+            best_epoch=result.card["training"]["best_epoch"],
+        )
         if cross_cell:
-            record["cross_cell"] = {name: cross_cell_metrics(result.model, result.card, datasets[run.dataset], other)
-                                    for name, other in datasets.items() if name != run.dataset}
+            record["cross_cell"] = {
+                name: cross_cell_metrics(result.model, result.card, datasets[run.dataset], other)
+                for name, other in datasets.items()
+                if name != run.dataset
+            }
     except TrainingCancelled:
         raise
     except HmvizError as exc:  # bad settings for this data, a split with no genes, ...: this run fails alone
@@ -97,7 +123,8 @@ def cross_cell_metrics(model, card: dict, train_data: HistoneDataset, other: His
         typed = dataclasses.replace(typed, label_threshold=rule.fit(other.expression, np.arange(other.n_genes)))
     chosen = evaluation_set(typed, target)
     out: dict[str, float | int | str] = {
-        k: float(v) for k, v in chosen.metrics(model).items() if isinstance(v, (int, float, np.floating))}
+        k: float(v) for k, v in chosen.metrics(model).items() if isinstance(v, (int, float, np.floating))
+    }
     out["genes"] = chosen.n_genes
     out["genes_are"] = "the model's test genes" if shared else "all genes (no gene shared with the training data)"
     return out

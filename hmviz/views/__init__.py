@@ -9,7 +9,17 @@ from hmviz.views.heatmap import HeatmapData, profile_heatmap
 from hmviz.views.tracks import GeneLocus, attribution_bedgraph, browser_links, gene_tracks, window_coordinates
 
 __all__ = [
-    "GeneIndex", "GeneLocus", "HeatmapData", "attribution_bedgraph", "browser_links", "ensembl_key",
-    "gene_tracks", "match_names", "profile_heatmap", "read_gene_names", "symbol_column", "window_coordinates",
+    "GeneIndex",
+    "GeneLocus",
+    "HeatmapData",
+    "attribution_bedgraph",
+    "browser_links",
+    "ensembl_key",
+    "gene_tracks",
+    "match_names",
+    "profile_heatmap",
+    "read_gene_names",
+    "symbol_column",
+    "window_coordinates",
     "with_gene_names",
 ]

@@ -23,8 +23,15 @@ RAISES, LOWERS = "#c0392b", "#2e6fb5"
 POSITION_TITLE = "Position relative to the TSS (bp)"
 
 
-def gene_tracks_figure(tracks: Sequence[pd.DataFrame], names: Sequence[str], *, units: str,
-                       attribution_unit: str | None = None, title: str = "", strand_note: str = "") -> go.Figure:
+def gene_tracks_figure(
+    tracks: Sequence[pd.DataFrame],
+    names: Sequence[str],
+    *,
+    units: str,
+    attribution_unit: str | None = None,
+    title: str = "",
+    strand_note: str = "",
+) -> go.Figure:
     """One row per mark with each gene's signal (``tracks`` from :func:`hmviz.views.gene_tracks`,
     aligned at the TSS), and under it a row of each gene's attribution when the frames carry an
     ``attribution`` column (``attribution_unit`` names its unit, e.g. "logit")."""
@@ -50,20 +57,41 @@ def gene_tracks_figure(tracks: Sequence[pd.DataFrame], names: Sequence[str], *, 
             y = np.repeat(part["signal"].to_numpy(), 2)
             row = k * (2 if with_att else 1) + 1
             hover = _hover(part, name)
-            traces.append(go.Scatter(x=x, y=y, mode="lines", line={"color": colour, "width": 1.2},
-                                     fill="tozeroy", opacity=0.8, name=name, legendgroup=name,
-                                     showlegend=k == 0, customdata=np.repeat(hover, 2),
-                                     hovertemplate="%{customdata}<br>signal %{y:.3g} " + units + "<extra></extra>"))
+            traces.append(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines",
+                    line={"color": colour, "width": 1.2},
+                    fill="tozeroy",
+                    opacity=0.8,
+                    name=name,
+                    legendgroup=name,
+                    showlegend=k == 0,
+                    customdata=np.repeat(hover, 2),
+                    hovertemplate="%{customdata}<br>signal %{y:.3g} " + units + "<extra></extra>",
+                )
+            )
             trace_rows.append(row)
             if with_att:
                 att = part["attribution"].to_numpy()
                 centres = (part["start_bp"].to_numpy() + part["end_bp"].to_numpy()) / 2
-                traces.append(go.Bar(x=centres, y=att, width=(part["end_bp"] - part["start_bp"]).to_numpy() * 0.9,
-                                     marker={"color": np.where(att >= 0, RAISES, LOWERS),
-                                             "line": {"color": colour, "width": 0.6 if len(tracks) > 1 else 0}},
-                                     opacity=0.85 if len(tracks) == 1 else 0.6, name=f"{name} attribution",
-                                     showlegend=False, customdata=hover,
-                                     hovertemplate="%{customdata}<br>attribution %{y:.3g}<extra></extra>"))
+                traces.append(
+                    go.Bar(
+                        x=centres,
+                        y=att,
+                        width=(part["end_bp"] - part["start_bp"]).to_numpy() * 0.9,
+                        marker={
+                            "color": np.where(att >= 0, RAISES, LOWERS),
+                            "line": {"color": colour, "width": 0.6 if len(tracks) > 1 else 0},
+                        },
+                        opacity=0.85 if len(tracks) == 1 else 0.6,
+                        name=f"{name} attribution",
+                        showlegend=False,
+                        customdata=hover,
+                        hovertemplate="%{customdata}<br>attribution %{y:.3g}<extra></extra>",
+                    )
+                )
                 trace_rows.append(row + 1)
     # The axes are laid out by hand (plotly's make_subplots costs most of a second for 10 rows).
     layout = _stacked_axes(heights, subtitles, spacing=0.035 if rows > 6 else 0.06)
@@ -71,13 +99,27 @@ def gene_tracks_figure(tracks: Sequence[pd.DataFrame], names: Sequence[str], *, 
         trace.update(xaxis="x", yaxis=f"y{'' if row == 1 else row}")
     for r in range(1, rows + 1, 2 if with_att else 1):
         layout[f"yaxis{'' if r == 1 else r}"]["rangemode"] = "tozero"
-    layout["shapes"] = [{"type": "line", "xref": "x", "x0": 0, "x1": 0, "yref": f"y{'' if r == 1 else r} domain",
-                         "y0": 0, "y1": 1, "line": {"color": "black", "width": 1, "dash": "dash"}}
-                        for r in range(1, rows + 1)]
+    layout["shapes"] = [
+        {
+            "type": "line",
+            "xref": "x",
+            "x0": 0,
+            "x1": 0,
+            "yref": f"y{'' if r == 1 else r} domain",
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": "black", "width": 1, "dash": "dash"},
+        }
+        for r in range(1, rows + 1)
+    ]
     layout["xaxis"]["title"] = {"text": POSITION_TITLE + (f" ({strand_note})" if strand_note else "")}
-    layout.update(title={"text": title, "x": 0, "xanchor": "left"} if title else None, barmode="overlay",
-                  height=max(320, 120 * rows), margin={"l": 60, "r": 20, "t": 60 if title else 30, "b": 50},
-                  legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    layout.update(
+        title={"text": title, "x": 0, "xanchor": "left"} if title else None,
+        barmode="overlay",
+        height=max(320, 120 * rows),
+        margin={"l": 60, "r": 20, "t": 60 if title else 30, "b": 50},
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    )
     return go.Figure(data=traces, layout=layout)
 
 
@@ -93,8 +135,19 @@ def _stacked_axes(heights: Sequence[float], titles: Sequence[str], spacing: floa
         bottom = max(top - h * scale, 0.0)
         name = "" if r == 1 else str(r)
         layout[f"yaxis{name}"] = {"domain": [bottom, top], "anchor": "x"}
-        layout["annotations"].append({"text": text, "x": 0, "xref": "paper", "xanchor": "left", "y": top,
-                                      "yref": "paper", "yanchor": "bottom", "showarrow": False, "font": {"size": 11}})
+        layout["annotations"].append(
+            {
+                "text": text,
+                "x": 0,
+                "xref": "paper",
+                "xanchor": "left",
+                "y": top,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 11},
+            }
+        )
         top = bottom - spacing
     layout["xaxis"] = {"anchor": f"y{'' if n == 1 else n}"}
     return layout
@@ -103,13 +156,16 @@ def _stacked_axes(heights: Sequence[float], titles: Sequence[str], spacing: floa
 def _hover(part: pd.DataFrame, name: str) -> np.ndarray:
     text = [f"{name}: {s:+,} to {e:+,} bp" for s, e in zip(part["start_bp"], part["end_bp"])]
     if "genomic_start" in part.columns:
-        text = [f"{t}<br>{c}:{gs + 1:,}-{ge:,}" for t, c, gs, ge in
-                zip(text, part["chrom"], part["genomic_start"], part["genomic_end"])]
+        text = [
+            f"{t}<br>{c}:{gs + 1:,}-{ge:,}"
+            for t, c, gs, ge in zip(text, part["chrom"], part["genomic_start"], part["genomic_end"])
+        ]
     return np.asarray(text, dtype=object)
 
 
-def heatmap_figure(data: HeatmapData, *, what: str, units: str, signed: bool = False,
-                   max_rows: int = 2000, title: str = "") -> go.Figure:
+def heatmap_figure(
+    data: HeatmapData, *, what: str, units: str, signed: bool = False, max_rows: int = 2000, title: str = ""
+) -> go.Figure:
     """Mean profile per cluster (top) over a genes x bins heatmap (bottom), rows in ``data``'s order.
 
     More than ``max_rows`` genes are pooled into ``max_rows`` display rows (the mean of consecutive
@@ -130,27 +186,44 @@ def heatmap_figure(data: HeatmapData, *, what: str, units: str, signed: bool = F
         scale = dict(colorscale="RdBu_r", zmin=-zmax, zmax=zmax, zmid=0)
     else:
         scale = dict(colorscale="Blues", zmin=0, zmax=float(np.nanpercentile(shown, 99)) or None)
-    fig.add_trace(go.Heatmap(z=shown, x=x, y=np.arange(shown.shape[0]), colorbar={"title": {"text": units, "side": "right"},
-                                                                                  "len": 0.7, "y": 0.37},
-                             hovertemplate="row %{y}<br>%{x:+,} bp<br>%{z:.3g}<extra></extra>", **scale), row=2, col=1)
+    fig.add_trace(
+        go.Heatmap(
+            z=shown,
+            x=x,
+            y=np.arange(shown.shape[0]),
+            colorbar={"title": {"text": units, "side": "right"}, "len": 0.7, "y": 0.37},
+            hovertemplate="row %{y}<br>%{x:+,} bp<br>%{z:.3g}<extra></extra>",
+            **scale,
+        ),
+        row=2,
+        col=1,
+    )
     if k > 1:  # cluster boundaries, in display rows
         bounds = np.searchsorted(edges[:-1], np.flatnonzero(np.diff(data.cluster)) + 1)
         for b in bounds:
             fig.add_hline(y=b - 0.5, line={"color": "black", "width": 1.5}, row=2, col=1)
     pooled = edges.size - 1 < n
-    order = {"expression": "measured expression", "score": "model score", "signal": "mean signal",
-             "none": "data order"}[data.sorted_by]
+    order = {
+        "expression": "measured expression",
+        "score": "model score",
+        "signal": "mean signal",
+        "none": "data order",
+    }[data.sorted_by]
     ytitle = f"{n:,} genes by {order}" + (", highest at top" if data.sorted_by != "none" else "")
-    ytitle += (", within clusters" if k > 1 else "") + \
-        (f" (rows: means of ~{n / (edges.size - 1):.0f} genes)" if pooled else " (one row per gene)")
+    ytitle += (", within clusters" if k > 1 else "") + (
+        f" (rows: means of ~{n / (edges.size - 1):.0f} genes)" if pooled else " (one row per gene)"
+    )
     fig.update_yaxes(autorange="reversed", showticklabels=False, title_text=ytitle, title_font_size=11, row=2, col=1)
     fig.update_yaxes(title_text=f"mean {what}", title_font_size=11, row=1, col=1)
     fig.update_xaxes(title_text=POSITION_TITLE, row=2, col=1)
     for r in (1, 2):
         fig.add_vline(x=0, line={"color": "black", "width": 1, "dash": "dash"}, row=r, col=1)
-    fig.update_layout(title={"text": title, "x": 0, "xanchor": "left"} if title else None, height=720,
-                      margin={"l": 70, "r": 20, "t": 60 if title else 30, "b": 50},
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left"} if title else None,
+        height=720,
+        margin={"l": 70, "r": 20, "t": 60 if title else 30, "b": 50},
+        legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    )
     return fig
 
 
@@ -163,7 +236,7 @@ def wrap_text(text: str, width_chars: int, break_words: bool = False) -> str:
         lines, line = [], ""
         words = part.split(" ")
         if break_words:
-            words = [w[i:i + width_chars] for w in words for i in range(0, max(len(w), 1), width_chars)]
+            words = [w[i : i + width_chars] for w in words for i in range(0, max(len(w), 1), width_chars)]
         for word in words:
             if line and len(line) + 1 + len(word) > width_chars:
                 lines.append(line)
@@ -200,6 +273,13 @@ def legend_inside(fig: go.Figure, corner: str = "bottom right") -> go.Figure:
     left" for precision-recall), so that a half-width figure keeps its whole width for the plot and its
     axis titles. Returns the same figure."""
     right = corner.endswith("right")
-    fig.update_layout(legend={"x": 0.98 if right else 0.02, "xanchor": "right" if right else "left",
-                              "y": 0.02, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.75)"})
+    fig.update_layout(
+        legend={
+            "x": 0.98 if right else 0.02,
+            "xanchor": "right" if right else "left",
+            "y": 0.02,
+            "yanchor": "bottom",
+            "bgcolor": "rgba(255,255,255,0.75)",
+        }
+    )
     return fig

@@ -110,7 +110,7 @@ class GeneIndex:
         self._symbols_lower = np.char.lower(self.symbols.astype(str))
 
     @classmethod
-    def from_dataset(cls, dataset, names: GeneNames | GeneAnnotation | None = None) -> "GeneIndex":
+    def from_dataset(cls, dataset, names: GeneNames | GeneAnnotation | None = None) -> GeneIndex:
         """The dataset's own symbols/chromosomes/strands, completed (not overridden where the dataset
         has a value) by ``names`` matched on :func:`ensembl_key`."""
         first = getattr(dataset, "first", dataset)
@@ -169,8 +169,10 @@ class GeneIndex:
         if exact.size == 1:
             return int(exact[0])
         if exact.size > 1:
-            raise DataError(f"'{query}' is the symbol of {exact.size} genes "
-                            f"({', '.join(self.gene_ids[exact[:5]])}); give the gene id instead.")
+            raise DataError(
+                f"'{query}' is the symbol of {exact.size} genes "
+                f"({', '.join(self.gene_ids[exact[:5]])}); give the gene id instead."
+            )
         near = self.search(query, limit=5)
         hint = f" Close matches: {', '.join(self.label(i) for i in near)}." if near.size else ""
         raise DataError(f"No gene '{query}' in the data (by symbol or id).{hint}")
@@ -219,8 +221,13 @@ def with_gene_names(dataset, names: GeneNames | GeneAnnotation):
     def named(ds):
         symbols, chrom, strand = _named_columns(ds, names)
         meta = {**ds.meta, "annotation": Path(str(names.source)).name}
-        return dataclasses.replace(ds, symbols=symbols, chrom=chrom if (chrom != "").any() else ds.chrom,
-                                   strand=strand if (strand != ".").any() else ds.strand, meta=meta)
+        return dataclasses.replace(
+            ds,
+            symbols=symbols,
+            chrom=chrom if (chrom != "").any() else ds.chrom,
+            strand=strand if (strand != ".").any() else ds.strand,
+            meta=meta,
+        )
 
     if hasattr(dataset, "cells"):
         return type(dataset)({k: named(v) for k, v in dataset.cells.items()}, source=dataset.source)

@@ -30,10 +30,19 @@ class HeatmapData:
     sorted_by: str
 
 
-def profile_heatmap(values: np.ndarray, bin_starts_bp: np.ndarray, bin_size: int, *, genes: np.ndarray | None = None,
-                    sort_by: str = "expression", expression: np.ndarray | None = None,
-                    scores: np.ndarray | None = None, k: int = 1, seed: int = 0,
-                    cluster_on: np.ndarray | None = None) -> HeatmapData:
+def profile_heatmap(
+    values: np.ndarray,
+    bin_starts_bp: np.ndarray,
+    bin_size: int,
+    *,
+    genes: np.ndarray | None = None,
+    sort_by: str = "expression",
+    expression: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    k: int = 1,
+    seed: int = 0,
+    cluster_on: np.ndarray | None = None,
+) -> HeatmapData:
     """Sort (and cluster) the rows of ``values`` (genes, bins) for a heatmap.
 
     ``genes``: the rows to show (default all). ``sort_by``: ``expression`` (needs ``expression``),
@@ -70,8 +79,9 @@ def profile_heatmap(values: np.ndarray, bin_starts_bp: np.ndarray, bin_size: int
         feats = _coarse(np.asarray(cluster_on if cluster_on is not None else values, dtype=np.float64)[rows])
         labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(feats)
         finite = np.where(np.isfinite(key), key, np.nan)
-        means = np.array([np.nanmean(finite[labels == c]) if np.isfinite(finite[labels == c]).any() else -np.inf
-                          for c in range(k)])
+        means = np.array(
+            [np.nanmean(finite[labels == c]) if np.isfinite(finite[labels == c]).any() else -np.inf for c in range(k)]
+        )
         rank = np.empty(k, dtype=np.int64)
         rank[np.argsort(-means, kind="stable")] = np.arange(k)
         labels = rank[labels]

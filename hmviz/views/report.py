@@ -20,9 +20,17 @@ VIEW_VERSION = 1
 _MAX_VIEW_BYTES = 64 * 1024
 
 
-def figure_caption(*, model: str | None, trained_on: str | None, method: str | None = None, baseline: str | None = None,
-                   genes: Sequence[str] = (), prediction: str | None = None, measured: str | None = None,
-                   version: str | None = None) -> str:
+def figure_caption(
+    *,
+    model: str | None,
+    trained_on: str | None,
+    method: str | None = None,
+    baseline: str | None = None,
+    genes: Sequence[str] = (),
+    prediction: str | None = None,
+    measured: str | None = None,
+    version: str | None = None,
+) -> str:
     """One line naming everything a figure depends on: model and its training data (``model=None``
     for a figure of data only), method and baseline, genes, prediction and measured expression (each
     with its unit), hmviz version."""
@@ -48,26 +56,46 @@ def with_caption(fig: go.Figure, caption: str, width_chars: int = 90) -> go.Figu
     lines = wrap_text(caption, width_chars, break_words=True).split("<br>")
     margin = fig.layout.margin.b if fig.layout.margin and fig.layout.margin.b is not None else 50
     extra = 16 * len(lines) + 10
-    fig.add_annotation(text="<br>".join(html.escape(x) for x in lines), xref="paper", yref="paper", x=0, y=0,
-                       xanchor="left", yanchor="top", yshift=-(margin - 5), showarrow=False, align="left",
-                       font={"size": 10, "color": "#444"}, name="hmviz-caption")
+    fig.add_annotation(
+        text="<br>".join(html.escape(x) for x in lines),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        yshift=-(margin - 5),
+        showarrow=False,
+        align="left",
+        font={"size": 10, "color": "#444"},
+        name="hmviz-caption",
+    )
     fig.update_layout(margin={"b": margin + extra})
     if fig.layout.height:
         fig.update_layout(height=fig.layout.height + extra)
     return fig
 
 
-def pair_report_html(*, title: str, sentence: str, caption: str, figures: Sequence[go.Figure],
-                     tables: Mapping[str, pd.DataFrame] | None = None) -> str:
+def pair_report_html(
+    *,
+    title: str,
+    sentence: str,
+    caption: str,
+    figures: Sequence[go.Figure],
+    tables: Mapping[str, pd.DataFrame] | None = None,
+) -> str:
     """A self-contained HTML page (plotly's JavaScript inline, no network needed) with the title, the
     sentence, the caption, every figure and every table. All text is escaped."""
-    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
-             f"<title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
-             ".caption{color:#555;font-size:13px}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>", f"<p><b>{html.escape(sentence)}</b></p>",
-             f"<p class='caption'>{html.escape(caption)}</p>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".caption{color:#555;font-size:13px}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p><b>{html.escape(sentence)}</b></p>",
+        f"<p class='caption'>{html.escape(caption)}</p>",
+    ]
     for k, fig in enumerate(figures):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(k == 0)))
     for name, table in (tables or {}).items():
@@ -93,7 +121,7 @@ class SavedView:
         return json.dumps({"format": VIEW_FORMAT, "version": VIEW_VERSION, **asdict(self)}, indent=2)
 
     @classmethod
-    def from_json(cls, text: str | bytes, name: str = "the view file") -> "SavedView":
+    def from_json(cls, text: str | bytes, name: str = "the view file") -> SavedView:
         if len(text) > _MAX_VIEW_BYTES:
             raise DataError(f"{name}: is {len(text):,} bytes; a saved view is a small JSON file (at most 64 KB).")
         try:
@@ -101,17 +129,19 @@ class SavedView:
         except (ValueError, UnicodeDecodeError) as exc:
             raise DataError(f"{name}: is not a saved hmviz view (not JSON: {exc}).") from None
         if not isinstance(raw, dict) or raw.get("format") != VIEW_FORMAT:
-            raise DataError(f"{name}: is not a saved hmviz view (no \"format\": \"{VIEW_FORMAT}\").")
+            raise DataError(f'{name}: is not a saved hmviz view (no "format": "{VIEW_FORMAT}").')
         if raw.get("version") != VIEW_VERSION:
-            raise DataError(f"{name}: is a saved view of version {raw.get('version')!r}; this hmviz reads version "
-                            f"{VIEW_VERSION}.")
+            raise DataError(
+                f"{name}: is a saved view of version {raw.get('version')!r}; this hmviz reads version {VIEW_VERSION}."
+            )
         fields = {"page": str, "data_name": str, "data_fingerprint": str}
         for key, typ in fields.items():
             if not isinstance(raw.get(key), typ) or not raw[key]:
                 raise DataError(f"{name}: the field '{key}' is missing or not text.")
         choices = raw.get("choices", {})
         if not isinstance(choices, dict) or not all(
-                isinstance(v, (str, int, float, bool)) or v is None for v in choices.values()):
+            isinstance(v, (str, int, float, bool)) or v is None for v in choices.values()
+        ):
             raise DataError(f"{name}: 'choices' must map names to plain values (text, numbers, true/false).")
         model = raw.get("model")
         if model is not None and not isinstance(model, str):
@@ -121,5 +151,7 @@ class SavedView:
     def check_data(self, fingerprint: str, current_name: str) -> None:
         """Refuse to apply the view to other data than it was saved on (naming both)."""
         if fingerprint != self.data_fingerprint:
-            raise DataError(f"This view was saved on the data '{self.data_name}', but the data in use is "
-                            f"'{current_name}' (different content). Load the same files on the Data page first.")
+            raise DataError(
+                f"This view was saved on the data '{self.data_name}', but the data in use is "
+                f"'{current_name}' (different content). Load the same files on the Data page first."
+            )

@@ -8,7 +8,7 @@ selection lists the chosen rows' positions in the table as shown. Both map to da
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -18,10 +18,12 @@ from hmviz.errors import DataError
 
 #: Genome browsers hmviz links to, by assembly name (no network call is made to draw a view).
 _UCSC = "https://genome.ucsc.edu/cgi-bin/hgTracks?db={db}&position={chrom}:{start}-{end}"
-_ENSEMBL = {"hg38": "https://www.ensembl.org/Homo_sapiens/Location/View?r={chrom}:{start}-{end}",
-            "hg19": "https://grch37.ensembl.org/Homo_sapiens/Location/View?r={chrom}:{start}-{end}",
-            "mm10": "https://nov2020.archive.ensembl.org/Mus_musculus/Location/View?r={chrom}:{start}-{end}",
-            "mm39": "https://www.ensembl.org/Mus_musculus/Location/View?r={chrom}:{start}-{end}"}
+_ENSEMBL = {
+    "hg38": "https://www.ensembl.org/Homo_sapiens/Location/View?r={chrom}:{start}-{end}",
+    "hg19": "https://grch37.ensembl.org/Homo_sapiens/Location/View?r={chrom}:{start}-{end}",
+    "mm10": "https://nov2020.archive.ensembl.org/Mus_musculus/Location/View?r={chrom}:{start}-{end}",
+    "mm39": "https://www.ensembl.org/Mus_musculus/Location/View?r={chrom}:{start}-{end}",
+}
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,9 @@ class GeneLocus:
         return f"{self.chrom}:{max(start, 0) + 1:,}-{end:,}"
 
 
-def window_coordinates(locus: GeneLocus, n_bins: int, bin_size: int, tss_bin: int,
-                       strand_aware: bool) -> tuple[np.ndarray, np.ndarray]:
+def window_coordinates(
+    locus: GeneLocus, n_bins: int, bin_size: int, tss_bin: int, strand_aware: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Genomic ``(starts, ends)`` of every bin in the dataset's bin order, shape (bins,) each."""
     b = np.arange(n_bins, dtype=np.int64)
     if strand_aware and locus.strand == "-":
@@ -54,8 +57,9 @@ def window_coordinates(locus: GeneLocus, n_bins: int, bin_size: int, tss_bin: in
     return starts, starts + bin_size
 
 
-def gene_tracks(dataset, gene: int, locus: GeneLocus | None = None,
-                attributions: np.ndarray | None = None) -> pd.DataFrame:
+def gene_tracks(
+    dataset, gene: int, locus: GeneLocus | None = None, attributions: np.ndarray | None = None
+) -> pd.DataFrame:
     """One row per (mark, bin) of gene row ``gene``: ``mark``, ``bin``, ``start_bp``/``end_bp``
     relative to the TSS (in the direction of transcription when the data is strand-aware),
     ``signal`` in the data's units, and ``chrom``/``genomic_start``/``genomic_end`` when ``locus``
@@ -64,13 +68,15 @@ def gene_tracks(dataset, gene: int, locus: GeneLocus | None = None,
     signal = first.signal[gene]  # (bins, marks)
     n_bins, n_marks = signal.shape
     rel = first.bin_starts_bp()
-    frame = pd.DataFrame({
-        "mark": np.repeat(np.asarray(first.marks, dtype=object), n_bins),
-        "bin": np.tile(np.arange(n_bins), n_marks),
-        "start_bp": np.tile(rel, n_marks),
-        "end_bp": np.tile(rel + first.bin_size, n_marks),
-        "signal": signal.T.reshape(-1).astype(np.float64),
-    })
+    frame = pd.DataFrame(
+        {
+            "mark": np.repeat(np.asarray(first.marks, dtype=object), n_bins),
+            "bin": np.tile(np.arange(n_bins), n_marks),
+            "start_bp": np.tile(rel, n_marks),
+            "end_bp": np.tile(rel + first.bin_size, n_marks),
+            "signal": signal.T.reshape(-1).astype(np.float64),
+        }
+    )
     if locus is not None:
         starts, ends = window_coordinates(locus, n_bins, first.bin_size, first.tss_bin, bool(first.strand_aware))
         frame["chrom"] = locus.chrom
@@ -84,8 +90,16 @@ def gene_tracks(dataset, gene: int, locus: GeneLocus | None = None,
     return frame
 
 
-def attribution_bedgraph(values: np.ndarray, locus: GeneLocus, bin_size: int, tss_bin: int, strand_aware: bool,
-                         *, name: str, description: str) -> str:
+def attribution_bedgraph(
+    values: np.ndarray,
+    locus: GeneLocus,
+    bin_size: int,
+    tss_bin: int,
+    strand_aware: bool,
+    *,
+    name: str,
+    description: str,
+) -> str:
     """A bedGraph (UCSC) of one mark's per-bin ``values`` (bins,) of one gene, at the bins' genomic
     coordinates, sorted by position; a ``track`` line carries ``name`` and ``description``.
     Bins before position 0 are left out (a browser refuses negative coordinates)."""
@@ -96,8 +110,10 @@ def attribution_bedgraph(values: np.ndarray, locus: GeneLocus, bin_size: int, ts
     order = np.argsort(starts)
     keep = order[starts[order] >= 0]
     safe = lambda s: str(s).replace('"', "'").replace("\n", " ")  # noqa: E731
-    lines = [f'track type=bedGraph name="{safe(name)}" description="{safe(description)}" '
-             "visibility=full autoScale=on alwaysZero=on"]
+    lines = [
+        f'track type=bedGraph name="{safe(name)}" description="{safe(description)}" '
+        "visibility=full autoScale=on alwaysZero=on"
+    ]
     lines += [f"{locus.chrom}\t{starts[k]}\t{ends[k]}\t{values[k]:.6g}" for k in keep]
     return "\n".join(lines) + "\n"
 

@@ -9,8 +9,9 @@ appearance; rows are sorted by (gene, bin) and reshaped, never looped over in Py
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +27,14 @@ STRING_PER_GENE = ("symbol", "chrom", "strand", "split")
 FLOAT_PER_GENE = ("expression", "label")
 PER_GENE = STRING_PER_GENE + FLOAT_PER_GENE
 #: HistoneDataset attribute of each per-gene column.
-ATTRIBUTE = {"symbol": "symbols", "chrom": "chrom", "strand": "strand", "split": "split",
-             "expression": "expression", "label": "labels"}
+ATTRIBUTE = {
+    "symbol": "symbols",
+    "chrom": "chrom",
+    "strand": "strand",
+    "split": "split",
+    "expression": "expression",
+    "label": "labels",
+}
 
 
 @dataclass
@@ -144,9 +151,17 @@ def assemble(rows: Rows) -> Part:
         kw["split"] = np.full(n_genes, rows.split_from_name, dtype=object)
 
     try:
-        ds = HistoneDataset(signal=signal.reshape(n_genes, n_bins, n_marks), gene_ids=names,
-                            marks=rows.marks, bin_size=bin_size, tss_bin=tss_bin, cell=rows.cell,
-                            source=str(src), strand_aware=rows.strand_aware, **kw)
+        ds = HistoneDataset(
+            signal=signal.reshape(n_genes, n_bins, n_marks),
+            gene_ids=names,
+            marks=rows.marks,
+            bin_size=bin_size,
+            tss_bin=tss_bin,
+            cell=rows.cell,
+            source=str(src),
+            strand_aware=rows.strand_aware,
+            **kw,
+        )
     except DataError as exc:
         raise src.error(str(exc)) from None
     return Part(ds, src, gene_pos)
@@ -187,20 +202,27 @@ def combine_files(parts: Sequence[Part], source: str) -> HistoneDataset:
                 "All files of a dataset need the same window around the TSS."
             )
         if ds.strand_aware != ds0.strand_aware:
-            raise DataError(f"{part.src} has strand_aware={ds.strand_aware} but {first.src} has "
-                            f"strand_aware={ds0.strand_aware}; make them agree.")
+            raise DataError(
+                f"{part.src} has strand_aware={ds.strand_aware} but {first.src} has "
+                f"strand_aware={ds0.strand_aware}; make them agree."
+            )
         for attr in ATTRIBUTE.values():
             if (getattr(ds, attr) is None) != (getattr(ds0, attr) is None):
                 has, lacks = (part, first) if getattr(ds, attr) is not None else (first, part)
                 column = next(k for k, a in ATTRIBUTE.items() if a == attr)
-                raise DataError(f"{has.src} has a {column} column but {lacks.src} has none. Give every "
-                                f"file of a dataset the same columns (or drop {column}).")
+                raise DataError(
+                    f"{has.src} has a {column} column but {lacks.src} has none. Give every "
+                    f"file of a dataset the same columns (or drop {column})."
+                )
     ids = np.concatenate([p.dataset.gene_ids for p in parts])
     uniq, first_idx, counts = np.unique(ids, return_index=True, return_counts=True)
     if (counts > 1).any():
         gene = uniq[counts > 1][0]
-        found = [f"{p.where_gene(int(np.flatnonzero(p.dataset.gene_ids == gene)[0]))}"
-                 for p in parts if gene in set(p.dataset.gene_ids.tolist())]
+        found = [
+            f"{p.where_gene(int(np.flatnonzero(p.dataset.gene_ids == gene)[0]))}"
+            for p in parts
+            if gene in set(p.dataset.gene_ids.tolist())
+        ]
         raise DataError(
             f"gene {gene} appears in more than one file ({'; '.join(found)}); "
             f"{int((counts > 1).sum())} gene(s) are repeated. A gene belongs to one split: remove the "
@@ -211,9 +233,15 @@ def combine_files(parts: Sequence[Part], source: str) -> HistoneDataset:
         if getattr(ds0, attr) is not None:
             kw[attr] = np.concatenate([getattr(p.dataset, attr) for p in parts])
     return HistoneDataset(
-        signal=np.concatenate([p.dataset.signal for p in parts]), gene_ids=ids, marks=ds0.marks,
-        bin_size=ds0.bin_size, tss_bin=ds0.tss_bin, cell=ds0.cell, source=source,
-        strand_aware=ds0.strand_aware, **kw,
+        signal=np.concatenate([p.dataset.signal for p in parts]),
+        gene_ids=ids,
+        marks=ds0.marks,
+        bin_size=ds0.bin_size,
+        tss_bin=ds0.tss_bin,
+        cell=ds0.cell,
+        source=source,
+        strand_aware=ds0.strand_aware,
+        **kw,
     )
 
 
@@ -238,8 +266,9 @@ def combine_cells(cells: Mapping[str, HistoneDataset], where: Mapping[str, str],
         if only_first or only_this:
             parts = []
             if only_first:
-                parts.append(f"{len(only_first)} gene(s) only in cell {names[0]} ({where[names[0]]}): "
-                             f"{v.listing(only_first)}")
+                parts.append(
+                    f"{len(only_first)} gene(s) only in cell {names[0]} ({where[names[0]]}): {v.listing(only_first)}"
+                )
             if only_this:
                 parts.append(f"{len(only_this)} gene(s) only in cell {name} ({where[name]}): {v.listing(only_this)}")
             raise DataError(
@@ -268,15 +297,18 @@ def rename_cells(names: list[str], cell_names: Sequence[str] | Mapping[str, str]
     if isinstance(cell_names, Mapping):
         unknown = sorted(set(cell_names) - set(names))
         if unknown:
-            raise DataError(f"cell_names renames {', '.join(unknown)}, which are not among the cells "
-                            f"found ({', '.join(names)}).")
+            raise DataError(
+                f"cell_names renames {', '.join(unknown)}, which are not among the cells found ({', '.join(names)})."
+            )
         new = [str(cell_names.get(n, n)) for n in names]
     else:
         if isinstance(cell_names, str):
             cell_names = [cell_names]
         if len(cell_names) != len(names):
-            raise DataError(f"{len(cell_names)} cell name(s) given ({', '.join(map(str, cell_names))}) for "
-                            f"{len(names)} cell(s) found ({', '.join(names)}); give one name per cell.")
+            raise DataError(
+                f"{len(cell_names)} cell name(s) given ({', '.join(map(str, cell_names))}) for "
+                f"{len(names)} cell(s) found ({', '.join(names)}); give one name per cell."
+            )
         new = [str(c) for c in cell_names]
     if len(set(new)) != len(new):
         raise DataError(f"cell names must be distinct; got {', '.join(new)}.")

@@ -12,8 +12,8 @@ import io
 import os
 import tempfile
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 
 from hmviz import limits
 from hmviz.data.validation import SourceFile
-from hmviz.limits import read_limited
 from hmviz.errors import DataError
+from hmviz.limits import read_limited
 
 # Threads in pyarrow readers crash torch processes at exit (see read_csv_table); keep them off.
 PYARROW_THREADS = False
@@ -83,7 +83,7 @@ def read_source(path: Path) -> tuple[bytes, SourceFile]:
 
 def cr_to_lf(raw: bytes) -> bytes:
     """Lines ended by CR alone (classic Mac OS, some exports) become LF lines; other text is unchanged."""
-    if b"\r" in raw[:1 << 16] and b"\n" not in raw[:1 << 16] and b"\n" not in raw:
+    if b"\r" in raw[: 1 << 16] and b"\n" not in raw[: 1 << 16] and b"\n" not in raw:
         return raw.replace(b"\r", b"\n")
     return raw
 
@@ -100,9 +100,13 @@ def gunzip_limited(path: Path, raw: bytes) -> bytes:
                 piece = d.decompress(data, 1 << 22)
                 out.write(piece)
                 if out.tell() > limit:
-                    limits.check(limits.INPUT_BYTES, out.tell(), f"{path} (decompressed)",
-                                 "The file decompresses to more than that (is it a complete dataset, or a "
-                                 "gzip bomb?); split it into smaller files.")
+                    limits.check(
+                        limits.INPUT_BYTES,
+                        out.tell(),
+                        f"{path} (decompressed)",
+                        "The file decompresses to more than that (is it a complete dataset, or a "
+                        "gzip bomb?); split it into smaller files.",
+                    )
                 data = d.unconsumed_tail
                 if d.eof or not data:
                     break
@@ -152,8 +156,7 @@ def _is_gzip(path: Path, raw: bytes) -> bool:
         return True
     if path.name.lower().endswith(".gz"):
         raise DataError(
-            f"{path}: is named .gz but is not gzip-compressed. Compress it with gzip, or remove the "
-            ".gz from its name."
+            f"{path}: is named .gz but is not gzip-compressed. Compress it with gzip, or remove the .gz from its name."
         )
     return False
 
@@ -247,9 +250,16 @@ def split_fields(line: str, delimiter: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- CSV/TSV
-def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Sequence[str] | None,
-                   types: Mapping[str, pa.DataType], layout: str,
-                   hints: Mapping[str, str] = {}) -> pa.Table:
+def read_csv_table(
+    src: SourceFile,
+    text: bytes,
+    *,
+    delimiter: str,
+    names: Sequence[str] | None,
+    types: Mapping[str, pa.DataType],
+    layout: str,
+    hints: Mapping[str, str] = {},
+) -> pa.Table:
     """Parse delimited text with fixed column types.
 
     ``names``: the column names of a headerless file, or ``None`` to take them from the first
@@ -259,12 +269,17 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
     """
     src.header_lines = 0 if names else 1
     numeric = sum(pa.types.is_floating(t) or pa.types.is_integer(t) for t in types.values())
-    limits.check(limits.SIGNAL_VALUES, (text.count(b"\n") + 1) * max(numeric, 1), str(src),
-                 "Read fewer genes (split the file by chromosome) or fewer marks.")
+    limits.check(
+        limits.SIGNAL_VALUES,
+        (text.count(b"\n") + 1) * max(numeric, 1),
+        str(src),
+        "Read fewer genes (split the file by chromosome) or fewer marks.",
+    )
     # use_threads=False: pyarrow's CSV thread pool makes a process that also loaded torch abort at exit
     # ("terminate called without an active exception", exit 134), whatever the exit path.
-    read = pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24,
-                             use_threads=PYARROW_THREADS)
+    read = pacsv.ReadOptions(
+        column_names=list(names) if names else None, block_size=1 << 24, use_threads=PYARROW_THREADS
+    )
     parse = pacsv.ParseOptions(delimiter=delimiter)
     decimal = decimal_mark(text, delimiter)
     convert = pacsv.ConvertOptions(column_types=dict(types), strings_can_be_null=False, decimal_point=decimal)
@@ -283,14 +298,18 @@ def read_csv_table(src: SourceFile, text: bytes, *, delimiter: str, names: Seque
             table = None
         if table is not None:
             raise_first_non_numeric(src, table, types, hints)
-    hint = (" The file is semicolon-separated and has commas, so its numbers are read with decimal commas "
-            "(1,5); write every number that way, or save the file comma-separated with decimal points."
-            if decimal == "," else "")
+    hint = (
+        " The file is semicolon-separated and has commas, so its numbers are read with decimal commas "
+        "(1,5); write every number that way, or save the file comma-separated with decimal points."
+        if decimal == ","
+        else ""
+    )
     raise src.error(f"cannot be parsed ({message}). {layout.rstrip('.')}.{hint}")
 
 
-def _raise_field_count(src: SourceFile, text: bytes, delimiter: str, *, names: Sequence[str] | None,
-                       layout: str) -> None:
+def _raise_field_count(
+    src: SourceFile, text: bytes, delimiter: str, *, names: Sequence[str] | None, layout: str
+) -> None:
     """Raise for the first line whose number of fields differs from the header's (or ``names``)."""
     reader = csv.reader(io.StringIO(text.decode("utf-8"), newline=""), delimiter=delimiter)
     expected = None if names is None else len(names)
@@ -312,8 +331,9 @@ def _raise_field_count(src: SourceFile, text: bytes, delimiter: str, *, names: S
             )
 
 
-def raise_first_non_numeric(src: SourceFile, table: pa.Table, types: Mapping[str, pa.DataType],
-                            hints: Mapping[str, str]) -> None:
+def raise_first_non_numeric(
+    src: SourceFile, table: pa.Table, types: Mapping[str, pa.DataType], hints: Mapping[str, str]
+) -> None:
     """Raise for the earliest row holding a value that is not a number (or not a whole number).
 
     ``table`` holds the columns as text; ``types`` says which should be numbers.
@@ -341,8 +361,10 @@ def raise_first_non_numeric(src: SourceFile, table: pa.Table, types: Mapping[str
 def _first_not_numeric(col: pa.ChunkedArray, *, integer: bool) -> int | None:
     """Row of the first value that is neither missing nor a (whole) number; vectorised pre-filter."""
     text = pc.utf8_trim_whitespace(col)
-    ok = pc.or_(pc.is_in(col, value_set=pa.array(sorted(NULL_TOKENS))),
-                pc.match_substring_regex(text, _INT_PATTERN if integer else _FLOAT_PATTERN, ignore_case=True))
+    ok = pc.or_(
+        pc.is_in(col, value_set=pa.array(sorted(NULL_TOKENS))),
+        pc.match_substring_regex(text, _INT_PATTERN if integer else _FLOAT_PATTERN, ignore_case=True),
+    )
     candidates = np.flatnonzero(~pc.fill_null(ok, True).to_numpy(zero_copy_only=False))
     for i in candidates:
         value = col[int(i)].as_py()
@@ -356,8 +378,12 @@ def read_parquet_table(src: SourceFile, data: bytes) -> pa.Table:
     try:
         meta = pq.ParquetFile(io.BytesIO(data)).metadata
         limits.check(limits.COLUMNS, meta.num_columns, str(src))
-        limits.check(limits.SIGNAL_VALUES, meta.num_rows * max(meta.num_columns, 1), str(src),
-                     "Read fewer genes (split the file by chromosome) or fewer marks.")
+        limits.check(
+            limits.SIGNAL_VALUES,
+            meta.num_rows * max(meta.num_columns, 1),
+            str(src),
+            "Read fewer genes (split the file by chromosome) or fewer marks.",
+        )
         return pq.read_table(io.BytesIO(data), use_threads=PYARROW_THREADS)
     except (pa.ArrowException, OSError) as exc:
         raise src.error(
@@ -366,8 +392,9 @@ def read_parquet_table(src: SourceFile, data: bytes) -> pa.Table:
         ) from None
 
 
-def coerce_columns(src: SourceFile, table: pa.Table, types: Mapping[str, pa.DataType],
-                   hints: Mapping[str, str] = {}) -> pa.Table:
+def coerce_columns(
+    src: SourceFile, table: pa.Table, types: Mapping[str, pa.DataType], hints: Mapping[str, str] = {}
+) -> pa.Table:
     """Cast Parquet columns to the wanted types; a column of text numbers is checked value by value."""
     for name, typ in types.items():
         if name not in table.column_names:
@@ -375,8 +402,7 @@ def coerce_columns(src: SourceFile, table: pa.Table, types: Mapping[str, pa.Data
         col = table.column(name)
         if col.type == typ:
             continue
-        if pa.types.is_nested(col.type) or pa.types.is_dictionary(col.type) and pa.types.is_nested(
-                col.type.value_type):
+        if pa.types.is_nested(col.type) or pa.types.is_dictionary(col.type) and pa.types.is_nested(col.type.value_type):
             raise src.error(
                 f"column {name} holds nested values ({col.type}: lists or records in each cell), but every "
                 "column must hold one plain value per row (a number, or text for ids). Flatten the column "

@@ -19,13 +19,16 @@ NAME = "deepchrome"
 MARKS: tuple[str, ...] = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
 COLUMNS: tuple[str, ...] = ("gene_id", "bin", *MARKS, "label")
 BIN_SIZE = 100
-LAYOUT = (f"DeepChrome/AttentiveChrome CSV files have {len(COLUMNS)} columns and no header: gene id, "
-          f"bin (1..N), {', '.join(MARKS)}, label (0/1)")
+LAYOUT = (
+    f"DeepChrome/AttentiveChrome CSV files have {len(COLUMNS)} columns and no header: gene id, "
+    f"bin (1..N), {', '.join(MARKS)}, label (0/1)"
+)
 TYPES = {"gene_id": pa.string(), "bin": pa.int64(), **{m: pa.float64() for m in MARKS}, "label": pa.float64()}
-HINTS = {"bin": "The second column is the bin index (1, 2, ..., N within each gene).",
-         "label": "The last column is the label: 1 = high expression, 0 = low.",
-         **{m: f"Column {i + 3} is the {m} read count; fix the value or remove the gene."
-            for i, m in enumerate(MARKS)}}
+HINTS = {
+    "bin": "The second column is the bin index (1, 2, ..., N within each gene).",
+    "label": "The last column is the label: 1 = high expression, 0 = low.",
+    **{m: f"Column {i + 3} is the {m} read count; fix the value or remove the gene." for i, m in enumerate(MARKS)},
+}
 
 
 def looks_like(fields: list[str]) -> bool:
@@ -36,12 +39,23 @@ def looks_like(fields: list[str]) -> bool:
 def read_rows(path: Path, split: str | None) -> Rows:
     text, src = read_source(path)
     if src.parquet:
-        raise src.error("is a Parquet file, not a DeepChrome CSV file; read it as the long format "
-                        "(--format long).")
-    table = read_csv_table(src, text, delimiter=sniff_delimiter(first_line(text), path), names=COLUMNS,
-                           types=TYPES, layout=LAYOUT, hints=HINTS)
+        raise src.error("is a Parquet file, not a DeepChrome CSV file; read it as the long format (--format long).")
+    table = read_csv_table(
+        src,
+        text,
+        delimiter=sniff_delimiter(first_line(text), path),
+        names=COLUMNS,
+        types=TYPES,
+        layout=LAYOUT,
+        hints=HINTS,
+    )
     return Rows(
-        src=src, gene=table.column("gene_id"), bins=int_column(src, table, "bin", HINTS["bin"]), marks=MARKS,
-        values=[float_column(table, m) for m in MARKS], per_gene={"label": float_column(table, "label")},
-        split_from_name=split, default_bin_size=BIN_SIZE,
+        src=src,
+        gene=table.column("gene_id"),
+        bins=int_column(src, table, "bin", HINTS["bin"]),
+        marks=MARKS,
+        values=[float_column(table, m) for m in MARKS],
+        per_gene={"label": float_column(table, "label")},
+        split_from_name=split,
+        default_bin_size=BIN_SIZE,
     )

@@ -24,11 +24,9 @@ NAME = "deepdiff"
 MARKS: tuple[str, ...] = ("H3K4me1", "H3K4me3", "H3K9me3", "H3K27me3", "H3K36me3")
 COLUMNS: tuple[str, ...] = ("key", *MARKS)
 BIN_SIZE = 100
-LAYOUT = (f"DeepDiff CSV files have {len(COLUMNS)} columns and no header: ENSGID_SYMBOL_bin, "
-          f"{', '.join(MARKS)}")
+LAYOUT = f"DeepDiff CSV files have {len(COLUMNS)} columns and no header: ENSGID_SYMBOL_bin, {', '.join(MARKS)}"
 TYPES = {"key": pa.string(), **{m: pa.float64() for m in MARKS}}
-HINTS = {m: f"Column {i + 2} is the {m} read count; fix the value or remove the gene."
-         for i, m in enumerate(MARKS)}
+HINTS = {m: f"Column {i + 2} is the {m} read count; fix the value or remove the gene." for i, m in enumerate(MARKS)}
 KEY_RE = r"^(?P<gene>[^_]+)_(?:(?P<symbol>.*)_)?(?P<bin>[^_]+)$"
 #: ``Cell1.train.csv`` -> cell ``Cell1``, split ``train``; ``Cell1.expr.csv`` is the expression.
 FILE_RE = re.compile(r"^(?P<cell>.+?)\.(?P<split>train|valid|test)\.(csv|tsv|txt)(\.gz)?$", re.IGNORECASE)
@@ -61,8 +59,15 @@ def read_rows(path: Path, split: str | None, cell: str) -> Rows:
     text, src = read_source(path)
     if src.parquet:
         raise src.error("is a Parquet file, not a DeepDiff CSV file; read it as the long format (--format long).")
-    table = read_csv_table(src, text, delimiter=sniff_delimiter(first_line(text), path), names=COLUMNS,
-                           types=TYPES, layout=LAYOUT, hints=HINTS)
+    table = read_csv_table(
+        src,
+        text,
+        delimiter=sniff_delimiter(first_line(text), path),
+        names=COLUMNS,
+        types=TYPES,
+        layout=LAYOUT,
+        hints=HINTS,
+    )
     parts = pc.extract_regex(table.column("key"), KEY_RE)
     bad = parts.is_null().to_numpy(zero_copy_only=False) if parts.null_count else None
     if bad is not None:
@@ -77,10 +82,21 @@ def read_rows(path: Path, split: str | None, cell: str) -> Rows:
     try:
         bins = pc.cast(bins_text, pa.int64()).to_numpy()
     except pa.ArrowInvalid:
-        raise_first_non_numeric(src, pa.table({"bin": bins_text}), {"bin": pa.int64()},
-                                {"bin": "The number after the last '_' of the first field is the bin (1..N)."})
+        raise_first_non_numeric(
+            src,
+            pa.table({"bin": bins_text}),
+            {"bin": pa.int64()},
+            {"bin": "The number after the last '_' of the first field is the bin (1..N)."},
+        )
         raise
     return Rows(
-        src=src, gene=parts.field("gene"), bins=bins, marks=MARKS, values=[float_column(table, m) for m in MARKS],
-        per_gene={"symbol": parts.field("symbol")}, split_from_name=split, cell=cell, default_bin_size=BIN_SIZE,
+        src=src,
+        gene=parts.field("gene"),
+        bins=bins,
+        marks=MARKS,
+        values=[float_column(table, m) for m in MARKS],
+        per_gene={"symbol": parts.field("symbol")},
+        split_from_name=split,
+        cell=cell,
+        default_bin_size=BIN_SIZE,
     )

@@ -56,9 +56,15 @@ def read_expression(path: str | Path) -> pd.Series:
             )
         names = None
     types = {gene_col: pa.string(), value_col: pa.float64()}
-    table = read_csv_table(src, text, delimiter=delimiter, names=names, types=types,
-                           layout="an expression table has a gene id and an expression column",
-                           hints={value_col: HINT})
+    table = read_csv_table(
+        src,
+        text,
+        delimiter=delimiter,
+        names=names,
+        types=types,
+        layout="an expression table has a gene id and an expression column",
+        hints={value_col: HINT},
+    )
     if table.num_rows == 0:
         raise src.error("has a header but no data rows.")
     ids = np.asarray([s.strip() for s in table.column(gene_col).to_pylist()], dtype=object)
@@ -85,8 +91,7 @@ def _ensembl_number(ids: np.ndarray) -> pd.Index:
     return pd.Index([re.sub(r"^ENSG0*|\.\d+$", "", str(g)).lstrip("0") for g in ids], dtype=object)
 
 
-def attach_expression(ds: HistoneDataset, table: pd.Series, what: str,
-                      notes: list[tuple[int, str]]) -> HistoneDataset:
+def attach_expression(ds: HistoneDataset, table: pd.Series, what: str, notes: list[tuple[int, str]]) -> HistoneDataset:
     """The dataset with ``expression`` from ``table`` (joined by gene id; absent genes get NaN).
 
     What the join had to assume goes to ``notes`` as ``(logging level, text)``.
@@ -99,8 +104,13 @@ def attach_expression(ds: HistoneDataset, table: pd.Series, what: str,
         by_number = by_number[~by_number.index.duplicated()]
         values = by_number.reindex(_ensembl_number(ds.gene_ids)).to_numpy()
         if np.isfinite(values).any():
-            notes.append((logging.INFO, f"{what}: gene ids matched by their Ensembl number (as in DeepChrome "
-                          "files, where 130749 stands for ENSG00000130749)."))
+            notes.append(
+                (
+                    logging.INFO,
+                    f"{what}: gene ids matched by their Ensembl number (as in DeepChrome "
+                    "files, where 130749 stands for ENSG00000130749).",
+                )
+            )
         else:
             raise DataError(
                 f"{what}: none of the {ds.n_genes} genes of the dataset is in this expression table (dataset "
@@ -109,6 +119,11 @@ def attach_expression(ds: HistoneDataset, table: pd.Series, what: str,
             )
     missing = int((~np.isfinite(values)).sum())
     if missing:
-        notes.append((logging.WARNING, f"{what}: {missing} of {ds.n_genes} genes have no expression value "
-                      f"(set to NaN): {listing(ds.gene_ids[~np.isfinite(values)].tolist(), missing)}."))
+        notes.append(
+            (
+                logging.WARNING,
+                f"{what}: {missing} of {ds.n_genes} genes have no expression value "
+                f"(set to NaN): {listing(ds.gene_ids[~np.isfinite(values)].tolist(), missing)}.",
+            )
+        )
     return dataclasses.replace(ds, expression=values.astype(np.float64), meta=dict(ds.meta))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -29,13 +30,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-import logging
-
 from hmviz import limits
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.formats._assemble import ATTRIBUTE, PER_GENE, STRING_PER_GENE, Rows, float_column, int_column
 from hmviz.data.formats._files import (
-    atomic_write, coerce_columns, first_line, read_csv_table, read_parquet_table, read_source, sniff_delimiter,
+    atomic_write,
+    coerce_columns,
+    first_line,
+    read_csv_table,
+    read_parquet_table,
+    read_source,
+    sniff_delimiter,
     split_fields,
 )
 from hmviz.data.validation import SourceFile, listing
@@ -50,12 +55,16 @@ DEFAULT_BIN_SIZE = 100
 #: Suffixes :func:`write` understands (after an optional ``.gz`` for text).
 WRITE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet")
 #: What people call the required columns, to suggest the right name.
-_ALIASES = {"gene_id": ("gene", "geneid", "gene_name", "id", "ensembl_id", "ensg"),
-            "bin": ("bin_id", "binid", "bin_index", "position", "pos")}
-HINTS = {"bin": "bin is the bin index within the gene (0, 1, 2, ... or 1, 2, 3, ...).",
-         "bin_start_bp": "bin_start_bp is the bin's start in bp relative to the TSS (e.g. -5000).",
-         "label": "label must be 0 (low expression) or 1 (high expression).",
-         "expression": "expression must be a number (leave it empty if unknown)."}
+_ALIASES = {
+    "gene_id": ("gene", "geneid", "gene_name", "id", "ensembl_id", "ensg"),
+    "bin": ("bin_id", "binid", "bin_index", "position", "pos"),
+}
+HINTS = {
+    "bin": "bin is the bin index within the gene (0, 1, 2, ... or 1, 2, 3, ...).",
+    "bin_start_bp": "bin_start_bp is the bin's start in bp relative to the TSS (e.g. -5000).",
+    "label": "label must be 0 (low expression) or 1 (high expression).",
+    "expression": "expression must be a number (leave it empty if unknown).",
+}
 _TRUE, _FALSE = ("true", "1", "yes", "t"), ("false", "0", "no", "f")
 
 
@@ -71,43 +80,55 @@ def column_roles(src: SourceFile, header: list[str]) -> tuple[dict[str, str], li
     has = "the file's columns are" if src.parquet else "the header (line 1) has"
     empty = [i + 1 for i, h in enumerate(stripped) if not h]
     if empty:
-        raise src.error(f"column {empty[0]} of the header has no name ({len(empty)} unnamed column(s)); "
-                        "every column needs a name (a mark's name, or gene_id, bin, ...). Name it or remove it.")
+        raise src.error(
+            f"column {empty[0]} of the header has no name ({len(empty)} unnamed column(s)); "
+            "every column needs a name (a mark's name, or gene_id, bin, ...). Name it or remove it."
+        )
     counts = Counter(stripped)
     dup = sorted(h for h, k in counts.items() if k > 1)
     if dup:
-        raise src.error(f"column name(s) {listing(dup)} appear more than once; every "
-                        "column needs its own name.")
+        raise src.error(f"column name(s) {listing(dup)} appear more than once; every column needs its own name.")
     # Reserved names are case-insensitive: Gene_ID and gene_id would both claim the gene id.
     by_lower = Counter(h.lower() for h in stripped if h.lower() in RESERVED)
     clash = sorted(low for low, k in by_lower.items() if k > 1)
     if clash:
         spelled = [h for h in stripped if h.lower() in clash]
-        raise src.error(f"the columns {', '.join(spelled)} all name the reserved column {clash[0]} (names of "
-                        "reserved columns ignore case); keep one of them and rename or remove the others.")
+        raise src.error(
+            f"the columns {', '.join(spelled)} all name the reserved column {clash[0]} (names of "
+            "reserved columns ignore case); keep one of them and rename or remove the others."
+        )
     reserved = {h.lower(): h for h in stripped if h.lower() in RESERVED}
     missing = [c for c in REQUIRED if c not in reserved]
     if missing == ["bin"]:
         wide = wide_layout(stripped)
         if wide:
             raise src.error(wide)
-    limits.check(limits.COLUMNS, len(header), str(src),
-                 "A long-format table has gene_id, bin, a few per-gene columns and one column per mark.")
+    limits.check(
+        limits.COLUMNS,
+        len(header),
+        str(src),
+        "A long-format table has gene_id, bin, a few per-gene columns and one column per mark.",
+    )
     if missing:
         near = [f"{h} -> {c}" for c in missing for h in stripped if h.lower() in _ALIASES[c]]
         raise src.error(
             f"the long format needs the column(s) {', '.join(missing)}, but {has}: "
-            f"{listing(stripped)}. " + (f"Rename {', '.join(near)}. " if near else "Add or rename the columns. ")
+            f"{listing(stripped)}. "
+            + (f"Rename {', '.join(near)}. " if near else "Add or rename the columns. ")
             + "If this file is DeepChrome or DeepDiff CSV, name the format explicitly (--format)."
         )
     marks = [h for h in stripped if h.lower() not in RESERVED]
     if not marks:
-        raise src.error(f"has no mark columns: every column besides {', '.join(RESERVED)} is a histone "
-                        f"mark, and {has} only {', '.join(stripped)}. Add the mark columns.")
+        raise src.error(
+            f"has no mark columns: every column besides {', '.join(RESERVED)} is a histone "
+            f"mark, and {has} only {', '.join(stripped)}. Add the mark columns."
+        )
     return reserved, marks
 
 
-_WIDE_COLUMN = re.compile(r"^(?P<mark>.*?[^_.\-\s:])(?P<sep>(?=\D)[_.\-\s:]*(?:bin)?[_.\-\s:]*)(?P<bin>\d+)$", re.IGNORECASE)
+_WIDE_COLUMN = re.compile(
+    r"^(?P<mark>.*?[^_.\-\s:])(?P<sep>(?=\D)[_.\-\s:]*(?:bin)?[_.\-\s:]*)(?P<bin>\d+)$", re.IGNORECASE
+)
 
 
 def wide_layout(header: list[str]) -> str:
@@ -155,9 +176,15 @@ def read_rows(path: Path, split: str | None) -> list[Rows]:
         line = first_line(data)
         delimiter = sniff_delimiter(line, path)
         reserved, marks = column_roles(src, split_fields(line, delimiter))
-        table = read_csv_table(src, data, delimiter=delimiter, names=None, types=_types(reserved, marks),
-                               layout="the long format has one header line and one row per gene and bin",
-                               hints=_hints(marks))
+        table = read_csv_table(
+            src,
+            data,
+            delimiter=delimiter,
+            names=None,
+            types=_types(reserved, marks),
+            layout="the long format has one header line and one row per gene and bin",
+            hints=_hints(marks),
+        )
         table = table.rename_columns([c.strip() for c in table.column_names])
     if table.num_rows == 0:
         raise src.error("has a header but no data rows. Add one row per gene and bin below the header.")
@@ -170,30 +197,48 @@ def read_rows(path: Path, split: str | None) -> list[Rows]:
     for cell, idx in groups:
         sub = table if idx is None else table.take(pa.array(idx))
         scol = {low: sub.column(name) for low, name in reserved.items()}
-        per_gene = {low: (scol[low] if low in STRING_PER_GENE else float_column(sub, reserved[low]))
-                    for low in PER_GENE if low in scol}
+        per_gene = {
+            low: (scol[low] if low in STRING_PER_GENE else float_column(sub, reserved[low]))
+            for low in PER_GENE
+            if low in scol
+        }
         strand_aware = _strand_aware(src, sub, reserved.get("strand_aware"), idx)
-        out.append(Rows(
-            src=src, gene=pc.utf8_trim_whitespace(scol["gene_id"]),
-            bins=_ints(src, sub, reserved["bin"], idx), marks=tuple(marks),
-            values=[float_column(sub, m) for m in marks], per_gene=per_gene,
-            bin_start_bp=(_ints(src, sub, reserved["bin_start_bp"], idx) if "bin_start_bp" in scol else None),
-            pos=idx, cell=cell, strand_aware=strand_aware, split_from_name=split, default_bin_size=DEFAULT_BIN_SIZE,
-        ))
+        out.append(
+            Rows(
+                src=src,
+                gene=pc.utf8_trim_whitespace(scol["gene_id"]),
+                bins=_ints(src, sub, reserved["bin"], idx),
+                marks=tuple(marks),
+                values=[float_column(sub, m) for m in marks],
+                per_gene=per_gene,
+                bin_start_bp=(_ints(src, sub, reserved["bin_start_bp"], idx) if "bin_start_bp" in scol else None),
+                pos=idx,
+                cell=cell,
+                strand_aware=strand_aware,
+                split_from_name=split,
+                default_bin_size=DEFAULT_BIN_SIZE,
+            )
+        )
     return out
 
 
 def _hints(marks: list[str]) -> dict[str, str]:
-    mark = (f"Every column other than {', '.join(RESERVED)} is read as a histone mark and must hold "
-            "numbers; if {} is not a mark, remove the column.")
+    mark = (
+        f"Every column other than {', '.join(RESERVED)} is read as a histone mark and must hold "
+        "numbers; if {} is not a mark, remove the column."
+    )
     return {**{m: mark.format(m) for m in marks}, **HINTS}
 
 
 def _types(reserved: dict[str, str], marks: list[str]) -> dict[str, pa.DataType]:
     types: dict[str, pa.DataType] = {m: pa.float64() for m in marks}
     for low, name in reserved.items():
-        types[name] = {"bin": pa.int64(), "bin_start_bp": pa.int64(), "expression": pa.float64(),
-                       "label": pa.float64()}.get(low, pa.string())
+        types[name] = {
+            "bin": pa.int64(),
+            "bin_start_bp": pa.int64(),
+            "expression": pa.float64(),
+            "label": pa.float64(),
+        }.get(low, pa.string())
     return types
 
 
@@ -251,8 +296,11 @@ def write(dataset: HistoneDataset | MultiCellDataset, path: Path) -> int:
         out.write(buf.getvalue().encode("utf-8"))
         # Plain fields unless some text needs quoting (then pyarrow quotes every text value).
         quoting = "needed" if _needs_quotes(table, delimiter) else "none"
-        pacsv.write_csv(table, out, write_options=pacsv.WriteOptions(
-            include_header=False, delimiter=delimiter, quoting_style=quoting))
+        pacsv.write_csv(
+            table,
+            out,
+            write_options=pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style=quoting),
+        )
         data = out.getvalue()
         if kind.endswith(".gz"):
             data = gzip.compress(data, compresslevel=6, mtime=0)
@@ -268,10 +316,7 @@ def output_kind(path: Path) -> str:
             return suffix[1:]
     if name.endswith(".txt") or name.endswith(".txt.gz"):
         return "tsv.gz" if name.endswith(".gz") else "tsv"
-    raise DataError(
-        f"{path}: cannot tell the output format from the name; end it with "
-        f"{', '.join(WRITE_SUFFIXES)}."
-    )
+    raise DataError(f"{path}: cannot tell the output format from the name; end it with {', '.join(WRITE_SUFFIXES)}.")
 
 
 def to_table(dataset: HistoneDataset | MultiCellDataset) -> pa.Table:
@@ -280,8 +325,10 @@ def to_table(dataset: HistoneDataset | MultiCellDataset) -> pa.Table:
     first = cells[0][1]
     clash = sorted({m for m in first.marks if m.lower() in RESERVED})
     if clash:
-        raise DataError(f"mark name(s) {', '.join(clash)} are reserved column names of the long format; "
-                        "rename the marks before writing.")
+        raise DataError(
+            f"mark name(s) {', '.join(clash)} are reserved column names of the long format; "
+            "rename the marks before writing."
+        )
     n_bins = first.n_bins
     # Several cells: a per-gene column is written only when every cell has it (the reader needs a
     # value for every gene); the others are dropped with a warning.
@@ -321,5 +368,8 @@ def to_table(dataset: HistoneDataset | MultiCellDataset) -> pa.Table:
 def _needs_quotes(table: pa.Table, delimiter: str) -> bool:
     """True when some text value holds the delimiter, a quote or a line break."""
     pattern = "[" + delimiter + '"\r\n]'
-    return any(pc.any(pc.match_substring_regex(table.column(name), pattern)).as_py()
-               for name in table.column_names if pa.types.is_string(table.column(name).type))
+    return any(
+        pc.any(pc.match_substring_regex(table.column(name), pattern)).as_py()
+        for name in table.column_names
+        if pa.types.is_string(table.column(name).type)
+    )
