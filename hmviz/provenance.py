@@ -14,12 +14,17 @@ from dataclasses import dataclass
 
 from hmviz.published import ATTENTIVECHROME_2017, DEEPCHROME_2016, PUBLISHED, PublishedResult
 
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:\.{0,2}/)?(?:[^\s,;:/]+/)+[^\s,;:/]*|/[^\s,;:]+")
+_NAME = r"[^\s,;:/()\[\]\"']"  # a path's characters: not brackets or quotes around it
+_PATH = re.compile(rf"(?:[A-Za-z]:)?(?:\.{{0,2}}/)?(?:{_NAME}+/)+{_NAME}*|/(?:{_NAME}|/)+")
 
 
 def shown_source(source: str) -> str:
     """``source`` with every file path cut to its last part (no server path reaches a reader):
-    ``"long format /srv/x/sample_data"`` -> ``"long format sample_data"``."""
+    ``"long format /srv/x/sample_data"`` -> ``"long format sample_data"``.
+
+    >>> shown_source("deepchrome format (/home/me/E123/), upload: C:/Users/me/x.csv")
+    'deepchrome format (E123), upload: x.csv'
+    """
 
     def last(m: re.Match) -> str:
         parts = [p for p in m.group(0).split("/") if p not in ("", ".", "..")]
@@ -32,6 +37,19 @@ def generated(card: dict) -> bool:
     """Whether the card's training data was generated (hmviz's synthetic sample), not measured."""
     source = str(card.get("data", {}).get("source", "")).lower()
     return bool(card.get("bundled")) or "synthetic" in source or "generated" in source
+
+
+def training_data(card: dict) -> str:
+    """The model's training data in a few words, for captions: no folder path, only a file or folder name.
+
+    >>> training_data({"data": {"source": "long format (/srv/hmviz/sample_data)"}, "bundled": True})
+    "hmviz's generated sample data"
+    >>> training_data({"data": {"source": "deepchrome format (/home/me/E123/)"}})
+    'deepchrome format (E123)'
+    """
+    if generated(card):
+        return "hmviz's generated sample data"
+    return shown_source(card.get("data", {}).get("source") or "data of unknown origin")
 
 
 def trained_on(card: dict) -> str:

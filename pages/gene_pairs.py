@@ -6,9 +6,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import plotly.graph_objects as go
+
 from hmviz.errors import HmvizError
+from hmviz.provenance import training_data
 from hmviz.views.figures import wrap_titles
+from hmviz.views.report import SavedView, figure_caption, pair_report_html, with_caption
 from hmviz_app import state
+from hmviz_app.saved_views import read_view
 from hmviz_app.text import escape_md
 
 st.title("Gene pairs")
@@ -40,6 +45,22 @@ def _suggestions(model_key: str, data_key: str, _session) -> pd.DataFrame:
 
 gene_labels = state.gene_labels(f"{data.key}:{ds.cell}", ds)
 suggestions = _suggestions(entry.cache_key, data.key, session)
+
+# ------------------------------------------------------------------- a saved view -> the URL
+with st.expander("Open a saved view"):
+    upload = st.file_uploader("A view saved from this page (JSON)", type=["json"], key="pair_view_upload")
+    if upload is not None and st.session_state.get("_pair_view_read") != (upload.name, upload.size):
+        st.session_state["_pair_view_read"] = (upload.name, upload.size)
+        try:
+            view = read_view(upload.getvalue(), upload.name, "gene_pairs", data.shown_name, data.fingerprint,
+                             [m.key for m in state.all_models()])
+        except HmvizError as exc:
+            state.show_error(exc)
+        else:
+            if view.model:
+                state.select_model(view.model)
+            st.query_params.from_dict({k: str(v) for k, v in view.choices.items() if v is not None})
+            st.rerun()
 
 # ------------------------------------------------------------------- the URL -> choices
 methods = [m for m, spec in METHODS.items() if spec.supports(session.model)]
@@ -281,18 +302,18 @@ st.caption(f"Red raises the {own_what}, blue lowers it. {tail}")
 
 c1, c2 = st.columns(2)
 with c1:
-    state.plot(plots.mark_bars(np.stack([own_a.sum(axis=0), own_b.sum(axis=0)]), pe.marks,
+    mark_fig = plots.mark_bars(np.stack([own_a.sum(axis=0), own_b.sum(axis=0)]), pe.marks,
                                series_names=(name_a, name_b), value_title=value_title,
-                               title=f"{noun.capitalize()} of each mark" + (" in each cell" if two_cells else "")),
-               f"pair_{name_a}_{name_b}_marks", key="pair_mark_bars")
+                               title=f"{noun.capitalize()} of each mark" + (" in each cell" if two_cells else ""))
+    state.plot(mark_fig, f"pair_{name_a}_{name_b}_marks", key="pair_mark_bars")
 with c2:
     by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
     by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
-    state.plot(wrap_titles(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
-                                             value_title=value_title,
-                                             title=("By region: the predicted change" if two_cells else
-                                                    f"By region (above 0 favours {name_a})"))),
-               f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
+    region_fig = wrap_titles(plots.region_bars(by.to_numpy(), pe.marks, [r.label for r in pe.regions],
+                                               value_title=value_title,
+                                               title=("By region: the predicted change" if two_cells else
+                                                      f"By region (above 0 favours {name_a})")))
+    state.plot(region_fig, f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
 
 if st.toggle("Show the two genes' inputs (the model's view of the marks: log1p reads, scaled per mark)",
              key=state.sticky("pair_show_inputs", False)):
@@ -319,4 +340,40 @@ with c1:
 with c2:
     state.csv_button(pair.to_frame(), f"pair_{name_a}_{name_b}_bins.csv", "Download per-bin attributions (CSV)",
                      key="download_pair_bins")
-st.caption("Share this view: its address holds the model, the two genes, the method and the baseline.")
+
+# ------------------------------------------------------------- a report and a view to share
+if two_cells:
+    measured_fc = session.measured()
+    prediction = f"predicted log2 fold change ({name_b} over {name_a}) {pe.difference:+.2f}"
+    measured_text = (f"log2 fold change {measured_fc[a]:+.2f}"
+                     if measured_fc is not None and np.isfinite(measured_fc[a]) else "not measured")
+else:
+    prediction = f"P({name_a} ranked above {name_b}) = {pe.probability:.2f}"
+    measured_text = f"{name_a} {_expression_text(a)}; {name_b} {_expression_text(b)} (expression as in the data)"
+caption = figure_caption(model=entry.label, trained_on=training_data(entry.card), method=METHODS[method].label,
+                         baseline=BASELINES[baseline].label if METHODS[method].needs_baseline else None,
+                         genes=[name_a, name_b], prediction=prediction, measured=measured_text)
+report_title = f"{pair.gene}: {name_a} vs {name_b}" if two_cells else f"{name_a} vs {name_b}"
+c1, c2 = st.columns(2)
+with c1:
+    st.download_button(
+        "Download a report of this pair (HTML)",
+        data=lambda: pair_report_html(title=report_title, sentence=pe.sentence, caption=caption,
+                                      figures=[with_caption(go.Figure(f), caption) for f in (heat, mark_fig, region_fig)],
+                                      tables={f"{noun.capitalize()} by mark and region ({pe.unit})": table}),
+        file_name=f"pair_{name_a}_{name_b}_report.html", mime="text/html", key="download_pair_report",
+        on_click="ignore", icon=":material/description:",
+        help="One self-contained file (opens offline): the sentence, the figures with their caption, the table.")
+with c2:
+    view = SavedView(page="gene_pairs", data_name=data.shown_name, data_fingerprint=data.fingerprint,
+                     model=entry.key, choices={"a": params["a"], "b": params.get("b"), "method": method,
+                                                 "baseline": baseline})
+    st.download_button("Save this view (JSON)", data=view.to_json(), file_name=f"pair_{name_a}_{name_b}_view.json",
+                       mime="application/json", key="download_pair_view", on_click="ignore",
+                       icon=":material/bookmark:",
+                       help="A small file naming the data (by content), the model and the choices; open it on the "
+                            "Gene pairs page of an hmviz holding the same data to see this view again.")
+st.caption(escape_md(caption))
+st.caption("Share this view: its address holds the model, the two genes, the method and the baseline; the saved "
+           "view file also checks that the data is the same.")
+

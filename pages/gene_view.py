@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
+from hmviz.provenance import training_data
 from hmviz.views import GeneLocus, attribution_bedgraph, browser_links, gene_tracks
 from hmviz.views.figures import gene_tracks_figure
 from hmviz.views.report import figure_caption, with_caption
@@ -84,8 +85,7 @@ unit_att = getattr(att, "target", "model output") if show_att else None
 fig = gene_tracks_figure(frames, [index.label(r) for r in rows], units=units, attribution_unit=unit_att,
                          title=" vs ".join(title_parts), strand_note=note)
 if show_att:
-    trained_on = session.card.data.get("source") or "unknown data"
-    caption = figure_caption(model=entry.label, trained_on=str(trained_on), method="Integrated Gradients",
+    caption = figure_caption(model=entry.label, trained_on=training_data(entry.card), method="Integrated Gradients",
                              baseline=getattr(att.baseline, "name", None), genes=[index.label(r) for r in rows],
                              prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}"
                                                   for r, o in zip(rows, att.outputs)))

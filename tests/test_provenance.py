@@ -134,3 +134,18 @@ def test_in_page_words_names_page_controls_not_flags_or_python(message, words):
 
     assert in_page_words(message) == words
     assert "--" not in in_page_words(message) and "//" not in in_page_words(message)
+
+
+def test_captions_name_the_training_data_without_a_server_path():
+    """A figure's caption names the model's data by its file or folder name only, also inside brackets
+    (the Gene view caption once read "trained on long format (/work/main/sample_data)")."""
+    from hmviz.provenance import shown_source, training_data
+
+    assert shown_source("deepchrome format (/home/me/E123/)") == "deepchrome format (E123)"
+    assert shown_source("long format (/srv/hmviz/data/table.csv.gz)") == "long format (table.csv.gz)"
+    assert shown_source("upload: C:/Users/me/x.csv, cells A") == "upload: x.csv, cells A"
+    assert training_data({"data": {"source": "long format (/srv/x/sample_data)"}, "bundled": True}) == (
+        "hmviz's generated sample data")
+    assert training_data({"data": {"source": "deepdiff format (../shared/data/deepdiff-E123-E003)"}}) == (
+        "deepdiff format (deepdiff-E123-E003)")
+    assert training_data({"data": {}}) == "data of unknown origin"
