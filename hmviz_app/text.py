@@ -71,13 +71,19 @@ _TAGS = str.maketrans({"<": "&lt;", ">": "&gt;"})
 _OWN_ANNOTATIONS = ("hmviz-caption",)
 
 
+_LINE_BREAK = re.compile(r"&lt;br\s*/?&gt;", re.IGNORECASE)
+
+
 def escape_plotly(text: object) -> str:
-    """``text`` for a plotly title, legend entry, tick label or annotation: drawn as its characters.
+    """``text`` for a plotly title, legend entry, tick label or annotation: drawn as its characters, except
+    a line break ``<br>`` (hmviz wraps long titles with it; it carries no link, image or style).
 
     >>> escape_plotly('<a href="https://x.org">x</a>')
     '&lt;a href="https://x.org"&gt;x&lt;/a&gt;'
+    >>> escape_plotly("By region (above 0 favours<br>LINC1010-AS1)")
+    'By region (above 0 favours<br>LINC1010-AS1)'
     """
-    return str(text).translate(_TAGS)
+    return _LINE_BREAK.sub("<br>", str(text).translate(_TAGS))
 
 
 def _escaped_values(values):

@@ -371,8 +371,8 @@ def test_cli_one_gene_writes_the_long_table(trained, capsys):
     assert run_cli("explain", "--model", models["deepchrome"], "--data", data, "--gene", "GENE3",
                    "--baseline", "train_mean", "--steps", "20", "--out", out) == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["gene", "bin", "bin_start_bp", "mark", "attribution"]
-    assert len(table) == N_BINS * N_MARKS and set(table.gene) == {"ENSG00003"}
+    assert list(table.columns) == ["gene", "symbol", "bin", "bin_start_bp", "mark", "attribution"]
+    assert len(table) == N_BINS * N_MARKS and set(table.gene) == {"ENSG00003"} and set(table.symbol) == {"GENE3"}
     assert table.bin_start_bp.min() == -1000 and table.bin_start_bp.max() == 900
     printed = capsys.readouterr().out
     assert "gap:" in printed and "train_mean" in printed

@@ -126,8 +126,9 @@ def test_cli_edit_pair_scan_and_search(sample, tmp_path, capsys, one_torch_threa
     assert summary["unit"] == "logit of high expression" and summary["score_after"] > summary["score_before"]
     assert summary["p_after"] > summary["p_before"]
     table = pd.read_csv(out)
-    assert list(table.columns) == ["gene_id", "bin", "bin_start_bp", "mark", "reads_before", "reads_after",
-                                   "delta_reads"]
+    assert list(table.columns) == ["gene_id", "symbol", "bin", "bin_start_bp", "mark", "reads_before",
+                                   "reads_after", "delta_reads"]
+    assert set(table["symbol"]) == {"SIMG2358"}  # the sample's genes carry symbols
     k27 = table[table["mark"] == "H3K27me3"]
     assert (k27["reads_after"] == 0).all() and np.allclose(k27["delta_reads"], -k27["reads_before"])
 

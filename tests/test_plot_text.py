@@ -56,3 +56,20 @@ def test_the_apps_plot_shows_the_escaped_figure(monkeypatch):
     fig = plots.training_curves([{"stage": "train", "epoch": 1, "train_loss": 0.5, "auroc": 0.7}], title=LINK)
     state.plot(fig, "curves")
     assert shown and _tags(shown[0]) == [] and shown[0].layout.title.text.startswith("&lt;a href=")
+
+
+def test_hmvizs_own_line_breaks_survive_while_user_markup_is_text():
+    """Wrapped titles (hmviz.views.figures.wrap_titles) keep their <br>: the Evaluate and Gene pairs
+    figures once showed a literal "<br>" at 1024 px; a user's link or image is still text."""
+    import plotly.graph_objects as go
+
+    from hmviz.views.figures import wrap_titles
+    from hmviz_app.text import plain_text_figure
+
+    fig = go.Figure(go.Bar(x=["a"], y=[1], name='<a href="https://evil.example">x</a>'))
+    fig.update_layout(title="By region (above 0 favours LINC1010-AS1-READTHROUGH-<img src=x>)", width=480)
+    fig = plain_text_figure(wrap_titles(fig))
+    title = fig.layout.title.text
+    assert "<br>" in title and "&lt;br&gt;" not in title
+    assert "<img" not in title and "&lt;img src=x&gt;" in title.replace("<br>", " ")
+    assert fig.data[0].name.startswith("&lt;a href=")
