@@ -85,6 +85,34 @@ def accuracy(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.0) -> fl
     return float(np.mean((s > threshold) == (y == 1.0)))
 
 
+def balanced_accuracy(y_true: ArrayLike, scores: ArrayLike, threshold: float = 0.0) -> float:
+    """Mean of the recall of each class at ``score > threshold`` (0.5 means no better than one class for
+    every gene, whatever the class balance): scikit-learn's ``balanced_accuracy_score``."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    y, s = _pair(y_true, scores, "y_true", "scores")
+    if not np.all(np.isin(y, (0.0, 1.0))):
+        raise HmvizError(f"Balanced accuracy needs 0/1 labels, got values {np.unique(y)[:5].tolist()}.")
+    return float(balanced_accuracy_score(y == 1.0, s > threshold))
+
+
+def balanced_threshold(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """The threshold (class high when ``score > threshold``) with the highest balanced accuracy on these
+    genes, i.e. Youden's J = TPR - FPR on scikit-learn's ROC curve; halfway between the two scores it
+    separates (the highest of equally good cuts). Meant for validation genes: a model
+    whose logits are shifted (every gene on one side of 0) still gets a useful cut."""
+    from sklearn.metrics import roc_curve
+
+    y, s = _pair(y_true, scores, "y_true", "scores")
+    if len(np.unique(y)) < 2:
+        raise HmvizError("A decision threshold needs genes of both classes.")
+    fpr, tpr, cuts = roc_curve(y == 1.0, s)  # class high when score >= cuts[k]; cuts fall
+    k = int(np.argmax(tpr - fpr))
+    lower = s[s < cuts[k]]
+    below = float(lower.max()) if lower.size else float(cuts[k]) - 1.0
+    return float((float(cuts[k]) + below) / 2) if np.isfinite(cuts[k]) else float(s.max())
+
+
 # -- regression --------------------------------------------------------------------------------
 
 

@@ -136,7 +136,16 @@ class _BinaryTask(_SingleCellTask):
             "test_auroc": M.auroc(y, s),
             "test_auprc": M.auprc(y, s),
             "test_accuracy": M.accuracy(y, s),  # logits: class high when the logit > 0
+            "test_balanced_accuracy": M.balanced_accuracy(y, s),
         }
+        # A cut chosen on the validation genes (best balanced accuracy there), for models whose logits are
+        # shifted: at logit 0 such a model may call every test gene one class (accuracy = the class prior).
+        valid_y = self.labels[self.valid_idx]
+        if len(np.unique(valid_y)) == 2:
+            cut = M.balanced_threshold(valid_y, self.scores(model, self.valid_idx))
+            out["valid_decision_threshold"] = cut
+            out["test_accuracy_at_valid_threshold"] = M.accuracy(y, s, threshold=cut)
+            out["test_balanced_accuracy_at_valid_threshold"] = M.balanced_accuracy(y, s, threshold=cut)
         out.update(self._ranking_metrics(s, self.test_idx, "test_"))
         return out
 

@@ -195,3 +195,44 @@ def test_direction_auroc_excludes_unchanged_genes() -> None:
     assert direction_auroc(true, pred) == pytest.approx(0.75)
     with pytest.raises(HmvizError, match="up and genes that go down"):
         direction_auroc([1.0, 2.0, 0.0], [0.1, 0.2, 0.3])
+
+
+def test_balanced_accuracy_and_a_threshold_chosen_on_validation_genes() -> None:
+    """A model whose logits are all below 0 calls every gene low: accuracy is the class prior and balanced
+    accuracy 0.5; the cut with the best balanced accuracy on other genes of the same model recovers it."""
+    from hmviz import metrics as M
+
+    y = np.array([0, 0, 0, 0, 1, 1])  # 1/3 high
+    shifted = np.array([-9.0, -8.5, -8.0, -7.5, -5.0, -4.0])  # ranks perfectly, every logit < 0
+    assert M.accuracy(y, shifted) == pytest.approx(4 / 6)  # the prior of "low"
+    assert M.balanced_accuracy(y, shifted) == 0.5
+    cut = M.balanced_threshold(y, shifted)
+    assert cut == pytest.approx((-7.5 + -5.0) / 2)  # halfway between the two scores it separates
+    assert M.accuracy(y, shifted, threshold=cut) == 1.0 and M.balanced_accuracy(y, shifted, threshold=cut) == 1.0
+    # Unbalanced mistakes: balanced accuracy weighs each class's recall equally.
+    assert M.balanced_accuracy([0, 0, 0, 1], [-1, -1, 1, -1]) == pytest.approx((2 / 3 + 0) / 2)
+    with pytest.raises(HmvizError, match="both classes"):
+        M.balanced_threshold([1, 1], [0.1, 0.2])
+
+
+def test_classifier_test_metrics_report_the_validation_threshold() -> None:
+    """_BinaryTask's test metrics: accuracy at logit 0 beside accuracy at the cut chosen on validation genes
+    (never on test genes), and balanced accuracy at both."""
+    import torch
+
+    from hmviz.tasks import _BinaryTask
+
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0], [0.5], [1.5], [2.5], [3.5]])
+    labels = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    split = np.array(["valid"] * 4 + ["test"] * 4)
+
+    class Shifted(torch.nn.Module):
+        def forward(self, v):
+            return v[:, 0] - 10.0  # orders genes right, every logit < 0
+
+    task = _BinaryTask(torch.device("cpu"), x, split, None, labels, 1)
+    metrics = task.test_metrics(Shifted())
+    assert metrics["test_accuracy"] == 0.5 and metrics["test_balanced_accuracy"] == 0.5
+    assert metrics["valid_decision_threshold"] == pytest.approx(1.5 - 10.0)  # between valid genes 1.0 and 2.0
+    assert metrics["test_accuracy_at_valid_threshold"] == 1.0
+    assert metrics["test_balanced_accuracy_at_valid_threshold"] == 1.0
