@@ -34,6 +34,21 @@ def _split_kind(dataset: HistoneDataset, split: str, chroms_given: bool = False)
     return split
 
 
+def _split(dataset: HistoneDataset, options: TrainOptions, strata, stratified_by: str | None) -> HistoneDataset:
+    """``dataset`` with the split ``options`` ask for (the file's, a stratified random one, or chromosomes)."""
+    chroms_given = options.valid_chroms is not None or options.test_chroms is not None
+    return ensure_split(
+        dataset,
+        how=_split_kind(dataset, options.split, chroms_given),
+        seed=options.seed,
+        fractions=options.split_fractions,
+        valid_chroms=options.valid_chroms,
+        test_chroms=options.test_chroms,
+        strata=strata,
+        stratified_by=stratified_by,
+    )
+
+
 def _resolve_label_rule(dataset, options: TrainOptions) -> LabelRule | None:
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     if options.label_rule in (None, "file"):
@@ -69,7 +84,6 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
     """Select marks, assign the split, fit the label threshold and the transform on training genes only."""
     fingerprint = _fingerprint(dataset)
     source = dataset.source
-    chroms_given = options.valid_chroms is not None or options.test_chroms is not None
 
     if spec.task == "differential":
         if not isinstance(dataset, MultiCellDataset):
@@ -80,16 +94,7 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
         if a.expression is not None and b.expression is not None:
             strata = quantile_strata(np.log2((b.expression + 1.0) / (a.expression + 1.0)))
             stratified_by = "log2 fold-change quantile"
-        a = ensure_split(
-            a,
-            how=_split_kind(a, options.split, chroms_given),
-            seed=options.seed,
-            fractions=options.split_fractions,
-            valid_chroms=options.valid_chroms,
-            test_chroms=options.test_chroms,
-            strata=strata,
-            stratified_by=stratified_by,
-        )
+        a = _split(a, options, strata, stratified_by)
         # One split for both cells: a gene is in the same split in every cell.
         cells = {n: dataclasses.replace(c, split=a.split, meta=dict(a.meta)) for n, c in dataset.cells.items()}
         dataset = MultiCellDataset(cells, source=source)
@@ -110,16 +115,7 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
             # The label threshold is fitted on the training genes after the split, so the split is
             # stratified on expression quantiles, which balances any threshold rule.
             strata, stratified_by = quantile_strata(dataset.expression), "expression quantile"
-        dataset = ensure_split(
-            dataset,
-            how=_split_kind(dataset, options.split, chroms_given),
-            seed=options.seed,
-            fractions=options.split_fractions,
-            valid_chroms=options.valid_chroms,
-            test_chroms=options.test_chroms,
-            strata=strata,
-            stratified_by=stratified_by,
-        )
+        dataset = _split(dataset, options, strata, stratified_by)
         first = dataset
         threshold = None
         if rule is not None:

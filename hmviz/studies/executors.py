@@ -277,16 +277,10 @@ def _runtime_env() -> dict:
 
 def _lost_record(run: Run, exc: Exception) -> dict:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return {
-        "run_id": run.run_id,
-        "dataset": run.dataset,
-        "model": run.model,
-        "marks": list(run.marks),
-        "seed": run.seed,
-        "settings": dict(run.settings),
-        "status": "failed",
-        "error": f"the Ray task was lost ({type(exc).__name__}: {first[:300]}); rerun the study to retry it",
-    }
+    return run.record(
+        status="failed",
+        error=f"the Ray task was lost ({type(exc).__name__}: {first[:300]}); rerun the study to retry it",
+    )
 
 
 def make_executor(

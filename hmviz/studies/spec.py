@@ -167,6 +167,11 @@ class Run:
     def settings_json(self) -> str:
         return json.dumps(dict(self.settings), sort_keys=True)
 
+    def record(self, **fields) -> dict:
+        """A results row for this run: its identity (id, dataset, model, marks, seed, settings), then ``fields``."""
+        identity = {"run_id": self.run_id, "dataset": self.dataset, "model": self.model, "marks": list(self.marks)}
+        return {**identity, "seed": self.seed, "settings": dict(self.settings), **fields}
+
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -55,17 +55,7 @@ def execute_run(
     from hmviz.training import train
 
     t0 = time.perf_counter()
-    record = {
-        "run_id": run.run_id,
-        "dataset": run.dataset,
-        "model": run.model,
-        "marks": list(run.marks),
-        "seed": run.seed,
-        "settings": dict(run.settings),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "versions": versions(),
-    }
+    record = run.record(host=socket.gethostname(), pid=os.getpid(), versions=versions())
     try:
         options = TrainOptions(
             model=run.model, marks=tuple(run.marks), seed=run.seed, model_overrides=dict(run.settings), **train_kw
