@@ -250,6 +250,32 @@ def split_fields(line: str, delimiter: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- CSV/TSV
+def read_headerless_csv(
+    path: Path,
+    format_name: str,
+    *,
+    names: Sequence[str],
+    types: Mapping[str, pa.DataType],
+    layout: str,
+    hints: Mapping[str, str] = {},
+) -> tuple[pa.Table, SourceFile]:
+    """A headerless CSV/TSV of a fixed layout (the DeepChrome and DeepDiff files): the parsed table and its
+    source. A Parquet file is refused with the format named and the long format offered instead."""
+    text, src = read_source(path)
+    if src.parquet:
+        raise src.error(f"is a Parquet file, not a {format_name} CSV file; read it as the long format (--format long).")
+    table = read_csv_table(
+        src,
+        text,
+        delimiter=sniff_delimiter(first_line(text), path),
+        names=names,
+        types=types,
+        layout=layout,
+        hints=hints,
+    )
+    return table, src
+
+
 def read_csv_table(
     src: SourceFile,
     text: bytes,

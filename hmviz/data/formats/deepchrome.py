@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hmviz.data.formats._assemble import Rows, float_column, int_column
-from hmviz.data.formats._files import first_line, is_number, read_csv_table, read_source, sniff_delimiter
+from hmviz.data.formats._files import is_number, read_headerless_csv
 
 NAME = "deepchrome"
 MARKS: tuple[str, ...] = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3")
@@ -37,18 +37,7 @@ def looks_like(fields: list[str]) -> bool:
 
 
 def read_rows(path: Path, split: str | None) -> Rows:
-    text, src = read_source(path)
-    if src.parquet:
-        raise src.error("is a Parquet file, not a DeepChrome CSV file; read it as the long format (--format long).")
-    table = read_csv_table(
-        src,
-        text,
-        delimiter=sniff_delimiter(first_line(text), path),
-        names=COLUMNS,
-        types=TYPES,
-        layout=LAYOUT,
-        hints=HINTS,
-    )
+    table, src = read_headerless_csv(path, "DeepChrome", names=COLUMNS, types=TYPES, layout=LAYOUT, hints=HINTS)
     return Rows(
         src=src,
         gene=table.column("gene_id"),

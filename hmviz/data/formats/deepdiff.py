@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hmviz.data.formats._assemble import Rows, float_column
-from hmviz.data.formats._files import first_line, raise_first_non_numeric, read_csv_table, read_source, sniff_delimiter
+from hmviz.data.formats._files import raise_first_non_numeric, read_headerless_csv
 from hmviz.errors import DataError
 
 NAME = "deepdiff"
@@ -56,18 +56,7 @@ def expression_file(folder: Path, cell: str) -> Path | None:
 
 
 def read_rows(path: Path, split: str | None, cell: str) -> Rows:
-    text, src = read_source(path)
-    if src.parquet:
-        raise src.error("is a Parquet file, not a DeepDiff CSV file; read it as the long format (--format long).")
-    table = read_csv_table(
-        src,
-        text,
-        delimiter=sniff_delimiter(first_line(text), path),
-        names=COLUMNS,
-        types=TYPES,
-        layout=LAYOUT,
-        hints=HINTS,
-    )
+    table, src = read_headerless_csv(path, "DeepDiff", names=COLUMNS, types=TYPES, layout=LAYOUT, hints=HINTS)
     parts = pc.extract_regex(table.column("key"), KEY_RE)
     bad = parts.is_null().to_numpy(zero_copy_only=False) if parts.null_count else None
     if bad is not None:
