@@ -13,7 +13,6 @@ figure                          inputs
 :func:`region_bars`             per-region sums ``(regions, marks)``
 :func:`attention_heatmap`       AttentiveChrome alpha ``(marks, bins)``
 :func:`attention_beta_bars`     beta ``(marks,)`` or ``(series, marks)`` (per class)
-:func:`ablation_chart`          an ablation table (``hmviz.explain.ablation``)
 :func:`roc_curves`              ``{model: (labels, scores)}``
 :func:`pr_curves`               ``{model: (labels, scores)}``
 :func:`predicted_vs_actual`     predicted scores and measured expression ``(genes,)``
@@ -325,93 +324,6 @@ def attention_beta_bars(
     )
     if np.ndim(beta) == 1:
         fig.data[0].marker.color = MAIN
-    return fig
-
-
-# ---------------------------------------------------------------------------- ablation
-_METRIC_WORDS = {"auroc": "AUROC", "auprc": "AUPRC", "pearson": "Pearson", "spearman": "Spearman"}
-
-
-def _metric_label(metric: str) -> str:
-    """``test_pairwise_accuracy -> 'test pairwise accuracy'``, ``test_auroc -> 'test AUROC'``."""
-    return " ".join(_METRIC_WORDS.get(w, w) for w in metric.split("_"))
-
-
-def ablation_chart(
-    table: pd.DataFrame,
-    *,
-    margin: float = 0.01,
-    highlight: str | None = None,
-    title: str | None = None,
-) -> go.Figure:
-    """The metric per subset of marks, best at the top, with error bars (std over seeds).
-
-    ``table``: from ``ablate_retrain``, ``ablate_mask``, ``load_ablation`` or
-    ``read_published_ablation`` (columns ``marks``, ``n_marks``, ``metric``, and ``mean``/``std`` or
-    ``value``). A dashed line marks the all-marks value and a band the ``margin`` below it; the
-    smallest subset within the margin (``smallest_within_margin``), or the subset named by
-    ``highlight``, is drawn as a red diamond.
-    """
-    from hmviz.studies.marks import (
-        reference_row,
-        smallest_within_margin,
-        value_column,
-    )
-
-    for col in ("marks", "n_marks", "metric"):
-        if col not in table.columns:
-            raise DataError(f"The ablation table has no '{col}' column.")
-    col = value_column(table)
-    t = table.sort_values(col, ascending=True, kind="stable")  # plotly draws the first row at the bottom
-    ref = reference_row(table)
-    pick = smallest_within_margin(table, margin) if highlight is None else None
-    name = str(pick["marks"]) if pick is not None else str(highlight)
-    if name not in set(t["marks"].astype(str)):
-        raise DataError(f"'{name}' is not a subset in the table.")
-    metric = str(table["metric"].iloc[0])
-    label = _metric_label(metric)
-    err = None
-    if "std" in t.columns and t["std"].notna().any():
-        err = {"type": "data", "array": t["std"].fillna(0).to_numpy(), "visible": True, "thickness": 1}
-    fig = go.Figure()
-    fig.add_vrect(x0=ref[col] - margin, x1=ref[col], fillcolor="grey", opacity=0.15, line_width=0)
-    fig.add_trace(
-        go.Scatter(
-            x=t[col],
-            y=t["marks"],
-            mode="markers",
-            error_x=err,
-            name="subset of marks",
-            marker={"color": MAIN, "size": 8},
-            customdata=np.stack([t["n_marks"]], axis=-1),
-            hovertemplate="%{y} (%{customdata[0]} marks)<br>" + label + ": %{x:.4f}<extra></extra>",
-        )
-    )
-    chosen = t[t["marks"].astype(str) == name]
-    fig.add_trace(
-        go.Scatter(
-            x=chosen[col],
-            y=chosen["marks"],
-            mode="markers",
-            name=(f"smallest subset within {margin:g} of all marks" if pick is not None else "highlighted subset"),
-            marker={"color": HIGHLIGHT, "size": 14, "symbol": "diamond"},
-            hoverinfo="skip",
-        )
-    )
-    fig.add_vline(
-        x=ref[col],
-        line={"color": "black", "width": 1, "dash": "dash"},
-        annotation_text=f"all marks: {ref[col]:.3f}",
-        annotation_position="top",
-    )
-    fig.update_layout(
-        title=title or f"Which marks does the model need? {label} per subset of marks",
-        xaxis_title=label + (" (mean over seeds ± SD)" if err is not None else ""),
-        yaxis_title="marks used",
-        height=max(350, 22 * len(t) + 150),
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
-        margin={"t": 110},
-    )
     return fig
 
 

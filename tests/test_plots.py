@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
@@ -93,38 +92,6 @@ def test_attention_heatmap_and_beta():
     assert len(plots.attention_beta_bars(beta[0], MARKS).data) == 1
     with pytest.raises(DataError):
         plots.attention_heatmap(alpha.T, MARKS, STARTS)
-
-
-def _ablation_table() -> pd.DataFrame:
-    rows = [("A+B+C", 3, 0.90, 0.01), ("A+B", 2, 0.895, 0.01), ("A+C", 2, 0.85, 0.02), ("B+C", 2, 0.80, 0.01),
-            ("A", 1, 0.885, 0.005), ("B", 1, 0.70, 0.02), ("C", 1, 0.51, 0.03)]
-    t = pd.DataFrame(rows, columns=["marks", "n_marks", "mean", "std"])
-    t["metric"] = "test_auroc"
-    return t
-
-
-def test_ablation_chart_sorts_marks_reference_and_highlights_smallest_within_margin():
-    t = _ablation_table()
-    fig = plots.ablation_chart(t, margin=0.02)
-    main, chosen = fig.data
-    assert list(main.y) == list(t.sort_values("mean")["marks"])  # best at the top
-    np.testing.assert_allclose(main.error_x.array, t.sort_values("mean")["std"])
-    assert list(chosen.y) == ["A"]  # 0.885 >= 0.90 - 0.02 with one mark
-    assert list(plots.ablation_chart(t, margin=0.001).data[1].y) == ["A+B+C"]
-    assert list(plots.ablation_chart(t, margin=0.01).data[1].y) == ["A+B"]
-    ref = [s for s in fig.layout.shapes if s.type == "line"]
-    assert len(ref) == 1 and ref[0].x0 == pytest.approx(0.90)
-    assert list(plots.ablation_chart(t, highlight="B+C").data[1].y) == ["B+C"]
-    with pytest.raises(DataError, match="not a subset"):
-        plots.ablation_chart(t, highlight="D")
-    with pytest.raises(DataError, match="'metric'"):
-        plots.ablation_chart(t.drop(columns="metric"))
-
-
-def test_ablation_chart_takes_a_masking_table():
-    t = _ablation_table().drop(columns="std").rename(columns={"mean": "value"})
-    fig = plots.ablation_chart(t)
-    assert fig.data[0].error_x.array is None and list(fig.data[1].y) == ["A+B"]
 
 
 def test_roc_and_pr_curves_name_the_area_in_the_legend():

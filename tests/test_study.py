@@ -173,8 +173,8 @@ def test_cross_cell_scores_each_model_on_its_test_genes_in_every_cell(cells, tmp
         assert rows["genes"].nunique() == 1
     # Known answer: scoring a model on its own cell through the cross-cell path gives its test metric.
     from hmviz.checkpoints import load_model
-    from hmviz.studies.work import cross_cell_metrics
     from hmviz.options import TrainOptions
+    from hmviz.studies.work import cross_cell_metrics
     from hmviz.training import train
 
     trained = train(cells["A"], TrainOptions(model="deepchrome", epochs=1, patience=0, seed=1, device="cpu"))
@@ -296,3 +296,33 @@ def test_ctrl_c_stops_local_workers_cleanly(cells, tmp_path):
     assert left == []  # no worker outlived the command
     done = read_records(tmp_path / "out")
     assert 1 <= len(done) < 31 and len(pd.read_csv(tmp_path / "out" / "results.csv")) == len(done)
+
+
+def _ablation_table() -> pd.DataFrame:
+    rows = [("A+B+C", 3, 0.90, 0.01), ("A+B", 2, 0.895, 0.01), ("A+C", 2, 0.85, 0.02), ("B+C", 2, 0.80, 0.01),
+            ("A", 1, 0.885, 0.005), ("B", 1, 0.70, 0.02), ("C", 1, 0.51, 0.03)]
+    t = pd.DataFrame(rows, columns=["marks", "n_marks", "mean", "std"])
+    t["metric"] = "test_auroc"
+    return t
+
+
+def test_subset_chart_sorts_marks_draws_all_marks_and_the_smallest_subset_within_the_margin():
+    t = _ablation_table()
+    fig = subset_chart(t, margin=0.02)
+    main, chosen = fig.data  # no validation column: the choice is on test, and the legend says so
+    assert list(main.y) == list(t.sort_values("mean")["marks"])  # best at the top
+    np.testing.assert_allclose(main.error_x.array, t.sort_values("mean")["std"])
+    assert list(chosen.y) == ["A"]  # 0.885 >= 0.90 - 0.02 with one mark
+    assert "chosen on test" in chosen.name
+    assert list(subset_chart(t, margin=0.001).data[1].y) == ["A+B+C"]
+    assert list(subset_chart(t, margin=0.01).data[1].y) == ["A+B"]
+    ref = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(ref) == 1 and ref[0].x0 == pytest.approx(0.90)
+    with pytest.raises(DataError, match="'metric'"):
+        subset_chart(t.drop(columns="metric"))
+
+
+def test_subset_chart_takes_a_masking_table():
+    t = _ablation_table().drop(columns="std").rename(columns={"mean": "value"})
+    fig = subset_chart(t)
+    assert fig.data[0].error_x.array is None and list(fig.data[1].y) == ["A+B"]
