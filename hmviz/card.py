@@ -85,7 +85,7 @@ class SplitRecord:
     """
 
     kind: str = "file"
-    fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int | None = None
     valid_chroms: tuple[str, ...] | None = None
     test_chroms: tuple[str, ...] | None = None

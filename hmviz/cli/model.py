@@ -79,9 +79,7 @@ def _split_line(card: ModelCard) -> str:
     parts = []
     for name in ("train", "valid", "test"):
         share = split.positive_share(name)
-        parts.append(
-            f"{name} {split.counts[name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else "")
-        )
+        parts.append(f"{name} {split.counts[name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else ""))
     what = f"; positive = {split.positive}" if split.class_balance else ""
     return f"split {how}: {', '.join(parts)}{what}"
 
