@@ -241,16 +241,18 @@ def card_key_reads(source: str) -> list[int]:
 
     A name assigned from a card (``c = entry.card``) or from a string read of one
     (``training = card.get("training", {})``) is followed: reads through it count too."""
-    tree = ast.parse(source)
+    if "card" not in source.lower():  # every read starts from a name or attribute with "card" in it
+        return []
+    nodes = list(ast.walk(ast.parse(source)))
+    assigns = [node for node in nodes if isinstance(node, ast.Assign)]
     bound: set[str] = set()
     while True:  # names bound to cards, until no new one is found
-        new = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
-               and (_card_like(node.value, bound) or _string_read(node.value, bound))
+        new = {t.id for node in assigns if _card_like(node.value, bound) or _string_read(node.value, bound)
                for t in node.targets if isinstance(t, ast.Name)} - bound
         if not new:
             break
         bound |= new
-    return sorted({node.lineno for node in ast.walk(tree) if _string_read(node, bound)})
+    return sorted({node.lineno for node in nodes if _string_read(node, bound)})
 
 
 def test_the_card_scanner_sees_string_reads_and_only_them():
