@@ -30,13 +30,12 @@ from _results import write_results  # noqa: E402
 
 
 def _model(name: str, models_dir: Path, n_marks: int, n_bins: int):
-    from hmviz.checkpoints import load_model
     from hmviz.models import build_model
 
     path = models_dir / name
     if (path / "model_card.json").exists():
-        model, card = load_model(path)
-        return model, card, f"bundled {path}"
+        trained = hmviz.load(path)
+        return trained.module, trained.card, f"bundled {path}"
     model, _ = build_model(name, n_marks=n_marks, n_bins=n_bins)
     return model.eval(), None, "untrained (no bundled model found)"
 
@@ -56,7 +55,6 @@ def main() -> int:
     import torch
 
     from hmviz.data import read_dataset
-    from hmviz.data.transforms import SignalTransform
     from hmviz.explain import explain, explain_pair
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,7 +69,7 @@ def main() -> int:
     for name, limit_pair in (("ranker-deepchrome", 0.150), ("ranker-attentivechrome", 1.0)):
         model, card, origin = _model(name, Path(args.models_dir), ds.n_marks, ds.n_bins)
         if card is not None:
-            x = torch.from_numpy(SignalTransform.from_dict(card["transform"]).transform(ds.signal))
+            x = torch.from_numpy(card.input_transform.transform(ds.signal))
         else:
             x = torch.from_numpy(np.log1p(ds.signal))
         starts = ds.bin_starts_bp()

@@ -132,8 +132,8 @@ def speed_one(name: str, device: str, pair_sampling: str = "within-batch") -> di
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {"model": name, "device": device, "seconds_per_epoch": round(per_epoch, 3),
            "train_plus_valid_s": round(statistics.median(seconds), 3), "test_pass_s": round(task_test, 3),
-           "batch_size": result.card["training"]["batch_size"], "peak_rss_mb": round(peak_mb, 1),
-           "pair_sampling": result.card["training"].get("pair_sampling"),
+           "batch_size": result.model_card.run.batch_size, "peak_rss_mb": round(peak_mb, 1),
+           "pair_sampling": result.model_card.run.pair_sampling,
            "total_wall_s": round(wall, 1), "threads": torch.get_num_threads(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
            "load_average_1min_after": round(os.getloadavg()[0], 2)}
@@ -462,8 +462,8 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
                     kw = {"select_on": select_on} if select_on else {}
                     r = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling,
                                                split=split, **kw))
-                    m = {**r.metrics, "epochs_run": r.card["training"]["epochs_run"],
-                         "epochs_max": r.card["training"]["epochs_max"]}
+                    m = {**r.metrics, "epochs_run": r.model_card.run.epochs_run,
+                         "epochs_max": r.model_card.run.epochs_max}
                 for k in values:
                     if k in m:
                         values[k].append(m[k])

@@ -99,7 +99,7 @@ def run_model(ds, model_name: str, args, what: set[str]) -> tuple[list, list]:
     t0 = time.perf_counter()
     result = train(ds, TrainOptions(model=model_name, seed=args.seed, device="cpu"))
     model, card = result.model.eval(), result.card
-    metrics = {k: v for k, v in card["metrics"].items() if k.startswith("test_")}
+    metrics = {k: v for k, v in result.metrics.items() if k.startswith("test_")}
     print(f"trained {model_name} on {ds.n_genes} genes of {args.cell} (seed {args.seed}) in "
           f"{time.perf_counter() - t0:.0f} s; " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
 

@@ -99,8 +99,7 @@ def make_bundled_models(
                 model_overrides=dict(recipe.overrides),
             ),
         )
-        card = result.card
-        card["bundled"] = {
+        bundled = {
             "recipe": {
                 "name": recipe.name,
                 "epochs": recipe.epochs,
@@ -110,7 +109,7 @@ def make_bundled_models(
             },
             "remake": "python -m hmviz.bundled --out models",
         }
-        save_model(result.model, card, out_dir / recipe.name)
+        save_model(result.model, {**result.card, "bundled": bundled}, out_dir / recipe.name)
         results[recipe.name] = {**result.metrics, "train_seconds": round(time.perf_counter() - t0, 1)}
         print(f"{recipe.name}: {json.dumps(results[recipe.name])}", file=sys.stderr, flush=True)
     _write_readme(out_dir)
@@ -119,18 +118,19 @@ def make_bundled_models(
 
 def _write_readme(out_dir: Path) -> None:
     rows, seconds = [], {}
+    from hmviz.trained import load_card
+
     for name, path in list_bundled(out_dir).items():
-        card = json.loads((path / "model_card.json").read_text())
-        seconds[name] = card["training"]["seconds"]
-        m = card["metrics"]
-        main = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_r2"}[card["task"]]
+        card = load_card(path)
+        seconds[name] = card.run.seconds or 0.0
+        m, main = card.metrics, card.main_metric
         size = (path / "model.safetensors").stat().st_size / 1e6
         value = f"{main} = {m.get(main, float('nan')):.3f}"
-        if card["task"] == "differential":  # R^2 (coefficient of determination) says the scale is right too
+        if card.task == "differential":  # R^2 (coefficient of determination) says the scale is right too
             value += f", test_pearson_r = {m.get('test_pearson_r', float('nan')):.3f}"
         rows.append(
-            f"| `{name}` | {card['task']} | {value} | "
-            f"{card['training']['best_epoch']}/{card['training']['epochs_max']} | {card['seed']} | {size:.1f} MB |"
+            f"| `{name}` | {card.task} | {value} | "
+            f"{card.run.best_epoch}/{card.run.epochs_max} | {card.seed} | {size:.1f} MB |"
         )
     slowest = max(seconds, key=lambda name: seconds[name])
     timing = (

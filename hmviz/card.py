@@ -4,6 +4,13 @@
 without the fields added later: ``task``, ``tss_bin``, ``genes``, ``cells``) still loads, with the
 defaults hmviz used before them. :meth:`ModelCard.train_options` is the one place a card becomes
 :class:`~hmviz.options.TrainOptions`.
+
+The records inside a card (``training``, ``split``, ``data``) are read here only: :attr:`ModelCard.run`,
+:attr:`ModelCard.split_record` and the data properties (:attr:`~ModelCard.data_source`,
+:attr:`~ModelCard.fingerprint`, :attr:`~ModelCard.n_genes`) give their fields as attributes, None where an
+older card lacks one; the card's dicts stay as they were, so :meth:`ModelCard.to_dict` writes them back
+unchanged. Nothing outside this module and :mod:`hmviz.checkpoints` reads a card key by string (a test
+scans the code for it).
 """
 
 from __future__ import annotations
@@ -13,11 +20,93 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hmviz.checkpoints import CARD_FORMAT, check_card
 from hmviz.errors import ModelError
 from hmviz.options import TrainOptions
+
+if TYPE_CHECKING:
+    from hmviz.data.transforms import SignalTransform
+
+#: The test metric that sums up a model of each task (the one a table of models shows).
+MAIN_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_r2"}
+
+
+def _record(cls, mapping: Mapping[str, Any]):
+    """``cls`` (a record dataclass of optional fields) from the keys of ``mapping`` it has fields for."""
+    return cls(**{f.name: mapping[f.name] for f in dataclasses.fields(cls) if f.name in mapping})
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """How the model was trained (the card's ``training`` record); None where the card lacks a field.
+
+    Attributes:
+        epochs_max, epochs_run, best_epoch: the epoch budget, the epochs run (early stopping) and the epoch
+            whose weights were kept (selected on validation).
+        batch_size, lr, patience, optimizer: the optimisation settings.
+        selected_on: what chose the best epoch (``validation loss`` or ``validation metric``).
+        device: where it trained (``cpu``, ``cuda``); mixed_precision: whether autocast was on.
+        seconds: the training time (wall clock).
+        pairs_per_gene, pair_sampling: rankers' pair sampling.
+        bin_lstm_impl: which LSTM implementation ran (models with per-bin LSTMs).
+    """
+
+    epochs_max: int | None = None
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    patience: int | None = None
+    optimizer: str | None = None
+    selected_on: str | None = None
+    early_stopping: str | None = None
+    device: str | None = None
+    mixed_precision: bool | None = None
+    seconds: float | None = None
+    pairs_per_gene: int | None = None
+    pair_sampling: str | None = None
+    bin_lstm_impl: str | None = None
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """How the genes were split (the card's ``split`` record); the defaults are those of cards without one.
+
+    Attributes:
+        kind: ``file`` (the data's split column), ``random``, ``stratified`` or ``chromosome``.
+        fractions: train/valid/test fractions of a random split.
+        seed: the split's seed (None: the card's ``seed``).
+        valid_chroms, test_chroms: a chromosome hold-out's chromosomes.
+        stratified_by: what a stratified split kept balanced.
+        counts: genes per split (``train``, ``valid``, ``test``).
+        class_balance: the share of positives per split and ``what`` a positive is (binary targets).
+    """
+
+    kind: str = "file"
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int | None = None
+    valid_chroms: tuple[str, ...] | None = None
+    test_chroms: tuple[str, ...] | None = None
+    stratified_by: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    class_balance: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fractions", tuple(self.fractions))
+        for name in ("valid_chroms", "test_chroms"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(value) if value else None)
+
+    def positive_share(self, split: str) -> float | None:
+        """The share of positive genes in ``split`` (``train``, ``valid``, ``test``); None without a record."""
+        return (self.class_balance or {}).get(split)
+
+    @property
+    def positive(self) -> str | None:
+        """What a positive gene is in :meth:`positive_share` (e.g. ``label 1 (high)``)."""
+        return (self.class_balance or {}).get("what")
 
 
 @dataclass(frozen=True)
@@ -132,6 +221,46 @@ class ModelCard:
         """The training data's fingerprint (is a dataset the one the model was trained on?)."""
         return self.data.get("fingerprint")
 
+    @property
+    def data_source(self) -> str | None:
+        """What the reader said it read for training (``long format /path``, ``upload: x.csv``); may hold a
+        server path: show it through :func:`hmviz.provenance.shown_source`."""
+        source = self.data.get("source")
+        return str(source) if source else None
+
+    @property
+    def n_genes(self) -> int | None:
+        """Genes in the training data (all splits); None on a card without the count."""
+        genes = self.data.get("genes")
+        return genes if isinstance(genes, int) and not isinstance(genes, bool) else None
+
+    @property
+    def bundled(self) -> Mapping[str, Any] | None:
+        """The recipe of a model bundled with hmviz (``recipe``, ``remake``); None for other models."""
+        return self.extra.get("bundled") or None
+
+    @property
+    def run(self) -> TrainingRun:
+        """How the model was trained (:class:`TrainingRun`, from the ``training`` record)."""
+        return _record(TrainingRun, self.training)
+
+    @property
+    def split_record(self) -> SplitRecord:
+        """How the genes were split (:class:`SplitRecord`, from the ``split`` record)."""
+        return _record(SplitRecord, self.split)
+
+    @property
+    def main_metric(self) -> str:
+        """The name of the test metric that sums up a model of this task (:data:`MAIN_METRIC`)."""
+        return MAIN_METRIC[self.task]
+
+    @property
+    def input_transform(self) -> SignalTransform:
+        """The input transform fitted on the training genes, as a :class:`SignalTransform`."""
+        from hmviz.data.transforms import SignalTransform
+
+        return SignalTransform.from_dict(dict(self.transform))
+
     def train_options(self, same_data: bool = True) -> TrainOptions:
         """The :class:`TrainOptions` that treat data as this model's run did: its model, seed, marks, input
         transform settings, cells and (``same_data``: the data is the training data) its label rule and
@@ -140,17 +269,17 @@ class ModelCard:
         The one place a card becomes options: evaluation (:func:`hmviz.evaluation.evaluation_set`) and
         the baselines the Evaluate page fits beside a model use it.
         """
-        split = self.split
-        ranking = {k: self.training[k] for k in ("pairs_per_gene", "pair_sampling") if k in self.training}
+        split, run = self.split_record, self.run
+        ranking = {k: getattr(run, k) for k in ("pairs_per_gene", "pair_sampling") if getattr(run, k) is not None}
         return TrainOptions(
             model=self.model,
             seed=self.seed,
             marks=self.marks,
             label_rule=self.label_rule if same_data else None,
-            split=split.get("kind", "auto") if same_data else "auto",
-            split_fractions=tuple(split.get("fractions", (0.7, 0.15, 0.15))),
-            valid_chroms=tuple(split["valid_chroms"]) if split.get("valid_chroms") else None,
-            test_chroms=tuple(split["test_chroms"]) if split.get("test_chroms") else None,
+            split=self.split.get("kind", "auto") if same_data else "auto",
+            split_fractions=split.fractions,
+            valid_chroms=split.valid_chroms,
+            test_chroms=split.test_chroms,
             log1p=bool(self.transform.get("log1p", True)),
             scaling=str(self.transform.get("scaling", "standard")),
             cells=self.cells if self.task == "differential" else None,

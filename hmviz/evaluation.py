@@ -18,7 +18,7 @@ from torch import nn
 
 from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
-from hmviz.data.gene_sets import split_of_genes
+from hmviz.data.gene_sets import recorded_counts, split_of_genes
 from hmviz.data.splits import ensure_split
 from hmviz.data.targets import LabelRule
 from hmviz.data.transforms import SignalTransform
@@ -32,7 +32,7 @@ def training_split(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDa
     model's train/valid/test split; otherwise None.
 
     The split is read from the card's record of its genes (exact, whatever split column the data
-    has or lacks). A card that predates gene records has its split rebuilt from ``card["split"]``;
+    has or lacks). A card that predates gene records has its split rebuilt from ``card.split_record``;
     when that split was the file's and this data has no split column, it cannot be rebuilt (a new
     split would put training genes in the test split) and the answer is None.
 
@@ -42,22 +42,21 @@ def training_split(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDa
     if _fingerprint(dataset) != card.fingerprint:
         return None
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
-    meta = card.split
     if card.genes:
         split = split_of_genes(card.genes, first.gene_ids)
         if (split == "").any():  # cannot happen for the same fingerprint, unless the card was edited
             return None
-        return dataclasses.replace(first, split=split, meta={**first.meta, "split": dict(meta)})
-    kind = meta.get("kind", "file")
-    if kind == "file" and first.split is None:
+        return dataclasses.replace(first, split=split, meta={**first.meta, "split": dict(card.split)})
+    meta = card.split_record
+    if meta.kind == "file" and first.split is None:
         return None
     return ensure_split(
         first,
-        how=kind,
-        seed=meta.get("seed", card.seed),
-        fractions=tuple(meta.get("fractions", (0.7, 0.15, 0.15))),
-        valid_chroms=meta.get("valid_chroms"),
-        test_chroms=meta.get("test_chroms"),
+        how=meta.kind,
+        seed=meta.seed if meta.seed is not None else card.seed,
+        fractions=meta.fractions,
+        valid_chroms=meta.valid_chroms,
+        test_chroms=meta.test_chroms,
     )
 
 
@@ -83,13 +82,12 @@ def evaluation_genes(
     first = dataset.first if isinstance(dataset, MultiCellDataset) else dataset
     n = first.n_genes
     card = ModelCard.of(card)
-    record = card.genes
-    if not record:
+    if not card.genes:
         return _evaluation_genes_without_records(card, dataset)
-    model_split = split_of_genes(record, first.gene_ids)
+    model_split = split_of_genes(card.genes, first.gene_ids)
     seen = (model_split == "train") | (model_split == "valid")
     theirs, new = model_split == "test", model_split == ""
-    n_test, k, u, s = int(record["test"]["count"]), int(theirs.sum()), int(new.sum()), int(seen.sum())
+    n_test, k, u, s = recorded_counts(card.genes)["test"], int(theirs.sum()), int(new.sum()), int(seen.sum())
     counts = {
         "model_test_genes": n_test,
         "model_test_genes_in_data": k,

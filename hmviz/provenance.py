@@ -4,15 +4,22 @@ other data. Every page (and report) that shows a model's output says this, from 
 The card records ``data.source`` (what the reader said it read), ``data.fingerprint`` (a hash of the
 training data's signal, genes, marks, labels and expression: :meth:`HistoneDataset.fingerprint`,
 joined by ``+`` over cells), ``data.genes``, ``cells`` (two-cell models) and, for the models bundled
-with hmviz, ``bundled`` (they are trained on hmviz's generated sample data).
+with hmviz, ``bundled`` (they are trained on hmviz's generated sample data). The functions here read
+them through :class:`TrainingData` (from a :class:`~hmviz.card.ModelCard`, or built directly for a card
+known only in part).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hmviz.published import ATTENTIVECHROME_2017, DEEPCHROME_2016, PUBLISHED, PublishedResult
+
+if TYPE_CHECKING:
+    from hmviz.card import ModelCard
 
 _NAME = r"[^\s,;:/()\[\]\"']"  # a path's characters: not brackets or quotes around it
 _PATH = re.compile(rf"(?:[A-Za-z]:)?(?:\.{{0,2}}/)?(?:{_NAME}+/)+{_NAME}*|/(?:{_NAME}|/)+")
@@ -33,55 +40,92 @@ def shown_source(source: str) -> str:
     return _PATH.sub(last, str(source)).strip()
 
 
-def generated(card: dict) -> bool:
+@dataclass(frozen=True)
+class TrainingData:
+    """What a model card says about the data the model was trained on: all the sentences below need.
+
+    Built from a :class:`~hmviz.card.ModelCard` (:meth:`of`), or directly for a card known only in part
+    (every field may be missing; the sentences then leave that detail out).
+
+    Attributes:
+        model: the model family (``deepchrome``...); None: "This model".
+        marks: the marks it reads; cells: DeepDiff's two cells.
+        source: what the reader said it read (may hold a server path: never shown as it is).
+        fingerprint: the training data's fingerprint; genes: its number of genes.
+        bundled: whether the model is bundled with hmviz (trained on the generated sample data).
+    """
+
+    model: str | None = None
+    marks: tuple[str, ...] = ()
+    cells: tuple[str, ...] | None = None
+    source: str | None = None
+    fingerprint: str | None = None
+    genes: int | None = None
+    bundled: bool = False
+
+    @classmethod
+    def of(cls, card: ModelCard | TrainingData) -> TrainingData:
+        """``card``'s training data (``card`` itself when it is a :class:`TrainingData`)."""
+        if isinstance(card, TrainingData):
+            return card
+        return cls(
+            model=card.model,
+            marks=tuple(card.marks),
+            cells=card.cells,
+            source=card.data_source,
+            fingerprint=card.fingerprint,
+            genes=card.n_genes,
+            bundled=card.bundled is not None,
+        )
+
+
+def generated(card: ModelCard | TrainingData) -> bool:
     """Whether the card's training data was generated (hmviz's synthetic sample), not measured."""
-    source = str(card.get("data", {}).get("source", "")).lower()
-    return bool(card.get("bundled")) or "synthetic" in source or "generated" in source
+    data = TrainingData.of(card)
+    source = (data.source or "").lower()
+    return data.bundled or "synthetic" in source or "generated" in source
 
 
-def training_data(card: dict) -> str:
+def training_data(card: ModelCard | TrainingData) -> str:
     """The model's training data in a few words, for captions: no folder path, only a file or folder name.
 
-    >>> training_data({"data": {"source": "long format (/srv/hmviz/sample_data)"}, "bundled": True})
+    >>> training_data(TrainingData(source="long format (/srv/hmviz/sample_data)", bundled=True))
     "hmviz's generated sample data"
-    >>> training_data({"data": {"source": "deepchrome format (/home/me/E123/)"}})
+    >>> training_data(TrainingData(source="deepchrome format (/home/me/E123/)"))
     'deepchrome format (E123)'
     """
     if generated(card):
         return "hmviz's generated sample data"
-    return shown_source(card.get("data", {}).get("source") or "data of unknown origin")
+    return shown_source(TrainingData.of(card).source or "data of unknown origin")
 
 
-def trained_on(card: dict) -> str:
+def trained_on(card: ModelCard | TrainingData) -> str:
     """One sentence naming the data a model was trained on: source, genes, cells, marks.
 
-    >>> trained_on({"model": "deepchrome", "marks": ["H3K4me3"], "data": {"source": "upload: E003.csv",
-    ...             "genes": 600}})
+    >>> trained_on(TrainingData(model="deepchrome", marks=("H3K4me3",), source="upload: E003.csv", genes=600))
     'deepchrome was trained on upload: E003.csv (600 genes; marks H3K4me3).'
     """
-    data = card.get("data", {})
-    genes = data.get("genes")
-    details = [f"{genes:,} genes" if isinstance(genes, int) else None]
-    cells = card.get("cells")
-    if cells:
-        details.append(f"cells {' and '.join(map(str, cells))}")
-    if card.get("marks"):
-        details.append(f"marks {', '.join(map(str, card['marks']))}")
+    data = TrainingData.of(card)
+    details = [f"{data.genes:,} genes" if data.genes is not None else None]
+    if data.cells:
+        details.append(f"cells {' and '.join(data.cells)}")
+    if data.marks:
+        details.append(f"marks {', '.join(data.marks)}")
     detail = "; ".join(d for d in details if d)
-    model = card.get("model", "This model")
-    if generated(card):
+    model = data.model or "This model"
+    if generated(data):
         what = "hmviz's generated sample data, synthetic genes with planted rules rather than measurements"
-        if card.get("bundled"):
+        if data.bundled:
             return f"{model} is bundled with hmviz: it was trained on {what}" + (f" ({detail})." if detail else ".")
         return f"{model} was trained on {what}" + (f" ({detail})." if detail else ".")
-    source = shown_source(data.get("source") or "data of unknown origin")
+    source = shown_source(data.source or "data of unknown origin")
     return f"{model} was trained on {source}" + (f" ({detail})." if detail else ".")
 
 
-def applied_elsewhere(card: dict, fingerprint: str, data_name: str) -> str | None:
+def applied_elsewhere(card: ModelCard | TrainingData, fingerprint: str, data_name: str) -> str | None:
     """A notice when the data in use (``fingerprint``, shown as ``data_name``) is not the data the model
     was trained on; None when it is (same fingerprint)."""
-    if card.get("data", {}).get("fingerprint") == fingerprint:
+    if TrainingData.of(card).fingerprint == fingerprint:
         return None
     tail = (
         " A model trained on generated data has learnt the planted rules of that data, not measured biology."
@@ -93,6 +137,15 @@ def applied_elsewhere(card: dict, fingerprint: str, data_name: str) -> str | Non
         "explanations here say what this model does with these genes, not what they were learnt from; check "
         f"its test metrics on these genes on the Evaluate page before trusting them.{tail}"
     )
+
+
+def shown_card(card: ModelCard) -> dict:
+    """The card as a page shows it (the Train page's "Model card"): every field but the per-epoch history,
+    with the training data's source through :func:`shown_source` (no server path)."""
+    data = {**card.data, "source": shown_source(card.data_source or "")} if card.data else card.data
+    shown = dataclasses.replace(card, history=(), data=data).to_dict()
+    shown.pop("history", None)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -136,10 +189,13 @@ def published_matching(model: str, cell_ids: set[str]) -> list[PublishedRow]:
 __all__ = [
     "GENE_SETS",
     "PublishedRow",
+    "TrainingData",
     "applied_elsewhere",
     "generated",
     "published_matching",
     "roadmap_ids",
+    "shown_card",
     "shown_source",
     "trained_on",
+    "training_data",
 ]

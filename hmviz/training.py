@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.gene_sets import record_split
 from hmviz.engine import ProgressEvent, _deterministic_kernels, _run_epochs
@@ -38,13 +39,21 @@ from hmviz.tasks import _make_task, class_balance
 
 @dataclass
 class TrainResult:
+    """A trained model and its card: ``card`` as it is written to ``model_card.json`` (what
+    :func:`hmviz.checkpoints.save_model` takes), ``model_card`` the same card typed."""
+
     model: nn.Module
     card: dict
     history: list[dict]
 
     @property
+    def model_card(self) -> ModelCard:
+        """The card as a :class:`ModelCard` (typed from ``card`` on each call, so it follows edits of it)."""
+        return ModelCard.of(self.card)
+
+    @property
     def metrics(self) -> dict:
-        return self.card["metrics"]
+        return dict(self.model_card.metrics)
 
 
 def train(

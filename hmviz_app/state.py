@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import json
 import logging
 import os
 import re
@@ -28,7 +27,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -36,10 +35,10 @@ from hmviz.bundled import BUNDLED_DIR, SAMPLE_DIR, list_bundled
 from hmviz.errors import HmvizError
 from hmviz_app.text import escape_md, in_page_words, plain_text_figure
 
-log = logging.getLogger("hmviz_app")
+if TYPE_CHECKING:
+    from hmviz.card import ModelCard
 
-#: The test metric that sums up a model of each task.
-MAIN_METRIC = {"binary": "test_auroc", "ranking": "test_pairwise_accuracy", "differential": "test_r2"}
+log = logging.getLogger("hmviz_app")
 
 
 # ----------------------------------------------------------------------------- basics
@@ -296,22 +295,28 @@ def set_data(entry: DataEntry) -> None:
 # ------------------------------------------------------------------------------- models
 @dataclass
 class ModelEntry:
-    """A model the app can use: bundled (shared, read-only) or trained in this session."""
+    """A model the app can use: bundled (shared, read-only) or trained in this session. ``card`` is its typed
+    :class:`~hmviz.card.ModelCard` (a card dict given here is typed once)."""
 
     key: str
     name: str
     path: Path
-    card: dict
+    card: ModelCard
     bundled: bool
     stamp: float = 0.0
 
+    def __post_init__(self) -> None:
+        from hmviz.card import ModelCard
+
+        self.card = ModelCard.of(self.card)
+
     @property
     def family(self) -> str:
-        return str(self.card.get("model", "?"))
+        return self.card.model
 
     @property
     def task(self) -> str:
-        return str(self.card.get("task", "binary"))
+        return self.card.task
 
     @property
     def label(self) -> str:
@@ -329,9 +334,12 @@ def _stamp(path: Path) -> float:
         return 0.0
 
 
-def _read_card(path: Path) -> dict:
-    # The card is plain JSON; reading it here keeps torch out of pages that only list models.
-    return json.loads((path / "model_card.json").read_text(encoding="utf-8"))
+def _read_card(path: Path) -> ModelCard:
+    """The model's card, checked once (a damaged card is a :class:`~hmviz.errors.ModelError`); the weights
+    are not read."""
+    from hmviz.trained import load_card
+
+    return load_card(path)
 
 
 @st.cache_resource(show_spinner=False)
@@ -341,7 +349,7 @@ def _bundled_index(folder: str, stamps: tuple[tuple[str, float], ...]) -> list[M
         path = Path(folder) / name
         try:
             card = _read_card(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, HmvizError) as exc:
             log.warning("skipping bundled model %s: %s", path, exc)
             continue
         entries.append(ModelEntry(f"bundled:{name}", name, path, card, True, stamp))
@@ -382,8 +390,7 @@ def fits(entry: ModelEntry, data: DataEntry) -> bool:
     card, first = entry.card, data.first
     if (entry.task == "differential") != data.multi_cell:
         return False
-    return set(card.get("marks", [])) <= set(first.marks) and card.get("n_bins") == first.n_bins \
-        and card.get("bin_size") == first.bin_size
+    return set(card.marks) <= set(first.marks) and card.n_bins == first.n_bins and card.bin_size == first.bin_size
 
 
 def current_model() -> ModelEntry | None:
@@ -521,9 +528,13 @@ def _zip(path: str, stamp: float) -> bytes:
     return buf.getvalue()
 
 
-def _session_entry(path: Path, card: dict, models: dict[str, ModelEntry]) -> ModelEntry:
-    n = sum(1 for m in models.values() if m.family == card["model"]) + 1
-    return ModelEntry(f"session:{path.name}", f"{card['model']} #{n}", path, card, False, _stamp(path))
+def _session_entry(path: Path, card: ModelCard | dict, models: dict[str, ModelEntry]) -> ModelEntry:
+    """The entry of a model trained in this session (``card``: the training job's card, typed here)."""
+    from hmviz.card import ModelCard
+
+    card = ModelCard.of(card)
+    n = sum(1 for m in models.values() if m.family == card.model) + 1
+    return ModelEntry(f"session:{path.name}", f"{card.model} #{n}", path, card, False, _stamp(path))
 
 
 def delete_session_model(key: str) -> None:

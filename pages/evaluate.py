@@ -76,7 +76,7 @@ def _metrics_table(baselines: list[dict]) -> None:
               "source": f"{p.result.data}, {p.gene_set}, {p.split}; {p.result.source}", p.result.metric: p.result.value}
              for p in published]
     table = pd.DataFrame(rows)
-    main = state.MAIN_METRIC[entry.task]
+    main = entry.card.main_metric
     ci = [c for c in table.columns if c.endswith("95% CI")]  # beside the main metric, not scrolled out of view
     table[ci] = table[ci].fillna("")  # the interval is of this model's metric only
     order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]

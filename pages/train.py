@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz.provenance import shown_source, trained_on
+from hmviz.card import ModelCard
+from hmviz.provenance import shown_card, shown_source, trained_on
 from hmviz_app import jobs, state
 from hmviz_app.job_targets import train_and_save
 from hmviz_app.text import escape_md
@@ -160,11 +161,11 @@ def _progress_panel(job: jobs.Job) -> None:
                                                  f"{last.steps}{loss} ({job.seconds:.0f} s)")
             st.button("Cancel training", icon=":material/stop:", on_click=job.cancel.set, key="train_cancel")
         elif job.status == "done":
-            card = job.result["card"]
-            main = state.MAIN_METRIC.get(card["task"])
-            value = card["metrics"].get(main)
+            card = ModelCard.of(job.result["card"])
+            main = card.main_metric
+            value = card.metrics.get(main)
             st.success(f"Training finished in {job.seconds:.0f} s and the model is saved"
-                       + (f": {main.replace('_', ' ')} = {value:.3f} on {card['split']['counts']['test']} test genes"
+                       + (f": {main.replace('_', ' ')} = {value:.3f} on {card.split_record.counts['test']} test genes"
                           if value is not None else "") + ". It is now the model in use (sidebar).",
                        icon=":material/check:")
         elif job.status == "cancelled":
@@ -174,7 +175,7 @@ def _progress_panel(job: jobs.Job) -> None:
         if history:
             # Rebuilt only when an epoch ends or the job finishes (building the figure on every poll of
             # every session held the interpreter lock against other users' pages).
-            best = job.result["card"]["training"]["best_epoch"] if job.status == "done" else None
+            best = ModelCard.of(job.result["card"]).run.best_epoch if job.status == "done" else None
             cached = job.context.get("_curve")
             if cached is None or cached[0] != (len(history), best):
                 cached = ((len(history), best),
@@ -202,13 +203,12 @@ if not models:
 
 def _row(m: state.ModelEntry) -> dict:
     card = m.card
-    main = state.MAIN_METRIC.get(m.task)
-    tr = card.get("training", {})
+    main = card.main_metric
     return {"name": m.name, "source": "bundled" if m.bundled else "trained here", "family": m.family,
-            "task": m.task, "test metric": main, "value": card.get("metrics", {}).get(main),
-            "best epoch": tr.get("best_epoch"), "marks": ", ".join(card.get("marks", [])),
-            "label rule": card.get("label_rule"), "trained on": shown_source(card.get("data", {}).get("source", "")),
-            "seconds": tr.get("seconds")}
+            "task": m.task, "test metric": main, "value": card.metrics.get(main),
+            "best epoch": card.run.best_epoch, "marks": ", ".join(card.marks),
+            "label rule": card.label_rule, "trained on": shown_source(card.data_source or ""),
+            "seconds": card.run.seconds}
 
 
 st.dataframe(pd.DataFrame([_row(m) for m in models]), hide_index=True,
@@ -241,10 +241,7 @@ if not pick.bundled:
 else:
     c3.caption("Bundled models are shared by everyone: they cannot be renamed or deleted.")
 with st.expander("Model card"):
-    shown = {k: v for k, v in pick.card.items() if k != "history"}
-    if "data" in shown:  # the card keeps where the data was read; a page shows no server path
-        shown["data"] = {**shown["data"], "source": shown_source(shown["data"].get("source", ""))}
-    st.json(shown, expanded=False)
+    st.json(shown_card(pick.card), expanded=False)  # no history; no server path in the data's source
 
 st.markdown("**Compare models**")
 chosen = st.multiselect("Models to compare", list(labels), format_func=labels.get,
@@ -252,14 +249,14 @@ chosen = st.multiselect("Models to compare", list(labels), format_func=labels.ge
 chosen = [state.model_by_key(k) for k in chosen if state.model_by_key(k) is not None]
 if chosen:
     table = pd.DataFrame([{"model": m.label, "family": m.family,
-                           **{k: v for k, v in m.card.get("metrics", {}).items() if k.startswith(("test_", "valid_"))}}
+                           **{k: v for k, v in m.card.metrics.items() if k.startswith(("test_", "valid_"))}}
                           for m in chosen])
     st.dataframe(table, hide_index=True)
     state.csv_button(table, "model_comparison.csv", key="download_comparison")
     cols = st.columns(min(len(chosen), 3))
     for k, m in enumerate(chosen):
-        history = m.card.get("history") or []
+        history = list(m.card.history)
         if history:
             with cols[k % len(cols)]:
-                state.plot(training_curves(history, best_epoch=m.card.get("training", {}).get("best_epoch"),
+                state.plot(training_curves(history, best_epoch=m.card.run.best_epoch,
                                            title=m.label), f"training_{m.name}", key=f"compare_curves_{m.key}")

@@ -101,7 +101,7 @@ def _small_aux_deepdiff(dataset, tmp_path):
         "variant": "aux", "bin_hidden": 4, "mark_hidden": 2, "joint_hidden": 4})
     result = train(dataset, options)
     path = save_model(result.model, result.card, tmp_path / "aux")
-    return ModelEntry("session:aux", "deepdiff aux", Path(path), result.card, False)
+    return ModelEntry("session:aux", "deepdiff aux", Path(path), result.model_card, False)
 
 
 def test_two_cell_sample_and_deepdiff(app, tmp_path):
@@ -238,7 +238,7 @@ def test_train_in_background_then_rename_compare_delete(app):
     ok(app.run())  # the job may have finished during the last run, after its panel was drawn
     (key, entry), = app.session_state["models"].items()
     assert app.session_state["model"] == key  # the new model is the one in use
-    assert entry.card["marks"] == ["H3K4me3", "H3K36me3"] and entry.path.is_dir()
+    assert entry.card.marks == ("H3K4me3", "H3K36me3") and entry.path.is_dir()
     assert "Training finished" in texts(app.success)
     app.selectbox(key="manage_model").set_value(key).run()
     app.text_input(key=f"rename_{key}").set_value("two marks").run()

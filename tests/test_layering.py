@@ -204,3 +204,80 @@ def test_cli_verbs_do_not_import_the_command_line_entry():
     assert sorted(m for m in modules if "hmviz.cli.main" in reach(GRAPH, m) or "hmviz.cli" in GRAPH[m]) == []
     assert GRAPH["hmviz.cli.registry"] <= {"hmviz.errors"}
     assert set(verbs) <= GRAPH["hmviz.cli.main"]
+
+
+# ------------------------------------------------------------------ the model card is read by attribute
+#: Where the card's keys may be read by string: the typed card itself and the file format under it.
+CARD_KEYS_READ_IN = ("hmviz/card.py", "hmviz/checkpoints.py")
+#: What is scanned: the library, the app, its pages, the benchmarks.
+CARD_SCAN = ("hmviz", "hmviz_app", "pages", "bench", "app.py")
+#: The card's fields that hold records with keys of their own (``card.training["best_epoch"]`` is a string
+#: read too). ``metrics`` is not here: it is a table of measured numbers by metric name.
+CARD_RECORDS = {"training", "data", "split", "transform", "config", "extra", "genes"}
+
+
+def _card_like(node: ast.AST, bound: set[str]) -> bool:
+    """``card``, ``model_card``, ``entry.card``, ``self.card.training`` ..., or a name bound to one of them."""
+    if isinstance(node, ast.Name):
+        return "card" in node.id.lower() or node.id in bound
+    if isinstance(node, ast.Attribute):
+        return "card" in node.attr.lower() or (node.attr in CARD_RECORDS and _card_like(node.value, bound))
+    return False
+
+
+def _string_read(node: ast.AST, bound: set[str]) -> bool:
+    """``X["key"]`` or ``X.get("key", ...)`` on a card-like ``X``."""
+    if isinstance(node, ast.Subscript):
+        key = node.slice
+        return isinstance(key, ast.Constant) and isinstance(key.value, str) and _card_like(node.value, bound)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+        key = node.args[0] if node.args else None
+        return isinstance(key, ast.Constant) and isinstance(key.value, str) and _card_like(node.func.value, bound)
+    return False
+
+
+def card_key_reads(source: str) -> list[int]:
+    """Lines of ``source`` that read a model card's keys by string (docstrings and comments do not count).
+
+    A name assigned from a card (``c = entry.card``) or from a string read of one
+    (``training = card.get("training", {})``) is followed: reads through it count too."""
+    if "card" not in source.lower():  # every read starts from a name or attribute with "card" in it
+        return []
+    nodes = list(ast.walk(ast.parse(source)))
+    assigns = [node for node in nodes if isinstance(node, ast.Assign)]
+    bound: set[str] = set()
+    while True:  # names bound to cards, until no new one is found
+        new = {t.id for node in assigns if _card_like(node.value, bound) or _string_read(node.value, bound)
+               for t in node.targets if isinstance(t, ast.Name)} - bound
+        if not new:
+            break
+        bound |= new
+    return sorted({node.lineno for node in nodes if _string_read(node, bound)})
+
+
+def test_the_card_scanner_sees_string_reads_and_only_them():
+    source = (
+        '"""Docs may say card["split"]."""\n'
+        'a = card["model"]\n'
+        'b = entry.card.get("task", "binary")\n'
+        'tr = m.card.get("training", {})\n'
+        'c = tr.get("best_epoch")\n'
+        'd = card.training["seconds"]\n'
+        'x = result.card\n'
+        'e = x["metrics"]\n'
+        'f = (card.model, card.marks, card.metrics.get(name), card.metrics["test_auroc"], job.result["card"])\n'
+        'g = card.best_epoch  # not card["training"]\n'
+    )
+    assert card_key_reads(source) == [2, 3, 4, 5, 6, 8]
+
+
+def test_no_module_or_page_reads_model_card_keys_by_string():
+    """The card is a :class:`hmviz.card.ModelCard`: its fields are attributes, typed and checked once on load.
+    Outside ``hmviz/card.py`` and ``hmviz/checkpoints.py`` nothing reads ``card["key"]`` or ``card.get("key")``."""
+    repo = ROOT.parent
+    files = [p for top in CARD_SCAN for p in ((repo / top).rglob("*.py") if (repo / top).is_dir() else [repo / top])]
+    assert len(files) > 50
+    found = [f"{p.relative_to(repo)}:{line}" for p in sorted(files)
+             if p.relative_to(repo).as_posix() not in CARD_KEYS_READ_IN
+             for line in card_key_reads(p.read_text(encoding="utf-8"))]
+    assert found == [], "model card keys read by string (use the ModelCard's attributes):\n" + "\n".join(found)

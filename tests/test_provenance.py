@@ -3,6 +3,7 @@ text: library and helper functions on constructed cases with known answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 
@@ -11,7 +12,14 @@ import pytest
 
 from hmviz import metrics as M
 from hmviz.errors import HmvizError
-from hmviz.provenance import applied_elsewhere, published_matching, roadmap_ids, shown_source, trained_on
+from hmviz.provenance import (
+    TrainingData,
+    applied_elsewhere,
+    published_matching,
+    roadmap_ids,
+    shown_source,
+    trained_on,
+)
 
 
 # ------------------------------------------------------------------------------ bootstrap
@@ -51,10 +59,10 @@ def test_bootstrap_ci_pairs_rows_across_arrays():
 
 
 # ----------------------------------------------------------------------------- provenance
-BUNDLED = {"model": "deepchrome", "marks": ["H3K4me3", "H3K27me3"], "bundled": {"recipe": {}},
-           "data": {"source": "long format /srv/hmviz/sample_data", "fingerprint": "abc", "genes": 3000}}
-UPLOADED = {"model": "ranker-deepchrome", "marks": ["H3K4me3"],
-            "data": {"source": "upload: E003.train.csv, E003.test.csv", "fingerprint": "f00", "genes": 600}}
+BUNDLED = TrainingData(model="deepchrome", marks=("H3K4me3", "H3K27me3"), bundled=True,
+                       source="long format /srv/hmviz/sample_data", fingerprint="abc", genes=3000)
+UPLOADED = TrainingData(model="ranker-deepchrome", marks=("H3K4me3",),
+                        source="upload: E003.train.csv, E003.test.csv", fingerprint="f00", genes=600)
 
 
 def test_trained_on_names_generated_data_for_bundled_models():
@@ -66,7 +74,7 @@ def test_trained_on_names_generated_data_for_bundled_models():
 def test_trained_on_names_the_source_genes_and_cells_of_other_models():
     text = trained_on(UPLOADED)
     assert text == "ranker-deepchrome was trained on upload: E003.train.csv, E003.test.csv (600 genes; marks H3K4me3)."
-    two = {**UPLOADED, "model": "deepdiff", "cells": ["E123", "E003"]}
+    two = dataclasses.replace(UPLOADED, model="deepdiff", cells=("E123", "E003"))
     assert "cells E123 and E003" in trained_on(two)
 
 
@@ -75,6 +83,33 @@ def test_applied_elsewhere_only_when_the_fingerprint_differs():
     notice = applied_elsewhere(BUNDLED, "other", "Upload: train.csv")
     assert notice.startswith("Applied to other data: Upload: train.csv") and "generated data" in notice
     assert "generated" not in applied_elsewhere(UPLOADED, "other", "Upload: x.csv")
+
+
+def test_provenance_of_a_card_says_what_its_training_data_was():
+    """From a real card, and from an old card without a data record (the sentence leaves out what it lacks)."""
+    from hmviz.card import ModelCard
+    from hmviz.provenance import shown_card, training_data
+    from hmviz.resources import bundled_models
+    from hmviz.trained import load_card
+
+    card = load_card(bundled_models() / "deepchrome")
+    assert TrainingData.of(card) == TrainingData(model="deepchrome", marks=card.marks, source=card.data_source,
+                                                 fingerprint=card.fingerprint, genes=3000, bundled=True)
+    assert trained_on(card) == trained_on(TrainingData.of(card)) == (
+        "deepchrome is bundled with hmviz: it was trained on hmviz's generated sample data, synthetic genes with "
+        "planted rules rather than measurements (3,000 genes; marks H3K27me3, H3K36me3, H3K4me1, H3K4me3, H3K9me3).")
+    assert applied_elsewhere(card, card.fingerprint, "Sample data") is None
+    old = ModelCard.from_dict({k: v for k, v in card.to_dict().items() if k not in ("data", "bundled")})
+    assert trained_on(old) == ("deepchrome was trained on data of unknown origin "
+                               "(marks H3K27me3, H3K36me3, H3K4me1, H3K4me3, H3K9me3).")
+    assert training_data(old) == "data of unknown origin"
+    assert applied_elsewhere(old, card.fingerprint, "Sample data").startswith("Applied to other data")
+
+    shown = shown_card(card)
+    assert "history" not in shown and "/" not in shown["data"]["source"]
+    assert {k: v for k, v in shown.items() if k != "data"} == {
+        k: v for k, v in card.to_dict().items() if k not in ("data", "history")}
+    assert "history" not in shown_card(old) and "data" not in shown_card(old)
 
 
 def test_shown_source_keeps_no_server_path():
@@ -144,8 +179,8 @@ def test_captions_name_the_training_data_without_a_server_path():
     assert shown_source("deepchrome format (/home/me/E123/)") == "deepchrome format (E123)"
     assert shown_source("long format (/srv/hmviz/data/table.csv.gz)") == "long format (table.csv.gz)"
     assert shown_source("upload: C:/Users/me/x.csv, cells A") == "upload: x.csv, cells A"
-    assert training_data({"data": {"source": "long format (/srv/x/sample_data)"}, "bundled": True}) == (
+    assert training_data(TrainingData(source="long format (/srv/x/sample_data)", bundled=True)) == (
         "hmviz's generated sample data")
-    assert training_data({"data": {"source": "deepdiff format (../shared/data/deepdiff-E123-E003)"}}) == (
+    assert training_data(TrainingData(source="deepdiff format (../shared/data/deepdiff-E123-E003)")) == (
         "deepdiff format (deepdiff-E123-E003)")
-    assert training_data({"data": {}}) == "data of unknown origin"
+    assert training_data(TrainingData()) == "data of unknown origin"

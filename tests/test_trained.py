@@ -85,6 +85,36 @@ def test_train_options_rebuild_the_runs_split_on_its_own_data_only():
     assert deepdiff.train_options().cells == deepdiff.cells and len(deepdiff.cells) == 2
 
 
+def test_the_cards_records_read_as_attributes_and_none_where_an_old_card_lacks_them():
+    raw = _raw()
+    raw["split"] = {"kind": "chromosome", "valid_chroms": ["chr2"], "test_chroms": ["chr3"],
+                    "counts": {"train": 5, "valid": 2, "test": 1},
+                    "class_balance": {"train": 0.4, "valid": 0.5, "test": 1.0, "what": "label 1 (high)"}}
+    raw["training"].update(pairs_per_gene=8, pair_sampling="uniform")
+    card = ModelCard.from_dict(raw)
+    run = card.run
+    assert (run.epochs_max, run.epochs_run, run.best_epoch, run.batch_size, run.seconds, run.device) == tuple(
+        raw["training"][k] for k in ("epochs_max", "epochs_run", "best_epoch", "batch_size", "seconds", "device"))
+    assert (run.pairs_per_gene, run.pair_sampling, run.bin_lstm_impl) == (8, "uniform", None)
+    split = card.split_record
+    assert (split.kind, split.valid_chroms, split.test_chroms, split.fractions) == (
+        "chromosome", ("chr2",), ("chr3",), (0.7, 0.15, 0.15))
+    assert (split.counts["test"], split.positive_share("valid"), split.positive) == (1, 0.5, "label 1 (high)")
+    assert (card.data_source, card.fingerprint, card.n_genes) == (
+        raw["data"]["source"], raw["data"]["fingerprint"], raw["data"]["genes"])
+    assert card.bundled == raw["bundled"] and card.main_metric == "test_auroc"
+    assert card.input_transform.to_dict() == raw["transform"]
+    assert card.to_dict() == raw  # the records are views: the card is written back as it was
+
+    old = {k: v for k, v in _raw().items() if k not in ("split", "training", "data", "bundled")}
+    card = ModelCard.from_dict(old)
+    assert card.run == hmviz.card.TrainingRun() and card.run.best_epoch is None
+    assert card.split_record == hmviz.card.SplitRecord() and card.split_record.kind == "file"
+    assert (card.data_source, card.fingerprint, card.n_genes, card.bundled) == (None, None, None, None)
+    assert ModelCard.from_dict(_raw("deepdiff")).main_metric == "test_r2"
+    assert card.to_dict() == old
+
+
 def test_trained_model_gives_what_the_library_functions_give(genes, tmp_path):
     from hmviz.evaluation import evaluate
     from hmviz.explain.session import prepare

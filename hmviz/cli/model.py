@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hmviz.cli.annotation import add_annotation_argument, apply_annotation
 from hmviz.cli.registry import verb
 from hmviz.errors import HmvizError
+
+if TYPE_CHECKING:
+    from hmviz.card import ModelCard
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -64,22 +68,19 @@ def _split_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _split_line(card: dict) -> str:
+def _split_line(card: ModelCard) -> str:
     """One line on how the genes were split, with each split's class balance (train's printout)."""
-    split = card["split"]
-    how = split.get("kind", "file")
+    split = card.split_record
+    how = split.kind
     if how == "chromosome":
-        how += f" (valid {','.join(split['valid_chroms'])}; test {','.join(split['test_chroms'])})"
-    elif split.get("stratified_by"):
-        how += f" (stratified by {split['stratified_by']})"
-    balance = split.get("class_balance") or {}
+        how += f" (valid {','.join(split.valid_chroms or ())}; test {','.join(split.test_chroms or ())})"
+    elif split.stratified_by:
+        how += f" (stratified by {split.stratified_by})"
     parts = []
     for name in ("train", "valid", "test"):
-        share = balance.get(name)
-        parts.append(
-            f"{name} {split['counts'][name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else "")
-        )
-    what = f"; positive = {balance['what']}" if balance else ""
+        share = split.positive_share(name)
+        parts.append(f"{name} {split.counts[name]}" + (f" ({100 * share:.1f}% positive)" if share is not None else ""))
+    what = f"; positive = {split.positive}" if split.class_balance else ""
     return f"split {how}: {', '.join(parts)}{what}"
 
 
@@ -230,7 +231,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         dataset = _read(args)
         result = train(dataset, options, progress=_progress_printer(args.quiet))
         save_model(result.model, result.card, out, overwrite=args.force)
-    print(_split_line(result.card), file=sys.stderr)
+    print(_split_line(result.model_card), file=sys.stderr)
     print(f"saved {args.model} to {out}", file=sys.stderr)
     print(json.dumps({"model": args.model, "out": str(out), **result.metrics}))
     return 0

@@ -54,6 +54,11 @@ def record_split(gene_ids: np.ndarray, split: np.ndarray) -> dict:
     return out
 
 
+def recorded_counts(record: Mapping) -> dict[str, int]:
+    """The number of genes per split (``train``, ``valid``, ``test``) of a :func:`record_split` record."""
+    return {name: int(record[name]["count"]) for name in SPLITS}
+
+
 def recorded_genes(record: Mapping) -> dict[str, set[str]]:
     """The gene ids per split of a :func:`record_split` record; a damaged record is a :class:`ModelError`."""
     out = {}

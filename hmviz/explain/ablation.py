@@ -107,7 +107,8 @@ def _mask_baseline(
         raise HmvizError(f"Unknown masking baseline '{baseline}'; use one of {', '.join(MASK_BASELINES)}.")
     if train_rows is not None:
         return make_baseline("train_mean", reference_inputs=x[torch.as_tensor(train_rows)])
-    if card.transform.get("scaling") == "standard":
+    scaling = card.input_transform.scaling
+    if scaling == "standard":
         # Standardised per mark on the training genes: their mean of every mark is 0 in the input space.
         return Baseline(
             "train_mean",
@@ -116,7 +117,7 @@ def _mask_baseline(
         )
     raise DataError(
         "This is not the model's training data and its card does not store the training genes' "
-        f"mean (scaling '{card.transform.get('scaling')}'); mask with baseline 'zeros' instead, or "
+        f"mean (scaling '{scaling}'); mask with baseline 'zeros' instead, or "
         "give the training data."
     )
 

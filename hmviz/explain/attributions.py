@@ -4,7 +4,7 @@ Example::
 
     from hmviz.explain import explain, make_baseline
     x = prepare_inputs(card, dataset)                       # (genes, bins, marks), transformed
-    base = make_baseline("zeros", transform=card["transform"], shape=x.shape[1:])
+    base = make_baseline("zeros", transform=card.transform, shape=x.shape[1:])
     attr = explain(model, x[:10], "integrated_gradients", baseline=base)
     attr.by_mark()                                          # (genes, marks), signed
     attr.convergence_delta                                  # (genes,): sum(attr) - (f(x) - f(baseline))

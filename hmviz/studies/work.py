@@ -61,13 +61,14 @@ def execute_run(
             model=run.model, marks=tuple(run.marks), seed=run.seed, model_overrides=dict(run.settings), **train_kw
         )
         result = train(datasets[run.dataset], options, should_stop=should_stop)
+        trained = result.model_card.run
         record.update(
             status="ok",
             metrics=dict(result.metrics),
             card=result.card,
-            device=result.card["training"]["device"],
-            epochs_run=result.card["training"]["epochs_run"],
-            best_epoch=result.card["training"]["best_epoch"],
+            device=trained.device,
+            epochs_run=trained.epochs_run,
+            best_epoch=trained.best_epoch,
         )
         if cross_cell:
             record["cross_cell"] = {
