@@ -110,11 +110,15 @@ def _run_epochs(
     docs/training.md).
     ``select_on="loss"``: the lowest validation loss.
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
-    Early stopping: training ends after ``patience`` epochs in which neither the validation loss nor
-    the validation metric reached a new best. Watching only the quantity the epoch is kept on fails
-    both ways: the loss can sit at log 2 for several epochs while the ranking already improves (a
-    small set, few steps per epoch), and the AUROC can peak at an untrained, uncalibrated first epoch
-    while the loss is still falling steeply.
+    Early stopping watches what the epoch is kept on. ``select_on="metric"``: training ends after
+    ``patience`` epochs without a new best epoch (a higher validation metric, or the same metric at a
+    lower loss). A loss that keeps falling slowly after the metric has peaked does not hold training
+    open: on 600 REMC genes AttentiveChrome's validation loss still reached new lows at epoch 52 of
+    60 (seed 5) while its validation AUROC had peaked at epoch 39, so watching the loss too made the
+    epoch cap, not the data, end its runs (``bench/bench_epochs.py``, docs/training.md).
+    ``select_on="loss"``: training ends after ``patience`` epochs in which neither the validation loss
+    nor the validation metric reached a new best, since the loss can sit at log 2 for several epochs
+    while the ranking already improves (a small set, few steps per epoch).
     """
     optimizer = make_optimizer(optimizer, params, lr, weight_decay)
     rng = np.random.default_rng(seed)
@@ -122,7 +126,7 @@ def _run_epochs(
     own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
     metric_fn = task.valid_metric if own_metric else metric_fn
     best, best_state, best_epoch, bad = (-math.inf, -math.inf), None, 0, 0
-    watched_best = {"loss": math.inf, "metric": -math.inf}  # for early stopping, whichever is kept
+    watched_best = {"loss": math.inf, "metric": -math.inf}  # early stopping of select_on="loss" watches both
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -196,9 +200,9 @@ def _run_epochs(
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
         improved = False
-        if valid_loss is not None and valid_loss < watched_best["loss"]:
+        if select_on == "loss" and valid_loss is not None and valid_loss < watched_best["loss"]:
             watched_best["loss"], improved = valid_loss, True
-        if math.isfinite(metric_score) and metric_score > watched_best["metric"]:
+        if select_on == "loss" and math.isfinite(metric_score) and metric_score > watched_best["metric"]:
             watched_best["metric"], improved = metric_score, True
         bad = 0 if improved or best_epoch == epoch else bad + 1
         if patience and bad >= patience:

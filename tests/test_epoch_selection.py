@@ -36,3 +36,30 @@ def test_patience_waits_for_a_slow_metric() -> None:
     flat = [(0.80, 0.50)] + [(0.80, 0.51 + 0.01 * i) for i in range(6)] + [(0.84, 0.60)]
     assert _kept(flat) == 8
     assert _kept(flat, patience=5) == 1
+
+
+# AttentiveChrome on 600 REMC genes (E123, file split), seed 5, default settings but 60 epochs and no
+# early stopping: (validation AUROC, validation loss) per epoch, from `python bench/bench_epochs.py
+# --models attentivechrome --first-seed 5 --seeds 1 --cap 60`. The AUROC peaks at epoch 39 while the
+# loss still reaches new lows at epoch 52.
+ATTENTIVECHROME_E123_SEED5 = [
+    (0.9178, 0.6923), (0.9205, 0.6926), (0.9222, 0.6928), (0.9236, 0.6930), (0.9233, 0.6930), (0.9236, 0.6927),
+    (0.9237, 0.6920), (0.9257, 0.6903), (0.9278, 0.6890), (0.9307, 0.6977), (0.9289, 0.7010), (0.9325, 0.6696),
+    (0.9356, 0.6382), (0.9373, 0.6155), (0.9382, 0.5982), (0.9371, 0.5882), (0.9339, 0.5871), (0.9357, 0.5857),
+    (0.9368, 0.5657), (0.9369, 0.5382), (0.9392, 0.5136), (0.9419, 0.4974), (0.9431, 0.4882), (0.9413, 0.4834),
+    (0.9387, 0.4764), (0.9387, 0.4671), (0.9374, 0.4548), (0.9395, 0.4490), (0.9454, 0.4425), (0.9405, 0.4286),
+    (0.9432, 0.4132), (0.9448, 0.4113), (0.9451, 0.4087), (0.9435, 0.4102), (0.9444, 0.3837), (0.9437, 0.3691),
+    (0.9445, 0.3638), (0.9460, 0.3691), (0.9462, 0.3738), (0.9457, 0.3648), (0.9435, 0.3641), (0.9435, 0.3688),
+    (0.9429, 0.3603), (0.9385, 0.3554), (0.9332, 0.3555), (0.9339, 0.3601), (0.9360, 0.3569), (0.9383, 0.3671),
+    (0.9389, 0.3704), (0.9384, 0.3651), (0.9354, 0.3568), (0.9333, 0.3478), (0.9298, 0.3512), (0.9320, 0.3581),
+    (0.9304, 0.3644), (0.9307, 0.3643), (0.9333, 0.3577), (0.9328, 0.3515), (0.9323, 0.3572), (0.9293, 0.3558),
+]
+
+
+def test_the_epoch_cap_is_a_safety_net_on_a_measured_curve() -> None:
+    """Watching the loss too (the old rule) ran this curve to any cap; the default stops 10 epochs after
+    the best validation AUROC, and the old 30-epoch cap cut the run before its best epoch."""
+    assert _kept(ATTENTIVECHROME_E123_SEED5) == 39
+    assert _run_script(ATTENTIVECHROME_E123_SEED5, "metric", patience=10) == (39, 49)
+    assert _run_script(ATTENTIVECHROME_E123_SEED5[:30], "metric", patience=10) == (29, 30)  # the old cap
+    assert _run_script(ATTENTIVECHROME_E123_SEED5, "loss", patience=10)[1] == 60  # loss keeps improving
