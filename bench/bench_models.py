@@ -427,7 +427,7 @@ SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "be
 
 def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
                  pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto",
-                 baselines: bool = True) -> dict:
+                 baselines: bool = True, first_seed: int = 1) -> dict:
     """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
 
     ``select_on`` None: the training default (``TrainOptions.select_on``). ``split``: as ``train
@@ -455,7 +455,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
         for name in models + (["logistic", "boosted-trees"] if with_baselines else []):
             values: dict[str, list[float]] = {k: [] for k in SINGLE_CELL_KEYS}
             t0 = time.perf_counter()
-            for seed in range(1, seeds + 1):
+            for seed in range(first_seed, first_seed + seeds):
                 if name in ("logistic", "boosted-trees"):
                     m = train_baseline(ds, name, TrainOptions(model="deepchrome", seed=seed, split=split))
                 else:
@@ -483,12 +483,14 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     print()
     for k, v in published.items():
         print(f"{k}: {v}")
-    return {"seeds": seeds, "pair_sampling": pair_sampling, "select_on": select_on or "default", "split": split,
+    return {"seeds": seeds, "first_seed": first_seed, "pair_sampling": pair_sampling,
+            "select_on": select_on or "default", "split": split,
             "results": results, "published": published}
 
 
 def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], split: str = "auto",
-                          models: tuple[str, ...] = ("deepdiff", "logistic", "boosted-trees")) -> dict:
+                          models: tuple[str, ...] = ("deepdiff", "logistic", "boosted-trees"),
+                          first_seed: int = 1) -> dict:
     """DeepDiff's test Pearson r and direction AUROC over seeds, on the real and the generated two-cell data.
 
     ``settings``: model settings as for ``python -m hmviz train --set`` (none: the defaults).
@@ -516,7 +518,7 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], spl
         for name in models:  # "logistic" is ridge regression here
             values: dict[str, list[float]] = {k: [] for k in keys}
             t0 = time.perf_counter()
-            for seed in range(1, seeds + 1):
+            for seed in range(first_seed, first_seed + seeds):
                 options = TrainOptions(model="deepdiff", seed=seed, device="cpu", model_overrides=overrides,
                                        split=split)
                 m = train(ds, options).metrics if name == "deepdiff" else train_baseline(ds, name, options)
@@ -533,7 +535,7 @@ def run_accuracy_deepdiff(seeds: int, which: list[str], settings: list[str], spl
             print(f"{dname[:28] + ' ' + BASELINE_NAMES.get(name, name):44s} "
                   + " ".join(f"{r[k]['mean']:>13.3f} ± {r[k]['sd']:.3f}" if k in r else f"{'-':>22s}" for k in keys)
                   + f" {r['seconds']:8.1f}")
-    return {"seeds": seeds, "settings": overrides, "split": split, "results": results}
+    return {"seeds": seeds, "first_seed": first_seed, "settings": overrides, "split": split, "results": results}
 
 
 DEEPDIFF_KEYS = ("test_pearson_r", "test_r2", "test_mse", "test_slope", "test_direction_auroc", "best_epoch")
@@ -643,23 +645,35 @@ def _uptime() -> str:
 
 def _results_part(part: tuple) -> tuple:
     """One piece of ``results`` (run in a worker process): ``(table, kind, output)``."""
-    table, kind, names, seeds = part
+    table, kind, names, seeds, first = part
     if table == "single":
         models = [n for n in names if n not in ("logistic", "boosted-trees")]
-        out = run_accuracy(models, seeds, ["e123"], split=kind, baselines=models != names)
+        out = run_accuracy(models, seeds, ["e123"], split=kind, baselines=models != names, first_seed=first)
     else:
-        out = run_accuracy_deepdiff(seeds, ["e123"], [], split=kind, models=tuple(names))
-    write_results(f"models_results_part_{table}_{kind}_{names[0]}.json", out)  # kept if a later piece fails
+        out = run_accuracy_deepdiff(seeds, ["e123"], [], split=kind, models=tuple(names), first_seed=first)
+    # kept if a later piece fails
+    write_results(f"models_results_part_{table}_{kind}_{names[0]}_seed{first}.json", out)
     return table, kind, out
 
 
+def _merge_seeds(a: dict, b: dict) -> dict:
+    """One summary from two over disjoint seeds of the same model (the values, mean, SD and seconds)."""
+    values = {k: a.get(k, {}).get("values", []) + b.get(k, {}).get("values", [])
+              for k in {*a, *b} if k != "seconds"}
+    return _summary(values, a.get("seconds", 0.0) + b.get("seconds", 0.0))
+
+
 def merge_parts(outputs: list[tuple]) -> tuple[dict, dict]:
-    """``(single, differential)`` by split kind from :func:`_results_part` outputs, rows in the order given."""
+    """``(single, differential)`` by split kind from :func:`_results_part` outputs, rows in the order given;
+    pieces of one model over different seeds become one row."""
     merged: dict = {"single": {}, "differential": {}}
     for table, kind, out in outputs:
         into = merged[table].setdefault(kind, {**out, "results": {}})
         for dname, rows in out["results"].items():
-            into["results"].setdefault(dname, {}).update(rows)
+            held = into["results"].setdefault(dname, {})
+            for name, summary in rows.items():
+                held[name] = _merge_seeds(held[name], summary) if name in held else summary
+        into["seeds"] = max(into.get("seeds", 0), out.get("seeds", 0) + out.get("first_seed", 1) - 1)
     return merged["single"], merged["differential"]
 
 
@@ -684,14 +698,16 @@ def run_results(seeds: int, splits: list[str], models: list[str], deepdiff_seeds
         family = models if kind == "file" or random_models is None else random_models
         with_deepdiff = kind == "file" or random_models is None or "deepdiff" in random_models
         family = [m for m in family if m != "deepdiff"]
+        # a deep model's seeds are separate pieces (the workers share them out); the baselines are cheap
         if kind != "chromosome" or "E123 (600 genes)" in known:
-            parts += [("single", kind, [m], seeds) for m in family] + [("single", kind, ["logistic", "boosted-trees"], seeds)]
+            parts += [("single", kind, [m], 1, s) for m in family for s in range(1, seeds + 1)]
+            parts += [("single", kind, ["logistic", "boosted-trees"], seeds, 1)]
             if kind != "file" and family != models:
                 notes.append(f"{kind.capitalize()} split: only {', '.join(family)} and the baselines"
                              f"{'' if with_deepdiff else ' (no DeepDiff)'}, to fit the time.")
         if dd_seeds and with_deepdiff and (kind != "chromosome" or "E123 vs E003" in known):
-            parts += [("differential", kind, ["deepdiff"], dd_seeds),
-                      ("differential", kind, ["logistic", "boosted-trees"], dd_seeds)]
+            parts += [("differential", kind, ["deepdiff"], 1, s) for s in range(1, dd_seeds + 1)]
+            parts += [("differential", kind, ["logistic", "boosted-trees"], dd_seeds, 1)]
     if "chromosome" in splits and len(known) < 2:
         notes.append("A chromosome split is run only where every gene has a chromosome.")
     if dd_seeds == 0:
