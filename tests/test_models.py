@@ -787,6 +787,7 @@ def test_auto_prefers_the_kernel_only_where_it_was_measured_faster(monkeypatch) 
     """The kernel is written for AVX-512: "auto" takes it there (or when HMVIZ_NATIVE=1 asks), and
     the eager recurrence on other CPUs, where the kernel measured about 3x slower."""
     monkeypatch.setattr(_native, "load", lambda: object())
+    monkeypatch.setattr(_native, "ready", lambda: object())  # built already
     monkeypatch.delenv("HMVIZ_NATIVE", raising=False)
     monkeypatch.setattr(_native, "cpu_has_avx512", lambda: False)
     assert not _native.preferred()
@@ -798,3 +799,21 @@ def test_auto_prefers_the_kernel_only_where_it_was_measured_faster(monkeypatch) 
     assert PerMarkBiLSTM(2, 4).resolved_impl(torch.device("cpu")) == "native"
     monkeypatch.setenv("HMVIZ_NATIVE", "0")
     assert not _native.preferred()
+
+
+def test_a_model_keeps_the_implementation_it_started_with(monkeypatch) -> None:
+    """A build finishing in the background (the app's) must not switch a running model to the kernel:
+    "auto" is resolved once per model, the attention's use of the kernel too."""
+    from hmviz.models._attention import ContextAttention
+
+    monkeypatch.delenv("HMVIZ_NATIVE", raising=False)
+    monkeypatch.setattr(_native, "cpu_has_avx512", lambda: True)
+    monkeypatch.setattr(_native, "ready", lambda: None)  # not built yet
+    lstm, attention = PerMarkBiLSTM(2, 4), ContextAttention(8, n_groups=2)
+    assert lstm.resolved_impl(torch.device("cpu")) == "grouped"
+    attention(torch.randn(3, 2, 5, 8))
+    assert attention._kernel is False
+    monkeypatch.setattr(_native, "ready", lambda: object())  # the build has finished
+    assert lstm.resolved_impl(torch.device("cpu")) == "grouped"
+    assert PerMarkBiLSTM(2, 4).resolved_impl(torch.device("cpu")) == "native"
+    assert attention._kernel is False

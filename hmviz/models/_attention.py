@@ -37,11 +37,14 @@ class ContextAttention(nn.Module):
         shape = (dim,) if n_groups is None else (n_groups, dim)
         self.context = nn.Parameter(torch.empty(shape).uniform_(-init_range, init_range))
         self.softmax = nn.Softmax(dim=-1)
+        self._kernel: bool | None = None  # whether the compiled kernel is used (fixed at the first forward)
 
     def forward(
         self, states: torch.Tensor, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if self.context.dim() == 2 and _fused_ok(states, self.context):
+        if self._kernel is None:  # asked once per model, so a running model never switches implementation
+            self._kernel = _native.ready() is not None
+        if self.context.dim() == 2 and self._kernel and _fused_ok(states, self.context):
             pooled, weights = _FusedGroupedAttention.apply(states.contiguous(), self.context)
             return (pooled, weights) if return_weights else pooled
         # (batch, [G,] L, D) @ ([G,] D, 1) -> (batch, [G,] L): one score per position
@@ -60,7 +63,6 @@ def _fused_ok(states: torch.Tensor, context: torch.Tensor) -> bool:
         and states.dim() == 4
         and states.dtype == context.dtype
         and states.dtype in (torch.float32, torch.float64)
-        and _native.load() is not None
     )
 
 

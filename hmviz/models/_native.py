@@ -8,6 +8,13 @@ sharing the home directory gets its own build.
 
 The build never blocks anyone:
 
+* a training, evaluation or explanation never builds it: :func:`ready` hands out a kernel that is
+  already built (loading it takes milliseconds) and otherwise says, once per process, how to build
+  it, and the model runs on the eager recurrence. The kernel is built ahead of time by
+  ``python -m hmviz.models._native`` (after installing, or in CI), by the app in the background
+  when it starts (:func:`build_in_background`), or by naming ``bin_lstm_impl="native"`` /
+  ``HMVIZ_NATIVE=1`` (which asks for it and waits for the build, bounded as below);
+
 * it runs in a **separate process** (``python -m hmviz.models._native``) with a time limit
   (``$HMVIZ_NATIVE_BUILD_TIMEOUT`` seconds, default 300); past it the build is killed;
 * it compiles into a **private temporary directory** (``native/.tmp-<name>-<host>-<pid>``) and only
@@ -126,19 +133,42 @@ def cpu_has_avx512() -> bool:
 
 
 def preferred() -> bool:
-    """Whether ``bin_lstm_impl="auto"`` runs the kernel here: it is built, and the CPU is one where it
-    was measured faster than the eager recurrence. Its register blocking is written for AVX-512:
+    """Whether ``bin_lstm_impl="auto"`` runs the kernel here: it is built already (:func:`ready`;
+    ``HMVIZ_NATIVE=1`` builds it if needed), and the CPU is one where it was measured faster than
+    the eager recurrence. Its register blocking is written for AVX-512:
     there it ran an AttentiveChrome epoch in 3.3-3.6 s against 8.8-10.3 s for the eager recurrence;
     on an AVX2-only AMD EPYC one forward+backward of 64 genes took 0.75 s of CPU time against
     0.22 s (docs/performance-kernel.md). ``HMVIZ_NATIVE=1`` prefers it on any CPU, ``=0`` never."""
     setting = os.environ.get("HMVIZ_NATIVE", "")
     if setting == "0" or (setting != "1" and not cpu_has_avx512()):
         return False
-    return load() is not None
+    return (load() if setting == "1" else ready()) is not None
+
+
+def ready():
+    """``torch.ops.hmviz_bilstm`` if the kernel is built already, else ``None``: never builds, never waits.
+
+    Where it is not built (and could be), logs once per process how to build it. A model asks once
+    and keeps the answer for its lifetime, so a build finishing in the background (the app's) never
+    changes a running model's implementation."""
+    if "ops" in _state or "reason" in _state:
+        return _state.get("ops")
+    if is_built():
+        return load()
+    if not _state.get("told") and _missing_tool() is None:
+        _state["told"] = True
+        log.warning(
+            "hmviz: the compiled LSTM kernel is not built on this machine; using the eager recurrence "
+            "(build it once, about 30 s: python -m hmviz.models._native)"
+        )
+    return None
 
 
 def load():
-    """``torch.ops.hmviz_bilstm`` (building it on first use), or ``None`` where it cannot be built."""
+    """``torch.ops.hmviz_bilstm`` (building it first if needed, bounded), or ``None`` where it cannot be built.
+
+    For the build entry points and an explicit request for the kernel; models on ``auto`` use
+    :func:`ready`, which never builds."""
     if "ops" in _state:
         return _state["ops"]
     if "reason" in _state:

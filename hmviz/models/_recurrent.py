@@ -69,6 +69,7 @@ class PerMarkBiLSTM(nn.Module):
         self.n_marks = n_marks
         self.hidden_size = hidden_size
         self.impl = impl
+        self._auto_cpu: str | None = None  # what "auto" runs on the CPU, fixed at its first resolution
         m, h = n_marks, hidden_size
         bound = 1.0 / math.sqrt(h)  # nn.LSTM's default init; the models re-initialise anyway
         for d in _DIRECTIONS:
@@ -120,7 +121,9 @@ class PerMarkBiLSTM(nn.Module):
         if self.impl == "auto":
             if device.type != "cpu":
                 return "per_mark"
-            return "native" if _native.preferred() else "grouped"
+            if self._auto_cpu is None:  # asked once per model, so a running model never switches implementation
+                self._auto_cpu = "native" if _native.preferred() else "grouped"
+            return self._auto_cpu
         if self.impl == "native":
             if device.type != "cpu":
                 raise ModelError(
