@@ -246,10 +246,18 @@ def _trainer_states(trainers) -> list[str]:
     return states
 
 
+def _median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _max(values) -> float:
+    return max(values) if values else float("nan")
+
+
 def summary(times: dict) -> dict:
     flat = [t for how in ("url", "sidebar") for ts in times[how].values() for t in ts]
-    return {"median_s": statistics.median(flat), "max_s": max(flat),
-            "max_by_page_s": {title: max(times["url"][title] + times["sidebar"][title]) for title, _, _ in PAGES}}
+    return {"median_s": _median(flat), "max_s": _max(flat),
+            "max_by_page_s": {title: _max(times["url"][title] + times["sidebar"][title]) for title, _, _ in PAGES}}
 
 
 def main() -> None:
@@ -262,6 +270,11 @@ def main() -> None:
     ap.add_argument("--out", default="app_load.json", help="results file under bench/results/")
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
                     help="environment of the server (e.g. HMVIZ_JOB_NICENESS=10, to compare settings)")
+    ap.add_argument("--streamlit", nargs="*", default=[], metavar="OPTION=VALUE",
+                    help="Streamlit options for the server (e.g. runner.postScriptGC=true, the old setting)")
+    ap.add_argument("--profile", action="store_true",
+                    help="record the server with py-spy during the busy visits (test-results/bench-load-busy-*.txt)")
+    ap.add_argument("--no-idle", action="store_true", help="skip the idle visits (after the warm-up)")
     args = ap.parse_args()
     global PAGES
     if args.pages:
@@ -285,10 +298,12 @@ def main() -> None:
     env["HMVIZ_PAGE_TIMES"] = str(times_file)
     log = open(ROOT / "test-results" / f"bench-load-server-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.fileWatcherType", "none"],
+                             "--server.port", str(port), "--server.fileWatcherType", "none",
+                             *[part for item in args.streamlit for part in ("--" + item.split("=", 1)[0],
+                                                                             item.split("=", 1)[1])]],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     out: dict = {"python": platform.python_version(), "cpus": os.cpu_count(), "epochs": args.epochs,
-                 "workers": args.workers or "default", "env": args.env, "served": SERVED,
+                 "workers": args.workers or "default", "env": args.env, "streamlit": args.streamlit, "served": SERVED,
                  "load_before": os.getloadavg()}
     try:
         while not healthy(url):
@@ -304,7 +319,7 @@ def main() -> None:
             visit_all(fourth, url, 1, times_file)  # warm: first visits import torch, load models, fill caches
             print("idle visits", file=sys.stderr, flush=True)
             cpu0 = cpu_snapshot(proc.pid)
-            out["idle"] = visit_all(fourth, url, args.rounds, times_file)
+            out["idle"] = visit_all(fourth, url, 0 if args.no_idle else args.rounds, times_file)
             out["cpu_idle"] = cpu_share(cpu0, cpu_snapshot(proc.pid))
             out["load_idle"] = os.getloadavg()
             trainers = [start_training(browser, url, args.epochs) for _ in range(3)]
@@ -315,7 +330,16 @@ def main() -> None:
             out["ps_busy"] = job_processes(proc.pid)
             print(out["ps_busy"], file=sys.stderr, flush=True)
             cpu0 = cpu_snapshot(proc.pid)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--rate", "50", "--format", "raw",
+                                        "--threads", "--nonblocking", "--subprocesses",
+                                        "-o", str(ROOT / "test-results" / f"bench-load-busy-{port}.txt")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             out["busy"] = visit_all(fourth, url, args.rounds, times_file)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
             out["cpu_busy"] = cpu_share(cpu0, cpu_snapshot(proc.pid))
             out["load_busy"] = os.getloadavg()
             out["trainers_after"] = _trainer_states(trainers)
@@ -338,14 +362,13 @@ def main() -> None:
     for title, _, _ in PAGES:
         idle = out["idle"]["url"][title] + out["idle"]["sidebar"][title]
         busy = out["busy"]["url"][title] + out["busy"]["sidebar"][title]
-        print(f"{title:14s} {statistics.median(idle):12.2f} {max(idle):9.2f} {statistics.median(busy):12.2f} "
-              f"{max(busy):9.2f}")
+        print(f"{title:14s} {_median(idle):12.2f} {_max(idle):9.2f} {_median(busy):12.2f} {_max(busy):9.2f}")
     print("median seconds of each phase (heading shown / script run finished / figures drawn = served; the "
           "server's own run of the page and its CPU):")
     for cond in ("idle", "busy"):
         for title, _, _ in PAGES:
             rows = [r for r in out[cond]["phases"] if r["page"] == title]
-            cells = {k: statistics.median([r[k] for r in rows if k in r] or [float("nan")])
+            cells = {k: _median([r[k] for r in rows if k in r])
                      for k in ("heading_s", "script_done_s", "s", "server_s", "server_cpu_s")}
             print(f"  {cond:4s} {title:14s} " + " ".join(f"{k}={v:.2f}" for k, v in cells.items()))
         print(f"  {cond}: cores used on average (server, jobs, this browser, other users): {out['cpu_' + cond]}")
