@@ -10,9 +10,19 @@ charts drawn. The same visits are timed first with no training running (the base
 Finally the server is stopped with SIGTERM while the trainings run: its exit status and time are
 reported (0, within seconds, is a clean stop).
 
-Not a timed test: it prints a table and writes ``bench/results/app_load.json``.
+A page is served (:data:`SERVED`) when its heading is shown, the server's run of its script has finished
+and its figures have drawn. Each visit also records its phases (document loaded, heading shown, script
+finished, figures drawn) and the server's own run of the page (the router writes it when
+``HMVIZ_PAGE_TIMES`` is set: :mod:`hmviz_app.timing`); the cores used by the server, its job processes,
+this benchmark's browser and the rest of the machine during the idle and busy visits; and ``ps`` of the
+job processes (niceness, scheduling policy, threads). ``--profile`` records the server with py-spy during
+the busy visits. ``--streamlit OPTION=VALUE`` and ``--env NAME=VALUE`` change the server's settings, to
+compare two settings with the same command (alternate the runs: the machine's load drifts).
 
-    python bench/bench_app_load.py [--rounds 2] [--epochs 300] [--workers N]
+Not a timed test: it prints a table and writes ``bench/results/app_load.json`` (``--out``).
+
+    python bench/bench_app_load.py [--rounds 2] [--epochs 300] [--workers N] [--pages data evaluate]
+        [--streamlit runner.postScriptGC=true] [--env HMVIZ_JOB_SCHED=normal] [--no-idle] [--profile]
 """
 
 from __future__ import annotations
