@@ -5,13 +5,16 @@ current dataset and model, running jobs, the figure download format).
 """
 
 from hmviz.runtime import configure_openmp
+from hmviz_app.timing import clock
+
+_run_started = clock()  # HMVIZ_PAGE_TIMES: each run's time from here (hmviz_app/timing.py)
 
 configure_openmp()  # before anything imports torch: OpenMP reads its wait policy when torch loads it
 
 import streamlit as st  # noqa: E402
 
 from hmviz.models import _native  # noqa: E402
-from hmviz_app import jobs, layout, state  # noqa: E402
+from hmviz_app import jobs, layout, state, timing  # noqa: E402
 from hmviz_app.text import escape_md  # noqa: E402
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
@@ -68,5 +71,6 @@ with st.sidebar:
     st.radio("Figure downloads", ["png", "svg"], horizontal=True, key=state.sticky("image_format", "png"),
              format_func=str.upper, help="The camera button above each figure saves it in this format.")
 
-page.run()
+with timing.timed(page.url_path or "data", since=_run_started):
+    page.run()
 state.prewarm()

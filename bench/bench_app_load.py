@@ -10,14 +10,25 @@ charts drawn. The same visits are timed first with no training running (the base
 Finally the server is stopped with SIGTERM while the trainings run: its exit status and time are
 reported (0, within seconds, is a clean stop).
 
-Not a timed test: it prints a table and writes ``bench/results/app_load.json``.
+A page is served (:data:`SERVED`) when its heading is shown, the server's run of its script has finished
+and its figures have drawn. Each visit also records its phases (document loaded, heading shown, script
+finished, figures drawn) and the server's own run of the page (the router writes it when
+``HMVIZ_PAGE_TIMES`` is set: :mod:`hmviz_app.timing`); the cores used by the server, its job processes,
+this benchmark's browser and the rest of the machine during the idle and busy visits; and ``ps`` of the
+job processes (niceness, scheduling policy, threads). ``--profile`` records the server with py-spy during
+the busy visits. ``--streamlit OPTION=VALUE`` and ``--env NAME=VALUE`` change the server's settings, to
+compare two settings with the same command (alternate the runs: the machine's load drifts).
 
-    python bench/bench_app_load.py [--rounds 2] [--epochs 300] [--workers N]
+Not a timed test: it prints a table and writes ``bench/results/app_load.json`` (``--out``).
+
+    python bench/bench_app_load.py [--rounds 2] [--epochs 300] [--workers N] [--pages data evaluate]
+        [--streamlit runner.postScriptGC=true] [--env HMVIZ_JOB_SCHED=normal] [--no-idle] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -38,7 +49,6 @@ from st_e2e import (
     free_port,
     healthy,
     run_and_wait,
-    wait_for_charts,
 )
 
 from _results import write_results
@@ -58,48 +68,157 @@ def _finished(page, before: int, timeout_ms: int | None = None) -> None:
                            timeout=timeout_ms)
 
 
-def by_url(page, url: str, title: str, charts: int) -> float:
-    """A fresh load of ``url`` (a new document: the run counter restarts) to the page complete."""
+def _charts_drawn(page, count: int) -> None:
+    """Wait until at least ``count`` plotly charts are on the page and every one has drawn its SVG."""
+    page.wait_for_function(
+        """n => { const charts = document.querySelectorAll('[data-testid="stPlotlyChart"]');
+                  return charts.length >= n && [...charts].every(c => c.querySelector('.js-plotly-plot .main-svg')); }""",
+        arg=count, timeout=PAGE_TIMEOUT_MS)
+
+
+def by_url(page, url: str, title: str, charts: int) -> dict:
+    """A fresh load of ``url`` (a new document: the run counter restarts) to the page served (see
+    :data:`SERVED`); the seconds to each phase."""
     t0 = time.perf_counter()
     page.goto(url, wait_until="domcontentloaded")
+    phases = {"document_s": time.perf_counter() - t0}
     page.get_by_role("heading", name=title, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
+    phases["heading_s"] = time.perf_counter() - t0
     _finished(page, 0)
-    wait_for_charts(page, min_count=charts, timeout_ms=PAGE_TIMEOUT_MS)
-    return time.perf_counter() - t0
+    phases["script_done_s"] = time.perf_counter() - t0
+    _charts_drawn(page, charts)
+    phases["s"] = time.perf_counter() - t0
+    return phases
 
 
-def by_sidebar(page, title: str, charts: int) -> float:
+def by_sidebar(page, title: str, charts: int) -> dict:
     t0 = time.perf_counter()
-    run_and_wait(page, lambda: page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click(),
-                 timeout_ms=PAGE_TIMEOUT_MS)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
     page.get_by_role("heading", name=title, exact=True).wait_for(timeout=PAGE_TIMEOUT_MS)
-    wait_for_charts(page, min_count=charts, timeout_ms=PAGE_TIMEOUT_MS)
-    return time.perf_counter() - t0
+    phases = {"heading_s": time.perf_counter() - t0}
+    page.wait_for_function("""() => document.querySelector('[data-testid="stApp"]')
+                              .getAttribute('data-test-script-state') === 'notRunning'""", timeout=PAGE_TIMEOUT_MS)
+    phases["script_done_s"] = time.perf_counter() - t0
+    _charts_drawn(page, charts)
+    phases["s"] = time.perf_counter() - t0
+    return phases
 
 
-def _timed(fn, *args) -> float:
-    """Seconds ``fn(*args)`` took, or infinity when the page did not complete within the time limit (or the
-    browser lost it meanwhile: a page that timed out can still be navigating when the next visit starts)."""
+#: What "the page is served" means here: its title (heading) is shown, the server's run of its script has
+#: finished (every control and number of the page is on it, no spinner left) and its figures (the
+#: number given in PAGES) have drawn their SVG. Its time runs from the click on the sidebar link or the
+#: start of the navigation to that URL.
+SERVED = "heading shown + script run finished + its figures drawn"
+
+
+def _timed(fn, *args) -> dict:
+    """The phases of ``fn(*args)`` (``s``: the page served), or ``s`` infinity when the page did not complete
+    within the time limit (or the browser lost it meanwhile: a page that timed out can still be navigating
+    when the next visit starts)."""
     from playwright.sync_api import Error as PlaywrightError
 
     try:
         return fn(*args)
     except PlaywrightError as exc:
         print(f"  not served: {str(exc).splitlines()[0]}", file=sys.stderr, flush=True)
-        return float("inf")
+        return {"s": float("inf")}
 
 
-def visit_all(page, url: str, rounds: int) -> dict:
-    """Every page by URL and by sidebar, ``rounds`` times: {"url": {title: [s...]}, "sidebar": {...}}."""
-    out: dict = {"url": {t: [] for t, _, _ in PAGES}, "sidebar": {t: [] for t, _, _ in PAGES}}
+def _server_run(times_file: Path | None, path: str, since: float) -> dict | None:
+    """The server's record (``hmviz_app.timing``) of the last whole-app run of ``path`` that ended after
+    ``since`` (wall clock), if any."""
+    if times_file is None or not times_file.exists():
+        return None
+    runs = [json.loads(line) for line in times_file.read_text().splitlines() if line.strip()]
+    runs = [r for r in runs if r["page"] == path and r["end"] >= since]
+    return runs[-1] if runs else None
+
+
+def visit_all(page, url: str, rounds: int, times_file: Path | None = None) -> dict:
+    """Every page by URL and by sidebar, ``rounds`` times: {"url": {title: [s...]}, "sidebar": {...},
+    "phases": [{how, page, phases..., server_s, server_cpu_s}...]}."""
+    out: dict = {"url": {t: [] for t, _, _ in PAGES}, "sidebar": {t: [] for t, _, _ in PAGES}, "phases": []}
+
+    def one(how: str, title: str, path: str, fn, *args) -> None:
+        since = time.time()
+        phases = _timed(fn, *args)
+        run = _server_run(times_file, path, since)
+        if run is not None:
+            phases.update(server_s=run["s"], server_cpu_s=run["cpu_s"])
+        out[how][title].append(phases["s"])
+        out["phases"].append({"how": how, "page": title, **phases})
+        extra = "".join(f" {k}={v:.2f}" for k, v in phases.items() if k != "s")
+        print(f"  {how} {title}: {phases['s']:.2f} s ({extra.strip()})", file=sys.stderr, flush=True)
+
     for _ in range(rounds):
         for title, path, charts in PAGES:
-            out["url"][title].append(_timed(by_url, page, f"{url}/{path}", title, charts))
-            print(f"  url {title}: {out['url'][title][-1]:.2f} s", file=sys.stderr, flush=True)
-        for title, _, charts in PAGES[1:] + PAGES[:1]:
-            out["sidebar"][title].append(_timed(by_sidebar, page, title, charts))
-            print(f"  sidebar {title}: {out['sidebar'][title][-1]:.2f} s", file=sys.stderr, flush=True)
+            one("url", title, path, by_url, page, f"{url}/{path}", title, charts)
+        for title, path, charts in PAGES[1:] + PAGES[:1]:
+            one("sidebar", title, path, by_sidebar, page, title, charts)
     return out
+
+
+# ------------------------------------------------------------------ where the machine's CPU went
+def _proc_table() -> dict[int, tuple[int, float, str]]:
+    """{pid: (parent pid, CPU seconds so far, command name)} of every process readable in /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, name)
+    return table
+
+
+def _machine_cpu_s() -> float:
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(v) for i, v in enumerate(fields) if i not in (3, 4))  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(table: dict, root: int) -> set[int]:
+    found, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        kids = [pid for pid, (ppid, _, _) in table.items() if ppid == parent and pid not in found]
+        found.update(kids)
+        frontier.extend(kids)
+    return found
+
+
+def cpu_snapshot(server_pid: int) -> dict:
+    """CPU seconds so far of: the server, its job processes, this benchmark's browser (and driver), the rest
+    of the machine (other users) and the machine in all."""
+    table = _proc_table()
+    jobs = _descendants(table, server_pid) - {server_pid}
+    ours = _descendants(table, os.getpid()) - _descendants(table, server_pid) - {os.getpid()}
+    groups = {"server": {server_pid}, "jobs": jobs, "browser": ours}
+    snap = {name: sum(table[p][1] for p in pids if p in table) for name, pids in groups.items()}
+    snap["machine"] = _machine_cpu_s()
+    snap["wall"] = time.monotonic()
+    return snap
+
+
+def cpu_share(before: dict, after: dict) -> dict:
+    """Cores used on average between two snapshots by each group (``other``: the rest of the machine)."""
+    wall = after["wall"] - before["wall"]
+    used = {k: (after[k] - before[k]) / wall for k in ("server", "jobs", "browser", "machine")}
+    used["other"] = max(0.0, used["machine"] - used["server"] - used["jobs"] - used["browser"])
+    return {k: round(v, 2) for k, v in used.items()}
+
+
+def job_processes(server_pid: int) -> str:
+    """``ps`` of the server and its job processes: niceness, scheduling class, threads, CPU %."""
+    table = _proc_table()
+    pids = sorted(_descendants(table, server_pid))
+    return subprocess.run(["ps", "-o", "pid,ni,cls,nlwp,pcpu,cmd", "-p", ",".join(map(str, pids))],
+                          capture_output=True, text=True).stdout
 
 
 def start_training(browser, url: str, epochs: int):
@@ -137,10 +256,18 @@ def _trainer_states(trainers) -> list[str]:
     return states
 
 
+def _median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _max(values) -> float:
+    return max(values) if values else float("nan")
+
+
 def summary(times: dict) -> dict:
-    flat = [t for per in times.values() for ts in per.values() for t in ts]
-    return {"median_s": statistics.median(flat), "max_s": max(flat),
-            "max_by_page_s": {title: max(times["url"][title] + times["sidebar"][title]) for title, _, _ in PAGES}}
+    flat = [t for how in ("url", "sidebar") for ts in times[how].values() for t in ts]
+    return {"median_s": _median(flat), "max_s": _max(flat),
+            "max_by_page_s": {title: _max(times["url"][title] + times["sidebar"][title]) for title, _, _ in PAGES}}
 
 
 def main() -> None:
@@ -149,7 +276,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=300, help="epochs of each training (long enough to outlast the visits)")
     ap.add_argument("--timeout", type=float, default=180, help="seconds a page may take before it counts as not served")
     ap.add_argument("--workers", type=int, default=0, help="HMVIZ_APP_WORKERS for the server (0: the app's default)")
+    ap.add_argument("--pages", nargs="+", default=None, help="url paths of the pages to visit (default: all)")
+    ap.add_argument("--out", default="app_load.json", help="results file under bench/results/")
+    ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="environment of the server (e.g. HMVIZ_JOB_NICENESS=10, to compare settings)")
+    ap.add_argument("--streamlit", nargs="*", default=[], metavar="OPTION=VALUE",
+                    help="Streamlit options for the server (e.g. runner.postScriptGC=true, the old setting)")
+    ap.add_argument("--profile", action="store_true",
+                    help="record the server with py-spy during the busy visits (test-results/bench-load-busy-*.txt)")
+    ap.add_argument("--no-idle", action="store_true", help="skip the idle visits (after the warm-up)")
     args = ap.parse_args()
+    global PAGES
+    if args.pages:
+        PAGES = [p for p in PAGES if p[1] in args.pages]
     global PAGE_TIMEOUT_MS
     PAGE_TIMEOUT_MS = int(args.timeout * 1000)
     if not Path(CHROMIUM).exists():
@@ -163,12 +302,19 @@ def main() -> None:
     env.pop("HMVIZ_TORCH_THREADS", None)
     if args.workers:
         env["HMVIZ_APP_WORKERS"] = str(args.workers)
+    env.update(dict(item.split("=", 1) for item in args.env))
+    times_file = ROOT / "test-results" / f"bench-load-times-{port}.jsonl"
+    times_file.unlink(missing_ok=True)
+    env["HMVIZ_PAGE_TIMES"] = str(times_file)
     log = open(ROOT / "test-results" / f"bench-load-server-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.fileWatcherType", "none"],
+                             "--server.port", str(port), "--server.fileWatcherType", "none",
+                             *[part for item in args.streamlit for part in ("--" + item.split("=", 1)[0],
+                                                                             item.split("=", 1)[1])]],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     out: dict = {"python": platform.python_version(), "cpus": os.cpu_count(), "epochs": args.epochs,
-                 "workers": args.workers or "default", "load_before": os.getloadavg()}
+                 "workers": args.workers or "default", "env": args.env, "streamlit": args.streamlit, "served": SERVED,
+                 "load_before": os.getloadavg()}
     try:
         while not healthy(url):
             if proc.poll() is not None:
@@ -180,16 +326,31 @@ def main() -> None:
             fourth.set_default_timeout(PAGE_TIMEOUT_MS)
             fourth.add_init_script(RUN_COUNTER_JS)
             print("warm-up visits", file=sys.stderr, flush=True)
-            visit_all(fourth, url, 1)  # warm: first visits import torch, load models, fill caches
+            visit_all(fourth, url, 1, times_file)  # warm: first visits import torch, load models, fill caches
             print("idle visits", file=sys.stderr, flush=True)
-            out["idle"] = visit_all(fourth, url, args.rounds)
+            cpu0 = cpu_snapshot(proc.pid)
+            out["idle"] = visit_all(fourth, url, 0 if args.no_idle else args.rounds, times_file)
+            out["cpu_idle"] = cpu_share(cpu0, cpu_snapshot(proc.pid))
             out["load_idle"] = os.getloadavg()
             trainers = [start_training(browser, url, args.epochs) for _ in range(3)]
             print("three trainings started", file=sys.stderr, flush=True)
             time.sleep(5)  # the first training is past its data preparation
             out["trainers"] = _trainer_states(trainers)
             print(f"busy visits (trainers: {out['trainers']})", file=sys.stderr, flush=True)
-            out["busy"] = visit_all(fourth, url, args.rounds)
+            out["ps_busy"] = job_processes(proc.pid)
+            print(out["ps_busy"], file=sys.stderr, flush=True)
+            cpu0 = cpu_snapshot(proc.pid)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--rate", "50", "--format", "raw",
+                                        "--threads", "--nonblocking", "--subprocesses",
+                                        "-o", str(ROOT / "test-results" / f"bench-load-busy-{port}.txt")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out["busy"] = visit_all(fourth, url, args.rounds, times_file)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+            out["cpu_busy"] = cpu_share(cpu0, cpu_snapshot(proc.pid))
             out["load_busy"] = os.getloadavg()
             out["trainers_after"] = _trainer_states(trainers)
             browser.close()
@@ -211,11 +372,19 @@ def main() -> None:
     for title, _, _ in PAGES:
         idle = out["idle"]["url"][title] + out["idle"]["sidebar"][title]
         busy = out["busy"]["url"][title] + out["busy"]["sidebar"][title]
-        print(f"{title:14s} {statistics.median(idle):12.2f} {max(idle):9.2f} {statistics.median(busy):12.2f} "
-              f"{max(busy):9.2f}")
+        print(f"{title:14s} {_median(idle):12.2f} {_max(idle):9.2f} {_median(busy):12.2f} {_max(busy):9.2f}")
+    print("median seconds of each phase (heading shown / script run finished / figures drawn = served; the "
+          "server's own run of the page and its CPU):")
+    for cond in ("idle", "busy"):
+        for title, _, _ in PAGES:
+            rows = [r for r in out[cond]["phases"] if r["page"] == title]
+            cells = {k: _median([r[k] for r in rows if k in r])
+                     for k in ("heading_s", "script_done_s", "s", "server_s", "server_cpu_s")}
+            print(f"  {cond:4s} {title:14s} " + " ".join(f"{k}={v:.2f}" for k, v in cells.items()))
+        print(f"  {cond}: cores used on average (server, jobs, this browser, other users): {out['cpu_' + cond]}")
     print(f"busy max {out['summary']['busy']['max_s']:.2f} s (target < {TARGET_S:g} s); "
           f"SIGTERM -> exit status {out['stop_exit_status']} in {out['stop_s']:.1f} s")
-    write_results("app_load.json", out)
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -149,6 +150,10 @@ def _acquire(lock: Path, what: str) -> int:
     raise HmvizError(f"{what}: could not take the lock {lock}; other writers keep taking it. Try again.")
 
 
+#: A lock file without a readable pid is a writer between creating it and writing its pid, unless older.
+_UNWRITTEN_LOCK_S = 10.0
+
+
 def _acquire_exclusive_file(lock: Path, what: str) -> int:  # pragma: no cover - used without fcntl
     for _ in range(2):
         try:
@@ -158,7 +163,17 @@ def _acquire_exclusive_file(lock: Path, what: str) -> int:  # pragma: no cover -
         except FileExistsError:
             text = _holder(lock)
             pid = int(text.split()[-1]) if text.split() and text.split()[-1].isdigit() else None
-            if pid is not None and _alive(pid):
+            if pid is None:  # its writer may not have written its pid yet: held, unless it is old
+                try:
+                    age = time.time() - lock.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if age < _UNWRITTEN_LOCK_S:
+                    raise HmvizError(
+                        f"{what}: another hmviz process is starting to write it. Wait for it to finish, "
+                        "or choose another output."
+                    ) from None
+            elif _alive(pid):
                 raise HmvizError(
                     f"{what}: another hmviz process (pid {pid}) is writing it now. Wait for it "
                     "to finish, or choose another output."
@@ -171,6 +186,8 @@ def _acquire_exclusive_file(lock: Path, what: str) -> int:  # pragma: no cover -
 
 
 def _alive(pid: int) -> bool:  # pragma: no cover - used without fcntl
+    if os.name == "nt":
+        return _alive_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -180,7 +197,28 @@ def _alive(pid: int) -> bool:  # pragma: no cover - used without fcntl
     return True
 
 
+def _alive_windows(pid: int, kernel32=None) -> bool:
+    """Whether process ``pid`` runs, on Windows: ``os.kill(pid, 0)`` is no test there (signal 0 is
+    ``CTRL_C_EVENT``: it would interrupt the other writer). ``kernel32``: for tests."""
+    if kernel32 is None:  # pragma: no cover - Windows
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return kernel32.GetLastError() == 5  # ERROR_ACCESS_DENIED: it exists, as another user's
+    try:
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        return not ok or code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
 def _release(lock: Path, fd: int) -> None:
+    if fcntl is None:  # the O_EXCL file: close it first (Windows cannot remove a file that is open)
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        return
     try:
         lock.unlink()  # before unlocking: a waiter that opened it re-checks the inode and retries
     except FileNotFoundError:

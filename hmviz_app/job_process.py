@@ -4,7 +4,7 @@ instead of a wait that never ends. Used by :mod:`hmviz_app.jobs`; no streamlit h
 process imports only this module and the job's own).
 
 * :func:`run_in_process` ``(target, args, ...)`` runs ``target(link, *args)`` in a ``spawn``
-  process at a lower CPU priority (:data:`JOB_NICENESS`) with ``threads`` PyTorch/OpenMP threads and
+  process at the lowest CPU priority (:func:`job_priority`: nice 19 and ``SCHED_IDLE``) with ``threads`` PyTorch/OpenMP threads and
   returns ``(status, result, error)``: ``done``, ``cancelled`` or ``failed`` with the message for the user.
 * :class:`JobLink` is ``link`` in that process: ``report(event, epoch_row)`` and ``cancel.is_set()``.
 * :func:`outcome` turns a call into that triple (hmviz's errors are the user's message; anything
@@ -32,12 +32,46 @@ log = logging.getLogger("hmviz_app")
 #: How long a job's process may take to stop after a cancel before it is killed (seconds): it checks
 #: the cancel after every batch, but loading PyTorch at its start takes tens of seconds on a busy machine.
 CANCEL_GRACE_S = 30.0
-#: How much lower a job process's CPU priority is than the server's (``nice``), so pages win the CPU.
-JOB_NICENESS = 10
+#: How much lower a job process's CPU priority is than the server's (``nice``; 19, the lowest, by default:
+#: ``HMVIZ_JOB_NICENESS`` sets 0 to 19), so pages win the CPU.
+JOB_NICENESS = 19
+NICENESS_ENV = "HMVIZ_JOB_NICENESS"
+#: ``idle`` (the default): the job's process also runs under Linux's ``SCHED_IDLE`` policy, so it gets
+#: the CPU only when nothing else of normal priority wants it; ``normal`` keeps the usual policy.
+SCHED_ENV = "HMVIZ_JOB_SCHED"
 BUG_TEXT = "Something went wrong inside hmviz (a bug, not your input): {}"
 _RELAY_POLL_S = 0.1
 
 Outcome = tuple[str, Any, "str | None"]
+
+
+def job_priority() -> tuple[int, bool]:
+    """(niceness to add, whether to use ``SCHED_IDLE``) for job processes: :data:`JOB_NICENESS` and idle,
+    or ``HMVIZ_JOB_NICENESS`` (0 to 19) and ``HMVIZ_JOB_SCHED`` (``idle`` or ``normal``); an error naming
+    the variable when one is malformed (checked by the server before a job starts)."""
+    raw = os.environ.get(NICENESS_ENV, "").strip()
+    niceness = JOB_NICENESS
+    if raw:
+        niceness = int(raw) if raw.isdigit() else -1
+        if not 0 <= niceness <= 19:
+            raise HmvizError(f"{NICENESS_ENV}={raw!r} is not a niceness from 0 to 19; set it to e.g. 10 or 19 "
+                             "(19: jobs run only when pages leave the CPU free), or unset it.")
+    sched = os.environ.get(SCHED_ENV, "idle").strip().lower() or "idle"
+    if sched not in ("idle", "normal"):
+        raise HmvizError(f"{SCHED_ENV}={sched!r} is not 'idle' or 'normal'; unset it for 'idle' (jobs run only when "
+                         "nothing else wants the CPU) or set 'normal' (jobs share the CPU by niceness alone).")
+    return niceness, sched == "idle"
+
+
+def lower_priority(niceness: int, idle: bool) -> None:
+    """Lower this process's CPU priority by ``niceness`` and, with ``idle`` where Linux offers it, put it
+    under ``SCHED_IDLE``. Call before starting threads: on Linux both apply to the calling thread and
+    are inherited by the threads it starts (PyTorch's)."""
+    with contextlib.suppress(OSError):
+        os.nice(niceness)
+    if idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _cancelled_type() -> type | None:
@@ -91,13 +125,16 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
     """
     try:
         payload = pickle.dumps((target, args), protocol=pickle.HIGHEST_PROTOCOL)
+        priority = job_priority()
+    except HmvizError as exc:
+        return "failed", None, str(exc)
     except Exception as exc:
         return "failed", None, BUG_TEXT.format(f"the job cannot be sent to its process: {type(exc).__name__}: {exc}")
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     stop = ctx.Event()
     # not a daemon: a daemonic process may not start children (a study's own worker processes)
-    proc = ctx.Process(target=_process_main, args=(payload, send, stop, threads, title), name="hmviz-job",
+    proc = ctx.Process(target=_process_main, args=(payload, send, stop, threads, title, priority), name="hmviz-job",
                        daemon=False)
     proc.start()
     send.close()  # the child holds the only sending end now: its exit reads as end-of-file here
@@ -161,13 +198,13 @@ def _watch_parent(parent: int, cancel) -> None:
     os._exit(1)
 
 
-def _process_main(payload: bytes, conn, cancel, threads: int, title: str) -> None:
-    """The body of a job's process: lower priority and ``threads`` threads first, then load, run, send."""
+def _process_main(payload: bytes, conn, cancel, threads: int, title: str, priority: tuple[int, bool]) -> None:
+    """The body of a job's process: lower priority (``priority``: :func:`job_priority`) and ``threads``
+    threads first, then load, run, send."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server: the server cancels its jobs
     with contextlib.suppress(OSError):
         os.setpgrp()  # a group of its own, so that killing it also ends the workers it starts
-    with contextlib.suppress(OSError):
-        os.nice(JOB_NICENESS)
+    lower_priority(*priority)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read when PyTorch loads (here, not in the server)
         os.environ[name] = str(threads)
     from hmviz.runtime import configure_openmp

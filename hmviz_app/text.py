@@ -86,14 +86,30 @@ def escape_plotly(text: object) -> str:
     return _LINE_BREAK.sub("<br>", str(text).translate(_TAGS))
 
 
+#: hmviz's own markup in hover templates: the end of the hover box (no trace name beside it).
+_EXTRA = re.compile(r"&lt;extra&gt;&lt;/extra&gt;")
+
+
+def escape_hovertemplate(template: str) -> str:
+    """A hover template with any user text in it (a mark or gene name put there by the library) drawn as
+    its characters; hmviz's own ``<br>`` and ``<extra></extra>`` and the ``%{...}`` fields are kept.
+
+    >>> escape_hovertemplate("<b>K4</b>, %{x}: %{y:.3g}<br>bp<extra></extra>")
+    '&lt;b&gt;K4&lt;/b&gt;, %{x}: %{y:.3g}<br>bp<extra></extra>'
+    """
+    return _EXTRA.sub("<extra></extra>", escape_plotly(template))
+
+
 def _escaped_values(values):
     """A trace's ``x``/``y``: its strings escaped (they become category tick labels), numbers untouched."""
     import numpy as np
 
     if isinstance(values, str):
         return escape_plotly(values)
-    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
-        return values
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "OUS":
+            return values
+        values = values.tolist()  # strings, or rows of them (a 2-d customdata)
     if isinstance(values, list | tuple | np.ndarray) and any(isinstance(v, str | list | tuple) for v in values):
         return [_escaped_values(v) for v in values]
     return values
@@ -103,7 +119,9 @@ def plain_text_figure(fig):
     """``fig`` (changed in place and returned) with every piece of text plotly would render as HTML shown
     as text: the figure, axis, legend and colour-bar titles, tick labels given as text, trace names,
     category values (tick labels) and annotations. Gene ids, symbols, mark and cell names from users
-    reach all of these. Hover templates are left alone (they hold hmviz's own ``<br>``)."""
+    reach all of these, and the hover text: a trace's ``text``, ``hovertext`` and string ``customdata``
+    (which hover templates show) and the hover template itself (:func:`escape_hovertemplate`: the
+    library writes mark names into some), numbers untouched."""
 
     def title(obj) -> None:
         if obj is not None and obj.title is not None and obj.title.text is not None:
@@ -127,7 +145,12 @@ def plain_text_figure(fig):
             trace.name = escape_plotly(trace.name)
         if getattr(trace, "colorbar", None) is not None:
             title(trace.colorbar)
-        for axis in ("x", "y"):
-            if axis in trace and trace[axis] is not None:
-                trace[axis] = _escaped_values(trace[axis])
+        for key in ("x", "y", "text", "hovertext", "customdata"):
+            if key in trace and trace[key] is not None:
+                trace[key] = _escaped_values(trace[key])
+        for key in ("hovertemplate", "texttemplate"):
+            if key in trace and trace[key] is not None:
+                value = trace[key]
+                trace[key] = (escape_hovertemplate(value) if isinstance(value, str)
+                              else [escape_hovertemplate(v) for v in value])
     return fig

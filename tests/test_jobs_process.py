@@ -20,7 +20,8 @@ from hmviz_app.job_process import run_in_process
 def counting(job, n):
     for k in range(n):
         job.report({"step": k}, {"epoch": k} if k % 2 else None)
-    return {"pid": os.getpid(), "nice": os.nice(0), "omp": os.environ.get("OMP_NUM_THREADS")}
+    return {"pid": os.getpid(), "nice": os.nice(0), "omp": os.environ.get("OMP_NUM_THREADS"),
+            "sched": os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None}
 
 
 def until_cancelled(job, marker):
@@ -102,8 +103,31 @@ def test_result_and_progress_come_back_from_a_lower_priority_process():
     assert (status, error) == ("done", None)
     assert events == [{"step": k} for k in range(5)] and rows == [{"epoch": 1}, {"epoch": 3}]
     assert result["pid"] != os.getpid() and pids == [result["pid"], None]
-    assert result["nice"] == os.nice(0) + job_process.JOB_NICENESS or result["nice"] == 19
+    assert job_process.JOB_NICENESS == 19 and result["nice"] == 19  # the lowest priority there is
+    if hasattr(os, "SCHED_IDLE"):  # Linux: it runs only when nothing else wants the CPU
+        assert result["sched"] == os.SCHED_IDLE
     assert result["omp"] == "1"
+
+
+def test_job_priority_settings_and_their_messages(monkeypatch):
+    monkeypatch.delenv(job_process.NICENESS_ENV, raising=False)
+    monkeypatch.delenv(job_process.SCHED_ENV, raising=False)
+    assert job_process.job_priority() == (19, True)
+    monkeypatch.setenv(job_process.NICENESS_ENV, "10")
+    monkeypatch.setenv(job_process.SCHED_ENV, "normal")
+    assert job_process.job_priority() == (10, False)
+    for name, value in ((job_process.NICENESS_ENV, "-5"), (job_process.NICENESS_ENV, "20"),
+                        (job_process.SCHED_ENV, "fifo")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(HmvizError, match=f"{name}='{value}'"):
+            job_process.job_priority()
+        monkeypatch.setenv(name, "10" if name == job_process.NICENESS_ENV else "idle")
+
+
+def test_a_malformed_priority_setting_fails_the_job_with_its_message(monkeypatch):
+    monkeypatch.setenv(job_process.SCHED_ENV, "fifo")
+    (status, _, error), _, _ = _run(counting, 1)
+    assert status == "failed" and error.startswith("HMVIZ_JOB_SCHED='fifo' is not 'idle' or 'normal'")
 
 
 def test_cancel_reaches_the_process_and_it_stops(tmp_path):
