@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -23,6 +24,7 @@ _MAX_VIEW_BYTES = 64 * 1024
 def figure_caption(
     *,
     model: str | None,
+    data: str | None = None,
     trained_on: str | None,
     method: str | None = None,
     baseline: str | None = None,
@@ -31,12 +33,14 @@ def figure_caption(
     measured: str | None = None,
     version: str | None = None,
 ) -> str:
-    """One line naming everything a figure depends on: model and its training data (``model=None``
-    for a figure of data only), method and baseline, genes, prediction and measured expression (each
-    with its unit), hmviz version."""
+    """One line naming everything a figure depends on: the data shown, model and its training data
+    (``model=None`` for a figure of data only), method and baseline, genes, prediction and measured
+    expression (each with its unit), hmviz version."""
     from hmviz._version import __version__
 
-    parts = [f"Model: {model} (trained on {trained_on})"] if model else []
+    parts = [f"Data: {data}"] if data else []
+    if model:
+        parts.append(f"Model: {model} (trained on {trained_on})")
     if method:
         parts.append(f"method: {method}" + (f", reference: {baseline}" if baseline else ""))
     if genes:
@@ -47,6 +51,14 @@ def figure_caption(
         parts.append(f"measured: {measured}")
     parts.append(f"hmviz {version or __version__}")
     return " · ".join(parts)
+
+
+def export_name(*parts: str, limit: int = 120) -> str:
+    """A file name for an exported figure that says where it came from: ``hmviz`` and ``parts`` (the
+    page, model, genes, what is shown) in letters, digits, ``.``, ``_`` and ``-`` only, joined by ``_``,
+    at most ``limit`` characters (the end of a long name is dropped, the page and model kept)."""
+    words = [re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-.") for p in ("hmviz", *parts)]
+    return "_".join(w for w in words if w)[:limit].rstrip("_-.")
 
 
 def with_caption(fig: go.Figure, caption: str, width_chars: int = 90) -> go.Figure:
