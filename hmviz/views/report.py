@@ -55,9 +55,10 @@ def figure_caption(
 
 def export_name(*parts: str, limit: int = 120) -> str:
     """A file name for an exported figure that says where it came from: ``hmviz`` and ``parts`` (the
-    page, model, genes, what is shown) in letters, digits, ``.``, ``_`` and ``-`` only, joined by ``_``,
+    page, model, genes, what is shown) in letters, digits, ``.`` and ``-`` only (anything else, and ``..``,
+    becomes ``-``), joined by ``_``,
     at most ``limit`` characters (the end of a long name is dropped, the page and model kept)."""
-    words = [re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-.") for p in ("hmviz", *parts)]
+    words = [re.sub(r"(?:[^A-Za-z0-9.]|\.{2,})+", "-", str(p)).strip("-.") for p in ("hmviz", *parts)]
     return "_".join(w for w in words if w)[:limit].rstrip("_-.")
 
 
