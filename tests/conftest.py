@@ -61,6 +61,7 @@ def deepdiff_dir() -> Path:
 SLOW_FIRST = (
     "test_browser.py",
     "test_browser_views.py",
+    "test_browser_explore.py",
     "test_app.py",
     "test_cli_model.py",
     "test_ablation.py",
