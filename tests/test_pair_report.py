@@ -209,3 +209,23 @@ def test_a_saved_heatmap_view_reopens_mark_order_clusters_and_genes_and_refuses_
     at.file_uploader(key="hm_view_upload").upload("theirs.json", other, "application/json").run()
     assert "theirs.json: This view was saved on the data 'My H1 table'" in texts(at.error)
     assert at.selectbox(key="hm_mark").value == "H3K36me3"  # nothing changed
+
+
+def test_a_caption_starts_below_the_axis_labels_and_keeps_the_plot_area():
+    import plotly.graph_objects as go
+
+    from hmviz.views.report import axis_room, with_caption
+
+    regions = ["upstream (-5 kb to -1 kb)", "downstream (+1 kb to +5 kb)"]  # 27 characters, may turn by 90 degrees
+    bars = go.Figure(go.Bar(x=regions, y=[1, 2]), layout={"height": 300, "margin": {"t": 40, "b": 60},
+                                                          "xaxis": {"title": {"text": "Region<br>relative to the TSS"}}})
+    assert axis_room(bars) == 40 + 6 * 27 + 2 * 18
+    with_caption(bars, "Model: m · " + "word " * 30, width_chars=42)
+    note = next(a for a in bars.layout.annotations if a.name == "hmviz-caption")
+    lines = note.text.count("<br>") + 1
+    assert note.yshift == -axis_room(bars) and bars.layout.margin.b == axis_room(bars) + 14 * lines + 10
+    assert bars.layout.height - bars.layout.margin.t - bars.layout.margin.b == 300 - 40 - 60  # plot area kept
+    tall = go.Figure(go.Scatter(x=[0.0, 1.0], y=[1, 2]), layout={"margin": {"b": 150}})
+    assert axis_room(tall) == 30 and with_caption(tall, "c").layout.annotations[0].yshift == -150  # its own margin
+    plain = with_caption(go.Figure(go.Scatter(x=[0.0, 1.0], y=[1, 2])), "c")  # plotly's defaults: 450 px, 80 below
+    assert plain.layout.height - plain.layout.margin.b == 450 - 80
