@@ -32,7 +32,8 @@ def measured_expression(dataset, labels, row: int) -> str:
     """Gene ``row``'s measured expression as the data gives it and its label (high/low), or "not measured"."""
     parts = []
     if dataset.expression is not None and np.isfinite(dataset.expression[row]):
-        parts.append(f"{dataset.expression[row]:.3g}")
+        value = float(dataset.expression[row])
+        parts.append(f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}")  # 1,020 rather than 1.02e+03
     if labels is not None and labels[row] >= 0:
         parts.append("high" if labels[row] == 1 else "low")
     return ", ".join(parts) if parts else "not measured"

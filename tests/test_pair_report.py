@@ -101,9 +101,10 @@ def test_measured_expression_gives_the_value_and_the_label_or_says_not_measured(
 
     from hmviz_app.captions import measured_expression
 
-    ds = types.SimpleNamespace(expression=np.array([12.3456, np.nan, 0.0]))
-    labels = np.array([1, -1, 0])
-    assert [measured_expression(ds, labels, r) for r in range(3)] == ["12.3, high", "not measured", "0, low"]
+    ds = types.SimpleNamespace(expression=np.array([12.3456, np.nan, 0.0, 1020.4]))
+    labels = np.array([1, -1, 0, 1])
+    assert [measured_expression(ds, labels, r) for r in range(4)] == ["12.3, high", "not measured", "0, low",
+                                                                       "1,020, high"]
     assert measured_expression(types.SimpleNamespace(expression=None), None, 0) == "not measured"
 
 
