@@ -114,19 +114,18 @@ title = f"{mark} {'signal' if what == 'signal' else 'attribution'} of {hm.rows.s
 fig = heatmap_figure(hm, what=f"{mark} {what}", units=units, signed=what == "attribution", title=title)
 which = (f"listed: {genes_query.strip()[:60]}" if genes_query.strip() else "all" if scope == "all" else
          "test genes" if scope == "test" else sets.get(scope, scope))
-genes_text = f"{hm.rows.size:,} genes ({which})"
-order = {"expression": "measured expression", "score": f"the score of {entry.label if entry else ''}",
-         "signal": f"mean {mark} signal"}[sort_by]
+order = {"expression": f"measured expression ({captions.EXPRESSION_UNIT})",
+         "score": f"the score of {entry.label if entry else ''}", "signal": f"mean {mark} signal"}[sort_by]
+genes_text = f"{hm.rows.size:,} genes ({which}), sorted by {order}" + (f", {int(k)} k-means clusters" if int(k) > 1 else "")
 uses_model = session is not None and (what == "attribution" or sort_by == "score")
-measured = ([f"{mark} signal per bin, as in the data file"] if what == "signal" else []) + \
-    ([f"{captions.EXPRESSION_UNIT} (the sort)"] if sort_by == "expression" else [])
 caption = captions.caption(
     data, entry if uses_model else None, genes=[genes_text],
-    method=f"Integrated Gradients (16 steps) of {mark}, on the {att.target}" if what == "attribution" else None,
+    method=f"Integrated Gradients (16 steps) to {mark}" if what == "attribution" else None,
     baseline=getattr(att.baseline, "label", None) if what == "attribution" else None,
-    prediction=f"rows sorted by {order}" + (f", {int(k)} k-means clusters" if int(k) > 1 else ""),
-    measured="; ".join(measured) or None)
-captions.plot(fig, caption, ("heatmap", *((entry.name,) if uses_model else ()), mark, what, genes_text), key="hm_fig")
+    prediction=f"{entry.label}'s {att.target if what == 'attribution' else 'score'}" if uses_model else None,
+    measured=f"{mark} signal per bin, as in the data file" if what == "signal" else None)
+captions.plot(fig, caption, ("heatmap", *((entry.name,) if uses_model else ()), mark, what, f"{hm.rows.size}-genes", which),
+              key="hm_fig")
 if what == "attribution":
     st.caption(f"Integrated Gradients of {entry.label}'s {att.target}: red raises it, blue lowers it.")
 else:

@@ -220,13 +220,13 @@ def test_a_caption_starts_below_the_axis_labels_and_keeps_the_plot_area():
     regions = ["upstream (-5 kb to -1 kb)", "downstream (+1 kb to +5 kb)"]  # 27 characters, may turn by 90 degrees
     bars = go.Figure(go.Bar(x=regions, y=[1, 2]), layout={"height": 300, "margin": {"t": 40, "b": 60},
                                                           "xaxis": {"title": {"text": "Region<br>relative to the TSS"}}})
-    assert axis_room(bars) == 40 + 6 * 27 + 2 * 18
+    assert axis_room(bars) == 50 + 6 * 27 + 2 * 18
     with_caption(bars, "Model: m · " + "word " * 30, width_chars=42)
     note = next(a for a in bars.layout.annotations if a.name == "hmviz-caption")
     lines = note.text.count("<br>") + 1
     assert note.yshift == -axis_room(bars) and bars.layout.margin.b == axis_room(bars) + 14 * lines + 10
     assert bars.layout.height - bars.layout.margin.t - bars.layout.margin.b == 300 - 40 - 60  # plot area kept
     tall = go.Figure(go.Scatter(x=[0.0, 1.0], y=[1, 2]), layout={"margin": {"b": 150}})
-    assert axis_room(tall) == 30 and with_caption(tall, "c").layout.annotations[0].yshift == -150  # its own margin
+    assert axis_room(tall) == 40 and with_caption(tall, "c").layout.annotations[0].yshift == -150  # its own margin
     plain = with_caption(go.Figure(go.Scatter(x=[0.0, 1.0], y=[1, 2])), "c")  # plotly's defaults: 450 px, 80 below
     assert plain.layout.height - plain.layout.margin.b == 450 - 80

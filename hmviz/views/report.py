@@ -75,7 +75,7 @@ def axis_room(fig: go.Figure) -> int:
         xs = getattr(trace, "x", None)
         if xs is not None and len(xs) and isinstance(xs[0], str):
             longest = max(longest, *(len(str(x)) for x in xs))
-    ticks = 40 + min(200, 6 * longest) if longest else 30
+    ticks = 50 + min(200, 6 * longest) if longest else 40
     lines = [str(ax.title.text).count("<br>") + 1 for ax in fig.select_xaxes() if ax.title and ax.title.text]
     return ticks + 18 * max(lines, default=0)
 
