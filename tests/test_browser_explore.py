@@ -75,7 +75,7 @@ def test_a_saved_view_downloads_and_reopens_the_same_genes_model_and_method(page
     saved = _download(page, "Save this view (JSON)", tmp_path / "pair_view.json")
     assert '"page": "gene_pairs"' in saved.read_text() and '"model": "bundled:ranker-deepchrome"' in saved.read_text()
 
-    open_app(page, server + "/gene_pairs?model=bundled:deepchrome&a=SIM00001&b=SIM00002&method=integrated_gradients")
+    open_app(page, server + "/gene_pairs?model=bundled:deepchrome&a=SIM00001&b=SIM00002&method=deeplift")
     expect(page.get_by_role("heading", name="SIMG1 vs SIMG2")).to_be_visible()
     expect(model_in_use(page)).to_have_value("deepchrome (bundled)")
     page.get_by_text("Open a saved view", exact=True).click()
