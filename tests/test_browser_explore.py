@@ -4,8 +4,8 @@ Data page and a gene found by its symbol on the Gene view; Gene pairs' report do
 opened on a page showing another pair, which goes back to the saved genes, model and method; a box drawn
 over Evaluate's scatter saved as a gene set and drawn by the Heatmap.
 
-Reuses the one app server and browser of ``tests/test_browser.py`` (its bundled or small models), so the
-file adds no server start when it runs in the same worker."""
+Uses the one app server and browser of ``tests/conftest.py`` (its bundled or small models), so the file
+adds no server start when it runs in a process that has started them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import html
 import re
 
 from st_e2e import RESULTS, RUN_COUNTER_JS, choose, full_screenshot, goto_page, open_app, run_and_wait, wait_for_charts
-from test_browser import browser, expect, model_in_use, no_exception, page, server  # noqa: F401  (fixtures)
+from test_browser import expect, model_in_use, no_exception
 
 SHOTS = RESULTS / "screenshots"
 PAIR = "/gene_pairs?model=bundled:ranker-deepchrome&a=SIM00012&b=SIM00200&method=saliency"
@@ -27,7 +27,7 @@ def _download(tab, button: str, path):
     return path
 
 
-def test_the_real_example_opens_and_a_gene_is_found_by_symbol_with_its_tracks(page, server, deepdiff_dir):  # noqa: F811
+def test_the_real_example_opens_and_a_gene_is_found_by_symbol_with_its_tracks(page, server, deepdiff_dir):
     open_app(page, server)
     choose(page, "Real example: 600 REMC genes in K562 and H1")
     expect(page.get_by_text("600 genes is a small training set", exact=False)).to_be_visible()
@@ -52,7 +52,7 @@ def test_the_real_example_opens_and_a_gene_is_found_by_symbol_with_its_tracks(pa
     full_screenshot(page, SHOTS / "real-example-gene-view.png")
 
 
-def test_the_pair_report_downloads_as_one_self_contained_html_file(page, server, tmp_path):  # noqa: F811
+def test_the_pair_report_downloads_as_one_self_contained_html_file(page, server, tmp_path):
     open_app(page, server + PAIR)
     expect(page.get_by_role("heading", name="SIMG12 vs SIMG200")).to_be_visible()
     sentence = page.get_by_test_id("stAlertContentInfo").filter(has_text="The model ranks SIMG12").get_by_test_id(
@@ -69,7 +69,7 @@ def test_the_pair_report_downloads_as_one_self_contained_html_file(page, server,
     no_exception(page)
 
 
-def test_a_saved_view_downloads_and_reopens_the_same_genes_model_and_method(page, server, tmp_path):  # noqa: F811
+def test_a_saved_view_downloads_and_reopens_the_same_genes_model_and_method(page, server, tmp_path):
     open_app(page, server + PAIR)
     expect(page.get_by_role("heading", name="SIMG12 vs SIMG200")).to_be_visible()
     saved = _download(page, "Save this view (JSON)", tmp_path / "pair_view.json")
@@ -89,7 +89,7 @@ def test_a_saved_view_downloads_and_reopens_the_same_genes_model_and_method(page
     no_exception(page)
 
 
-def test_a_box_over_the_evaluate_scatter_becomes_a_gene_set_the_heatmap_draws(page, server):  # noqa: F811
+def test_a_box_over_the_evaluate_scatter_becomes_a_gene_set_the_heatmap_draws(page, server):
     page.add_init_script(RUN_COUNTER_JS)
     page.goto(server + "/evaluate", wait_until="domcontentloaded")
     toggle = page.get_by_role("switch", name=re.compile("^Compare with baselines"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from st_e2e import RESULTS, choose, full_screenshot, goto_page, open_app, run_and_wait, wait_for_charts
-from test_browser import browser, expect, no_exception, page, server  # noqa: F401  (fixtures)
+from test_browser import expect, no_exception
 
 SHOTS = Path(os.environ.get("HMVIZ_SCREENS", RESULTS / "screenshots"))
 PAGES = ("Data", "Train", "Evaluate", "Gene pairs", "Gene view", "Heatmap", "Attributions", "Edit marks", "Attention",
@@ -78,7 +78,7 @@ def long_named_csv(path: Path, genes: int = 150) -> Path:
     return write_long(dataclasses.replace(ds, gene_ids=ids, symbols=symbols), path)
 
 
-def test_a_click_on_a_gene_in_the_evaluate_scatter_opens_it_in_gene_pairs(page, server):  # noqa: F811
+def test_a_click_on_a_gene_in_the_evaluate_scatter_opens_it_in_gene_pairs(page, server):
     open_app(page, server + "/evaluate")
     wait_for_charts(page, min_count=3, timeout_ms=180_000)  # the first visit trains the baselines
     scatter = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Predicted vs measured expression")
@@ -96,7 +96,7 @@ def test_a_click_on_a_gene_in_the_evaluate_scatter_opens_it_in_gene_pairs(page, 
     no_exception(page)
 
 
-def test_no_text_is_cut_at_1024_and_1400_px(page, server, tmp_path):  # noqa: F811
+def test_no_text_is_cut_at_1024_and_1400_px(page, server, tmp_path):
     open_app(page, server)
     expect(page.get_by_test_id("stMain").get_by_test_id("stRadio").first).to_be_visible(timeout=120_000)
     choose(page, "Upload tables")

@@ -122,7 +122,7 @@ def _captioned(at) -> list[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize(("page", "setup", "words"), [
+@pytest.mark.parametrize(("page_name", "setup", "words"), [
     ("gene_pairs", {"a": "SIMG12", "b": "SIM00200", "method": "saliency"},
      ["Model: ranker-deepchrome", "method: Saliency", "SIMG12, SIMG200", "prediction: P(SIMG12 ranked above SIMG200)",
       "measured: SIMG12 "]),
@@ -133,8 +133,8 @@ def _captioned(at) -> list[tuple[str, str, str]]:
     ("heatmap", {}, ["Data: Sample data", "genes: 3,000 genes (all)", "measured expression",
                      "H3K27me3 signal per bin, as in the data file"]),
 ])
-def test_every_figure_of_the_page_carries_its_caption_and_a_traceable_file_name(models_dir, monkeypatch, page, setup,
-                                                                                words):
+def test_every_figure_of_the_page_carries_its_caption_and_a_traceable_file_name(models_dir, monkeypatch, page_name,
+                                                                                setup, words):
     from streamlit.testing.v1 import AppTest
     from test_app import APP, TIMEOUT, goto, ok
 
@@ -147,14 +147,14 @@ def test_every_figure_of_the_page_carries_its_caption_and_a_traceable_file_name(
     app.session_state["eval_baselines"] = False  # the baselines' table is not a figure; they take seconds to train
     app.session_state["hm_mark"] = "H3K27me3"
     app.query_params.update(setup)
-    figures = _captioned(ok(goto(app, page)))
-    assert len(figures) >= (3 if page != "heatmap" else 1)
+    figures = _captioned(ok(goto(app, page_name)))
+    assert len(figures) >= (3 if page_name != "heatmap" else 1)
     for title, caption, file_name in figures:
         assert f"hmviz {__version__}" in caption, title
         for part in words:
             assert part.replace(" ", "") in caption.replace(" ", ""), (title, part, caption)  # wrapped at spaces
-        assert file_name.startswith(f"hmviz_{page.replace('_', '-')}_"), file_name
-        assert page == "heatmap" or "ranker-deepchrome" in file_name, file_name
+        assert file_name.startswith(f"hmviz_{page_name.replace('_', '-')}_"), file_name
+        assert page_name == "heatmap" or "ranker-deepchrome" in file_name, file_name
 
 
 # ------------------------------------------------------------- saved views of the Gene view and the Heatmap
