@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
-from hmviz_app import explore, state
+from hmviz_app import captions, explore, state
 from hmviz_app.text import escape_md
 
 SCOPES = {"one": "One gene", "high": "All high genes", "low": "All low genes", "list": "An uploaded list of genes"}
@@ -150,20 +150,36 @@ else:
     st.subheader(f"{escape_md(title)}: the mean {noun}")
     heat = plots.attribution_heatmap(mean, marks, starts, bin_size=ds.bin_size, colorbar_title=f"mean {value_title}",
                                      title=f"Mean over {title}: {noun} of each mark and position")
-state.plot(heat, f"attributions_{state.clean_label(title)}", key="attr_heatmap")
+# What every figure carries: data, model and its training data, method, genes, output and measured expression.
+gene_names = [session.display(r) for r in rows]
+if scope == "one":
+    genes_text = gene_names
+    output_text = f"{output_name} {attr.outputs[0]:+.3g} {attr.unit}"
+    measured_text = f"{captions.measured_expression(ds, labels, rows[0])} ({captions.EXPRESSION_UNIT})"
+else:
+    genes_text = [f"{title} ({', '.join(gene_names[:3])}{', ...' if len(rows) > 3 else ''})"]
+    output_text = f"mean {output_name} {attr.outputs.mean():+.3g} {attr.unit}"
+    finite = ds.expression[rows][np.isfinite(ds.expression[rows])] if ds.expression is not None else np.array([])
+    measured_text = (f"median {np.median(finite):.3g} ({captions.EXPRESSION_UNIT}) over {finite.size} genes"
+                     if finite.size else "not measured")
+caption = captions.caption(data, entry, method=attr.label,
+                           baseline=BASELINES[baseline].label if METHODS[method].needs_baseline else None,
+                           genes=genes_text, prediction=output_text, measured=measured_text)
+figure_name = ("attributions", entry.name, gene_names[0] if scope == "one" else title, method)
+captions.plot(heat, caption, (*figure_name, "heatmap"), key="attr_heatmap")
 c1, c2 = st.columns(2)
 with c1:
-    state.plot(plots.mark_bars(attr.by_mark().mean(axis=0), marks, value_title=value_title,
-                               title=f"{noun.capitalize()} of each mark" + ("" if scope == "one" else
-                                                                          " (mean over genes)")),
-               "attributions_marks", key="attr_mark_bars")
+    captions.plot(plots.mark_bars(attr.by_mark().mean(axis=0), marks, value_title=value_title,
+                                  title=f"{noun.capitalize()} of each mark" + ("" if scope == "one" else
+                                                                             " (mean over genes)")),
+                  caption, (*figure_name, "marks"), key="attr_mark_bars", half=True)
 with c2:
     regions = data_regions(starts, ds.bin_size, session.strand_aware)
-    state.plot(plots.region_bars(attr.by_region(regions=regions).mean(axis=0), marks, [r.label for r in regions],
-                                 value_title=value_title,
-                                 title=f"{noun.capitalize()} by region around the TSS"
-                                       + ("" if scope == "one" else " (mean over genes)")),
-               "attributions_regions", key="attr_region_bars")
+    captions.plot(plots.region_bars(attr.by_region(regions=regions).mean(axis=0), marks, [r.label for r in regions],
+                                    value_title=value_title,
+                                    title=f"{noun.capitalize()} by region around the TSS"
+                                          + ("" if scope == "one" else " (mean over genes)")),
+                  caption, (*figure_name, "regions"), key="attr_region_bars", half=True)
 if attr.additive:
     explained = np.abs(attr.outputs - attr.baseline_outputs)
     worst = int(np.argmax(np.abs(attr.convergence_delta) / np.maximum(explained, 1e-12)))

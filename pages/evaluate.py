@@ -7,7 +7,8 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz.views.figures import legend_inside, wrap_titles
-from hmviz_app import explore, state
+from hmviz.views.report import export_name, with_caption
+from hmviz_app import captions, explore, state
 from hmviz_app.text import escape_md
 
 st.title("Evaluate")
@@ -132,8 +133,22 @@ st.caption("Click a gene in the scatter or a row of the table below to open it t
            "scatter (its toolbar) to select a group of genes and save it as a gene set.")
 
 
-def _scatter(fig, rows) -> None:
-    explore.scatter(fig, "predicted_vs_measured", rows, ds.gene_ids, names, data.key, target, key="eval_scatter")
+main = state.MAIN_METRIC[entry.task]
+score_name = {"differential": "predicted log2 fold change", "ranking": "ranking score"}.get(
+    entry.task, "predicted logit of 'high'")
+metric_text = f"{main} = {metrics[main]:.3f}" if isinstance(metrics.get(main), float) else None
+
+
+def _caption(n_genes: int, measured: str) -> str:
+    """The caption every figure of the page carries: the test genes, what is predicted and measured."""
+    return captions.caption(data, entry, genes=[f"{n_genes:,} genes: {metrics['evaluated_on']}"],
+                            prediction=", ".join(p for p in (score_name, metric_text) if p), measured=measured)
+
+
+def _scatter(fig, rows, measured: str) -> None:
+    with_caption(fig, _caption(len(rows), measured), width_chars=captions.FULL)
+    explore.scatter(fig, export_name("evaluate", entry.name, "predicted-vs-measured"), rows, ds.gene_ids, names,
+                    data.key, target, key="eval_scatter")
 
 
 if session.differential:
@@ -145,7 +160,8 @@ if session.differential:
         ok = rows_eval[np.isfinite(measured[rows_eval])]
         _scatter(plots.predicted_vs_actual(scores[ok], measured[ok], gene_names=[names[r] for r in ok],
                                            log1p_expression=False, predicted_title="predicted log2 fold change",
-                                           title=None), ok)
+                                           title=None), ok,
+                 f"log2 fold change of {captions.EXPRESSION_UNIT} ({session.cells[1]} over {session.cells[0]})")
 else:
     labels = session.labels()
     c1, c2 = st.columns(2)
@@ -153,16 +169,18 @@ else:
         ok = rows_eval[labels[rows_eval] >= 0]
         if len(np.unique(labels[ok])) == 2:
             curves = {entry.name: (labels[ok], scores[ok])}
+            curve_caption = _caption(len(ok), "high/low labels of the data")
             with c1:
-                state.plot(wrap_titles(legend_inside(plots.roc_curves(curves), "bottom right")), "roc_curve")
+                captions.plot(wrap_titles(legend_inside(plots.roc_curves(curves), "bottom right")), curve_caption,
+                              ("evaluate", entry.name, "roc"), key="eval_roc", half=True)
             with c2:
-                state.plot(wrap_titles(legend_inside(plots.pr_curves(curves), "bottom left")), "pr_curve")
+                captions.plot(wrap_titles(legend_inside(plots.pr_curves(curves), "bottom left")), curve_caption,
+                              ("evaluate", entry.name, "precision-recall"), key="eval_pr", half=True)
     if ds.expression is not None:
         ok = rows_eval[np.isfinite(ds.expression[rows_eval])]
-        what = "ranking score" if entry.task == "ranking" else "predicted logit of 'high'"
         _scatter(plots.predicted_vs_actual(scores[ok], ds.expression[ok], gene_names=[names[r] for r in ok],
                                            labels=labels[ok] if labels is not None and (labels[ok] >= 0).all()
-                                           else None, predicted_title=what), ok)
+                                           else None, predicted_title=score_name), ok, f"log1p of {captions.EXPRESSION_UNIT}")
 
 # ------------------------------------------------------------------------- predictions
 st.subheader("Per-gene predictions")

@@ -6,14 +6,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import plotly.graph_objects as go
-
 from hmviz.errors import HmvizError
-from hmviz.provenance import training_data
 from hmviz.views.figures import wrap_titles
-from hmviz.views.report import SavedView, figure_caption, pair_report_html, with_caption
-from hmviz_app import state
-from hmviz_app.saved_views import read_view
+from hmviz.views.report import SavedView, pair_report_html
+from hmviz_app import captions, state
+from hmviz_app.saved_views import open_view, save_view_button
 from hmviz_app.text import escape_md
 
 st.title("Gene pairs")
@@ -47,20 +44,10 @@ gene_labels = state.gene_labels(f"{data.key}:{ds.cell}", ds)
 suggestions = _suggestions(entry.cache_key, data.key, session)
 
 # ------------------------------------------------------------------- a saved view -> the URL
-with st.expander("Open a saved view"):
-    upload = st.file_uploader("A view saved from this page (JSON)", type=["json"], key="pair_view_upload")
-    if upload is not None and st.session_state.get("_pair_view_read") != (upload.name, upload.size):
-        st.session_state["_pair_view_read"] = (upload.name, upload.size)
-        try:
-            view = read_view(upload.getvalue(), upload.name, "gene_pairs", data.shown_name, data.fingerprint,
-                             [m.key for m in state.all_models()])
-        except HmvizError as exc:
-            state.show_error(exc)
-        else:
-            if view.model:
-                state.select_model(view.model)
-            st.query_params.from_dict({k: str(v) for k, v in view.choices.items() if v is not None})
-            st.rerun()
+view = open_view("gene_pairs", data, "pair_view_upload")
+if view is not None:
+    st.query_params.from_dict({k: str(v) for k, v in view.choices.items() if v is not None})
+    st.rerun()
 
 # ------------------------------------------------------------------- the URL -> choices
 methods = [m for m, spec in METHODS.items() if spec.supports(session.model)]
@@ -196,13 +183,23 @@ noun = kind.noun  # what one value is called: contribution, sensitivity (slope),
 
 
 def _expression_text(row: int) -> str:
-    parts = []
-    if ds.expression is not None and np.isfinite(ds.expression[row]):
-        parts.append(f"{ds.expression[row]:.3g}")
-    labels = session.labels()
-    if labels is not None and labels[row] >= 0:
-        parts.append("high" if labels[row] == 1 else "low")
-    return ", ".join(parts) if parts else "not measured"
+    return captions.measured_expression(ds, session.labels(), row)
+
+
+# What every figure and the report carry: data, model and its training data, method, genes, prediction, measured.
+if two_cells:
+    measured_fc = session.measured()
+    prediction = f"predicted log2 fold change ({name_b} over {name_a}) {pe.difference:+.2f}"
+    measured_text = (f"log2 fold change {measured_fc[a]:+.2f}"
+                     if measured_fc is not None and np.isfinite(measured_fc[a]) else "not measured")
+else:
+    prediction = f"P({name_a} ranked above {name_b}) = {pe.probability:.2f}"
+    measured_text = f"{name_a} {_expression_text(a)}; {name_b} {_expression_text(b)} ({captions.EXPRESSION_UNIT})"
+caption = captions.caption(data, entry, method=METHODS[method].label,
+                           baseline=BASELINES[baseline].label if METHODS[method].needs_baseline else None,
+                           genes=[pair.gene] if two_cells else [name_a, name_b], prediction=prediction,
+                           measured=measured_text)
+figure_name = ("gene-pairs", entry.name, *([pair.gene] if two_cells else [name_a, "vs", name_b]), method)
 
 
 # ------------------------------------------------------------------------------- answer
@@ -271,10 +268,12 @@ else:
             _cap_warning(one)
             st.caption(_note(one))
             own = (one.values_a.sum(axis=0), (1 if two_cells else -1) * one.values_b.sum(axis=0))
-            state.plot(plots.mark_bars(np.stack(own), one.marks, series_names=(name_a, name_b),
-                                       title=f"{noun.capitalize()} of each mark: {BASELINES[one.baseline.name].label}",
-                                       value_title=METHODS[method].value_title(one.unit)),
-                       f"pair_{name_a}_{name_b}_marks_{one.baseline.name}", key=f"pair_compare_{one.baseline.name}")
+            captions.plot(plots.mark_bars(np.stack(own), one.marks, series_names=(name_a, name_b),
+                                          title=f"{noun.capitalize()} of each mark: {BASELINES[one.baseline.name].label}",
+                                          value_title=METHODS[method].value_title(one.unit)),
+                          caption.replace(f"reference: {BASELINES[baseline].label}",
+                                          f"reference: {BASELINES[one.baseline.name].label}"),
+                          (*figure_name, one.baseline.name, "marks"), key=f"pair_compare_{one.baseline.name}", half=True)
 
 # -------------------------------------------------------------------------------- figures
 starts, bin_size = session.bin_starts_bp, ds.bin_size
@@ -291,7 +290,7 @@ else:
     heat = plots.pair_heatmaps(own_a, own_b, pe.marks, starts, bin_size=bin_size, gene_a=name_a, gene_b=name_b,
                                combine="difference", colorbar_title=value_title,
                                title=f"{kind.plural.capitalize()} of each gene's marks, on its own score")
-state.plot(heat, f"pair_{name_a}_{name_b}_heatmaps", key="pair_heatmaps")
+captions.plot(heat, caption, (*figure_name, "heatmaps"), key="pair_heatmaps")
 bottom = f"The bottom panel ({name_a} + {name_b})" if two_cells else f"The bottom panel ({name_a} minus {name_b})"
 if pe.additive:
     tail = (f"{bottom} adds up to the predicted log2 fold change minus its value at the reference." if two_cells else
@@ -305,7 +304,7 @@ with c1:
     mark_fig = plots.mark_bars(np.stack([own_a.sum(axis=0), own_b.sum(axis=0)]), pe.marks,
                                series_names=(name_a, name_b), value_title=value_title,
                                title=f"{noun.capitalize()} of each mark" + (" in each cell" if two_cells else ""))
-    state.plot(mark_fig, f"pair_{name_a}_{name_b}_marks", key="pair_mark_bars")
+    captions.plot(mark_fig, caption, (*figure_name, "marks"), key="pair_mark_bars", half=True)
 with c2:
     by = pe.table.pivot_table(index="region", columns="mark", values="attribution", aggfunc="sum")
     by = by.reindex(index=[r.name for r in pe.regions], columns=list(pe.marks))
@@ -313,16 +312,16 @@ with c2:
                                                value_title=value_title,
                                                title=("By region: the predicted change" if two_cells else
                                                       f"By region (above 0 favours {name_a})")))
-    state.plot(region_fig, f"pair_{name_a}_{name_b}_regions", key="pair_region_bars")
+    captions.plot(region_fig, caption, (*figure_name, "regions"), key="pair_region_bars", half=True)
 
 if st.toggle("Show the two genes' inputs (the model's view of the marks: log1p reads, scaled per mark)",
              key=state.sticky("pair_show_inputs", False)):
     c1, c2 = st.columns(2)
     for col, values, name in ((c1, pe.x_a, name_a), (c2, pe.x_b, name_b)):
         with col:
-            state.plot(plots.attribution_heatmap(values, pe.marks, starts, bin_size=bin_size, title=f"{name}: input",
-                                                 colorbar_title="scaled log1p(reads)"),
-                       f"input_{name}", key=f"pair_input_{name}")
+            captions.plot(plots.attribution_heatmap(values, pe.marks, starts, bin_size=bin_size, title=f"{name}: input",
+                                                    colorbar_title="scaled log1p(reads)"),
+                          caption, (*figure_name, name, "input"), key=f"pair_input_{name}", half=True)
 
 table = pe.by_region().reset_index()
 if not two_cells:  # as in the figures: each gene's push on its own score, and A minus B (which favours A)
@@ -331,8 +330,15 @@ if not two_cells:  # as in the figures: each gene's push on its own score, and A
 table.insert(2, "bp", table["region"].map({r.name: r.span_text for r in pe.regions}))
 table.insert(len(table.columns), "unit", pe.unit)
 table.insert(len(table.columns), "values are", f"{noun} ({METHODS[method].label})")
-st.markdown(f"**{noun.capitalize()} by mark and region** ({pe.unit})")
-st.dataframe(table, hide_index=True)
+# On the page: short columns, so that the table fits at 1024 px without scrolling sideways (the CSV keeps all).
+shown = table.drop(columns=["bp", "unit", "values are"])
+shown["region"] = shown["region"].map({r.name: r.label for r in pe.regions})
+if not two_cells:
+    shown.columns = ["mark", "region", "A", "B", "A minus B"]
+st.markdown(f"**{noun.capitalize()} by mark and region** ({pe.unit}; {noun} by {METHODS[method].label})"
+            + ("" if two_cells else escape_md(f": A is {name_a}, B is {name_b}")))
+st.dataframe(shown, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%+.3f")
+                                                     for c in shown.columns[2:]})
 c1, c2 = st.columns(2)
 with c1:
     state.csv_button(table, f"pair_{name_a}_{name_b}_regions.csv", f"Download {noun} by mark and region (CSV)",
@@ -342,37 +348,22 @@ with c2:
                      key="download_pair_bins")
 
 # ------------------------------------------------------------- a report and a view to share
-if two_cells:
-    measured_fc = session.measured()
-    prediction = f"predicted log2 fold change ({name_b} over {name_a}) {pe.difference:+.2f}"
-    measured_text = (f"log2 fold change {measured_fc[a]:+.2f}"
-                     if measured_fc is not None and np.isfinite(measured_fc[a]) else "not measured")
-else:
-    prediction = f"P({name_a} ranked above {name_b}) = {pe.probability:.2f}"
-    measured_text = f"{name_a} {_expression_text(a)}; {name_b} {_expression_text(b)} (expression as in the data)"
-caption = figure_caption(model=entry.label, trained_on=training_data(entry.card), method=METHODS[method].label,
-                         baseline=BASELINES[baseline].label if METHODS[method].needs_baseline else None,
-                         genes=[name_a, name_b], prediction=prediction, measured=measured_text)
 report_title = f"{pair.gene}: {name_a} vs {name_b}" if two_cells else f"{name_a} vs {name_b}"
 c1, c2 = st.columns(2)
 with c1:
     st.download_button(
         "Download a report of this pair (HTML)",
         data=lambda: pair_report_html(title=report_title, sentence=pe.sentence, caption=caption,
-                                      figures=[with_caption(go.Figure(f), caption) for f in (heat, mark_fig, region_fig)],
+                                      figures=[heat, mark_fig, region_fig],  # each carries the caption already
                                       tables={f"{noun.capitalize()} by mark and region ({pe.unit})": table}),
         file_name=f"pair_{name_a}_{name_b}_report.html", mime="text/html", key="download_pair_report",
         on_click="ignore", icon=":material/description:",
         help="One self-contained file (opens offline): the sentence, the figures with their caption, the table.")
 with c2:
-    view = SavedView(page="gene_pairs", data_name=data.shown_name, data_fingerprint=data.fingerprint,
+    view = SavedView(page="gene_pairs", data_name=data.name, data_fingerprint=data.fingerprint,
                      model=entry.key, choices={"a": params["a"], "b": params.get("b"), "method": method,
                                                  "baseline": baseline})
-    st.download_button("Save this view (JSON)", data=view.to_json(), file_name=f"pair_{name_a}_{name_b}_view.json",
-                       mime="application/json", key="download_pair_view", on_click="ignore",
-                       icon=":material/bookmark:",
-                       help="A small file naming the data (by content), the model and the choices; open it on the "
-                            "Gene pairs page of an hmviz holding the same data to see this view again.")
+    save_view_button(view, f"pair_{name_a}_{name_b}_view.json", "download_pair_view", "Gene pairs")
 st.caption(escape_md(caption))
 st.caption("Share this view: its address holds the model, the two genes, the method and the baseline; the saved "
            "view file also checks that the data is the same.")

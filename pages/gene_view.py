@@ -6,18 +6,33 @@ import pandas as pd
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz.provenance import training_data
 from hmviz.views import GeneLocus, attribution_bedgraph, browser_links, gene_tracks
 from hmviz.views.figures import gene_tracks_figure
-from hmviz.views.report import figure_caption, with_caption
-from hmviz_app import gene_names, state
+from hmviz.views.report import SavedView, export_name, with_caption
+from hmviz_app import captions, gene_names, state
 from hmviz_app.provenance import show_provenance
+from hmviz_app.saved_views import open_view, save_view_button
 
 st.title("Gene view")
 data = state.current_data()
 ds = data.first
 gene_names.annotation_panel(data)
 index = gene_names.gene_index(data)
+
+view = open_view("gene_view", data, "gv_view_upload")
+if view is not None:  # the saved genes, found by id, and whether the attribution track was on
+    try:
+        for which, query_key, box in (("gene", "gv_query", "gv_gene"), ("gene_b", "gv_query_b", "gv_gene_b")):
+            gene = view.choices.get(which)
+            state.set_sticky(query_key, str(gene or ""))
+            if gene:
+                st.session_state[f"{box}_{data.key}_{gene}"] = index.find(str(gene))
+        if isinstance(view.choices.get("attribution"), bool):
+            state.set_sticky("gv_att", view.choices["attribution"])
+    except HmvizError as exc:
+        state.show_error(exc)
+    else:
+        st.rerun()
 
 c1, c2 = st.columns(2)
 query = c1.text_input("Find a gene (symbol or id)", key=state.sticky("gv_query", ""),
@@ -84,15 +99,15 @@ for r in rows:
 unit_att = getattr(att, "target", "model output") if show_att else None
 fig = gene_tracks_figure(frames, [index.label(r) for r in rows], units=units, attribution_unit=unit_att,
                          title=" vs ".join(title_parts), strand_note=note)
-if show_att:
-    caption = figure_caption(model=entry.label, trained_on=training_data(entry.card), method="Integrated Gradients",
-                             baseline=getattr(att.baseline, "name", None), genes=[index.label(r) for r in rows],
-                             prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}"
-                                                  for r, o in zip(rows, att.outputs)))
-else:
-    caption = figure_caption(model=None, trained_on=None, genes=[index.label(r) for r in rows])
-with_caption(fig, f"Data: {data.name} · " + caption)
-state.plot(fig, f"gene_view_{'_'.join(str(ds.gene_ids[r]) for r in rows)}", key="gv_fig")
+measured = "; ".join(f"{index.label(r)} {captions.measured_expression(ds, ds.labels, r)}" for r in rows)
+caption = captions.caption(
+    data, entry if show_att else None, genes=[index.label(r) for r in rows],
+    method="Integrated Gradients" if show_att else None, baseline=getattr(att.baseline, "name", None) if show_att else None,
+    prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}" for r, o in zip(rows, att.outputs))
+    if show_att else None, measured=f"{measured} ({captions.EXPRESSION_UNIT})")
+with_caption(fig, caption, width_chars=captions.FULL)
+model_name = (entry.name,) if show_att else ()
+state.plot(fig, export_name("gene-view", *model_name, *(index.label(r) for r in rows)), key="gv_fig")
 if show_att:
     base = getattr(att.baseline, "label", None) or getattr(att.baseline, "name", "")
     st.caption(f"Attribution: Integrated Gradients of {entry.label}'s {att.target} against the {base} reference; "
@@ -122,3 +137,10 @@ for r in rows:
                                 file_name=f"{ds.gene_ids[r]}_{mark}_attribution.bedGraph", key=f"gv_bg_{r}")
 state.csv_button(pd.concat([f.assign(gene=str(ds.gene_ids[r])) for f, r in zip(frames, rows)]), "gene_tracks.csv",
                  key="gv_csv")
+
+saved = SavedView(page="gene_view", data_name=data.name, data_fingerprint=data.fingerprint,
+                  model=entry.key if show_att else None,
+                  choices={"gene": str(ds.gene_ids[rows[0]]),
+                           "gene_b": str(ds.gene_ids[rows[1]]) if len(rows) > 1 else None, "attribution": show_att})
+save_view_button(saved, export_name("gene-view", *(str(ds.gene_ids[r]) for r in rows), "view") + ".json", "gv_view_save",
+                 "Gene view")

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from st_e2e import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     RESULTS,
     choose,
     full_screenshot,
@@ -27,7 +26,6 @@ from st_e2e import (
     make_small_models,
     open_app,
     run_and_wait,
-    streamlit_running,
     wait_for_charts,
 )
 
@@ -38,65 +36,13 @@ expect = sync_api.expect
 # The machine may be busy (CI runs two test files at once on 2 cores): assertions retry for up to 45 s,
 # and every browser action waits up to 60 s (see ``browser``). A passing test is not slowed by these.
 expect.set_options(timeout=45_000)
-ACTION_TIMEOUT_MS = 60_000
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = RESULTS / "screenshots"
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """One app server for the module, with a model of each family the tests use: the bundled one when
-    ``models/`` has it (copied, so that remaking the bundled models meanwhile changes nothing here),
-    else a small one trained here (so the tests run on a fresh checkout too)."""
-    import shutil
-
-    from hmviz.bundled import list_bundled
-
-    models = tmp_path_factory.mktemp("models")
-    bundled = list_bundled(ROOT / "models")
-    missing = [name for name in ("deepchrome", "attentivechrome", "ranker-deepchrome") if name not in bundled]
-    for name, path in bundled.items():
-        shutil.copytree(path, models / name)
-    if missing:
-        make_small_models(models, missing)
-    with streamlit_running("app.py", env={"HMVIZ_TORCH_THREADS": "1", "HMVIZ_MODELS_DIR": str(models)}) as url:
-        yield url
-
-
-class _PatientBrowser:
-    """The Playwright browser, whose new contexts wait ``ACTION_TIMEOUT_MS`` for actions (default 30 s)."""
-
-    def __init__(self, browser):
-        self._browser = browser
-
-    def new_context(self, **kwargs):
-        context = self._browser.new_context(**kwargs)
-        context.set_default_timeout(ACTION_TIMEOUT_MS)
-        return context
-
-    def __getattr__(self, name):
-        return getattr(self._browser, name)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield _PatientBrowser(b)
-        b.close()
-
-
-@pytest.fixture
-def page(browser, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    failed = request.session.testsfailed
-    page = context.new_page()
-    yield page
-    if request.session.testsfailed > failed:  # keep what the browser showed when the test failed
-        (RESULTS / "failures").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(RESULTS / "failures" / f"{request.node.name}.png"), full_page=True)
-    context.close()
+# The fixtures ``server``, ``browser`` and ``page`` are in ``tests/conftest.py``: one app server and one
+# browser per test process, shared by every browser test file that process runs.
 
 
 def no_exception(page) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -23,6 +24,7 @@ _MAX_VIEW_BYTES = 64 * 1024
 def figure_caption(
     *,
     model: str | None,
+    data: str | None = None,
     trained_on: str | None,
     method: str | None = None,
     baseline: str | None = None,
@@ -31,12 +33,14 @@ def figure_caption(
     measured: str | None = None,
     version: str | None = None,
 ) -> str:
-    """One line naming everything a figure depends on: model and its training data (``model=None``
-    for a figure of data only), method and baseline, genes, prediction and measured expression (each
-    with its unit), hmviz version."""
+    """One line naming everything a figure depends on: the data shown, model and its training data
+    (``model=None`` for a figure of data only), method and baseline, genes, prediction and measured
+    expression (each with its unit), hmviz version."""
     from hmviz._version import __version__
 
-    parts = [f"Model: {model} (trained on {trained_on})"] if model else []
+    parts = [f"Data: {data}"] if data else []
+    if model:
+        parts.append(f"Model: {model} (trained on {trained_on})")
     if method:
         parts.append(f"method: {method}" + (f", reference: {baseline}" if baseline else ""))
     if genes:
@@ -49,13 +53,43 @@ def figure_caption(
     return " · ".join(parts)
 
 
+def export_name(*parts: str, limit: int = 120) -> str:
+    """A file name for an exported figure that says where it came from: ``hmviz`` and ``parts`` (the
+    page, model, genes, what is shown) in letters, digits, ``.`` and ``-`` only (anything else, and ``..``,
+    becomes ``-``), joined by ``_``,
+    at most ``limit`` characters (the end of a long name is dropped, the page and model kept)."""
+    words = [re.sub(r"(?:[^A-Za-z0-9.]|\.{2,})+", "-", str(p)).strip("-.") for p in ("hmviz", *parts)]
+    return "_".join(w for w in words if w)[:limit].rstrip("_-.")
+
+
+#: Plotly's default bottom margin and figure height (px), for figures that set neither.
+_PLOTLY_MARGIN_B, _PLOTLY_HEIGHT = 80, 450
+
+
+def axis_room(fig: go.Figure) -> int:
+    """Pixels under the plot area that the x axis's tick labels and title may take: an upper bound, since
+    plotly turns category labels that do not fit by up to 90 degrees (about 6 px per character of 12 px
+    text, at most 200 px), and a title takes 18 px per line."""
+    longest = 0
+    for trace in fig.data:
+        xs = getattr(trace, "x", None)
+        if xs is not None and len(xs) and isinstance(xs[0], str):
+            longest = max(longest, *(len(str(x)) for x in xs))
+    ticks = 50 + min(200, 6 * longest) if longest else 40
+    lines = [str(ax.title.text).count("<br>") + 1 for ax in fig.select_xaxes() if ax.title and ax.title.text]
+    return ticks + 18 * max(lines, default=0)
+
+
 def with_caption(fig: go.Figure, caption: str, width_chars: int = 90) -> go.Figure:
-    """``fig`` with ``caption`` written under the plot area (wrapped at ``width_chars``, about 500 px of
-    10 px text, so that it fits a figure drawn at 1024 px wide; a longer word such as a path is cut into
-    pieces), so PNG/SVG/PDF exports carry it; the bottom margin grows to fit. Returns the same figure."""
+    """``fig`` with ``caption`` written under the x axis (wrapped at ``width_chars``, about 500 px of 10 px
+    text, so that it fits a figure drawn at 1024 px wide; a longer word such as a path is cut into pieces),
+    so PNG/SVG/PDF exports carry it. The caption starts below :func:`axis_room` (or the figure's own bottom
+    margin, if larger), so it never overlaps tick labels or the axis title; the bottom margin and the
+    height grow to fit it, keeping the plot area's size. Returns the same figure."""
     lines = wrap_text(caption, width_chars, break_words=True).split("<br>")
-    margin = fig.layout.margin.b if fig.layout.margin and fig.layout.margin.b is not None else 50
-    extra = 16 * len(lines) + 10
+    own = fig.layout.margin.b if fig.layout.margin and fig.layout.margin.b is not None else None
+    room = max(own or 0, axis_room(fig))
+    bottom = room + 14 * len(lines) + 10
     fig.add_annotation(
         text="<br>".join(html.escape(x) for x in lines),
         xref="paper",
@@ -64,15 +98,14 @@ def with_caption(fig: go.Figure, caption: str, width_chars: int = 90) -> go.Figu
         y=0,
         xanchor="left",
         yanchor="top",
-        yshift=-(margin - 5),
+        yshift=-room,
         showarrow=False,
         align="left",
         font={"size": 10, "color": "#444"},
         name="hmviz-caption",
     )
-    fig.update_layout(margin={"b": margin + extra})
-    if fig.layout.height:
-        fig.update_layout(height=fig.layout.height + extra)
+    height = fig.layout.height or _PLOTLY_HEIGHT
+    fig.update_layout(margin={"b": bottom}, height=height + bottom - (_PLOTLY_MARGIN_B if own is None else own))
     return fig
 
 
