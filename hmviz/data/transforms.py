@@ -22,7 +22,15 @@ from hmviz.errors import DataError, ModelError
 log = logging.getLogger(__name__)
 
 Scaling = Literal["none", "standard", "max"]
-SCALINGS: tuple[str, ...] = ("none", "standard", "max")
+SCALINGS: tuple[Scaling, ...] = ("none", "standard", "max")
+
+
+def as_scaling(text: str) -> Scaling:
+    """``text`` as a scaling; raises :class:`DataError` naming the scalings when it is none of them."""
+    for scaling in SCALINGS:
+        if scaling == text:
+            return scaling
+    raise DataError(f"Unknown scaling '{text}'; use one of {', '.join(SCALINGS)}.")
 
 
 @dataclass
@@ -45,8 +53,7 @@ class SignalTransform:
     scale: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.scaling not in SCALINGS:
-            raise DataError(f"Unknown scaling '{self.scaling}'; use one of {', '.join(SCALINGS)}.")
+        self.scaling = as_scaling(self.scaling)
         self.log1p = bool(self.log1p)
         if self.marks is not None:
             self.marks = tuple(str(m) for m in self.marks)
