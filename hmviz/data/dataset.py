@@ -124,14 +124,14 @@ class HistoneDataset:
     @property
     def flank_bp(self) -> tuple[int, int]:
         """bp covered upstream and downstream of the TSS: ``(upstream, downstream)``."""
-        tss = self._tss()
+        tss = self.require_tss_bin()
         return tss * self.bin_size, (self.n_bins - tss) * self.bin_size
 
     def bin_starts_bp(self) -> np.ndarray:
         """Start of every bin in bp relative to the TSS, shape (bins,)."""
-        return (np.arange(self.n_bins) - self._tss()) * self.bin_size
+        return (np.arange(self.n_bins) - self.require_tss_bin()) * self.bin_size
 
-    def _tss(self) -> int:
+    def require_tss_bin(self) -> int:
         """``tss_bin``, which ``__post_init__`` fills in (``bins // 2`` when not given)."""
         if self.tss_bin is None:
             raise DataError("tss_bin was set to None after the dataset was made; set it to the bin holding the TSS.")
