@@ -138,7 +138,8 @@ class SignalTransform:
         ``marks``, when given, must equal the fitted mark names in order; the number of marks is
         always checked. Raises :class:`DataError` on a mismatch.
         """
-        if not self.is_fitted:
+        center, scale = self.center, self.scale
+        if center is None or scale is None:  # not is_fitted
             raise RuntimeError("SignalTransform.transform called before fit (or from_dict).")
         x = np.asarray(signal)
         if x.ndim != 3:
@@ -146,8 +147,8 @@ class SignalTransform:
         self._check_marks(x.shape[2], marks)
         out = self._forward(x)
         if self.scaling != "none":
-            out -= self.center.astype(np.float32)
-            out /= self.scale.astype(np.float32)
+            out -= center.astype(np.float32)
+            out /= scale.astype(np.float32)
         return out
 
     def fit_dataset(self, dataset: HistoneDataset, train_index: np.ndarray | None = None) -> SignalTransform:
@@ -164,14 +165,15 @@ class SignalTransform:
     # --------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         """A JSON-safe description (for model cards); :meth:`from_dict` restores it exactly."""
-        if not self.is_fitted:
+        center, scale = self.center, self.scale
+        if center is None or scale is None:  # not is_fitted
             raise RuntimeError("SignalTransform.to_dict called before fit.")
         return {
             "log1p": self.log1p,
             "scaling": self.scaling,
             "marks": list(self.marks or ()),
-            "center": [float(v) for v in self.center],
-            "scale": [float(v) for v in self.scale],
+            "center": [float(v) for v in center],
+            "scale": [float(v) for v in scale],
         }
 
     @classmethod
