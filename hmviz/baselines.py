@@ -15,8 +15,8 @@ from hmviz.preparation import _prepare
 from hmviz.tasks import _make_task
 
 
-class _BaselineScorer:
-    """A fitted scikit-learn baseline behind the scorer interface the tasks use (score, pair logit)."""
+class _FittedBaseline:
+    """A fitted scikit-learn baseline that scores genes like a deep model (``score``)."""
 
     def __init__(self, estimator):
         self.estimator = estimator
@@ -26,11 +26,15 @@ class _BaselineScorer:
 
         return torch.as_tensor(baseline_scores(self.estimator, x.cpu().numpy()))
 
+
+class _BaselineScorer(_FittedBaseline):
+    """A single-cell baseline behind the scorer interface the tasks use (score, pair logit)."""
+
     def __call__(self, x_a: torch.Tensor, x_b: torch.Tensor | None = None) -> torch.Tensor:
         return self.score(x_a) if x_b is None else self.score(x_a) - self.score(x_b)
 
 
-class _DifferentialBaselineScorer(_BaselineScorer):
+class _DifferentialBaselineScorer(_FittedBaseline):
     """A regressor fitted on both cells' features side by side (marks of A, then marks of B)."""
 
     def __call__(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
@@ -49,12 +53,14 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
     change on both cells' binned features side by side.
     """
     from hmviz.models import get_spec
-    from hmviz.models.baselines import baseline_label, fit_baseline
+    from hmviz.models.baselines import BaselineTask, baseline_label, fit_baseline
 
     spec = get_spec(options.model)
     prep = _prepare(dataset, options, spec)  # every draw takes options.seed; nothing global is reseeded
     task = _make_task(prep.dataset, options, spec, torch.device("cpu"), prep.transform, prep.rule, prep.threshold)
     idx, vidx = torch.as_tensor(task.train_idx), torch.as_tensor(task.valid_idx)
+    kind: BaselineTask
+    scorer_type: type[_FittedBaseline]
     if spec.task == "differential":
 
         def features(i):

@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,7 @@ class ProgressEvent:
     seconds: float = 0.0
 
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
@@ -125,7 +126,8 @@ def _run_epochs(
     loss_fn = loss_fn or task.loss
     own_metric = metric_fn is None  # the task's validation metric (named, higher or lower is better)
     metric_fn = task.valid_metric if own_metric else metric_fn
-    best, best_state, best_epoch, bad = (-math.inf, -math.inf), None, 0, 0
+    best: tuple[float, ...] = (-math.inf, -math.inf)  # (what the epoch is kept on, tie break)
+    best_state, best_epoch, bad = None, 0, 0
     watched_best = {"loss": math.inf, "metric": -math.inf}  # early stopping of select_on="loss" watches both
     use_amp = bool(amp) and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -192,7 +194,7 @@ def _run_epochs(
             )
         metric_score = metric if task.higher_is_better or not own_metric else -metric
         tie_break = -valid_loss if valid_loss is not None and math.isfinite(valid_loss) else -math.inf
-        score = (
+        score: tuple[float, ...] = (
             (-valid_loss, metric_score) if select_on == "loss" and valid_loss is not None else (metric_score, tie_break)
         )
         score = tuple(v if math.isfinite(v) else -math.inf for v in score)

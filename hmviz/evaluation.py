@@ -19,12 +19,12 @@ from torch import nn
 from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.gene_sets import recorded_counts, split_of_genes
-from hmviz.data.splits import ensure_split
+from hmviz.data.splits import as_split_how, ensure_split
 from hmviz.data.targets import LabelRule
 from hmviz.data.transforms import SignalTransform
 from hmviz.errors import DataError, ModelError
 from hmviz.inference import _check_window, _fingerprint, _select_marks, choose_device
-from hmviz.tasks import _differential_cells, _make_task, _SingleCellTask, _Task
+from hmviz.tasks import _differential_cells, _make_task, _multi_cell, _SingleCellTask, _Task
 
 
 def training_split(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDataset) -> HistoneDataset | None:
@@ -52,7 +52,7 @@ def training_split(card: ModelCard | dict, dataset: HistoneDataset | MultiCellDa
         return None
     return ensure_split(
         first,
-        how=meta.kind,
+        how=as_split_how(meta.kind),
         seed=meta.seed if meta.seed is not None else card.seed,
         fractions=meta.fractions,
         valid_chroms=meta.valid_chroms,
@@ -124,7 +124,7 @@ def _evaluation_genes_without_records(card: ModelCard, dataset) -> tuple[np.ndar
     trained_on = training_split(card, dataset)
     if trained_on is not None:
         return (
-            trained_on.split == "test",
+            trained_on.require_split() == "test",
             f"test split of the training data (rebuilt from the card's split settings{note})",
             {},
         )
@@ -164,9 +164,12 @@ class EvaluationSet:
     def inputs(self) -> torch.Tensor:
         """Model inputs ``(genes, bins, marks)`` for every gene of the data (single-cell models), with
         the card's marks and transform applied; the evaluated genes are a subset of these rows."""
+        return self._single_cell_task().x
+
+    def _single_cell_task(self) -> _SingleCellTask:
         if not isinstance(self.task, _SingleCellTask):
             raise ModelError("inputs are defined for single-cell models only.")
-        return self.task.x
+        return self.task
 
     def metrics(self, model: nn.Module, inputs: torch.Tensor | None = None) -> dict:
         """Every test metric of ``model`` on the evaluated genes.
@@ -178,7 +181,7 @@ class EvaluationSet:
             return self.task.test_metrics(model)
         if tuple(inputs.shape) != tuple(self.inputs.shape):
             raise ModelError(f"inputs must have shape {tuple(self.inputs.shape)}, got {tuple(inputs.shape)}.")
-        task = copy.copy(self.task)
+        task = copy.copy(self._single_cell_task())
         task.x = inputs
         return task.test_metrics(model)
 
@@ -204,13 +207,14 @@ def evaluation_set(
     options = card.train_options()  # the card's seed and cells (DeepDiff) for the task
     rule = LabelRule.parse(card.label_rule) if card.label_rule not in (None, "file") else None
     if spec.task == "differential":
-        _differential_cells(dataset, options.cells)  # raises the explanatory error for one-cell data
+        multi = _multi_cell(dataset)  # raises the explanatory error for one-cell data
+        _differential_cells(multi, options.cells)  # and for cells not in the data
         cells = {}
-        for name, c in dataset.cells.items():
+        for name, c in multi.cells.items():
             c = _select_marks(c, card.marks, f"cell {name}")
             _check_window(card, c, f"cell {name}")
             cells[name] = dataclasses.replace(c, split=split)
-        ds = MultiCellDataset(cells, source=dataset.source)
+        ds = MultiCellDataset(cells, source=multi.source)
     else:
         if isinstance(dataset, MultiCellDataset):
             raise DataError(f"{spec.name} models one cell type; give the data of one cell.")

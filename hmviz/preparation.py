@@ -12,16 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
-from hmviz.data.splits import ensure_split, quantile_strata
+from hmviz.data.splits import SplitHow, as_split_how, ensure_split, quantile_strata
 from hmviz.data.targets import LabelRule
-from hmviz.data.transforms import SignalTransform
+from hmviz.data.transforms import SignalTransform, as_scaling
 from hmviz.errors import DataError
 from hmviz.inference import _fingerprint, _select_marks
 from hmviz.options import TrainOptions
 from hmviz.tasks import _differential_cells
 
 
-def _split_kind(dataset: HistoneDataset, split: str, chroms_given: bool = False) -> str:
+def _split_kind(dataset: HistoneDataset, split: str, chroms_given: bool = False) -> SplitHow:
     """``auto``: a chromosome hold-out when hold-out chromosomes are given, else the file's split when
     it has one, else a seeded random split by gene."""
     if split == "auto":
@@ -31,7 +31,7 @@ def _split_kind(dataset: HistoneDataset, split: str, chroms_given: bool = False)
             "--split file was asked for but the data has no split column; use --split random "
             "or --split chromosome, or add a 'split' column (train/valid/test)."
         )
-    return split
+    return as_split_how(split)
 
 
 def _split(dataset: HistoneDataset, options: TrainOptions, strata, stratified_by: str | None) -> HistoneDataset:
@@ -125,10 +125,10 @@ def _prepare(dataset, options: TrainOptions, spec) -> _Prepared:
     if len(train_idx) == 0 or len(first.split_indices("valid")) == 0 or len(first.split_indices("test")) == 0:
         raise DataError("Every split (train, valid, test) needs at least one gene; use more genes or another split.")
 
-    transform = SignalTransform(log1p=options.log1p, scaling=options.scaling)
+    transform = SignalTransform(log1p=options.log1p, scaling=as_scaling(options.scaling))
     if spec.task == "differential":
-        cells = list(dataset.cells.values())
-        stacked = np.concatenate([c.signal[train_idx] for c in cells[:2]])
+        pair = list(dataset.cells.values())[:2]
+        stacked = np.concatenate([c.signal[train_idx] for c in pair])
         transform.fit(stacked, np.arange(len(stacked)), marks=first.marks)
     else:
         transform.fit(first.signal, train_idx, marks=first.marks)

@@ -33,6 +33,10 @@ class _Task:
 
     metric_name = ""
     higher_is_better = True
+    #: rows of the train, validation and test genes (every task sets them)
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    test_idx: np.ndarray
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -317,7 +321,7 @@ def _make_task(
     options: TrainOptions,
     spec,
     device,
-    transform: SignalTransform | None,
+    transform: SignalTransform,
     rule: LabelRule | None,
     threshold: float | None,
 ):
@@ -327,7 +331,7 @@ def _make_task(
         if a.expression is None or b.expression is None:
             raise DataError("DeepDiff needs expression counts for both cells (an expression table per cell).")
         ok = np.isfinite(a.expression) & np.isfinite(b.expression)
-        split = np.where(ok, a.split, "none")
+        split = np.where(ok, a.require_split(), "none")
         xa = torch.from_numpy(transform.transform(a.signal))
         xb = torch.from_numpy(transform.transform(b.signal))
         return _DifferentialTask(device, xa, xb, split, np.nan_to_num(a.expression), np.nan_to_num(b.expression))
@@ -344,13 +348,13 @@ def _make_task(
     labels = dataset.labels
     if spec.task == "binary":
         if rule is not None:
-            labels = rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
+            labels = _rule_labels(rule, threshold, expression)
         if labels is None:
             raise DataError("A binary model needs labels or expression values; this dataset has neither.")
         return _BinaryTask(device, x, split, expression, labels, options.seed)
     if spec.task == "ranking":
         if rule is not None and labels is None:
-            labels = rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
+            labels = _rule_labels(rule, threshold, expression)
         return _RankingTask(
             device,
             x,
@@ -364,12 +368,33 @@ def _make_task(
     raise ModelError(f"Unknown task '{spec.task}'.")
 
 
-def _differential_cells(dataset, cells) -> tuple[HistoneDataset, HistoneDataset]:
+def _rule_labels(rule: LabelRule, threshold: float | None, expression: np.ndarray | None) -> np.ndarray:
+    """Labels from ``rule`` at ``threshold`` (genes without expression get none)."""
+    if threshold is None:
+        raise HmvizError(
+            f"The label rule {rule} has no threshold: it is fitted on the training genes when a model is "
+            "trained and kept in the model card (label_threshold); a card with a rule and no threshold is damaged."
+        )
+    if expression is None:
+        raise DataError(
+            f"The label rule {rule} labels genes by their expression values, but the data has none; "
+            "add an expression column or table, or give labels (label rule 'file')."
+        )
+    return rule.apply(np.nan_to_num(expression, nan=-np.inf), threshold)
+
+
+def _multi_cell(dataset: HistoneDataset | MultiCellDataset) -> MultiCellDataset:
+    """``dataset`` when it holds several cells; raises the error that DeepDiff needs two cells."""
     if not isinstance(dataset, MultiCellDataset):
         raise DataError(
             "DeepDiff compares two cell types: give a dataset with two cells over the same genes "
             "(a DeepDiff folder, or a long-format table with a 'cell' column)."
         )
+    return dataset
+
+
+def _differential_cells(dataset, cells) -> tuple[HistoneDataset, HistoneDataset]:
+    dataset = _multi_cell(dataset)
     names = dataset.cell_names
     a, b = cells if cells else (names[0], names[1])
     return dataset.pair(a, b)

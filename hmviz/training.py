@@ -66,6 +66,7 @@ def train(
     from hmviz.model_size import check_model_size
     from hmviz.models import build_model, get_spec
     from hmviz.models._common import lstm_impl_used, seeded_init, use_generator
+    from hmviz.models.simplechrome import SimpleChrome
 
     spec = get_spec(options.model)
     options.validate()
@@ -115,7 +116,7 @@ def train(
         weight_decay=getattr(config, "weight_decay", 0.0),
     )
     t_start = time.perf_counter()
-    if hasattr(model, "vae_loss"):
+    if isinstance(model, SimpleChrome):
         # SimpleChrome stage 1: the VAE learns from the training genes' signal only, without labels.
         vae_epochs = getattr(config, "vae_epochs", epochs)
         _run_epochs(
@@ -159,7 +160,7 @@ def train(
     metrics = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
     split_counts = {s: int(len(first.split_indices(s))) for s in ("train", "valid", "test")}
     balance = class_balance(task)
-    genes = record_split(first.gene_ids, first.split)
+    genes = record_split(first.gene_ids, first.require_split())
     card = {
         "model": spec.name,
         "task": spec.task,

@@ -214,6 +214,17 @@ def test_expression_from_the_table_or_a_separate_file(tmp_path):
     assert ds.expression.tolist() == [1.0, 7.0] and report.genes_with_expression == 2
 
 
+def test_report_lists_genes_missing_from_the_expression_file(tmp_path):
+    # the join's notes are (logging level, text) pairs; the report shows their text
+    bw = write_bigwig(tmp_path / "a.bw")
+    genes = genes_table(tmp_path / "g.tsv", [("a", "chr1", 1000, "+"), ("b", "chr1", 3000, "-")])
+    expr = write_text(tmp_path / "expr.tsv", ["gene_id\texpression", "a\t1"])
+    ds, report = build_table({"m": bw}, genes, expression=expr, **WINDOW)
+    assert report.genes_with_expression == 1
+    assert report.notes == [f"{expr}: 1 of 2 genes have no expression value (set to NaN): b."]
+    assert report.notes[0] in str(report)
+
+
 # ---------------------------------------------------------------------------------- errors
 def _error(tmp_path, tracks, genes=None, **kw) -> str:
     if genes is None:

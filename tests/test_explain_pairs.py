@@ -192,3 +192,18 @@ def test_plain_classifier_and_deepdiff():
     assert pe.values_a.sum() + pe.values_b.sum() == pytest.approx(pe.difference - pe.baseline_difference, abs=1e-3)
     word = "H1 than in K562" if pe.difference > 0 else "K562 than in H1"
     assert pe.sentence.startswith(f"The model predicts GATA1 higher in {word} (log2 fold change H1 over K562:")
+
+
+def test_deepdiff_pair_with_a_method_without_baseline():
+    # saliency takes no baseline: the difference is the model's output alone, with no reference value
+    from hmviz.models import DeepDiff, DeepDiffConfig
+
+    torch.manual_seed(0)
+    dd = DeepDiff(DeepDiffConfig(n_marks=N_MARKS, n_bins=N_BINS, bin_hidden=8, mark_hidden=4, joint_hidden=8)).eval()
+    g = torch.Generator().manual_seed(4)
+    x_a, x_b = torch.randn(N_BINS, N_MARKS, generator=g), torch.randn(N_BINS, N_MARKS, generator=g)
+    pe = explain_pair(dd, x_a, x_b, "saliency", names=("K562", "H1"), gene="GATA1", marks=MARKS, bin_starts_bp=STARTS)
+    with torch.no_grad():
+        assert pe.difference == pytest.approx(float(dd(x_a[None], x_b[None])[0]), abs=1e-5)
+    assert pe.baseline is None and pe.baseline_difference is None and pe.convergence_delta is None
+    assert pe.values_a.shape == pe.values_b.shape == (N_BINS, N_MARKS)

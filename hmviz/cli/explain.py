@@ -130,7 +130,7 @@ def _summary(
         "attribution_sum": total,
         "gap": None if gap is None else abs(gap),
     }
-    if gap is not None:
+    if gap is not None and explained is not None:  # the tolerance is relative to the explained difference
         out["tolerance_met"] = bool(abs(gap) <= 0.01 * abs(explained))
     if spec.refinement is not None and work is not None:
         out["steps" if spec.refinement[0] == "n_steps" else "samples"] = int(work)

@@ -131,10 +131,12 @@ def _dedupe(ann: GeneAnnotation) -> GeneAnnotation:
     keep = np.sort(first)
     dropped = np.setdiff1d(np.arange(len(ann)), keep)
     out = _annotation(
-        *(
-            None if a is None else a[keep]
-            for a in (ann.gene_ids, ann.chrom, ann.tss, ann.strand, ann.symbols, ann.expression)
-        ),
+        ann.gene_ids[keep],
+        ann.chrom[keep],
+        ann.tss[keep],
+        ann.strand[keep],
+        None if ann.symbols is None else ann.symbols[keep],
+        None if ann.expression is None else ann.expression[keep],
         source=ann.source,
     )
     out.duplicates = ann.gene_ids[dropped].tolist()
@@ -195,7 +197,8 @@ def _read_gtf(path: Path) -> GeneAnnotation:
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in _GTF_COLUMNS}, include_columns=columns, strings_can_be_null=False
     )
-    genes, features, rows = [], set(), 0
+    genes, rows = [], 0
+    features: set[str] = set()  # the feature names seen, for the message when no row is a gene
     # streamed through a counter: a decompression bomb stops at the limit (time and memory)
     stream = limits.LimitedReader(
         opener(path, "rb"),
@@ -361,11 +364,12 @@ def _read_table(path: Path) -> GeneAnnotation:
             f"{listing(header, len(header))}. It needs gene_id, chrom and either tss or start, end and strand"
             f"{f' ({alias})' if alias else ''}."
         )
-    types = {col[c]: pa.string() for c in ("gene_id", "chrom", "strand", "symbol") if col[c]}
-    types.update({col[c]: pa.int64() for c in ("tss", "start", "end") if col[c]})
-    if col["expression"]:
-        types[col["expression"]] = pa.float64()
-    hints = {col[c]: f"{c} is a position in bp (0-based)." for c in ("tss", "start", "end") if col[c]}
+    have: dict[str, str] = {c: name for c, name in col.items() if name}  # the columns present
+    types = {have[c]: pa.string() for c in ("gene_id", "chrom", "strand", "symbol") if c in have}
+    types.update({have[c]: pa.int64() for c in ("tss", "start", "end") if c in have})
+    if "expression" in have:
+        types[have["expression"]] = pa.float64()
+    hints = {have[c]: f"{c} is a position in bp (0-based)." for c in ("tss", "start", "end") if c in have}
     if src.parquet:
         table = coerce_columns(src, table, types, hints)
     else:
@@ -380,12 +384,12 @@ def _read_table(path: Path) -> GeneAnnotation:
         )
     if table.num_rows == 0:
         raise src.error("has a header but no genes.")
-    ids, chrom = _strings(table, col["gene_id"]), _strings(table, col["chrom"])
+    ids, chrom = _strings(table, have["gene_id"]), _strings(table, have["chrom"])
     _check_filled(src, ids, "gene_id")
     _check_filled(src, chrom, "chrom")
-    strand = _strings(table, col["strand"]) if col["strand"] else np.full(ids.size, ".", dtype=object)
-    if col["tss"]:
-        tss = int_column(src, table, col["tss"], hints[col["tss"]])
+    strand = _strings(table, have["strand"]) if "strand" in have else np.full(ids.size, ".", dtype=object)
+    if "tss" in have:
+        tss = int_column(src, table, have["tss"], hints[have["tss"]])
         bad = ~np.isin(strand, ["+", "-", "."]) | (tss < 0)
         if bad.any():
             i = int(np.argmax(bad))
@@ -394,11 +398,11 @@ def _read_table(path: Path) -> GeneAnnotation:
                 "be 0 or more and strand +, - or . (unknown)."
             )
     else:
-        start = int_column(src, table, col["start"], hints[col["start"]])
-        end = int_column(src, table, col["end"], hints[col["end"]])
+        start = int_column(src, table, have["start"], hints[have["start"]])
+        end = int_column(src, table, have["end"], hints[have["end"]])
         if (start < 0).any():
             raise DataError(f"{src.where(int(np.argmax(start < 0)))}: start is negative.")
         tss = _tss_from_strand(src, ids, start, end, strand)
-    symbols = _strings(table, col["symbol"]) if col["symbol"] else None
-    expression = float_column(table, col["expression"]) if col["expression"] else None
+    symbols = _strings(table, have["symbol"]) if "symbol" in have else None
+    expression = float_column(table, have["expression"]) if "expression" in have else None
     return _annotation(ids, chrom, tss, strand, symbols, expression, source=str(path))

@@ -265,7 +265,9 @@ def build_table(
         },
     )
     if expression is not None:
-        ds = attach_expression(ds, read_expression(expression), str(expression), report.notes)
+        notes: list[tuple[int, str]] = []  # (logging level, text)
+        ds = attach_expression(ds, read_expression(expression), str(expression), notes)
+        report.notes += [text for _, text in notes]
     if ds.expression is not None:
         report.genes_with_expression = int(np.isfinite(ds.expression).sum())
     report.seconds = time.perf_counter() - t0

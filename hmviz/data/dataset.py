@@ -124,21 +124,39 @@ class HistoneDataset:
     @property
     def flank_bp(self) -> tuple[int, int]:
         """bp covered upstream and downstream of the TSS: ``(upstream, downstream)``."""
-        return self.tss_bin * self.bin_size, (self.n_bins - self.tss_bin) * self.bin_size
+        tss = self.require_tss_bin()
+        return tss * self.bin_size, (self.n_bins - tss) * self.bin_size
 
     def bin_starts_bp(self) -> np.ndarray:
         """Start of every bin in bp relative to the TSS, shape (bins,)."""
-        return (np.arange(self.n_bins) - self.tss_bin) * self.bin_size
+        return (np.arange(self.n_bins) - self.require_tss_bin()) * self.bin_size
+
+    def require_tss_bin(self) -> int:
+        """``tss_bin``, which ``__post_init__`` fills in (``bins // 2`` when not given)."""
+        if self.tss_bin is None:
+            raise DataError("tss_bin was set to None after the dataset was made; set it to the bin holding the TSS.")
+        return self.tss_bin
 
     # -------------------------------------------------------------- selection
     def subset(self, index: np.ndarray | Sequence[int] | slice) -> HistoneDataset:
         """The dataset restricted to some genes (an index array, a boolean mask or a slice)."""
         idx = np.arange(self.n_genes)[index]
-        kw = {}
-        for name in ("gene_ids", "symbols", "chrom", "strand", "expression", "labels", "split"):
-            value = getattr(self, name)
-            kw[name] = None if value is None else value[idx]
-        return dataclasses.replace(self, signal=self.signal[idx], meta=dict(self.meta), **kw)
+
+        def pick(value: np.ndarray | None) -> np.ndarray | None:
+            return None if value is None else value[idx]
+
+        return dataclasses.replace(
+            self,
+            signal=self.signal[idx],
+            gene_ids=self.gene_ids[idx],
+            symbols=pick(self.symbols),
+            chrom=pick(self.chrom),
+            strand=pick(self.strand),
+            expression=pick(self.expression),
+            labels=pick(self.labels),
+            split=pick(self.split),
+            meta=dict(self.meta),
+        )
 
     def select_marks(self, marks: Sequence[str]) -> HistoneDataset:
         """The dataset with only the given marks, in the given order.
@@ -161,12 +179,16 @@ class HistoneDataset:
 
     def split_indices(self, name: str) -> np.ndarray:
         """Indices of the genes in split ``name`` (``train``, ``valid`` or ``test``)."""
+        return np.flatnonzero(self.require_split() == name)
+
+    def require_split(self) -> np.ndarray:
+        """``split``; raises :class:`DataError` when the dataset has none."""
         if self.split is None:
             raise DataError(
                 "This dataset has no train/valid/test split. Assign one first "
                 "(hmviz.data.splits.random_split or chromosome_split)."
             )
-        return np.flatnonzero(self.split == name)
+        return self.split
 
     def index_of(self, gene: str) -> int:
         """Row of a gene given its id or symbol (case-insensitive for symbols).

@@ -86,6 +86,7 @@ def read_dataset(
     fmt = resolve_format(files, format)
     source = f"{_TITLES[fmt]} {', '.join(map(str, given))}"
     notes: list[tuple[int, str]] = []  # (logging level, text)
+    data: HistoneDataset | MultiCellDataset
     if fmt == deepchrome.NAME:
         data = _read_deepchrome(files, expression, cell_names, source, notes)
     elif fmt == deepdiff.NAME:
@@ -224,7 +225,7 @@ def _single_cell(ds: HistoneDataset, cell_names: CellNames) -> HistoneDataset:
     return ds
 
 
-def _with_expression(ds: HistoneDataset, expression: PathLike | None, notes: list[str]) -> HistoneDataset:
+def _with_expression(ds: HistoneDataset, expression: PathLike | None, notes: list[tuple[int, str]]) -> HistoneDataset:
     if expression is None:
         return ds
     if ds.expression is not None:

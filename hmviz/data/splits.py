@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,7 +28,16 @@ from hmviz.errors import DataError
 log = logging.getLogger(__name__)
 
 SplitHow = Literal["file", "random", "chromosome"]
-SPLIT_HOWS: tuple[str, ...] = ("file", "random", "chromosome")
+SPLIT_HOWS: tuple[SplitHow, ...] = ("file", "random", "chromosome")
+
+
+def as_split_how(text: str) -> SplitHow:
+    """``text`` as a split kind; raises :class:`DataError` naming the kinds when it is none of them."""
+    for how in SPLIT_HOWS:
+        if how == text:
+            return how
+    raise DataError(f"Unknown split '{text}'; use one of {', '.join(SPLIT_HOWS)}.")
+
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
 #: selene-sdk's default hold-outs (samplers' ``validation_holdout`` / ``test_holdout``).
@@ -76,7 +85,7 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
         raise DataError(f"Split fractions must add up to 1; {', '.join(map(str, fr))} add up to {sum(fr):.6g}.")
     if fr[0] == 0:
         raise DataError("The train fraction must be above 0: a model needs training genes.")
-    return fr  # type: ignore[return-value]
+    return fr
 
 
 def split_counts(n_genes: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> tuple[int, int, int]:
@@ -300,14 +309,14 @@ def ensure_split(
     and the gene ``counts`` per split; it is JSON-safe so a model card can store it. The input
     dataset is not changed.
     """
-    if how not in SPLIT_HOWS:
-        raise DataError(f"Unknown split '{how}'; use one of {', '.join(SPLIT_HOWS)}.")
+    how = as_split_how(how)
     if how != "chromosome" and (valid_chroms is not None or test_chroms is not None):
         raise DataError(
             "Validation and test chromosomes (--valid-chroms, --test-chroms) apply to the chromosome "
             f"split only, not to a {how} split; add --split chromosome or leave them out."
         )
     meta = dict(dataset.meta)
+    info: dict[str, Any]  # JSON-safe: kind, seed, fractions, chromosomes, counts
     if how == "file" and dataset.split is not None:
         split = dataset.split
         info = dict(meta["split"]) if isinstance(meta.get("split"), dict) else {"kind": "file"}

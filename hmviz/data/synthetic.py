@@ -47,6 +47,8 @@ MARKS: tuple[str, ...] = ("H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3
 GENERATOR = "hmviz.data.synthetic v1"
 DEFAULT_N_GENES = 3000
 TWO_CELL_GENES = 1000  # genes in sample_data/two_cells/ (cells "synthetic" and "synthetic-B")
+SAMPLE_CELL = "synthetic"  # the cell of make_sample_dataset
+SECOND_CELL = "synthetic-B"  # the default cell of make_second_cell
 
 # Chromosomes with weights roughly proportional to their number of protein-coding genes.
 CHROM_WEIGHTS: dict[str, int] = {
@@ -310,7 +312,7 @@ def make_sample_dataset(
         symbols=symbols,
         chrom=chrom,
         strand=strand,
-        cell="synthetic",
+        cell=SAMPLE_CELL,
         source=f"hmviz synthetic sample data (seed {seed})",
         strand_aware=True,
     )
@@ -321,11 +323,14 @@ def make_sample_dataset(
     dataset = label_dataset(dataset, LabelRule.parse(PLANTED_RULES["label_rule"]))
     dataset.meta["generator"] = {"name": GENERATOR, "seed": int(seed)}
 
-    test = dataset.split == "test"
+    test = dataset.require_split() == "test"
     truth = copy.deepcopy(PLANTED_RULES)
+    all_labels, expression = dataset.labels, dataset.expression
+    if all_labels is None or expression is None:
+        raise HmvizError("The synthetic dataset has no labels or no expression values (an hmviz bug).")
 
     def auroc(genes: np.ndarray) -> float | None:  # None when the genes hold one class only
-        labels = dataset.labels[genes]
+        labels = all_labels[genes]
         return round(float(roc_auc_score(labels, oracle[genes])), 4) if 0 < labels.sum() < labels.size else None
 
     truth["oracle_auroc"] = {
@@ -347,7 +352,7 @@ def make_sample_dataset(
         "strand_aware": True,
         "split": dataset.meta["split"],
         "chromatin_states": {s: int((state == k).sum()) for k, s in enumerate(names)},
-        "zero_expression_genes": int((dataset.expression == 0).sum()),
+        "zero_expression_genes": int((expression == 0).sum()),
         "counts": f"gamma-Poisson (negative binomial) with shape {DISPERSION_SHAPE}: "
         f"variance = mean + mean^2 / {DISPERSION_SHAPE}",
     }
@@ -356,6 +361,8 @@ def make_sample_dataset(
 
 # ------------------------------------------------------------------ files
 def _expression_tsv(dataset: HistoneDataset) -> bytes:
+    if dataset.expression is None:
+        raise DataError(f"{dataset.source} has no expression values to write.")
     buf = io.StringIO()
     buf.write("gene_id\texpression\n")
     for gene, value in zip(dataset.gene_ids.tolist(), dataset.expression.tolist()):
@@ -455,7 +462,7 @@ def make_second_cell(
     seed: int = 1,
     fraction_changed: float = 0.4,
     cell_noise_sd: float = 0.5,
-    cell: str = "synthetic-B",
+    cell: str = SECOND_CELL,
 ) -> HistoneDataset:
     """A second cell type over the same genes, for differential models (DeepDiff).
 
@@ -465,8 +472,12 @@ def make_second_cell(
     a cell-specific Gaussian term of sd ``cell_noise_sd`` (log scale). So the log fold change between
     the cells is the change of the planted terms plus noise. Same split as ``dataset``; no labels.
     """
+    if dataset.expression is None:
+        raise DataError(
+            f"A second cell keeps each gene's noise from the first cell's expression; {dataset.source} has none."
+        )
     rng = np.random.default_rng(seed)
-    redrawn, _ = _simulate_counts(rng, dataset.n_genes, dataset.n_bins, dataset.bin_size, dataset.tss_bin)
+    redrawn, _ = _simulate_counts(rng, dataset.n_genes, dataset.n_bins, dataset.bin_size, dataset.require_tss_bin())
     changed = rng.random(dataset.n_genes) < fraction_changed
     signal = np.where(changed[:, None, None], redrawn, dataset.signal).astype(np.float32)
     gene_noise = np.log1p(dataset.expression) - oracle_log_expression(dataset)
@@ -495,7 +506,7 @@ def make_two_cell_sample(n_genes: int = DEFAULT_N_GENES, seed: int = 0) -> Multi
     second = make_second_cell(first, seed=seed + 1)
     first = dataclasses.replace(first, labels=None, meta=dict(first.meta))  # differential models use expression
     return MultiCellDataset(
-        {first.cell: first, second.cell: second}, source=f"hmviz synthetic two-cell sample (seed {seed})"
+        {SAMPLE_CELL: first, SECOND_CELL: second}, source=f"hmviz synthetic two-cell sample (seed {seed})"
     )
 
 

@@ -140,6 +140,8 @@ class LabelRule:
         values = values[finite]
         if self.kind == "median":
             threshold = float(np.median(values))
+        elif self.value is None:  # __post_init__ refuses this; a rule changed after it was made
+            raise DataError(f"The {self.kind} rule needs a value; use {_ACCEPTED}.")
         elif self.kind == "quantile":
             threshold = float(np.quantile(values, self.value))
         else:

@@ -348,8 +348,8 @@ class BigWigTrack(Track):
         track is recognised even when few windows hold a value change."""
         self._probed = True
         end = min(start + _BIGWIG_PROBE_BP, self._sizes[chrom])
-        edges = np.asarray(self._bw.intervals(chrom, start, end) or [], dtype=np.float64).reshape(-1, 3)[:, :2]
-        edges = edges.astype(np.int64).ravel()
+        spans = np.asarray(self._bw.intervals(chrom, start, end) or [], dtype=np.float64).reshape(-1, 3)[:, :2]
+        edges = spans.astype(np.int64).ravel()
         self._grid = _gcd(edges[(edges > start) & (edges < end)], self._grid)
 
     def _read_piece(self, chrom: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

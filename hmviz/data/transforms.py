@@ -22,7 +22,15 @@ from hmviz.errors import DataError, ModelError
 log = logging.getLogger(__name__)
 
 Scaling = Literal["none", "standard", "max"]
-SCALINGS: tuple[str, ...] = ("none", "standard", "max")
+SCALINGS: tuple[Scaling, ...] = ("none", "standard", "max")
+
+
+def as_scaling(text: str) -> Scaling:
+    """``text`` as a scaling; raises :class:`DataError` naming the scalings when it is none of them."""
+    for scaling in SCALINGS:
+        if scaling == text:
+            return scaling
+    raise DataError(f"Unknown scaling '{text}'; use one of {', '.join(SCALINGS)}.")
 
 
 @dataclass
@@ -45,8 +53,7 @@ class SignalTransform:
     scale: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.scaling not in SCALINGS:
-            raise DataError(f"Unknown scaling '{self.scaling}'; use one of {', '.join(SCALINGS)}.")
+        self.scaling = as_scaling(self.scaling)
         self.log1p = bool(self.log1p)
         if self.marks is not None:
             self.marks = tuple(str(m) for m in self.marks)
@@ -131,7 +138,8 @@ class SignalTransform:
         ``marks``, when given, must equal the fitted mark names in order; the number of marks is
         always checked. Raises :class:`DataError` on a mismatch.
         """
-        if not self.is_fitted:
+        center, scale = self.center, self.scale
+        if center is None or scale is None:  # not is_fitted
             raise RuntimeError("SignalTransform.transform called before fit (or from_dict).")
         x = np.asarray(signal)
         if x.ndim != 3:
@@ -139,8 +147,8 @@ class SignalTransform:
         self._check_marks(x.shape[2], marks)
         out = self._forward(x)
         if self.scaling != "none":
-            out -= self.center.astype(np.float32)
-            out /= self.scale.astype(np.float32)
+            out -= center.astype(np.float32)
+            out /= scale.astype(np.float32)
         return out
 
     def fit_dataset(self, dataset: HistoneDataset, train_index: np.ndarray | None = None) -> SignalTransform:
@@ -157,14 +165,15 @@ class SignalTransform:
     # --------------------------------------------------------- serialisation
     def to_dict(self) -> dict:
         """A JSON-safe description (for model cards); :meth:`from_dict` restores it exactly."""
-        if not self.is_fitted:
+        center, scale = self.center, self.scale
+        if center is None or scale is None:  # not is_fitted
             raise RuntimeError("SignalTransform.to_dict called before fit.")
         return {
             "log1p": self.log1p,
             "scaling": self.scaling,
             "marks": list(self.marks or ()),
-            "center": [float(v) for v in self.center],
-            "scale": [float(v) for v in self.scale],
+            "center": [float(v) for v in center],
+            "scale": [float(v) for v in scale],
         }
 
     @classmethod

@@ -8,7 +8,7 @@ mark list against the marks a checkpoint was trained on).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +23,11 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 _MAX_LISTED = 5
 
 
-def listing(items: Sequence[object], total: int | None = None) -> str:
+def listing(items: Iterable[object], total: int | None = None) -> str:
     """``a, b, c`` or ``a, b, c, d, e and 7 more`` for a message."""
-    items = [str(i) for i in items]
-    total = len(items) if total is None else total
-    shown = ", ".join(items[:_MAX_LISTED])
+    texts = [str(i) for i in items]
+    total = len(texts) if total is None else total
+    shown = ", ".join(texts[:_MAX_LISTED])
     return shown + (f" and {total - _MAX_LISTED} more" if total > _MAX_LISTED else "")
 
 

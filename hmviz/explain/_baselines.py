@@ -155,8 +155,6 @@ def make_baseline(
         )
         if ref.ndim != 3 or ref.shape[0] == 0:
             raise DataError(f"reference_inputs must be shaped (genes, bins, marks) with genes > 0; got {ref.shape}.")
-    if BASELINES[name].needs_reference and ref is None:
-        raise HmvizError(f"The '{name}' baseline is computed from the training genes; pass reference_inputs.")
     desc = BASELINES[name].description
 
     if name == "zeros":
@@ -166,9 +164,12 @@ def make_baseline(
             )
             values = values.reshape(values.shape[-2:])  # (bins, marks) or (1, bins, marks)
         else:
-            if shape is None and ref is None:
+            if shape is not None:
+                n_bins, n_marks = shape
+            elif ref is not None:
+                n_bins, n_marks = ref.shape[1:]
+            else:
                 raise HmvizError("The 'zeros' baseline needs its shape: pass reference_inputs or shape=(bins, marks).")
-            n_bins, n_marks = shape if shape is not None else ref.shape[1:]
             if transform is not None:
                 values = _zero_reads(transform, n_bins, n_marks)
             else:
@@ -179,6 +180,8 @@ def make_baseline(
                 )
         return Baseline(name, desc, values)
 
+    if ref is None:  # every baseline but 'zeros' needs_reference
+        raise HmvizError(f"The '{name}' baseline is computed from the training genes; pass reference_inputs.")
     if name == "train_mean":
         return Baseline(name, f"{desc}; {ref.shape[0]} genes", ref.mean(axis=0))
 

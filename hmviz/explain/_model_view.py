@@ -15,7 +15,7 @@ import contextlib
 import copy
 import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -93,6 +93,12 @@ def is_two_input(model: nn.Module) -> bool:
     return not hasattr(model, "score") and _required_positional(model.forward) >= 2
 
 
+def scorer(model: nn.Module) -> Callable[..., object]:
+    """What scores one gene: ``model.score`` for rankers, else the model itself."""
+    score = getattr(model, "score", None)
+    return model if score is None else score
+
+
 def first_tensor(out, what: str) -> torch.Tensor:
     """The logits from whatever a model returns (a tensor, a named tuple led by logits, a dict)."""
     if isinstance(out, torch.Tensor):
@@ -139,7 +145,7 @@ class ScalarOutput(nn.Module):
         self.what = type(model).__name__
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = self.model.score if hasattr(self.model, "score") else self.model
+        fn = scorer(self.model)
         return select_output(first_tensor(fn(x), self.what), self.target, self.what)
 
 
@@ -162,7 +168,7 @@ class PairDifference(nn.Module):
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
         if self.two_input:
             return select_output(first_tensor(self.model(x_a, x_b), self.what), self.target, self.what)
-        fn = self.model.score if hasattr(self.model, "score") else self.model
+        fn = scorer(self.model)
         # Score both genes in one call (one pass of every module, as DeepLift requires), ordered
         # [A first half, B first half, A second half, B second half]: DeepLift feeds
         # [inputs; baselines] and its rules split every module's batch into halves, which must pair

@@ -64,10 +64,8 @@ class Region:
     @property
     def bounds(self) -> str:
         """The boundaries in words: ``'< -1 kb'``, ``'-1 kb to +1 kb'``, ``'>= +1 kb'``."""
-        if self.start_bp is None and self.end_bp is None:
-            return "whole window"
         if self.start_bp is None:
-            return f"< {format_bp(self.end_bp)}"
+            return "whole window" if self.end_bp is None else f"< {format_bp(self.end_bp)}"
         if self.end_bp is None:
             return f">= {format_bp(self.start_bp)}"
         return f"{format_bp(self.start_bp)} to {format_bp(self.end_bp)}"

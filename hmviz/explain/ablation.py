@@ -82,7 +82,7 @@ def _mask_sets(marks: tuple[str, ...], subsets) -> list[tuple[str, ...]]:
             masked.append(tuple(m for m in marks if m in group))
     if any(len(m) == len(marks) for m in masked):
         raise HmvizError("Masking every mark leaves the model nothing to see; keep at least one mark.")
-    out = [()]
+    out: list[tuple[str, ...]] = [()]
     for m in masked:
         if m not in out:
             out.append(m)

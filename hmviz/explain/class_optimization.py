@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hmviz.errors import HmvizError
-from hmviz.explain._model_view import ScalarOutput, eval_view, first_tensor, grad_context, model_device
+from hmviz.explain._model_view import ScalarOutput, eval_view, first_tensor, grad_context, model_device, scorer
 
 
 @dataclass
@@ -75,7 +75,7 @@ def class_optimization_map(
     x = torch.rand((1, n_bins, n_marks), generator=generator).to(device).requires_grad_(True)
     optimizer = torch.optim.RMSprop([x], lr=lr)
     losses = np.empty(steps)
-    fn = view.score if hasattr(view, "score") else view
+    fn = scorer(view)
     what = type(view).__name__
     with grad_context(view):
         for step in range(steps):

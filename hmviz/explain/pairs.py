@@ -95,8 +95,8 @@ class PairExplanation:
     kind: str
     table: pd.DataFrame
     sentence: str
-    x_a: np.ndarray = field(repr=False, default=None)
-    x_b: np.ndarray = field(repr=False, default=None)
+    x_a: np.ndarray | None = field(repr=False, default=None)
+    x_b: np.ndarray | None = field(repr=False, default=None)
     options: dict = field(default_factory=dict)
     unit: str = "logit"
     work: int | None = None
@@ -234,7 +234,7 @@ def explain_pair(
     if forward.two_input:
         # f at the inputs and at the baseline in one call; for a distribution, over all baseline pairs
         # (GradientShap draws the two baselines independently).
-        ba = bb = b[:0] if b is None else b
+        ba, bb = (xa[:0], xb[:0]) if b is None else (b, b)  # no baseline: the inputs alone
         if b is not None and len(b) > 1:
             ba, bb = b.repeat_interleave(len(b), 0), b.repeat(len(b), 1, 1)
         f = forward_in_batches(forward, [torch.cat([xa, ba]), torch.cat([xb, bb])], budget)
@@ -249,7 +249,7 @@ def explain_pair(
         baseline_difference = 0.0 if b is not None else None
     work = cap_reached = None
     with grad_context(view):
-        if baseline_difference is not None and spec.additive and not opts["smoothgrad"]:
+        if b is not None and baseline_difference is not None and spec.additive and not opts["smoothgrad"]:
             done = attribute_converged(
                 forward,
                 (xa, xb),
@@ -261,14 +261,14 @@ def explain_pair(
                 progress,
             )
             (va, vb), delta = done.values, float(done.gap[0])
-            if done.work is not None:
+            if done.work is not None and done.cap_reached is not None:  # set together (refined methods)
                 work, cap_reached = int(done.work[0]), bool(done.cap_reached[0])
         else:
             va, vb = attribute(forward, (xa, xb), (b, b) if b is not None else None, method, opts, recurrent, progress)
-    va, vb = va[0].float().cpu().numpy(), vb[0].float().cpu().numpy()
+    values_a, values_b = va[0].float().cpu().numpy(), vb[0].float().cpu().numpy()
 
     masks = region_masks(starts, regions).astype(np.float64)  # (regions, bins)
-    ra, rb = masks @ va.astype(np.float64), masks @ vb.astype(np.float64)  # (regions, marks)
+    ra, rb = masks @ values_a.astype(np.float64), masks @ values_b.astype(np.float64)  # (regions, marks)
     signal = masks @ (xa[0] - xb[0]).double().cpu().numpy()
     rows = []
     for name, contrib in ((gene_a, ra), (gene_b, rb)):
@@ -297,8 +297,8 @@ def explain_pair(
     return PairExplanation(
         gene_a=gene_a,
         gene_b=gene_b,
-        values_a=va,
-        values_b=vb,
+        values_a=values_a,
+        values_b=values_b,
         difference=difference,
         baseline_difference=baseline_difference,
         probability=probability,

@@ -122,6 +122,12 @@ class ExplainSession:
     def differential(self) -> bool:
         return self.cells is not None
 
+    def _second_cell(self) -> tuple[torch.Tensor, HistoneDataset, tuple[str, str]]:
+        """A two-cell model's inputs and data of cell B, and the names of (cell A, cell B)."""
+        if self.x_other is None or self.other is None or self.cells is None:
+            raise ModelError("This session has no second cell: x_other, other and cells come together.")
+        return self.x_other, self.other, self.cells
+
     @property
     def marks(self) -> tuple[str, ...]:
         return self.card.marks
@@ -162,7 +168,8 @@ class ExplainSession:
         """Inputs of the reference genes (both cells stacked for a two-cell model)."""
         rows = torch.as_tensor(self.reference_rows, dtype=torch.long)
         if self.differential:
-            return torch.cat([self.x[rows], self.x_other[rows]])
+            x_other, _, _ = self._second_cell()
+            return torch.cat([self.x[rows], x_other[rows]])
         return self.x[rows]
 
     def baseline(self, name: str, seed: int = 0) -> Baseline:
@@ -225,11 +232,11 @@ class ExplainSession:
             if gene_b is not None:
                 raise HmvizError(f"{self.card.model} explains one gene between two cell types; give one gene.")
             row = self.row(gene_a)
-            cell_a, cell_b = self.cells
+            x_other, _, (cell_a, cell_b) = self._second_cell()
             gene = self.display(row)
             names = (str(cell_a), str(cell_b))
             ids = (f"{self.dataset.gene_ids[row]}@{cell_a}", f"{self.dataset.gene_ids[row]}@{cell_b}")
-            inputs, rows = (self.x[row], self.x_other[row]), (row, row)
+            inputs, rows = (self.x[row], x_other[row]), (row, row)
         else:
             if gene_b is None:
                 raise HmvizError("Give two genes to compare (gene A and gene B).")
@@ -309,12 +316,13 @@ class ExplainSession:
         view = eval_view(self.model)
         device = model_device(view)
         fn = getattr(view, "score", view)
+        x_other = self._second_cell()[0] if self.differential else None
         out = []
         with torch.inference_mode():
             for start in range(0, self.dataset.n_genes, EVAL_BATCH):
                 xa = self.x[start : start + EVAL_BATCH].to(device)
-                if self.differential:
-                    out.append(view(xa, self.x_other[start : start + EVAL_BATCH].to(device)).float().cpu())
+                if x_other is not None:  # a two-cell model
+                    out.append(view(xa, x_other[start : start + EVAL_BATCH].to(device)).float().cpu())
                 else:
                     out.append(fn(xa).float().cpu())
         return torch.cat(out).numpy().astype(np.float64)
@@ -323,9 +331,10 @@ class ExplainSession:
         """What the scores are compared with, per gene: log1p expression (single cell; the labels when
         there is no expression), or the measured log2 fold change of B over A (two cells)."""
         if self.differential:
-            if self.dataset.expression is None or self.other.expression is None:
+            _, other, _ = self._second_cell()
+            if self.dataset.expression is None or other.expression is None:
                 return None
-            return np.log2((self.other.expression + 1.0) / (self.dataset.expression + 1.0))
+            return np.log2((other.expression + 1.0) / (self.dataset.expression + 1.0))
         if self.dataset.expression is not None:
             return np.log1p(self.dataset.expression)
         if self.dataset.labels is not None:

@@ -70,13 +70,13 @@ class _FusedGroupedAttention(torch.autograd.Function):
     """Grouped context attention in the compiled kernel: ``(states, context) -> (pooled, weights)``."""
 
     @staticmethod
-    def forward(ctx, states, context):  # type: ignore[override]
+    def forward(ctx, states, context):
         pooled, weights = _native.load().attention_forward(states, context.contiguous())
         ctx.save_for_backward(states, context, weights)
         return pooled, weights
 
     @staticmethod
-    def backward(ctx, d_pooled, d_weights):  # type: ignore[override]
+    def backward(ctx, d_pooled, d_weights):
         states, context, weights = ctx.saved_tensors
         d_states, d_context = _native.load().attention_backward(
             d_pooled.contiguous(), d_weights.contiguous(), states, context.contiguous(), weights

@@ -62,6 +62,8 @@ class PerMarkBiLSTM(nn.Module):
     ``x[:, :, m:m+1]`` with mark m's weights (``{name: p[m]}`` for every parameter).
     """
 
+    weight_hh_l0: nn.Parameter  # one of the 8 stacked parameters registered in __init__ (nn.LSTM's names)
+
     def __init__(self, n_marks: int, hidden_size: int, impl: BinLSTMImpl = "auto") -> None:
         super().__init__()
         if impl not in BIN_LSTM_IMPLS:
@@ -246,7 +248,7 @@ def _grouped_recurrence(x: torch.Tensor, weights: torch.Tensor, store: bool):
         torch.mul(c_new, 2, out=scratch).sigmoid_()
         torch.add(minus_one, scratch, alpha=2, out=tanh_all[k])  # tanh(c)
         torch.mul(o_all[k], tanh_all[k], out=states[t + 1])  # h = o tanh(c)
-        if store:
+        if d_cell is not None:  # store
             aten.tanh_backward.grad_input(o_all[k], tanh_all[k], grad_input=d_cell[k])  # o (1 - tanh(c)^2)
     return hx, ((gates, cand, cells, tanh_c, d_cell) if store else None)
 
@@ -262,14 +264,14 @@ class _GroupedBiLSTM(torch.autograd.Function):
     """``PerMarkBiLSTM`` with ``impl="grouped"``: inputs ``x`` and the 8 stacked parameters."""
 
     @staticmethod
-    def forward(ctx, x, *params):  # type: ignore[override]
+    def forward(ctx, x, *params):
         weights = _grouped_weights(*params)
         hx, saved = _grouped_recurrence(x, weights, store=True)
         ctx.save_for_backward(weights, hx, *saved)
         return _grouped_states(hx, x.shape[2], params[1].shape[-1])
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         weights, hx, gates, cand, cells, tanh_c, d_cell = ctx.saved_tensors
         steps, g_count, batch, h = tanh_c.shape
         m = g_count // 2
@@ -330,14 +332,14 @@ class _NativeBiLSTM(torch.autograd.Function):
     """``PerMarkBiLSTM`` with ``impl="native"``: inputs ``x`` and the 8 stacked parameters."""
 
     @staticmethod
-    def forward(ctx, x, *params):  # type: ignore[override]
+    def forward(ctx, x, *params):
         w_ih, w_hh, bias = _native_weights(*params)
         out, *saved = _native_forward(x, w_ih, w_hh, bias, store=True)
         ctx.save_for_backward(x, w_hh, w_ih, *saved)
         return out
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         x, w_hh, w_ih, gates, cells, tanh_c, states = ctx.saved_tensors
         m = x.shape[2]
         d_whh, d_wih, d_b, d_xg = _native.load().backward(

@@ -200,21 +200,32 @@ class DeepDiff(nn.Module):
     module runs once per forward (as Captum's DeepLift requires).
     """
 
+    # target scale buffers (registered in __init__)
+    diff_center: torch.Tensor
+    diff_scale: torch.Tensor
+    abs_center: torch.Tensor
+    abs_scale: torch.Tensor
+
     def __init__(self, config: DeepDiffConfig) -> None:
         super().__init__()
         self.config = config
         c = config
-        enc = {"hidden": c.bin_hidden, "dropout": c.dropout, "impl": c.bin_lstm_impl, "init_range": c.init_range}
+
+        def bin_level_encoder() -> BinLevelEncoder:
+            return BinLevelEncoder(
+                c.n_marks, hidden=c.bin_hidden, dropout=c.dropout, impl=c.bin_lstm_impl, init_range=c.init_range
+            )
+
         if c.variant == "raw_d":
-            self.bin_encoder = BinLevelEncoder(c.n_marks, **enc)
+            self.bin_encoder = bin_level_encoder()
             self.mark_encoder = MarkLevelEncoder(self.bin_encoder.out_dim, c.mark_hidden, c.dropout, c.init_range)
             self.head = nn.Linear(self.mark_encoder.out_dim, 1)
         else:
             if c.siamese:
-                self.bin_encoder = BinLevelEncoder(c.n_marks, **enc)
+                self.bin_encoder = bin_level_encoder()
             else:
-                self.bin_encoder_a = BinLevelEncoder(c.n_marks, **enc)
-                self.bin_encoder_b = BinLevelEncoder(c.n_marks, **enc)
+                self.bin_encoder_a = bin_level_encoder()
+                self.bin_encoder_b = bin_level_encoder()
             emb_dim = 2 * c.bin_hidden
             self.mark_encoder_a = MarkLevelEncoder(emb_dim, c.mark_hidden, c.dropout, c.init_range)
             self.mark_encoder_b = MarkLevelEncoder(emb_dim, c.mark_hidden, c.dropout, c.init_range)
@@ -329,12 +340,16 @@ class DeepDiff(nn.Module):
         if c.variant == "aux":
             if abs_a is None or abs_b is None:
                 raise ModelError("DeepDiff variant 'aux' needs abs_a and abs_b = log2(count + 1) for each cell.")
+            if outputs.pred_a is None or outputs.pred_b is None:
+                raise ModelError("DeepDiff variant 'aux' needs the outputs of forward(x_a, x_b, return_all=True).")
             terms["aux"] = (
                 c.aux_weight
                 * (F.mse_loss(outputs.pred_a, abs_a) + F.mse_loss(outputs.pred_b, abs_b))
                 / self.abs_scale.pow(2)
             )
         if c.siamese:
+            if outputs.embeddings is None:
+                raise ModelError("A siamese DeepDiff needs the embeddings of forward(x_a, x_b, return_all=True).")
             emb_a, emb_b = outputs.embeddings
             different = diff.abs() >= c.contrastive_threshold
             terms["contrastive"] = c.contrastive_weight * contrastive_loss(
@@ -350,4 +365,8 @@ class DeepDiff(nn.Module):
         abs_b: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Total training loss: the sum of :meth:`loss_terms` (a scalar tensor)."""
-        return sum(self.loss_terms(outputs, diff, abs_a, abs_b).values())
+        mse, *others = self.loss_terms(outputs, diff, abs_a, abs_b).values()
+        total = mse
+        for term in others:
+            total = total + term
+        return total

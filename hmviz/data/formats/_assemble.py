@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -52,13 +52,34 @@ class Rows:
     bins: np.ndarray
     marks: tuple[str, ...]
     values: list[np.ndarray]
-    per_gene: dict[str, object] = field(default_factory=dict)
+    per_gene: dict[str, pa.ChunkedArray | pa.Array | np.ndarray] = field(default_factory=dict)
     bin_start_bp: np.ndarray | None = None
     pos: np.ndarray | None = None
     cell: str | None = None
     strand_aware: bool | None = None
     split_from_name: str | None = None
     default_bin_size: int = 100
+
+
+class _PerGeneFields(TypedDict):
+    symbols: np.ndarray | None
+    chrom: np.ndarray | None
+    strand: np.ndarray | None
+    split: np.ndarray | None
+    expression: np.ndarray | None
+    labels: np.ndarray | None
+
+
+def _per_gene_fields(values: dict[str, np.ndarray]) -> _PerGeneFields:
+    """The per-gene arguments of :class:`HistoneDataset` from ``{attribute: values}`` (None where absent)."""
+    return _PerGeneFields(
+        symbols=values.get("symbols"),
+        chrom=values.get("chrom"),
+        strand=values.get("strand"),
+        split=values.get("split"),
+        expression=values.get("expression"),
+        labels=values.get("labels"),
+    )
 
 
 class Part(NamedTuple):
@@ -122,7 +143,7 @@ def assemble(rows: Rows) -> Part:
     else:
         bin_size, tss_bin = rows.default_bin_size, n_bins // 2
 
-    kw: dict[str, object] = {}
+    kw: dict[str, np.ndarray] = {}  # HistoneDataset attribute: one value per gene
     for column, values in rows.per_gene.items():
         if column in STRING_PER_GENE:
             col_codes, col_names = encode(values)
@@ -160,7 +181,7 @@ def assemble(rows: Rows) -> Part:
             cell=rows.cell,
             source=str(src),
             strand_aware=rows.strand_aware,
-            **kw,
+            **_per_gene_fields(kw),
         )
     except DataError as exc:
         raise src.error(str(exc)) from None
@@ -228,7 +249,7 @@ def combine_files(parts: Sequence[Part], source: str) -> HistoneDataset:
             f"{int((counts > 1).sum())} gene(s) are repeated. A gene belongs to one split: remove the "
             "duplicates, or give different genes different ids."
         )
-    kw: dict[str, object] = {}
+    kw: dict[str, np.ndarray] = {}  # HistoneDataset attribute: one value per gene
     for attr in ATTRIBUTE.values():
         if getattr(ds0, attr) is not None:
             kw[attr] = np.concatenate([getattr(p.dataset, attr) for p in parts])
@@ -241,7 +262,7 @@ def combine_files(parts: Sequence[Part], source: str) -> HistoneDataset:
         cell=ds0.cell,
         source=source,
         strand_aware=ds0.strand_aware,
-        **kw,
+        **_per_gene_fields(kw),
     )
 
 

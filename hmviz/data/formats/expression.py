@@ -41,6 +41,8 @@ def read_expression(path: str | Path) -> pd.Series:
     delimiter = sniff_delimiter(line, path)
     fields = [f.strip() for f in split_fields(line, delimiter)]
     headerless = len(fields) == 2 and is_number(fields[1])
+    gene_col: str | None
+    value_col: str | None
     if headerless:
         names, gene_col, value_col = ["gene_id", "expression"], "gene_id", "expression"
     else:

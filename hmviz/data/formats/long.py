@@ -188,6 +188,7 @@ def read_rows(path: Path, split: str | None) -> list[Rows]:
         table = table.rename_columns([c.strip() for c in table.column_names])
     if table.num_rows == 0:
         raise src.error("has a header but no data rows. Add one row per gene and bin below the header.")
+    groups: list[tuple[str | None, np.ndarray | None]]
     if "cell" in reserved:
         codes, cells = _codes(table.column(reserved["cell"]))
         groups = [(str(c).strip() or None, np.flatnonzero(codes == k)) for k, c in enumerate(cells)]
