@@ -133,7 +133,7 @@ st.caption("Click a gene in the scatter or a row of the table below to open it t
            "scatter (its toolbar) to select a group of genes and save it as a gene set.")
 
 
-main = state.MAIN_METRIC[entry.task]
+main = entry.card.main_metric
 score_name = {"differential": "predicted log2 fold change", "ranking": "ranking score"}.get(
     entry.task, "predicted logit of 'high'")
 metric_text = f"{main} = {metrics[main]:.3f}" if isinstance(metrics.get(main), float) else None
