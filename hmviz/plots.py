@@ -236,6 +236,8 @@ def _bars(values, labels: list[str], series_names, *, what: str, title: str, x_t
         fig.update_layout(barmode="group")
     fig.add_hline(y=0, line={"color": "black", "width": 1})
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title)
+    # every bar named: on a narrow figure plotly would otherwise drop category labels that overlap
+    fig.update_xaxes(tickmode="array", tickvals=labels, ticktext=labels)
     return fig
 
 

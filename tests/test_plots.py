@@ -151,3 +151,14 @@ def test_training_curves_from_a_card_history():
     assert any(s.x0 == 4 for s in fig.layout.shapes)
     with pytest.raises(DataError, match="train_loss"):
         plots.training_curves([{"epoch": 1}])
+
+
+def test_every_bar_of_a_mark_or_region_chart_is_named_on_its_axis():
+    """At 1024 px the pair's half-width mark chart showed 3 of its 5 mark names: plotly drops category
+    labels that would overlap unless the ticks are given."""
+    marks = ["H3K27me3", "H3K36me3", "H3K4me1", "H3K4me3", "H3K9me3"]
+    fig = plots.mark_bars(np.ones((2, 5)), marks, series_names=("A", "B"))
+    assert list(fig.layout.xaxis.tickvals) == marks and list(fig.layout.xaxis.ticktext) == marks
+    regions = ["upstream", "promoter", "downstream"]
+    fig = plots.region_bars(np.ones((3, 5)), marks, regions)
+    assert list(fig.layout.xaxis.tickvals) == regions
