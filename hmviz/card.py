@@ -51,6 +51,9 @@ class TrainingRun:
         seconds: the training time (wall clock).
         pairs_per_gene, pair_sampling: rankers' pair sampling.
         bin_lstm_impl: which LSTM implementation ran (models with per-bin LSTMs).
+        attention_impl: how grouped attention pooling ran, ``compiled`` or ``eager`` (AttentiveChrome-based
+            models); the two agree up to float rounding, so a seed reproduces exactly only with the same one.
+        early_stopping: what ends training early (:data:`hmviz.engine.EARLY_STOPPING`).
     """
 
     epochs_max: int | None = None
@@ -68,6 +71,7 @@ class TrainingRun:
     pairs_per_gene: int | None = None
     pair_sampling: str | None = None
     bin_lstm_impl: str | None = None
+    attention_impl: str | None = None
 
 
 @dataclass(frozen=True)

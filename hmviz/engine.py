@@ -79,6 +79,14 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay)
 
 
+#: What ends training early, by what the epoch is kept on (``select_on``); recorded in the model card.
+EARLY_STOPPING = {
+    "metric": "no new best epoch (a higher validation metric, or the same at a lower validation loss) "
+    "for `patience` epochs",
+    "loss": "no new best validation loss or metric for `patience` epochs",
+}
+
+
 def _run_epochs(
     model,
     task: _Task,

@@ -29,7 +29,7 @@ from torch import nn
 from hmviz.card import ModelCard
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.data.gene_sets import record_split
-from hmviz.engine import ProgressEvent, _deterministic_kernels, _run_epochs
+from hmviz.engine import EARLY_STOPPING, ProgressEvent, _deterministic_kernels, _run_epochs
 from hmviz.errors import HmvizError
 from hmviz.inference import EVAL_BATCH, choose_device
 from hmviz.options import TrainOptions
@@ -65,7 +65,7 @@ def train(
     """Train ``options.model`` on ``dataset``; see the module docstring for the steps."""
     from hmviz.model_size import check_model_size
     from hmviz.models import build_model, get_spec
-    from hmviz.models._common import lstm_impl_used, seeded_init, use_generator
+    from hmviz.models._common import attention_impl_used, lstm_impl_used, seeded_init, use_generator
     from hmviz.models.simplechrome import SimpleChrome
 
     spec = get_spec(options.model)
@@ -192,11 +192,12 @@ def train(
             "batch_size": batch_size,
             "lr": lr,
             "patience": options.patience,
-            "early_stopping": "no new best validation loss or metric for `patience` epochs",
+            "early_stopping": EARLY_STOPPING[select_on],
             "device": str(device),
             "mixed_precision": bool(amp),
             "seconds": round(train_seconds, 2),
             **({"bin_lstm_impl": impl} if (impl := lstm_impl_used(model, device)) else {}),
+            **({"attention_impl": pool} if (pool := attention_impl_used(model)) else {}),
             **(
                 {"pairs_per_gene": options.pairs_per_gene, "pair_sampling": options.pair_sampling}
                 if spec.task == "ranking"

@@ -63,3 +63,20 @@ def test_the_epoch_cap_is_a_safety_net_on_a_measured_curve() -> None:
     assert _run_script(ATTENTIVECHROME_E123_SEED5, "metric", patience=10) == (39, 49)
     assert _run_script(ATTENTIVECHROME_E123_SEED5[:30], "metric", patience=10) == (29, 30)  # the old cap
     assert _run_script(ATTENTIVECHROME_E123_SEED5, "loss", patience=10)[1] == 60  # loss keeps improving
+
+
+def test_the_card_says_what_ended_training_and_which_attention_ran() -> None:
+    """The card's early-stopping sentence follows the rule that ran (it named the loss after the rule
+    stopped watching it); AttentiveChrome's card says how its attention pooling ran."""
+    from hmviz.data.synthetic import make_sample_dataset
+    from hmviz.engine import EARLY_STOPPING
+    from hmviz.training import train
+
+    data, _ = make_sample_dataset(n_genes=60, seed=0)
+    for select_on in ("metric", "loss"):
+        card = train(data, TrainOptions(model="deepchrome", epochs=1, device="cpu", select_on=select_on)).model_card
+        assert card.run.early_stopping == EARLY_STOPPING[select_on]
+    assert "loss" not in EARLY_STOPPING["metric"].split("(")[0]
+    training = train(data, TrainOptions(model="attentivechrome", epochs=1, device="cpu")).card["training"]
+    assert training["attention_impl"] in ("compiled", "eager")
+    assert "attention_impl" not in train(data, TrainOptions(model="deepchrome", epochs=1, device="cpu")).card["training"]

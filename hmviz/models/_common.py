@@ -220,3 +220,15 @@ def lstm_impl_used(model: nn.Module, device: torch.device | str) -> str | None:
     device = torch.device(device)
     impls = sorted({cast(Any, m).resolved_impl(device) for m in model.modules() if hasattr(m, "resolved_impl")})
     return "+".join(impls) or None
+
+
+def attention_impl_used(model: nn.Module) -> str | None:
+    """How ``model``'s grouped attention pooling ran: ``"compiled"`` (the kernel's fused pooling) or
+    ``"eager"``, or ``None`` for a model without it. Recorded in the model card: the two give the same
+    numbers up to float rounding, so a seed reproduces bit for bit only with the same one."""
+    from hmviz.models._attention import ContextAttention
+
+    used = [m._kernel for m in model.modules() if isinstance(m, ContextAttention) and m.context.dim() == 2]
+    if not used:
+        return None
+    return "compiled" if any(used) else "eager"
