@@ -139,7 +139,7 @@ def test_upload_custom_table_then_a_bad_one(page, server, tmp_path):
 def test_shared_link_reopens_the_pair(page, server):
     open_app(page, server + "/gene_pairs?a=SIM00012&b=SIMG200&method=saliency")
     expect(page.get_by_role("heading", name="SIMG12 vs SIMG200")).to_be_visible()
-    expect(page.get_by_text("P(SIMG12 ranked above SIMG200)")).to_be_visible()
+    expect(page.get_by_text("P(SIMG12 ranked above SIMG200)", exact=True)).to_be_visible()  # not the caption
     wait_for_charts(page, min_count=3)
     assert "b=SIM00200" in page.url and "method=saliency" in page.url  # ids, normalised
     no_exception(page)
