@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hmviz.choices import one_of
 from hmviz.data.dataset import SPLITS, HistoneDataset
 from hmviz.errors import DataError
 
@@ -33,10 +34,7 @@ SPLIT_HOWS: tuple[SplitHow, ...] = ("file", "random", "chromosome")
 
 def as_split_how(text: str) -> SplitHow:
     """``text`` as a split kind; raises :class:`DataError` naming the kinds when it is none of them."""
-    for how in SPLIT_HOWS:
-        if how == text:
-            return how
-    raise DataError(f"Unknown split '{text}'; use one of {', '.join(SPLIT_HOWS)}.")
+    return one_of(text, SPLIT_HOWS, "split")
 
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from hmviz.choices import one_of
 from hmviz.data.dataset import HistoneDataset
 from hmviz.errors import DataError, ModelError
 
@@ -27,10 +28,7 @@ SCALINGS: tuple[Scaling, ...] = ("none", "standard", "max")
 
 def as_scaling(text: str) -> Scaling:
     """``text`` as a scaling; raises :class:`DataError` naming the scalings when it is none of them."""
-    for scaling in SCALINGS:
-        if scaling == text:
-            return scaling
-    raise DataError(f"Unknown scaling '{text}'; use one of {', '.join(SCALINGS)}.")
+    return one_of(text, SCALINGS, "scaling")
 
 
 @dataclass
