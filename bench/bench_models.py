@@ -422,19 +422,23 @@ def _published() -> dict:
     return out
 
 
-SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "best_epoch", "epochs_run", "epochs_max")
+SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "best_epoch", "epochs_run", "epochs_max",
+                    "valid_auroc", "valid_pairwise_accuracy")
 
 
 def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
                  pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto",
-                 baselines: bool = True, first_seed: int = 1) -> dict:
+                 baselines: bool = True, first_seed: int = 1, settings: list[str] = ()) -> dict:
     """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
 
     ``select_on`` None: the training default (``TrainOptions.select_on``). ``split``: as ``train
     --split`` (``auto``: the file's split); a random or chromosome split is drawn from each seed.
+    ``settings``: model settings as for ``python -m hmviz train --set``, given to every deep model
+    (a setting search on validation: the validation metric is reported beside the test one).
     """
     from hmviz.data import read_dataset
     from hmviz.baselines import train_baseline
+    from hmviz.models import parse_settings
     from hmviz.options import TrainOptions
     from hmviz.training import train
 
@@ -461,7 +465,7 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
                 else:
                     kw = {"select_on": select_on} if select_on else {}
                     r = train(ds, TrainOptions(model=name, seed=seed, device="cpu", pair_sampling=pair_sampling,
-                                               split=split, **kw))
+                                               split=split, model_overrides=parse_settings(name, settings), **kw))
                     m = {**r.metrics, "epochs_run": r.model_card.run.epochs_run,
                          "epochs_max": r.model_card.run.epochs_max}
                 for k in values:
@@ -475,15 +479,16 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
     print(f"\nTest metrics over {seeds} seeds (mean ± sd); baselines on the same split and labels")
     for dname, rows in results.items():
         print(f"\n{dname}")
-        print(f"{'model':24s} {'test AUROC':>16s} {'pairwise acc.':>16s} {'seconds':>8s}")
+        print(f"{'model':24s} {'valid AUROC':>16s} {'test AUROC':>16s} {'pairwise acc.':>16s} {'seconds':>8s}")
         for name, s in rows.items():
             def fmt(k):
-                return f"{s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" if k in s else "-"
-            print(f"{name:24s} {fmt('test_auroc'):>16s} {fmt('test_pairwise_accuracy'):>16s} {s['seconds']:8.1f}")
+                return f"{s[k]['mean']:.4f} ± {s[k]['sd']:.4f}" if k in s else "-"
+            print(f"{name:24s} {fmt('valid_auroc'):>16s} {fmt('test_auroc'):>16s} {fmt('test_pairwise_accuracy'):>16s}"
+                  f" {s['seconds']:8.1f}")
     print()
     for k, v in published.items():
         print(f"{k}: {v}")
-    return {"seeds": seeds, "first_seed": first_seed, "pair_sampling": pair_sampling,
+    return {"seeds": seeds, "first_seed": first_seed, "pair_sampling": pair_sampling, "settings": list(settings),
             "select_on": select_on or "default", "split": split,
             "results": results, "published": published}
 
@@ -770,7 +775,8 @@ def main() -> int:
     p.add_argument("--datasets", default="e123,sample",
                    help="accuracy, accuracy-deepdiff: comma-separated, from e123,sample")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                   help="accuracy-deepdiff: a DeepDiff setting, as for 'python -m hmviz train --set' (repeatable)")
+                   help="accuracy, accuracy-deepdiff: a model setting, as for 'python -m hmviz train --set' "
+                        "(repeatable; accuracy: given to every deep model)")
     p.add_argument("--tag", default="", help="suffix for the JSON file name (keeps earlier results)")
     p.add_argument("--pair-sampling", default="within-batch", choices=["within-batch", "global"],
                    help="speed, accuracy: how the rankers draw their training pairs")
@@ -824,7 +830,8 @@ def main() -> int:
         write_results(f"models_speed_{args.device}{args.tag}.json", rows)
     else:
         models = args.models.split(",") if args.models else SINGLE_CELL
-        out = run_accuracy(models, args.seeds, args.datasets.split(","), args.pair_sampling, args.select_on)
+        out = run_accuracy(models, args.seeds, args.datasets.split(","), args.pair_sampling, args.select_on,
+                           baselines=not args.settings, settings=args.settings)
         write_results(f"models_accuracy{args.tag}.json", out)
     return 0
 
