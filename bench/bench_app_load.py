@@ -3,7 +3,10 @@
 In a real browser (Playwright + Debian's chromium, as ``tests/st_e2e.py``): one ``streamlit run app.py``
 with the bundled models and the app's own defaults (job workers, PyTorch threads). Three browser
 contexts open the Train page and start a long training each (deepchrome, ``--epochs`` epochs, patience
-0 so none stops early); the app's job pool runs as many as it has workers and queues the rest. A
+0 so none stops early); the app's job pool runs as many as it has workers and queues the rest. Their
+pages keep polling the server for progress; by default (``--trainers-browser elsewhere``) they run in a
+second chromium at the lowest CPU priority, since on a real server those users' browsers run on their
+own computers (``same``: in the fourth user's chromium, on its cores). A
 fourth context then opens every page by its URL (a fresh load, as a shared link would) and by the
 sidebar, ``--rounds`` times; a page's time runs from the navigation to its script run finished and its
 charts drawn. The same visits are timed first with no training running (the baseline, same server).
@@ -12,7 +15,8 @@ reported (0, within seconds, is a clean stop).
 
 A page is served (:data:`SERVED`) when its heading is shown, the server's run of its script has finished
 and its figures have drawn. Each visit also records its phases (document loaded, heading shown, script
-finished, figures drawn) and the server's own run of the page (the router writes it when
+finished, figures drawn), the time the fourth user's browser was busy on it (its main thread's
+tasks: script, style, layout, paint; Chrome's ``TaskDuration``) and the server's own run of the page (the router writes it when
 ``HMVIZ_PAGE_TIMES`` is set: :mod:`hmviz_app.timing`); the cores used by the server, its job processes,
 this benchmark's browser and the rest of the machine during the idle and busy visits; and ``ps`` of the
 job processes (niceness, scheduling policy, threads). ``--profile`` records the server with py-spy during
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -139,9 +144,20 @@ def visit_all(page, url: str, rounds: int, times_file: Path | None = None) -> di
     "phases": [{how, page, phases..., server_s, server_cpu_s}...]}."""
     out: dict = {"url": {t: [] for t, _, _ in PAGES}, "sidebar": {t: [] for t, _, _ in PAGES}, "phases": []}
 
+    cdp = page.context.new_cdp_session(page)
+
+    def browser_busy_s() -> float:
+        # the page's main thread: seconds spent running tasks (script, style, layout, paint) since it opened
+        cdp.send("Performance.enable")  # again after every new document
+        return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+
     def one(how: str, title: str, path: str, fn, *args) -> None:
         since = time.time()
+        busy0 = browser_busy_s()
         phases = _timed(fn, *args)
+        if math.isfinite(phases["s"]):
+            busy1 = browser_busy_s()
+            phases["browser_s"] = busy1 - busy0 if busy1 >= busy0 else busy1  # a new renderer counts from 0
         run = _server_run(times_file, path, since)
         if run is not None:
             phases.update(server_s=run["s"], server_cpu_s=run["cpu_s"])
@@ -192,13 +208,27 @@ def _descendants(table: dict, root: int) -> set[int]:
     return found
 
 
-def cpu_snapshot(server_pid: int) -> dict:
-    """CPU seconds so far of: the server, its job processes, this benchmark's browser (and driver), the rest
-    of the machine (other users) and the machine in all."""
+def _lowest_priority_chromium(pid_file: Path) -> Path:
+    """A chromium launcher at the lowest CPU priority (SCHED_IDLE, nice 19) that writes its pid to
+    ``pid_file``: the three trainers' browsers, which on a real server run on their users' own computers,
+    so that drawing their progress does not take the cores of the fourth user's browser."""
+    launcher = pid_file.with_suffix(".sh")
+    launcher.write_text(f"#!/bin/sh\necho $$ > '{pid_file}'\nexec chrt -i 0 nice -n 19 '{CHROMIUM}' \"$@\"\n")
+    launcher.chmod(0o755)
+    return launcher
+
+
+def cpu_snapshot(server_pid: int, others_pid_file: Path | None = None) -> dict:
+    """CPU seconds so far of: the server, its job processes, this benchmark's browser for the fourth user
+    (and the driver), the trainers' browser when it runs apart (``others_pid_file``), the rest of the
+    machine (other users) and the machine in all."""
     table = _proc_table()
     jobs = _descendants(table, server_pid) - {server_pid}
-    ours = _descendants(table, os.getpid()) - _descendants(table, server_pid) - {os.getpid()}
-    groups = {"server": {server_pid}, "jobs": jobs, "browser": ours}
+    others: set[int] = set()
+    if others_pid_file is not None and others_pid_file.exists():
+        others = _descendants(table, int(others_pid_file.read_text()))
+    ours = _descendants(table, os.getpid()) - _descendants(table, server_pid) - {os.getpid()} - others
+    groups = {"server": {server_pid}, "jobs": jobs, "browser": ours, "trainers_browser": others}
     snap = {name: sum(table[p][1] for p in pids if p in table) for name, pids in groups.items()}
     snap["machine"] = _machine_cpu_s()
     snap["wall"] = time.monotonic()
@@ -208,8 +238,8 @@ def cpu_snapshot(server_pid: int) -> dict:
 def cpu_share(before: dict, after: dict) -> dict:
     """Cores used on average between two snapshots by each group (``other``: the rest of the machine)."""
     wall = after["wall"] - before["wall"]
-    used = {k: (after[k] - before[k]) / wall for k in ("server", "jobs", "browser", "machine")}
-    used["other"] = max(0.0, used["machine"] - used["server"] - used["jobs"] - used["browser"])
+    used = {k: (after[k] - before[k]) / wall for k in ("server", "jobs", "browser", "trainers_browser", "machine")}
+    used["other"] = max(0.0, used["machine"] - sum(used[k] for k in ("server", "jobs", "browser", "trainers_browser")))
     return {k: round(v, 2) for k, v in used.items()}
 
 
@@ -284,6 +314,10 @@ def main() -> None:
                     help="Streamlit options for the server (e.g. runner.postScriptGC=true, the old setting)")
     ap.add_argument("--profile", action="store_true",
                     help="record the server with py-spy during the busy visits (test-results/bench-load-busy-*.txt)")
+    ap.add_argument("--trainers-browser", choices=("elsewhere", "same"), default="elsewhere",
+                    help="elsewhere (default): the three trainers' pages run in a second chromium at the lowest "
+                    "priority, as on their own computers (their pages still poll the server); same: in the "
+                    "fourth user's chromium, sharing its cores")
     ap.add_argument("--no-idle", action="store_true", help="skip the idle visits (after the warm-up)")
     args = ap.parse_args()
     global PAGES
@@ -305,6 +339,8 @@ def main() -> None:
     env.update(dict(item.split("=", 1) for item in args.env))
     times_file = ROOT / "test-results" / f"bench-load-times-{port}.jsonl"
     times_file.unlink(missing_ok=True)
+    pid_file = ROOT / "test-results" / f"bench-load-trainers-browser-{port}.pid"
+    pid_file.unlink(missing_ok=True)
     env["HMVIZ_PAGE_TIMES"] = str(times_file)
     log = open(ROOT / "test-results" / f"bench-load-server-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -313,6 +349,7 @@ def main() -> None:
                                                                              item.split("=", 1)[1])]],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     out: dict = {"python": platform.python_version(), "cpus": os.cpu_count(), "epochs": args.epochs,
+                 "trainers_browser": args.trainers_browser,
                  "workers": args.workers or "default", "env": args.env, "streamlit": args.streamlit, "served": SERVED,
                  "load_before": os.getloadavg()}
     try:
@@ -332,14 +369,17 @@ def main() -> None:
             out["idle"] = visit_all(fourth, url, 0 if args.no_idle else args.rounds, times_file)
             out["cpu_idle"] = cpu_share(cpu0, cpu_snapshot(proc.pid))
             out["load_idle"] = os.getloadavg()
-            trainers = [start_training(browser, url, args.epochs) for _ in range(3)]
+            others = browser
+            if args.trainers_browser == "elsewhere":
+                others = p.chromium.launch(executable_path=str(_lowest_priority_chromium(pid_file)), args=CHROMIUM_ARGS)
+            trainers = [start_training(others, url, args.epochs) for _ in range(3)]
             print("three trainings started", file=sys.stderr, flush=True)
             time.sleep(5)  # the first training is past its data preparation
             out["trainers"] = _trainer_states(trainers)
             print(f"busy visits (trainers: {out['trainers']})", file=sys.stderr, flush=True)
             out["ps_busy"] = job_processes(proc.pid)
             print(out["ps_busy"], file=sys.stderr, flush=True)
-            cpu0 = cpu_snapshot(proc.pid)
+            cpu0 = cpu_snapshot(proc.pid, pid_file)
             spy = None
             if args.profile:
                 spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--rate", "50", "--format", "raw",
@@ -350,9 +390,11 @@ def main() -> None:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
-            out["cpu_busy"] = cpu_share(cpu0, cpu_snapshot(proc.pid))
+            out["cpu_busy"] = cpu_share(cpu0, cpu_snapshot(proc.pid, pid_file))
             out["load_busy"] = os.getloadavg()
             out["trainers_after"] = _trainer_states(trainers)
+            if others is not browser:
+                others.close()
             browser.close()
     finally:
         t0 = time.perf_counter()
@@ -374,14 +416,15 @@ def main() -> None:
         busy = out["busy"]["url"][title] + out["busy"]["sidebar"][title]
         print(f"{title:14s} {_median(idle):12.2f} {_max(idle):9.2f} {_median(busy):12.2f} {_max(busy):9.2f}")
     print("median seconds of each phase (heading shown / script run finished / figures drawn = served; the "
-          "server's own run of the page and its CPU):")
+          "fourth user's browser busy on the page (main thread); the server's own run of the page and its CPU):")
     for cond in ("idle", "busy"):
         for title, _, _ in PAGES:
             rows = [r for r in out[cond]["phases"] if r["page"] == title]
             cells = {k: _median([r[k] for r in rows if k in r])
-                     for k in ("heading_s", "script_done_s", "s", "server_s", "server_cpu_s")}
+                     for k in ("heading_s", "script_done_s", "s", "browser_s", "server_s", "server_cpu_s")}
             print(f"  {cond:4s} {title:14s} " + " ".join(f"{k}={v:.2f}" for k, v in cells.items()))
-        print(f"  {cond}: cores used on average (server, jobs, this browser, other users): {out['cpu_' + cond]}")
+        print(f"  {cond}: cores used on average (server, jobs, the fourth user's browser, the trainers' browser, "
+              f"other users): {out['cpu_' + cond]}")
     print(f"busy max {out['summary']['busy']['max_s']:.2f} s (target < {TARGET_S:g} s); "
           f"SIGTERM -> exit status {out['stop_exit_status']} in {out['stop_s']:.1f} s")
     write_results(args.out, out)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from hmviz.errors import HmvizError, ModelError
 from hmviz.tasks import _Task
@@ -82,9 +83,28 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
 #: What ends training early, by what the epoch is kept on (``select_on``); recorded in the model card.
 EARLY_STOPPING = {
     "metric": "no new best epoch (a higher validation metric, or the same at a lower validation loss) "
-    "for `patience` epochs",
-    "loss": "no new best validation loss or metric for `patience` epochs",
+    "for `patience` epochs, once the model's `min_steps` training steps are done",
+    "loss": "no new best validation loss or metric for `patience` epochs, once the model's `min_steps` "
+    "training steps are done",
 }
+
+
+#: The validation metric each kind of task keeps its epoch on (``select_on="metric"``).
+VALIDATION_METRIC = {"binary": "AUROC", "ranking": "pairwise accuracy", "differential": "R²"}
+
+
+def epoch_rule(task: str, min_steps: int | None = None, select_on: str = "metric") -> str:
+    """The rule that ends training and picks the kept epoch, in words (the Train page's help; the CLI's
+    flags name the settings)."""
+    metric = VALIDATION_METRIC[task]
+    if select_on == "loss":
+        kept = "keeps the epoch with the lowest validation loss"
+        stop = f"stops once as many epochs as --patience pass in which neither the validation loss nor the {metric} improved"
+    else:
+        kept = f"keeps the epoch with the best validation {metric} (of equal ones, the lower validation loss)"
+        stop = "stops once as many epochs as --patience pass without a new best epoch"
+    warm = f", but not before {min_steps} training steps (batches)" if min_steps else ""
+    return f"Training {kept} and {stop}{warm}; --epochs is a cap."
 
 
 def _run_epochs(
@@ -109,6 +129,8 @@ def _run_epochs(
     history=None,
     select_on="metric",
     optimizer="adam",
+    ema_decay=None,
+    min_steps=0,
 ):
     """Train ``params`` of ``model``; keep the state with the best validation metric (or loss).
 
@@ -119,6 +141,9 @@ def _run_epochs(
     docs/training.md).
     ``select_on="loss"``: the lowest validation loss.
     ``metric_fn(model) -> float`` (higher is better) replaces the task's validation when given.
+    ``ema_decay``: validate, select and return an exponential moving average of the weights (decay per
+    step), which ``torch.optim.swa_utils.AveragedModel`` updates after every step; None trains and
+    keeps the weights themselves.
     Early stopping watches what the epoch is kept on. ``select_on="metric"``: training ends after
     ``patience`` epochs without a new best epoch (a higher validation metric, or the same metric at a
     lower loss). A loss that keeps falling slowly after the metric has peaked does not hold training
@@ -141,6 +166,13 @@ def _run_epochs(
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     history = history if history is not None else []
+    averaged = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+        if ema_decay is not None
+        else None
+    )
+    kept = model if averaged is None else averaged.module  # what is validated, selected and returned
+    steps_done = 0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -163,17 +195,20 @@ def _run_epochs(
                 nn.utils.clip_grad_norm_(params, grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            steps_done += 1
+            if averaged is not None:
+                averaged.update_parameters(model)
             total += float(loss.detach()) * len(batch[0])
             count += len(batch[0])
             if progress is not None:
                 progress(ProgressEvent(stage, epoch, epochs, step, len(batches), total / max(count, 1)))
-        model.eval()
+        kept.eval()
         valid_loss = None
         if own_metric:
-            metric, valid_loss = task.validate(model)
+            metric, valid_loss = task.validate(kept)
             metric = float(metric)
         else:
-            metric = float(metric_fn(model))
+            metric = float(metric_fn(kept))
         seconds = time.perf_counter() - t0
         record = {
             "stage": stage,
@@ -208,14 +243,14 @@ def _run_epochs(
         score = tuple(v if math.isfinite(v) else -math.inf for v in score)
         if best_state is None or score > best:
             best, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(kept.state_dict())
         improved = False
         if select_on == "loss" and valid_loss is not None and valid_loss < watched_best["loss"]:
             watched_best["loss"], improved = valid_loss, True
         if select_on == "loss" and math.isfinite(metric_score) and metric_score > watched_best["metric"]:
             watched_best["metric"], improved = metric_score, True
         bad = 0 if improved or best_epoch == epoch else bad + 1
-        if patience and bad >= patience:
+        if patience and bad >= patience and steps_done >= min_steps:
             log.info("early stop at epoch %d (best epoch %d)", epoch, best_epoch)
             break
     model.load_state_dict(best_state)

@@ -114,6 +114,8 @@ def train(
         history=history,
         grad_clip=getattr(config, "grad_clip", None),
         weight_decay=getattr(config, "weight_decay", 0.0),
+        ema_decay=getattr(config, "ema_decay", None),
+        min_steps=getattr(config, "min_steps", None) or 0,
     )
     t_start = time.perf_counter()
     if isinstance(model, SimpleChrome):

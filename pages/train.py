@@ -7,10 +7,11 @@ import streamlit as st
 
 from hmviz.errors import HmvizError
 from hmviz.card import ModelCard
+from hmviz.engine import epoch_rule
 from hmviz.provenance import shown_card, shown_source, trained_on
 from hmviz_app import jobs, state
 from hmviz_app.job_targets import train_and_save
-from hmviz_app.text import escape_md
+from hmviz_app.text import escape_md, in_page_words
 
 TASKS = {"binary": "high vs low expression", "ranking": "which of two genes is expressed higher",
          "differential": "the change in expression between two cell types"}
@@ -45,9 +46,8 @@ elif spec.task != "differential" and data.multi_cell:
 
 c = st.columns(5)
 epochs = c[0].number_input("Epochs (at most)", 1, 1000, key=state.sticky(f"train_epochs_{family}", min(config.epochs, 10)),
-                           help=f"The family's default is {config.epochs}; training stops early when the validation "
-                                "loss and metric (AUROC; rankers: pairwise accuracy) both stop improving, and keeps the "
-                                "epoch with the best validation loss (DeepDiff: Pearson r).",
+                           help=f"The family's default is {config.epochs}. "
+                                + in_page_words(epoch_rule(spec.task, config.min_steps)),
                            disabled=running)
 batch_size = c[1].number_input("Batch size", 1, 4096, key=state.sticky(f"train_batch_{family}", config.batch_size),
                                help="Genes per training step. Rankers compare 4 pairs per gene, drawn among the "

@@ -105,3 +105,18 @@ def test_render_from_saved_pieces_lists_what_finished_with_the_notes(tmp_path, m
     assert file_table.index("| deepchrome | 0.910") < file_table.index("| logistic regression | 0.700")
     assert "## E123, random split" in text and "* AttentiveChrome did not finish." in text
     assert (tmp_path / "results.md").read_text() == text
+
+
+def test_each_cell_types_table_names_its_labels_and_cites_only_its_own_cell_as_the_same() -> None:
+    bench = _bench()
+    single = {"seeds": 2, "results": {
+        "E123 (600 genes)": {"deepchrome": {"test_auroc": _s(0.80, 0.82)}},
+        "E003 (600 genes)": {"deepchrome": {"test_auroc": _s(0.70, 0.72)}},
+    }}
+    text = bench.render_results({"file": single}, {}, "python bench/bench_models.py results", "load 1.0")
+    e123, e003 = text.split("## E123 (600 genes)")[1], text.split("## E003 (600 genes)")[1]
+    assert e123.startswith(", file split: expressed or not (binary labels of the file)")
+    assert e003.startswith(", file split: expressed or not (expression above the median of the training genes")
+    row = next(line for line in e003.splitlines() if line.startswith("| deepchrome |"))
+    assert "0.770 (REMC E003 (H1), all genes; same cell type, different gene set)" in row
+    assert "0.920 (REMC E123 (K562); not the same data)" in row

@@ -138,6 +138,8 @@ def test_existing_model_is_kept_unless_forced(data, tmp_path, capsys):
     (["--set", "optimizer=rmsprop"], "takes adam or adamw or sgd"),
     (["--set", "pool_size=0"], "pool_size must be a positive integer"),
     (["--set", "dropout=1.5"], "dropout is a probability in [0, 1)"),
+    (["--set", "ema_decay=1"], "ema_decay is a decay per step in [0, 1)"),
+    (["--set", "ema_decay=-0.5"], "ema_decay must be a finite number >= 0"),
 ])
 def test_train_bad_flags_are_one_error_line(data, tmp_path, capsys, extra, message):
     argv = ["train", "--data", data, "--model", "deepchrome", "--out", str(tmp_path / "m"), "--epochs", "1", "--quiet"]

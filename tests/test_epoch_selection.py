@@ -7,6 +7,8 @@ loss (the old default) kept epoch 1.
 
 from __future__ import annotations
 
+import pytest
+
 from test_training import _run_script
 
 from hmviz.options import TrainOptions
@@ -80,3 +82,18 @@ def test_the_card_says_what_ended_training_and_which_attention_ran() -> None:
     training = train(data, TrainOptions(model="attentivechrome", epochs=1, device="cpu")).card["training"]
     assert training["attention_impl"] in ("compiled", "eager")
     assert "attention_impl" not in train(data, TrainOptions(model="deepchrome", epochs=1, device="cpu")).card["training"]
+
+
+@pytest.mark.parametrize("task, metric", [("binary", "AUROC"), ("ranking", "pairwise accuracy"), ("differential", "R²")])
+def test_the_train_pages_rule_names_the_metric_the_engine_keeps_and_the_warm_up(task, metric):
+    from hmviz.engine import epoch_rule
+    from hmviz.models import build_model
+    from hmviz_app.text import in_page_words
+
+    rule = epoch_rule(task)
+    assert f"best validation {metric}" in rule and "lower validation loss" in rule and "steps" not in rule
+    assert "300 training steps" in epoch_rule(task, build_model("attentivechrome", 5, 100)[1].min_steps)
+    by_loss = epoch_rule(task, select_on="loss")
+    assert "lowest validation loss" in by_loss and f"best validation {metric}" not in by_loss
+    page = in_page_words(epoch_rule(task, 300))
+    assert "--" not in page and "Patience (epochs)" in page and "Epochs (at most)" in page

@@ -244,13 +244,13 @@ class _ScriptedTask(_Task):
         return self.script[self.epoch - 1]
 
 
-def _run_script(script, select_on, patience=3):
+def _run_script(script, select_on, patience=3, min_steps=0):
     model = torch.nn.Linear(1, 1)
     task = _ScriptedTask(script)
     best_epoch, _ = _run_epochs(model, task, params=list(model.parameters()), lr=1e-3, weight_decay=0.0,
                                 epochs=len(script), batch_size=2, patience=patience, grad_clip=None, seed=0,
                                 device=torch.device("cpu"), amp=False, stage="train", progress=None,
-                                should_stop=None, select_on=select_on)
+                                should_stop=None, select_on=select_on, min_steps=min_steps)
     return best_epoch, task.epoch
 
 
@@ -274,6 +274,14 @@ def test_early_stopping_watches_what_the_epoch_is_kept_on(script, select_on, kep
     assert _run_script(script, select_on) == (kept, ran)
 
 
+def test_no_early_stop_before_min_steps_but_every_epoch_can_be_kept():
+    # one training step per epoch: patience 3 alone stops at epoch 4; 7 steps of warm-up hold it to epoch 7
+    assert _run_script(AUROC_PEAKS_FIRST, "metric", min_steps=7) == (1, 7)
+    late_peak = [(0.90, 0.6)] + [(0.80, 0.6)] * 5 + [(0.95, 0.5)] + [(0.90, 0.5)] * 3
+    assert _run_script(late_peak, "metric") == (1, 4)  # stopped before the model got better
+    assert _run_script(late_peak, "metric", min_steps=7) == (7, 10)  # the warm-up lets it reach epoch 7
+
+
 def test_early_stopping_stops_when_neither_improves_and_patience_zero_never_stops():
     stuck = [(0.9, 0.5)] + [(0.8, 0.6)] * 9
     assert _run_script(stuck, "loss", patience=3) == (1, 4)
@@ -285,3 +293,59 @@ def test_negative_patience_and_unknown_selection_are_refused(small):
         train(small, TrainOptions(model="deepchrome", patience=-1, **FAST))
     with pytest.raises(HmvizError, match="--select-on"):
         train(small, TrainOptions(model="deepchrome", select_on="auc", **FAST))
+
+
+class _RisingTask(_ScriptedTask):
+    """Three real steps per epoch on different batches; the validation metric rises every epoch (the
+    last epoch is kept)."""
+
+    def __init__(self, epochs):
+        super().__init__([(0.5 + 0.01 * e, 1.0) for e in range(epochs)])
+
+    def train_batches(self, rng, batch_size):
+        return [(torch.full((2,), float(k)),) for k in (1, 2, 3)]
+
+    def loss(self, model, batch):
+        return ((model(batch[0][:, None]) - 1.0) ** 2).mean()
+
+
+def _train_recording(ema_decay, epochs=3):
+    """(weights returned by the engine, the live weights after every step) for a 1-d linear model."""
+    seed_everything(0)
+    model = torch.nn.Linear(1, 1)
+    steps = []
+    _run_epochs(model, _RisingTask(epochs), params=list(model.parameters()), lr=0.05, weight_decay=0.0,
+                epochs=epochs, batch_size=2, patience=0, grad_clip=None, seed=0, device=torch.device("cpu"),
+                amp=False, stage="train", should_stop=None, ema_decay=ema_decay,
+                progress=lambda event: steps.append(torch.cat([p.detach().clone().ravel()
+                                                                 for p in model.parameters()])))
+    return torch.cat([p.detach().ravel() for p in model.parameters()]), steps
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.5, 0.9])
+def test_weight_average_is_the_moving_average_of_the_steps(decay):
+    # the steps themselves do not depend on the average (same seed, same trajectory) ...
+    plain, plain_steps = _train_recording(None)
+    averaged, steps = _train_recording(decay)
+    live_steps = [s for i, s in enumerate(steps) if (i + 1) % 4]  # each epoch: 3 step events, then its end event
+    torch.testing.assert_close(torch.stack(live_steps), torch.stack([s for i, s in enumerate(plain_steps) if (i + 1) % 4]))
+    torch.testing.assert_close(plain, live_steps[-1])  # without an average the last epoch's weights are kept
+    # ... and the model kept is the exponential moving average of the weights after every step
+    expected = live_steps[0]
+    for w in live_steps[1:]:
+        expected = decay * expected + (1 - decay) * w
+    torch.testing.assert_close(averaged, expected)
+    if decay:
+        assert not torch.allclose(averaged, plain)
+
+
+def test_settings_added_since_a_card_was_written_read_as_what_its_model_trained_with():
+    from hmviz.models import build_model
+    from hmviz.models.attentivechrome import AttentiveChromeConfig
+
+    new = build_model("attentivechrome", 5, 100)[1]
+    assert new.min_steps == 300 and new.ema_decay is None  # a new model takes today's defaults
+    old_card = {k: v for k, v in new.to_dict().items() if k not in ("min_steps", "ema_decay")}
+    old = AttentiveChromeConfig.from_dict(old_card)
+    assert old.min_steps is None  # written before the warm-up existed: its model trained without one
+    assert AttentiveChromeConfig.from_dict(new.to_dict()) == new

@@ -160,7 +160,7 @@ def build_model(name: str, n_marks: int, n_bins: int, **overrides: Any) -> tuple
     Returns ``(module, config)``. Unknown override names raise :class:`ModelError`.
     """
     spec = get_spec(name)
-    config = spec.config_cls.from_dict({"n_marks": n_marks, "n_bins": n_bins, **overrides})
+    config = spec.config_cls.from_dict({"n_marks": n_marks, "n_bins": n_bins, **overrides}, saved=False)
     return spec.build(config), config
 
 

@@ -58,6 +58,9 @@ class ModelConfig:
         epochs: maximum number of epochs (the engine may stop earlier on validation).
         grad_clip: max global gradient norm, or ``None`` for no clipping.
         weight_decay: L2 penalty passed to the optimiser.
+        ema_decay: ``None`` (off), or the decay per training step of an exponential moving average
+            of the weights (and buffers), e.g. 0.98 (the last ~50 steps). Validation, the choice of
+            epoch and the saved model then use the averaged weights (``torch.optim.swa_utils``).
     """
 
     n_marks: int
@@ -68,6 +71,11 @@ class ModelConfig:
     epochs: int = 30
     grad_clip: float | None = None
     weight_decay: float = 0.0
+    ema_decay: float | None = None
+    min_steps: int | None = None
+    #: Settings added since cards were first written: name -> the value a card written before the
+    #: setting existed trained with (so that an older card reads as what its model had).
+    ADDED: ClassVar[dict[str, Any]] = {"ema_decay": None, "min_steps": None}
     #: Settings a config used to list but training never read: name -> (the value every card saved
     #: by hmviz holds, why the setting is refused). A saved card with that value loads without it;
     #: any other value, and every ``--set`` of it, is refused with the reason.
@@ -87,6 +95,8 @@ class ModelConfig:
             if choices:
                 if value not in choices:
                     raise ModelError(f"{cls}.{f.name} must be one of {', '.join(map(str, choices))}; got {value!r}.")
+            elif value is None and type(None) in kinds:
+                pass
             elif int in kinds and bool not in kinds:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ModelError(f"{cls}.{f.name} must be a positive integer, got {value!r}.")
@@ -102,14 +112,20 @@ class ModelConfig:
                     raise ModelError(f"{cls}.{f.name} must be > 0, got {value!r}.")
                 if "dropout" in f.name and value >= 1:
                     raise ModelError(f"{cls}.{f.name} is a probability in [0, 1), got {value!r}.")
+                if f.name == "ema_decay" and value >= 1:
+                    raise ModelError(f"{cls}.{f.name} is a decay per step in [0, 1), e.g. 0.98; got {value!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON-serialisable); the inverse of :meth:`from_dict`."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
-        """Rebuild a config from :meth:`to_dict` output; unknown keys raise :class:`ModelError`."""
+    def from_dict(cls, values: dict[str, Any], *, saved: bool = True) -> Self:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys raise :class:`ModelError`.
+
+        ``saved`` (default): ``values`` were saved (a model card), so a setting added since (:data:`ADDED`)
+        takes the value such a model trained with; ``saved=False``: a new config, where a missing
+        setting takes its default."""
         values = dict(values)
         for name, (saved, reason) in cls.RETIRED.items():
             if name in values:
@@ -118,6 +134,8 @@ class ModelConfig:
                         f"{cls.__name__}.{name} is not a setting: {reason} (A model card that lists "
                         f"{name} was written before this was found; remove the key, it had no effect.)"
                     )
+        for name, value in cls.ADDED.items() if saved else ():
+            values.setdefault(name, value)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

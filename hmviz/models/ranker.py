@@ -40,7 +40,13 @@ class RankerAttentiveChromeConfig(AttentiveChromeConfig):
     ``batch_size`` counts genes per step with the engine's default within-batch pair sampling
     (``pairs_per_gene`` x genes pairs among them), gene pairs per step with global sampling (see
     :class:`hmviz.options.TrainOptions`).
+
+    ``min_steps``: none by default (the classifier's 300-step warm-up was measured for the
+    classifier only; the ranker's pairwise loss did not stop early on an untrained epoch on 600 E123
+    genes, docs/results.md). ``--set min_steps=300`` applies it.
     """
+
+    min_steps: int | None = None
 
 
 class PairwiseRanker(nn.Module):
