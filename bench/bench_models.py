@@ -773,9 +773,13 @@ def render_saved_parts(command: str, load: str, notes: list[str]) -> str:
     for path in sorted(RESULTS.glob("models_results_part_*.json")):
         table, kind = path.stem.split("_")[3:5]
         outputs.append((table, kind, json.loads(path.read_text())))
-    outputs.sort(key=lambda o: (o[0], ["file", "random", "chromosome"].index(o[1]),
-                                any(b in row for rows in o[2]["results"].values() for row in rows
-                                    for b in ("logistic", "boosted-trees"))))  # baselines last
+
+    def order(o):  # by table, split kind, then the families in their usual order, baselines last
+        names = [row for rows in o[2]["results"].values() for row in rows]
+        family = min((ALL.index(n) for n in names if n in ALL), default=len(ALL))
+        return o[0], ["file", "random", "chromosome"].index(o[1]), family
+
+    outputs.sort(key=order)
     single, differential = merge_parts(outputs)
     text = render_results(single, differential, command, load, [*notes, *chromosome_notes(SHARED_SETS)[1]])
     RESULTS_DOC.write_text(text)

@@ -208,3 +208,20 @@ def test_deepdiff_trains_from_the_cli_on_real_two_cell_data(deepdiff_dir, tmp_pa
     evaluated = _json_line(capsys.readouterr().out)
     assert evaluated["evaluated_on"].startswith("test split of the training data")
     assert evaluated["test_pearson_r"] == pytest.approx(trained["test_pearson_r"], abs=1e-6)
+
+
+def test_models_lists_each_familys_training_defaults_from_its_config(capsys):
+    from hmviz.models.attentivechrome import AttentiveChromeConfig
+    from hmviz.models.simplechrome import SimpleChromeConfig
+
+    assert main(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    ac = AttentiveChromeConfig(n_marks=5, n_bins=100)
+    assert listed["attentivechrome"]["training"] == {"epochs": ac.epochs, "batch_size": ac.batch_size, "lr": ac.lr,
+                                                     "min_steps": ac.min_steps, "ema_decay": None}
+    assert listed["deepchrome"]["training"]["min_steps"] is None
+    latent = SimpleChromeConfig(n_marks=5, n_bins=100).latent_dim
+    assert f"to {latent} numbers" in listed["simplechrome"]["description"]
+    assert main(["models"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("attentivechrome "))
+    assert f"at most {ac.epochs} epochs, no early stop before {ac.min_steps} steps" in line

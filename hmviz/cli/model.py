@@ -106,8 +106,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--patience",
         type=int,
         default=10,
-        help="stop after this many epochs in which neither the validation loss nor the validation "
-        "metric reached a new best (0: never stop early; default 10)",
+        help="stop after this many epochs without a new best epoch (--select-on metric: no higher "
+        "validation metric, nor the same at a lower loss; --select-on loss: neither the validation loss nor "
+        "the metric improved), but not before the model's min_steps training steps (a warm-up some families "
+        "set, e.g. attentivechrome; see 'models'; --set min_steps=N changes it). 0: never stop early; default 10",
     )
     p.add_argument(
         "--select-on",
@@ -115,7 +117,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         choices=["loss", "metric"],
         help="keep the epoch with the best validation metric (default; AUROC, pairwise accuracy for "
         "rankers, R^2 for deepdiff; ties go to the lower validation loss) or the lowest validation "
-        "loss. Either way, training stops after --patience epochs in which neither improved",
+        "loss; --patience says when training stops",
     )
     p.add_argument(
         "--pair-sampling",
@@ -263,20 +265,30 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 
 @verb("models", "list the model families hmviz can train", _models_args)
 def cmd_models(args: argparse.Namespace) -> int:
-    from hmviz.models import MODEL_REGISTRY
+    from hmviz.models import MODEL_REGISTRY, training_defaults
 
     if args.json:
         print(
             json.dumps(
                 {
-                    n: {"task": s.task, "inputs": s.inputs, "description": s.description}
+                    n: {
+                        "task": s.task,
+                        "inputs": s.inputs,
+                        "description": s.description,
+                        "training": training_defaults(n),
+                    }
                     for n, s in MODEL_REGISTRY.items()
                 }
             )
         )
     else:
         for name, spec in MODEL_REGISTRY.items():
-            print(f"{name:24s} {spec.task:12s} {spec.description}")
+            d = training_defaults(name)
+            warm = f", no early stop before {d['min_steps']} steps" if d["min_steps"] else ""
+            print(
+                f"{name:24s} {spec.task:12s} {spec.description} Defaults: at most {d['epochs']} epochs{warm}, "
+                f"batch {d['batch_size']}, learning rate {d['lr']:g}."
+            )
     return 0
 
 

@@ -92,7 +92,8 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
             SimpleChrome,
             SimpleChrome,
             "binary",
-            "Compresses each gene's mark profile to 10 numbers (a VAE), then classifies those (SimpleChrome, 2020).",
+            f"Compresses each gene's mark profile to {SimpleChromeConfig.__dataclass_fields__['latent_dim'].default} "
+            "numbers (a VAE; the paper used 10), then classifies those (SimpleChrome, 2020).",
             "single",
         ),
         ModelSpec(
@@ -142,6 +143,17 @@ def __getattr__(name: str) -> Any:
 def list_models() -> list[str]:
     """Registry names, in display order."""
     return list(MODEL_REGISTRY)
+
+
+#: The training settings :func:`training_defaults` reports (``python -m hmviz models``).
+TRAINING_SETTINGS = ("epochs", "batch_size", "lr", "min_steps", "ema_decay")
+
+
+def training_defaults(name: str) -> dict[str, Any]:
+    """Model ``name``'s default training settings: the epoch cap, batch size, learning rate, warm-up
+    (``min_steps``, None: none) and weight average (``ema_decay``, None: off)."""
+    fields = get_spec(name).config_cls.__dataclass_fields__
+    return {key: fields[key].default for key in TRAINING_SETTINGS}
 
 
 def get_spec(name: str) -> ModelSpec:
