@@ -46,7 +46,9 @@ elif spec.task != "differential" and data.multi_cell:
 
 c = st.columns(5)
 epochs = c[0].number_input("Epochs (at most)", 1, 1000, key=state.sticky(f"train_epochs_{family}", min(config.epochs, 10)),
-                           help=f"The family's default is {config.epochs}. "
+                           help=f"The family's default is {config.epochs}"
+                                + (f", after {config.vae_epochs} epochs of its VAE stage. " if hasattr(config, "vae_epochs")
+                                   else ". ")
                                 + in_page_words(epoch_rule(spec.task, config.min_steps)),
                            disabled=running)
 batch_size = c[1].number_input("Batch size", 1, 4096, key=state.sticky(f"train_batch_{family}", config.batch_size),

@@ -225,3 +225,9 @@ def test_models_lists_each_familys_training_defaults_from_its_config(capsys):
     assert main(["models"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("attentivechrome "))
     assert f"at most {ac.epochs} epochs, no early stop before {ac.min_steps} steps" in line
+    sc = SimpleChromeConfig(n_marks=5, n_bins=100)
+    assert listed["simplechrome"]["training"]["vae_epochs"] == sc.vae_epochs
+    assert "vae_epochs" not in listed["attentivechrome"]["training"]
+    main(["models"])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("simplechrome "))
+    assert f"at most {sc.epochs} epochs after {sc.vae_epochs} VAE epochs," in line

@@ -285,8 +285,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name, spec in MODEL_REGISTRY.items():
             d = training_defaults(name)
             warm = f", no early stop before {d['min_steps']} steps" if d["min_steps"] else ""
+            stage = f" after {d['vae_epochs']} VAE epochs" if "vae_epochs" in d else ""
             print(
-                f"{name:24s} {spec.task:12s} {spec.description} Defaults: at most {d['epochs']} epochs{warm}, "
+                f"{name:24s} {spec.task:12s} {spec.description} Defaults: at most {d['epochs']} epochs{stage}{warm}, "
                 f"batch {d['batch_size']}, learning rate {d['lr']:g}."
             )
     return 0

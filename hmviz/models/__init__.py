@@ -151,9 +151,10 @@ TRAINING_SETTINGS = ("epochs", "batch_size", "lr", "min_steps", "ema_decay")
 
 def training_defaults(name: str) -> dict[str, Any]:
     """Model ``name``'s default training settings: the epoch cap, batch size, learning rate, warm-up
-    (``min_steps``, None: none) and weight average (``ema_decay``, None: off)."""
+    (``min_steps``, None: none) and weight average (``ema_decay``, None: off); for SimpleChrome also
+    the epochs of its first (VAE) stage, ``vae_epochs``, which come before the capped ones."""
     fields = get_spec(name).config_cls.__dataclass_fields__
-    return {key: fields[key].default for key in TRAINING_SETTINGS}
+    return {key: fields[key].default for key in (*TRAINING_SETTINGS, "vae_epochs") if key in fields}
 
 
 def get_spec(name: str) -> ModelSpec:
