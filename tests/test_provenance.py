@@ -50,6 +50,33 @@ def test_bootstrap_ci_of_a_perfect_auroc_is_one_and_undefined_resamples_are_skip
         M.bootstrap_ci(distinct_only, np.arange(10), n=300, seed=0)
 
 
+@pytest.mark.parametrize("chunk", [M._BOOTSTRAP_CHUNK, 250])  # 250 values: a few resamples per chunk
+def test_bootstrap_ci_rowwise_metrics_equal_one_call_per_resample(monkeypatch, chunk):
+    """AUROC and Pearson r are computed for many resamples at once: the same draws and the same interval as
+    calling the metric once per resample (a wrapped metric takes that path), on tied scores, in any chunking."""
+    monkeypatch.setattr(M, "_BOOTSTRAP_CHUNK", chunk)
+    rng = np.random.default_rng(4)
+    y = (rng.random(60) < 0.3).astype(int)
+    s = np.round(y + rng.normal(size=60), 0)  # few distinct values: many tied positive/negative pairs
+    e = s + rng.normal(size=60)
+    for fn, truth in ((M.auroc, y), (M.pearson_r, e)):
+        slow = M.bootstrap_ci(lambda a, b, fn=fn: fn(a, b), truth, s, n=400, seed=2)
+        assert M.bootstrap_ci(fn, truth, s, n=400, seed=2) == pytest.approx(slow, abs=1e-12)
+    rows = rng.integers(0, 60, (20, 60))
+    assert M._auroc_rows(y[rows].astype(float), s[rows]) == pytest.approx([M.auroc(y[r], s[r]) for r in rows])
+    with pytest.raises(HmvizError, match="0/1 labels"):  # the whole set's checks still apply
+        M.bootstrap_ci(M.auroc, y * 2, s)
+
+
+def test_bootstrap_ci_rowwise_pearson_skips_constant_resamples():
+    """About a third ((3/4)^4) of the resamples of 4 genes miss the one gene that differs: those are
+    constant, undefined and skipped (as the per-call path skips them); the others have r = 1."""
+    x = np.array([0.0, 0.0, 0.0, 1.0])
+    rows = np.array([[0, 1, 2, 0], [0, 3, 1, 3]])
+    assert np.isnan(M._pearson_rows(x[rows], x[rows])[0]) and M._pearson_rows(x[rows], x[rows])[1] == pytest.approx(1)
+    assert M.bootstrap_ci(M.pearson_r, x, x, n=200, seed=0) == pytest.approx((1.0, 1.0))
+
+
 def test_bootstrap_ci_pairs_rows_across_arrays():
     """The same rows are drawn from every array: a metric of two identical arrays stays exact."""
     x = np.random.default_rng(0).normal(size=200)
