@@ -9,7 +9,8 @@ second chromium at the lowest CPU priority, since on a real server those users' 
 own computers (``same``: in the fourth user's chromium, on its cores). A
 fourth context then opens every page by its URL (a fresh load, as a shared link would) and by the
 sidebar, ``--rounds`` times; a page's time runs from the navigation to its script run finished and its
-charts drawn. The same visits are timed first with no training running (the baseline, same server).
+charts drawn. The same visits are timed first with no training running (the baseline, same server),
+after a first round on the fresh server (its times are printed apart: first visits import and load).
 Finally the server is stopped with SIGTERM while the trainings run: its exit status and time are
 reported (0, within seconds, is a clean stop).
 
@@ -363,7 +364,7 @@ def main() -> None:
             fourth.set_default_timeout(PAGE_TIMEOUT_MS)
             fourth.add_init_script(RUN_COUNTER_JS)
             print("warm-up visits", file=sys.stderr, flush=True)
-            visit_all(fourth, url, 1, times_file)  # warm: first visits import torch, load models, fill caches
+            out["first"] = visit_all(fourth, url, 1, times_file)  # first visits import torch, load models, fill caches
             print("idle visits", file=sys.stderr, flush=True)
             cpu0 = cpu_snapshot(proc.pid)
             out["idle"] = visit_all(fourth, url, 0 if args.no_idle else args.rounds, times_file)
@@ -417,6 +418,9 @@ def main() -> None:
         print(f"{title:14s} {_median(idle):12.2f} {_max(idle):9.2f} {_median(busy):12.2f} {_max(busy):9.2f}")
     print("median seconds of each phase (heading shown / script run finished / figures drawn = served; the "
           "fourth user's browser busy on the page (main thread); the server's own run of the page and its CPU):")
+    first = [r for r in out["first"]["phases"] if r["how"] == "url"]
+    print("first visits (a fresh server, idle, by URL): " + "; ".join(
+        f"{r['page']} {r['s']:.2f} s (server {r.get('server_s', float('nan')):.2f} s)" for r in first))
     for cond in ("idle", "busy"):
         for title, _, _ in PAGES:
             rows = [r for r in out[cond]["phases"] if r["page"] == title]

@@ -48,3 +48,20 @@ def ablation_retrain(job: Any, dataset: Any, family: str, options: dict):
     from hmviz.studies.ablation import ablate_retrain
 
     return ablate_retrain(dataset, family, progress=job.report, should_stop=job.cancel.is_set, **options)
+
+
+def fit_baselines(job: Any, dataset: Any, card: Any) -> list[dict]:
+    """The baselines (:data:`hmviz.models.baselines.BASELINES`) trained and tested on ``dataset`` with the
+    split, marks and labels of the model whose ``card`` is given (its own split on its own data); one
+    result per baseline, each reported as it finishes."""
+    from hmviz.baselines import train_baseline
+    from hmviz.card import ModelCard
+    from hmviz.evaluation import training_split
+    from hmviz.models.baselines import BASELINES
+
+    options = ModelCard.of(card).train_options(training_split(card, dataset) is not None)
+    results = []
+    for name in BASELINES:
+        results.append(train_baseline(dataset, name, options))
+        job.report(name)
+    return results

@@ -4,7 +4,9 @@ queue is shown) when the workers are busy, and other sessions keep being served.
 with ``st.fragment(run_every=...)``.
 
 The pool has :func:`worker_count` workers (``HMVIZ_APP_WORKERS``; by default a quarter of the cores,
-1 to 4). A page's job (:func:`start_job`) runs in its own process (:mod:`hmviz_app.job_process`:
+1 to 4). Short work that a page waits on (the baselines of the Evaluate page) goes to a second pool of
+one worker (``queue="short"``), so that it does not wait behind other users' training runs; its jobs
+are shared by every session (:func:`shared_job`). A page's job (:func:`start_job`) runs in its own process (:mod:`hmviz_app.job_process`:
 ``spawn``, a fresh interpreter), so its PyTorch work never holds the server's interpreter lock while
 pages render: a worker thread of the server starts the process, relays its progress reports, passes
 a cancel on, and collects its result or error message. The process runs at a lower CPU priority
@@ -69,6 +71,7 @@ class Job:
     context: dict = field(default_factory=dict)
     args: tuple = ()
     process: bool = False
+    queue: str = "long"  # the pool it runs in: "long" (training, ablation) or "short" (see the module docstring)
     status: str = "queued"
     result: Any = None
     error: str | None = None
@@ -85,8 +88,8 @@ class Job:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Job:
-        """Queue the job in the shared pool."""
-        pool().submit(self)
+        """Queue the job in its pool."""
+        pool(self.queue).submit(self)
         return self
 
     def _run(self, threads: int = 1) -> None:
@@ -124,7 +127,7 @@ class Job:
     @property
     def position(self) -> int:
         """1 for the next job to start, 2 for the one after...; 0 once it has started."""
-        return pool().position(self)
+        return pool(self.queue).position(self)
 
     @property
     def seconds(self) -> float:
@@ -138,7 +141,7 @@ class Job:
 
     def queue_text(self) -> str:
         """Where a queued job stands, in words."""
-        n = worker_count()
+        n = pool(self.queue).workers
         return (f"Waiting for a free worker: number {self.position} in the queue for {self.waited:.0f} s (this server "
                 f"runs {n} job{'s' if n > 1 else ''} at a time, for all its users).")
 
@@ -194,6 +197,8 @@ class JobPool:
                     return
                 job = self._waiting.popleft()
                 self._active.add(job)
+                if job.status == "queued":  # out of the queue from now on (never "number 0 in the queue")
+                    job.status = "running"
             try:
                 job._run(self.threads)
             finally:
@@ -225,18 +230,40 @@ class JobPool:
             log.warning("a job did not stop within %.0f s of the server stopping", wait_s)
 
 
-_pool: JobPool | None = None
+#: Workers of each pool: "long" for training and ablation, "short" for work a page waits on.
+QUEUES: dict[str, Callable[[], int]] = {"long": worker_count, "short": lambda: 1}
+_pools: dict[str, JobPool] = {}
 _pool_lock = threading.Lock()
 
 
-def pool() -> JobPool:
-    """The server's one job pool (created on first use; closed when the process exits)."""
-    global _pool
+def pool(queue: str = "long") -> JobPool:
+    """The server's pool of ``queue`` (created on first use; closed when the process exits)."""
     with _pool_lock:
-        if _pool is None:
-            _pool = JobPool(worker_count())
-            atexit.register(_pool.close)
-        return _pool
+        if queue not in _pools:
+            _pools[queue] = JobPool(QUEUES[queue]())
+            atexit.register(_pools[queue].close)
+        return _pools[queue]
+
+
+#: Shared jobs kept (the oldest finished ones are forgotten first).
+SHARED_KEEP = 64
+_shared: dict[tuple, Job] = {}
+
+
+def shared_job(key: tuple, title: str, target: Callable[..., Any], args: tuple = (), queue: str = "short") -> Job:
+    """The one job of ``key`` for the whole server (work whose result every session can use, such as the
+    baselines of a model on a dataset): the queued, running or finished job of that key, or a new one
+    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled."""
+    with _pool_lock:
+        job = _shared.get(key)
+        if job is not None and job.status != "cancelled":
+            return job
+        job = Job(key[0], title, target, args=args, process=True, queue=queue)
+        _shared[key] = job
+        finished = [k for k, j in _shared.items() if not j.running]
+        for old in finished[: max(0, len(_shared) - SHARED_KEEP)]:
+            del _shared[old]
+    return job.start()
 
 
 def jobs() -> dict[str, Job]:

@@ -5,6 +5,7 @@ an alert or a widget label (all of which render Markdown)."""
 
 from __future__ import annotations
 
+import html
 import re
 import string
 
@@ -28,6 +29,15 @@ def escape_md(text: object) -> str:
     """
     text = _BARE_LINK.sub(_WJ, _SPACE.sub(" ", str(text)))
     return _PUNCT.sub(r"\\\1", text)
+
+
+def report_html(text: object) -> str:
+    """A plain-text report (the Data page's build and validation reports) as HTML for ``st.html``: every
+    character shown as itself (``<``, ``&``... escaped), lines and their alignment kept, in the monospace
+    font. Not ``st.code``: its syntax highlighter alone kept the browser busy about half a second on
+    every load of the page (``docs/performance.md``)."""
+    return ('<pre style="white-space: pre-wrap; overflow-wrap: anywhere; font-size: 0.85rem; margin: 0; '
+            f'padding: 0.75rem 1rem; border-radius: 0.5rem; background: rgba(128, 128, 128, 0.08);">{html.escape(str(text))}</pre>')
 
 
 #: The library's words for the command line and Python, and what the app's pages call the same thing.

@@ -8,7 +8,7 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.examples import SMALL_NOTE, TITLE
 from hmviz_app import examples, gene_names, state, uploads
-from hmviz_app.text import escape_md
+from hmviz_app.text import escape_md, report_html
 
 SOURCES = {
     "sample": "Sample data",
@@ -207,9 +207,9 @@ def _preview(entry: state.DataEntry) -> None:
     gene_names.annotation_panel(entry)
     if entry.report:
         with st.expander("Build report", expanded=True):
-            st.code(entry.report, language=None)
+            st.html(report_html(entry.report))
     with st.expander("Validation report", expanded=entry.origin in ("upload", "build")):
-        st.code(entry.dataset.describe(), language=None)
+        st.html(report_html(entry.dataset.describe()))
     state.plot(_profiles(entry.key, ds.cell or "", ds), "mark_profiles")
     st.markdown("**Genes**")
     st.dataframe(ds.gene_table(), height=260, hide_index=True)

@@ -8,7 +8,8 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.views.figures import legend_inside, wrap_titles
 from hmviz.views.report import export_name, with_caption
-from hmviz_app import captions, explore, state
+from hmviz_app import captions, explore, jobs, state
+from hmviz_app.job_targets import fit_baselines
 from hmviz_app.text import escape_md
 
 st.title("Evaluate")
@@ -21,18 +22,6 @@ def _evaluate(model_key: str, data_key: str, path: str, _dataset) -> dict:
     from hmviz.evaluation import evaluate
 
     return evaluate(path, _dataset, device="auto")
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _baselines(model_key: str, data_key: str, _card: dict, _dataset) -> list[dict]:
-    from hmviz.baselines import train_baseline
-    from hmviz.card import ModelCard
-    from hmviz.evaluation import training_split
-    from hmviz.models.baselines import BASELINES
-
-    same_data = training_split(_card, _dataset) is not None
-    options = ModelCard.of(_card).train_options(same_data)  # the model's split and labels on its own data
-    return [train_baseline(_dataset, name, options) for name in BASELINES]
 
 
 try:
@@ -61,10 +50,9 @@ st.subheader("Test metrics")
 want_baselines = entry.task != "differential" and st.toggle(
     "Compare with baselines (logistic regression, boosted trees) trained on the same genes",
     key=state.sticky("eval_baselines", True))
-metrics_slot = st.empty()
 
 
-def _metrics_table(baselines: list[dict]) -> None:
+def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     """The model's test metrics, the baselines' and the published numbers, in one table."""
     row = {"model": entry.label, "source": f"this model, {metrics['evaluated_on']}",
            **{k: v for k, v in metrics.items() if k.startswith("test_")}}
@@ -81,20 +69,18 @@ def _metrics_table(baselines: list[dict]) -> None:
     ci = [c for c in table.columns if c.endswith("95% CI")]  # beside the main metric, not scrolled out of view
     table[ci] = table[ci].fillna("")  # the interval is of this model's metric only
     order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]
-    with metrics_slot.container():
-        st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-                                    if c.startswith("test_") and c not in ci})
-        st.caption(f"{metrics['genes_evaluated']:,} genes evaluated ({metrics['evaluated_on']}). "
-                   + (f"The 95% interval of {interval[0]} is a percentile bootstrap over these genes (1,000 resamples, "
-                      "seed 0). " if interval is not None else "")
-                   + (f"Published numbers are for the same cell type ({', '.join(sorted(cells))}), on the paper's genes "
-                      "and test split, not these: a point of reference only. " if published else
-                      "Published numbers are shown only for data of the cell type they were measured on (a Roadmap "
-                      "id such as E123 in the cell or file names). ")
-                   + "pearson_r is Pearson's r (not R²); auprc is average precision."
-                   + (" The baselines are being trained (once)..." if want_baselines and not baselines else ""))
-        state.csv_button(table, "metrics.csv", "Download metrics (CSV)", key=f"download_metrics_{len(baselines)}")
+    st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                                if c.startswith("test_") and c not in ci})
+    st.caption(f"{metrics['genes_evaluated']:,} genes evaluated ({metrics['evaluated_on']}). "
+               + (f"The 95% interval of {interval[0]} is a percentile bootstrap over these genes (1,000 resamples, "
+                  "seed 0). " if interval is not None else "")
+               + (f"Published numbers are for the same cell type ({', '.join(sorted(cells))}), on the paper's genes "
+                  "and test split, not these: a point of reference only. " if published else
+                  "Published numbers are shown only for data of the cell type they were measured on (a Roadmap "
+                  "id such as E123 in the cell or file names). ")
+               + "pearson_r is Pearson's r (not R²); auprc is average precision." + pending)
+    state.csv_button(table, "metrics.csv", "Download metrics (CSV)", key=f"download_metrics_{len(baselines)}")
 
 
 def _truth_and_scores():
@@ -119,7 +105,34 @@ cells = roadmap_ids(data.first.cell or "", data.first.source, *data.first.meta.g
 published = published_matching(entry.family, cells)
 pair = _truth_and_scores()
 interval = _interval(entry.cache_key, data.key, entry.task, *pair) if pair is not None and len(pair[0]) > 1 else None
-_metrics_table([])  # at once; the baselines are added at the end of the page (they take seconds the first time)
+
+
+def _metrics_panel(job: jobs.Job | None) -> None:
+    """The metrics table, with the baselines once their job (shared by every session) has trained them:
+    the page polls it meanwhile and reruns once when it ends."""
+    polling = job is not None and job.running
+
+    @st.fragment(run_every=jobs.POLL_SECONDS if polling else None)
+    def panel() -> None:
+        if job is None or job.status == "done":
+            _metrics_table(job.result if job is not None else [])
+        elif job.running:
+            where = (f"waiting for a free worker, number {job.position} in the queue" if job.queued
+                     else f"running for {job.seconds:.0f} s")
+            _metrics_table([], pending=f" The baselines are being trained on the same split, once for this model and "
+                                       f"dataset ({where}); their rows appear here when they are done.")
+        else:
+            _metrics_table([])
+            state.show_error(HmvizError(f"The baselines could not be trained: {job.error}"))
+        if polling and not job.running:
+            st.rerun()  # once: the page is drawn again without polling
+
+    panel()
+
+
+baseline_job = jobs.shared_job(("baselines", entry.cache_key, data.key), f"Baselines for {entry.label}", fit_baselines,
+                               args=(data.dataset, entry.card)) if want_baselines else None
+_metrics_panel(baseline_job)
 
 # ------------------------------------------------------------------------------ curves
 from hmviz import plots
@@ -217,10 +230,3 @@ explore.clickable_table(shown, shown.index.to_numpy(), ds.gene_ids, "eval_table"
 st.caption(f"{len(shown):,} genes shown.")
 state.csv_button(shown, f"predictions_{state.clean_label(entry.name)}.csv", "Download predictions (CSV)",
                  key="download_predictions")
-
-if want_baselines:
-    try:
-        with st.spinner("Training the baselines on the same split (once per model and dataset)..."):
-            _metrics_table(_baselines(entry.cache_key, data.key, entry.card, data.dataset))
-    except HmvizError as exc:
-        state.show_error(exc)

@@ -211,3 +211,28 @@ def test_job_threads_share_the_cores_left_after_the_server(monkeypatch):
     assert job_threads(1, cores=2) == 5
     with pytest.raises(HmvizError, match="workers must be at least 1"):
         job_threads(0)
+
+
+def test_shared_jobs_run_once_per_key_in_the_short_pool_beside_a_busy_long_pool(monkeypatch):
+    """Work a page waits on (the Evaluate page's baselines) is one job per key for every session, in a
+    pool of its own: a training run holding the long pool's only worker does not delay it."""
+    from hmviz_app import jobs
+
+    monkeypatch.setattr(jobs, "_pools", {})
+    monkeypatch.setattr(jobs, "_shared", {})
+    monkeypatch.setitem(jobs.QUEUES, "long", lambda: 1)
+    try:
+        training = jobs.Job("train", "training", stops_when_cancelled, process=True).start()
+        _wait(lambda: training.events == ["started"])
+        first = jobs.shared_job(("baselines", "model", "data"), "baselines", counting, args=(2,))
+        assert jobs.shared_job(("baselines", "model", "data"), "again", counting, args=(2,)) is first
+        other = jobs.shared_job(("baselines", "model", "other data"), "other", counting, args=(2,))
+        assert other is not first and first.queue == "short"
+        _wait(lambda: first.status == "done" and other.status == "done")
+        assert training.status == "running" and first.result["pid"] != os.getpid()
+        assert jobs.shared_job(("baselines", "model", "data"), "later", counting, args=(2,)) is first  # kept
+        first.status = "cancelled"  # as when the server stopped it: the next visit starts it again
+        assert jobs.shared_job(("baselines", "model", "data"), "retry", counting, args=(2,)) is not first
+    finally:
+        for p in list(jobs._pools.values()):
+            p.close(wait_s=20)

@@ -183,6 +183,28 @@ def test_escape_md_escapes_every_punctuation_mark_and_renders_no_link_or_image(t
     assert "<a " not in html and "<img" not in html and "<em>" not in html
 
 
+def test_report_html_shows_every_character_as_itself_with_its_lines():
+    """The Data page's reports: hostile names stay text (no tag, entity or link from them), lines and the
+    spaces that align them are kept, in one <pre> block."""
+    from html.parser import HTMLParser
+
+    from hmviz_app.text import report_html
+
+    report = "source:   <img src=x onerror=alert(1)> & [x](http://e.org)\ngenes:    3,000\n  marks:  H3K4me3"
+    out = report_html(report)
+    tags, text = [], []
+
+    class Reader(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append(tag)
+
+        def handle_data(self, data):
+            text.append(data)
+
+    Reader(convert_charrefs=True).feed(out)
+    assert tags == ["pre"] and "".join(text) == report
+
+
 @pytest.mark.parametrize("message, words", [
     ("read it as the long format (--format long).", "read it as the long format (choose 'long' in the Format list)."),
     ("Name the format explicitly (--format deepchrome|deepdiff|long on the command line, format=... in Python).",
