@@ -114,6 +114,7 @@ class Job:
             self.result, self.error, self.status = result, error, status
         finally:
             self.finished = time.time()
+            self.args = ()  # its inputs (a dataset...) are not kept alive by a finished job
 
     @property
     def running(self) -> bool:

@@ -78,6 +78,7 @@ def _warm_imports(delay_s: float = 2.0) -> None:
     time.sleep(delay_s)  # let the first page reach the browser and draw before competing for the CPU
     try:
         configure_torch()
+        import captum.attr  # noqa: F401  (with matplotlib, about 1.8 s: Gene pairs, Attributions)
         import scipy.stats  # noqa: F401
         import sklearn.metrics  # noqa: F401
 

@@ -230,6 +230,7 @@ def test_shared_jobs_run_once_per_key_in_the_short_pool_beside_a_busy_long_pool(
         assert other is not first and first.queue == "short"
         _wait(lambda: first.status == "done" and other.status == "done")
         assert training.status == "running" and first.result["pid"] != os.getpid()
+        assert first.args == ()  # a finished job keeps no reference to its inputs (a dataset)
         assert jobs.shared_job(("baselines", "model", "data"), "later", counting, args=(2,)) is first  # kept
         first.status = "cancelled"  # as when the server stopped it: the next visit starts it again
         assert jobs.shared_job(("baselines", "model", "data"), "retry", counting, args=(2,)) is not first
