@@ -153,6 +153,14 @@ def wait_for_charts(page, min_count: int = 0, timeout_ms: int = 60_000) -> int:
     return page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').count()
 
 
+def without_baselines(at):
+    """``at`` (an AppTest) with the Evaluate page's baselines off: each new model or dataset there starts a job
+    (a process that fits them), which would compete with the training jobs other tests wait for. The job is
+    tested where it is the subject (``test_evaluate_search_and_ablation``, ``test_jobs_process.py``)."""
+    at.session_state["eval_baselines"] = False
+    return at
+
+
 # ---------------------------------------------------------------------- models for the app
 #: Small, fast versions of each family (seconds to train on 2 CPU cores), for app tests.
 SMALL_MODELS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from st_e2e import make_small_models
+from st_e2e import make_small_models, without_baselines
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
@@ -37,7 +37,7 @@ def models_dir(tmp_path_factory) -> Path:
 def app(models_dir, monkeypatch) -> AppTest:
     monkeypatch.setenv("HMVIZ_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("HMVIZ_TORCH_THREADS", "1")
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    return without_baselines(AppTest.from_file(APP, default_timeout=TIMEOUT).run())
 
 
 def ok(at: AppTest) -> AppTest:
@@ -315,6 +315,7 @@ def test_attributions_one_gene_sets_and_list(app, tmp_path):
 
 
 def test_evaluate_search_and_ablation(app):
+    app.session_state["eval_baselines"] = True
     ok(goto(app, "evaluate"))
     # in a job shared by every session (an earlier test of this process may have started it): the page does not wait
     deadline = time.monotonic() + TIMEOUT

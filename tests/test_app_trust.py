@@ -24,6 +24,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
+from st_e2e import without_baselines  # noqa: E402
 from test_app import goto, ok  # noqa: E402  (shared helpers of the app tests)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def app(monkeypatch) -> AppTest:
         pytest.skip("the bundled models are not installed")
     monkeypatch.setenv("HMVIZ_MODELS_DIR", str(BUNDLED_DIR))
     monkeypatch.setenv("HMVIZ_TORCH_THREADS", "1")
-    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    return without_baselines(AppTest.from_file(APP, default_timeout=TIMEOUT).run())
 
 
 
