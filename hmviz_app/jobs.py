@@ -72,6 +72,8 @@ class Job:
     args: tuple = ()
     process: bool = False
     queue: str = "long"  # the pool it runs in: "long" (training, ablation) or "short" (see the module docstring)
+    time_limit_s: float | None = None  # a job still running after this long is cancelled and fails (None: no limit)
+    timed_out: bool = False
     status: str = "queued"
     result: Any = None
     error: str | None = None
@@ -99,6 +101,11 @@ class Job:
                 self.status, self.error = "cancelled", "Cancelled before it started."
                 return
             self.status = "running"
+            timer = None
+            if self.time_limit_s is not None:
+                timer = threading.Timer(self.time_limit_s, self._time_out)
+                timer.daemon = True
+                timer.start()
             if self.process:
                 status, result, error = outcome(
                     lambda: run_in_process(self.target, self.args, threads=threads, title=self.title,
@@ -111,10 +118,20 @@ class Job:
 
                 configure_torch()
                 status, result, error = outcome(lambda: self.target(self, *self.args), self.title)
+            if timer is not None:
+                timer.cancel()
+            if self.timed_out:
+                status, result, error = "failed", None, (
+                    f"{self.title} took longer than {self.time_limit_s / 60:g} minutes and was stopped. The server may "
+                    "be very busy: try again later.")
             self.result, self.error, self.status = result, error, status
         finally:
             self.finished = time.time()
             self.args = ()  # its inputs (a dataset...) are not kept alive by a finished job
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self.cancel.set()  # a process job that does not stop within its grace period is killed
 
     @property
     def running(self) -> bool:
@@ -251,15 +268,21 @@ SHARED_KEEP = 64
 _shared: dict[tuple, Job] = {}
 
 
-def shared_job(key: tuple, title: str, target: Callable[..., Any], args: tuple = (), queue: str = "short") -> Job:
+#: How long a shared job may run (seconds): it holds the short pool's one worker meanwhile.
+SHARED_TIME_LIMIT_S = 1800.0
+
+
+def shared_job(key: tuple, title: str, target: Callable[..., Any], args: tuple = (), queue: str = "short",
+               time_limit_s: float = SHARED_TIME_LIMIT_S) -> Job:
     """The one job of ``key`` for the whole server (work whose result every session can use, such as the
     baselines of a model on a dataset): the queued, running or finished job of that key, or a new one
-    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled."""
+    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled. It fails
+    after ``time_limit_s``."""
     with _pool_lock:
         job = _shared.get(key)
         if job is not None and job.status != "cancelled":
             return job
-        job = Job(key[0], title, target, args=args, process=True, queue=queue)
+        job = Job(key[0], title, target, args=args, process=True, queue=queue, time_limit_s=time_limit_s)
         _shared[key] = job
         finished = [k for k, j in _shared.items() if not j.running]
         for old in finished[: max(0, len(_shared) - SHARED_KEEP)]:

@@ -237,3 +237,30 @@ def test_shared_jobs_run_once_per_key_in_the_short_pool_beside_a_busy_long_pool(
     finally:
         for p in list(jobs._pools.values()):
             p.close(wait_s=20)
+
+
+def sleeps(job, seconds):
+    time.sleep(seconds)  # like a fit that never checks the cancel
+    return "woke"
+
+
+def test_a_shared_job_past_its_time_limit_fails_with_a_message_and_frees_the_worker(monkeypatch):
+    """Nothing waits forever: a shared job (which holds the short pool's one worker) is cancelled at its time
+    limit, its process killed after the grace period when it ignores the cancel, and it fails with one line."""
+    from hmviz_app import job_process, jobs
+
+    monkeypatch.setattr(jobs, "_pools", {})
+    monkeypatch.setattr(jobs, "_shared", {})
+    monkeypatch.setattr(job_process, "CANCEL_GRACE_S", 1.0)
+    try:
+        slow = jobs.shared_job(("baselines", "m", "d"), "Baselines for m", sleeps, args=(60,), time_limit_s=1.0)
+        after = jobs.shared_job(("baselines", "m", "other"), "Baselines for m on other", counting, args=(1,))
+        t0 = time.monotonic()
+        _wait(lambda: after.status == "done", seconds=40)
+        assert time.monotonic() - t0 < 30 and slow.status == "failed" and slow.timed_out
+        assert slow.error == ("Baselines for m took longer than 0.0166667 minutes and was stopped. The server may be "
+                              "very busy: try again later.")
+        assert jobs.shared_job(("baselines", "m", "d"), "again", counting, args=(1,)) is slow  # a failure is kept
+    finally:
+        for p in list(jobs._pools.values()):
+            p.close(wait_s=20)
