@@ -101,9 +101,9 @@ class Job:
                 self.status, self.error = "cancelled", "Cancelled before it started."
                 return
             self.status = "running"
-            timer = None
-            if self.time_limit_s is not None:
-                timer = threading.Timer(self.time_limit_s, self._time_out)
+            timer, limit = None, self.time_limit_s
+            if limit is not None:
+                timer = threading.Timer(limit, self._time_out)
                 timer.daemon = True
                 timer.start()
             if self.process:
@@ -120,9 +120,9 @@ class Job:
                 status, result, error = outcome(lambda: self.target(self, *self.args), self.title)
             if timer is not None:
                 timer.cancel()
-            if self.timed_out:
+            if self.timed_out and limit is not None:
                 status, result, error = "failed", None, (
-                    f"{self.title} took longer than {self.time_limit_s / 60:g} minutes and was stopped. The server may "
+                    f"{self.title} took longer than {limit / 60:g} minutes and was stopped. The server may "
                     "be very busy: try again later.")
             self.result, self.error, self.status = result, error, status
         finally:
