@@ -122,8 +122,8 @@ class Job:
                 timer.cancel()
             if self.timed_out and limit is not None:
                 status, result, error = "failed", None, (
-                    f"{self.title} took longer than {limit / 60:g} minutes and was stopped. The server may "
-                    "be very busy: try again later.")
+                    f"{self.title} took longer than {limit / 60:g} minutes and was stopped (the server may be very "
+                    "busy). Open the page again later to start it again.")
             self.result, self.error, self.status = result, error, status
         finally:
             self.finished = time.time()
@@ -276,11 +276,11 @@ def shared_job(key: tuple, title: str, target: Callable[..., Any], args: tuple =
                time_limit_s: float = SHARED_TIME_LIMIT_S) -> Job:
     """The one job of ``key`` for the whole server (work whose result every session can use, such as the
     baselines of a model on a dataset): the queued, running or finished job of that key, or a new one
-    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled. It fails
-    after ``time_limit_s``."""
+    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled or ran out
+    of time (``time_limit_s``). Any other failure is kept: it would fail again."""
     with _pool_lock:
         job = _shared.get(key)
-        if job is not None and job.status != "cancelled":
+        if job is not None and job.status != "cancelled" and not (job.status == "failed" and job.timed_out):
             return job
         job = Job(key[0], title, target, args=args, process=True, queue=queue, time_limit_s=time_limit_s)
         _shared[key] = job
