@@ -140,25 +140,39 @@ def _server_run(times_file: Path | None, path: str, since: float) -> dict | None
     return runs[-1] if runs else None
 
 
+class BrowserBusy:
+    """How long the page's main thread has been busy running tasks (script, style, layout, paint; the wall
+    time of its tasks, Chrome's ``TaskDuration``) since this object was made. A DevTools session of its own
+    per visit: ``TaskDuration`` counts from the ``Performance.enable`` of that session (one session kept
+    over several documents gave wrong figures after some navigations). NaN when the count went backwards
+    (the page moved to a new renderer process meanwhile)."""
+
+    def __init__(self, page) -> None:
+        self._cdp = page.context.new_cdp_session(page)
+        self._cdp.send("Performance.enable")
+        self._start = self._task_s()
+
+    def _task_s(self) -> float:
+        return next(m["value"] for m in self._cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+
+    def seconds(self) -> float:
+        end = self._task_s()
+        self._cdp.detach()
+        return end - self._start if end >= self._start else float("nan")
+
+
 def visit_all(page, url: str, rounds: int, times_file: Path | None = None) -> dict:
     """Every page by URL and by sidebar, ``rounds`` times: {"url": {title: [s...]}, "sidebar": {...},
     "phases": [{how, page, phases..., server_s, server_cpu_s}...]}."""
     out: dict = {"url": {t: [] for t, _, _ in PAGES}, "sidebar": {t: [] for t, _, _ in PAGES}, "phases": []}
 
-    cdp = page.context.new_cdp_session(page)
-
-    def browser_busy_s() -> float:
-        # the page's main thread: seconds spent running tasks (script, style, layout, paint) since it opened
-        cdp.send("Performance.enable")  # again after every new document
-        return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
-
     def one(how: str, title: str, path: str, fn, *args) -> None:
         since = time.time()
-        busy0 = browser_busy_s()
+        busy = BrowserBusy(page)
         phases = _timed(fn, *args)
-        if math.isfinite(phases["s"]):
-            busy1 = browser_busy_s()
-            phases["browser_s"] = busy1 - busy0 if busy1 >= busy0 else busy1  # a new renderer counts from 0
+        busy_s = busy.seconds()
+        if math.isfinite(phases["s"]) and math.isfinite(busy_s):
+            phases["browser_s"] = busy_s
         run = _server_run(times_file, path, since)
         if run is not None:
             phases.update(server_s=run["s"], server_cpu_s=run["cpu_s"])
@@ -176,8 +190,9 @@ def visit_all(page, url: str, rounds: int, times_file: Path | None = None) -> di
 
 
 # ------------------------------------------------------------------ where the machine's CPU went
-def _proc_table() -> dict[int, tuple[int, float, str]]:
-    """{pid: (parent pid, CPU seconds so far, command name)} of every process readable in /proc."""
+def _proc_table() -> dict[int, tuple[int, float, float, str]]:
+    """{pid: (parent pid, own CPU seconds so far, CPU seconds of its children that exited and were reaped,
+    command name)} of every process readable in /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     table = {}
     for entry in os.listdir("/proc"):
@@ -189,7 +204,8 @@ def _proc_table() -> dict[int, tuple[int, float, str]]:
             continue
         name = raw[raw.index("(") + 1:raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2:].split()
-        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, name)
+        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick,
+                             (int(fields[13]) + int(fields[14])) / tick, name)
     return table
 
 
@@ -203,7 +219,7 @@ def _descendants(table: dict, root: int) -> set[int]:
     found, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
-        kids = [pid for pid, (ppid, _, _) in table.items() if ppid == parent and pid not in found]
+        kids = [pid for pid, (ppid, *_) in table.items() if ppid == parent and pid not in found]
         found.update(kids)
         frontier.extend(kids)
     return found
@@ -220,9 +236,9 @@ def _lowest_priority_chromium(pid_file: Path) -> Path:
 
 
 def cpu_snapshot(server_pid: int, others_pid_file: Path | None = None) -> dict:
-    """CPU seconds so far of: the server, its job processes, this benchmark's browser for the fourth user
-    (and the driver), the trainers' browser when it runs apart (``others_pid_file``), the rest of the
-    machine (other users) and the machine in all."""
+    """Where the CPU has gone so far, per process: the server, its job processes, this benchmark's browser
+    for the fourth user (and the driver), the trainers' browser when it runs apart (``others_pid_file``);
+    and the machine in all. :func:`cpu_share` turns two snapshots into cores used."""
     table = _proc_table()
     jobs = _descendants(table, server_pid) - {server_pid}
     others: set[int] = set()
@@ -230,17 +246,32 @@ def cpu_snapshot(server_pid: int, others_pid_file: Path | None = None) -> dict:
         others = _descendants(table, int(others_pid_file.read_text()))
     ours = _descendants(table, os.getpid()) - _descendants(table, server_pid) - {os.getpid()} - others
     groups = {"server": {server_pid}, "jobs": jobs, "browser": ours, "trainers_browser": others}
-    snap = {name: sum(table[p][1] for p in pids if p in table) for name, pids in groups.items()}
-    snap["machine"] = _machine_cpu_s()
-    snap["wall"] = time.monotonic()
-    return snap
+    procs = {pid: (name, table[pid][1], table[pid][2]) for name, pids in groups.items() for pid in pids if pid in table}
+    return {"procs": procs, "server_pid": server_pid, "machine": _machine_cpu_s(), "wall": time.monotonic()}
+
+
+GROUPS = ("server", "jobs", "browser", "trainers_browser")
 
 
 def cpu_share(before: dict, after: dict) -> dict:
-    """Cores used on average between two snapshots by each group (``other``: the rest of the machine)."""
+    """Cores used on average between two snapshots by each group (``other``: the rest of the machine).
+    Per process: its own CPU time since the first snapshot (all of it if it started since); a process that
+    exited meanwhile counts through its parent, which reaped it (the server's exited children are job
+    processes, a browser's are its renderers): the growth of the parent's children's time, less what the
+    exited process had used before the first snapshot. Never negative."""
     wall = after["wall"] - before["wall"]
-    used = {k: (after[k] - before[k]) / wall for k in ("server", "jobs", "browser", "trainers_browser", "machine")}
-    used["other"] = max(0.0, used["machine"] - sum(used[k] for k in ("server", "jobs", "browser", "trainers_browser")))
+    used = dict.fromkeys(GROUPS, 0.0)
+    for pid, (group, own, reaped) in after["procs"].items():
+        _, own0, reaped0 = before["procs"].get(pid, (group, 0.0, reaped))
+        used[group] += own - own0
+        used["jobs" if pid == after["server_pid"] else group] += reaped - reaped0
+    for pid, (group, own0, reaped0) in before["procs"].items():
+        if pid not in after["procs"]:  # exited: its time before the first snapshot is not this window's
+            used[group] -= own0 + reaped0
+    used = {k: max(0.0, v) for k, v in used.items()}
+    used = {k: v / wall for k, v in used.items()}
+    used["machine"] = (after["machine"] - before["machine"]) / wall
+    used["other"] = max(0.0, used["machine"] - sum(used[k] for k in GROUPS))
     return {k: round(v, 2) for k, v in used.items()}
 
 
@@ -424,7 +455,7 @@ def main() -> None:
     for cond in ("idle", "busy"):
         for title, _, _ in PAGES:
             rows = [r for r in out[cond]["phases"] if r["page"] == title]
-            cells = {k: _median([r[k] for r in rows if k in r])
+            cells = {k: _median([r[k] for r in rows if k in r and math.isfinite(r[k])])
                      for k in ("heading_s", "script_done_s", "s", "browser_s", "server_s", "server_cpu_s")}
             print(f"  {cond:4s} {title:14s} " + " ".join(f"{k}={v:.2f}" for k, v in cells.items()))
         print(f"  {cond}: cores used on average (server, jobs, the fourth user's browser, the trainers' browser, "

@@ -120,3 +120,35 @@ def test_each_cell_types_table_names_its_labels_and_cites_only_its_own_cell_as_t
     row = next(line for line in e003.splitlines() if line.startswith("| deepchrome |"))
     assert "0.770 (REMC E003 (H1), all genes; same cell type, different gene set)" in row
     assert "0.920 (REMC E123 (K562); not the same data)" in row
+
+
+def _app_load_bench():
+    sys.path.insert(0, str(ROOT / "bench"))
+    sys.path.insert(0, str(ROOT / "tests"))
+    spec = importlib.util.spec_from_file_location("bench_app_load_for_test", ROOT / "bench" / "bench_app_load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_share_counts_processes_that_start_and_exit_between_snapshots() -> None:
+    """The app-load bench's "cores used" per group: a job that exited between the snapshots (reaped by
+    the server) is the jobs' CPU, not a negative figure; a process started meanwhile counts from zero."""
+    bench = _app_load_bench()
+    server = 100
+    before = {"server_pid": server, "machine": 10.0, "wall": 0.0, "procs": {
+        server: ("server", 5.0, 0.0),  # (group, own CPU s, reaped children's CPU s)
+        101: ("jobs", 8.0, 0.0),       # a job that exits before the second snapshot
+        200: ("browser", 3.0, 1.0)}}
+    after = {"server_pid": server, "machine": 30.0, "wall": 10.0, "procs": {
+        server: ("server", 6.0, 12.0),  # reaped job 101: 12 s of CPU in all, 4 of them in this window
+        102: ("jobs", 2.0, 0.0),        # a job started since
+        200: ("browser", 7.0, 2.5),     # a renderer of the browser exited: 1.5 s more of reaped CPU
+        300: ("browser", 0.5, 0.0)}}
+    used = bench.cpu_share(before, after)
+    assert used["server"] == 0.1  # 1 s in 10 s
+    assert used["jobs"] == 0.6  # job 101's last 4 s + job 102's 2 s
+    assert used["browser"] == round((4.0 + 1.5 + 0.5) / 10, 2)
+    assert used["machine"] == 2.0
+    assert used["other"] == round(2.0 - 0.1 - 0.6 - 0.6, 2)
+    assert all(v >= 0 for v in used.values())
