@@ -54,6 +54,12 @@ def worker_count() -> int:
     return int(os.environ.get("HMVIZ_APP_WORKERS") or 0) or max(1, min(4, (os.cpu_count() or 2) // 4))
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` in words: "30 minutes", "90 seconds", "1 second"."""
+    value, unit = (seconds / 60, "minute") if seconds >= 120 else (seconds, "second")
+    return f"{value:g} {unit}{'' if value == 1 else 's'}"
+
+
 @dataclass(eq=False)
 class Job:
     """Work for the pool: a training run or an ablation.
@@ -122,8 +128,7 @@ class Job:
                 timer.cancel()
             if self.timed_out and limit is not None:
                 status, result, error = "failed", None, (
-                    f"{self.title} took longer than {limit / 60:g} minutes and was stopped (the server may be very "
-                    "busy). Open the page again later to start it again.")
+                    f"{self.title} took longer than {_duration(limit)} and was stopped (the server may be very busy).")
             self.result, self.error, self.status = result, error, status
         finally:
             self.finished = time.time()
@@ -273,14 +278,17 @@ SHARED_TIME_LIMIT_S = 1800.0
 
 
 def shared_job(key: tuple, title: str, target: Callable[..., Any], args: tuple = (), queue: str = "short",
-               time_limit_s: float = SHARED_TIME_LIMIT_S) -> Job:
+               time_limit_s: float = SHARED_TIME_LIMIT_S, retry: bool = False) -> Job:
     """The one job of ``key`` for the whole server (work whose result every session can use, such as the
     baselines of a model on a dataset): the queued, running or finished job of that key, or a new one
-    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled or ran out
-    of time (``time_limit_s``). Any other failure is kept: it would fail again."""
+    (in its own process, in ``queue``'s pool) when there is none or the last one was cancelled (the server
+    stopped it). A failure, running out of time (``time_limit_s``) included, is kept for every session (its
+    page shows it once, not a new try on every visit) until ``retry``: a user asked to try again (the
+    cause may have passed: a busy server, a process killed for memory)."""
     with _pool_lock:
         job = _shared.get(key)
-        if job is not None and job.status != "cancelled" and not (job.status == "failed" and job.timed_out):
+        restart = job is None or job.status == "cancelled" or (job.status == "failed" and retry)
+        if not restart:
             return job
         job = Job(key[0], title, target, args=args, process=True, queue=queue, time_limit_s=time_limit_s)
         _shared[key] = job

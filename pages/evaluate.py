@@ -107,9 +107,10 @@ pair = _truth_and_scores()
 interval = _interval(entry.cache_key, data.key, entry.task, *pair) if pair is not None and len(pair[0]) > 1 else None
 
 
-def _metrics_panel(job: jobs.Job | None) -> None:
+def _metrics_panel(job: jobs.Job | None, retry) -> None:
     """The metrics table, with the baselines once their job (shared by every session) has trained them:
-    the page polls it meanwhile and reruns once when it ends."""
+    the page polls it meanwhile and reruns once when it ends. When it failed, a button runs it again
+    (``retry()``)."""
     polling = job is not None and job.running
 
     @st.fragment(run_every=jobs.POLL_SECONDS if polling else None)
@@ -124,15 +125,22 @@ def _metrics_panel(job: jobs.Job | None) -> None:
         else:
             _metrics_table([])
             state.show_error(HmvizError(f"The baselines could not be trained: {job.error}"))
+            if st.button("Train the baselines again", key="eval_baselines_retry", icon=":material/refresh:",
+                         help="Starts their job again for this model and dataset (for every user of this server)."):
+                retry()
+                st.rerun()
         if polling and not job.running:
             st.rerun()  # once: the page is drawn again without polling
 
     panel()
 
 
-baseline_job = jobs.shared_job(("baselines", entry.cache_key, data.key), f"Baselines for {entry.label}", fit_baselines,
-                               args=(data.dataset, entry.card)) if want_baselines else None
-_metrics_panel(baseline_job)
+def _baselines(retry: bool = False) -> jobs.Job:
+    return jobs.shared_job(("baselines", entry.cache_key, data.key), f"Baselines for {entry.label}", fit_baselines,
+                           args=(data.dataset, entry.card), retry=retry)
+
+
+_metrics_panel(_baselines() if want_baselines else None, retry=lambda: _baselines(retry=True))
 
 # ------------------------------------------------------------------------------ curves
 from hmviz import plots

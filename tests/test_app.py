@@ -347,6 +347,33 @@ def test_evaluate_search_and_ablation(app):
     assert "**A** (1 mark" in texts(app.success)
 
 
+def test_evaluate_baselines_that_failed_can_be_trained_again(app):
+    """A failed baselines job stays failed for every session (it would most likely fail again), with its
+    message and a button that starts it again (the cause may have passed: a process killed for memory)."""
+    from hmviz_app import jobs
+
+    app.session_state["eval_baselines"] = True
+    ok(goto(app, "evaluate"))
+    key, job = next((k, j) for k, j in jobs._shared.items() if k[0] == "baselines")
+    deadline = time.monotonic() + TIMEOUT
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    job.status, job.error = "failed", "its process ended unexpectedly (killed by signal 9)"
+    app.run()
+    assert not app.exception
+    assert "The baselines could not be trained: its process ended unexpectedly (killed by signal 9)" in texts(app.error)
+    assert jobs._shared[key] is job  # kept: another visit does not start it again
+    app.button(key="eval_baselines_retry").click().run()
+    again = jobs._shared[key]
+    assert again is not job and again.status in ("queued", "running", "done")
+    assert not [e for e in app.error if "could not be trained" in e.value]
+    deadline = time.monotonic() + TIMEOUT
+    while "boosted-trees" not in set(app.dataframe[0].value["model"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ok(app.run())
+    assert {"logistic", "boosted-trees"} <= set(app.dataframe[0].value["model"])
+
+
 def test_bad_model_folder_is_skipped(tmp_path, monkeypatch, models_dir):
     """A bundled folder with a broken card is left out, not a crash."""
     import shutil

@@ -244,6 +244,13 @@ def sleeps(job, seconds):
     return "woke"
 
 
+def test_durations_in_words():
+    from hmviz_app.jobs import _duration
+
+    assert [_duration(s) for s in (1800, 120, 90, 1, 2.5)] == ["30 minutes", "2 minutes", "90 seconds", "1 second",
+                                                                "2.5 seconds"]
+
+
 def test_a_shared_job_past_its_time_limit_fails_with_a_message_and_frees_the_worker(monkeypatch):
     """Nothing waits forever: a shared job (which holds the short pool's one worker) is cancelled at its time
     limit, its process killed after the grace period when it ignores the cancel, and it fails with one line."""
@@ -258,13 +265,14 @@ def test_a_shared_job_past_its_time_limit_fails_with_a_message_and_frees_the_wor
         t0 = time.monotonic()
         _wait(lambda: after.status == "done", seconds=40)
         assert time.monotonic() - t0 < 30 and slow.status == "failed" and slow.timed_out
-        assert slow.error == ("Baselines for m took longer than 0.0166667 minutes and was stopped (the server may be "
-                              "very busy). Open the page again later to start it again.")
-        again = jobs.shared_job(("baselines", "m", "d"), "again", counting, args=(1,))  # as the message says
+        assert slow.error == "Baselines for m took longer than 1 second and was stopped (the server may be very busy)."
+        assert jobs.shared_job(("baselines", "m", "d"), "again", counting, args=(1,)) is slow  # kept, not retried
+        again = jobs.shared_job(("baselines", "m", "d"), "asked", counting, args=(1,), retry=True)  # a user asked
         assert again is not slow
         _wait(lambda: again.status == "done")
-        again.status, again.error = "failed", "one class only"  # any other failure is kept: it would fail again
-        assert jobs.shared_job(("baselines", "m", "d"), "third", counting, args=(1,)) is again
+        assert jobs.shared_job(("baselines", "m", "d"), "third", counting, args=(1,), retry=True) is again  # done
+        again.status, again.error = "failed", "one class only"  # any failure is kept for every visit
+        assert jobs.shared_job(("baselines", "m", "d"), "fourth", counting, args=(1,)) is again
     finally:
         for p in list(jobs._pools.values()):
             p.close(wait_s=20)
