@@ -231,3 +231,23 @@ def test_models_lists_each_familys_training_defaults_from_its_config(capsys):
     main(["models"])
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("simplechrome "))
     assert f"at most {sc.epochs} epochs after {sc.vae_epochs} VAE epochs," in line
+
+
+def test_deepchrome_on_ten_bins_names_settings_that_fit_and_they_train(tmp_path, capsys):
+    """A table of 10 bins per gene (as a genome-wide set in 10-kb bins): DeepChrome's kernel 10 and pool 5 need 14;
+    the error names values that fit, in the command's words, and training with them works."""
+    import dataclasses
+
+    ds, _ = make_sample_dataset(n_genes=240, seed=5)
+    ten = dataclasses.replace(ds, signal=ds.signal.reshape(ds.n_genes, 10, 10, ds.n_marks).sum(axis=2),
+                              bin_size=ds.bin_size * 10, tss_bin=ds.tss_bin // 10)
+    path = str(write_long(ten, tmp_path / "ten.csv.gz"))
+    base = ["train", "--data", path, "--model", "deepchrome", "--epochs", "2"]
+    assert main([*base, "--out", str(tmp_path / "default")]) == 2
+    line = _one_error_line(capsys)
+    assert "needs at least 14 bins per gene; this data has 10" in line
+    assert "e.g. --set kernel_size=3 --set pool_size=2" in line
+    assert not (tmp_path / "default").exists()
+    assert main([*base, "--out", str(tmp_path / "fits"), "--set", "kernel_size=3", "--set", "pool_size=2"]) == 0
+    card = read_card(tmp_path / "fits")
+    assert (card["n_bins"], card["config"]["kernel_size"], card["config"]["pool_size"]) == (10, 3, 2)
