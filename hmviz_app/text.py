@@ -43,7 +43,8 @@ def report_html(text: object) -> str:
 #: The library's words for the command line and Python, and what the app's pages call the same thing.
 PAGE_WORDS = (
     (re.compile(r"e\.g\. --set kernel_size=(\d+) --set pool_size=(\d+)"),
-     r"e.g. kernel_size=\1 and pool_size=\2 (settings of the command line's train; the Train page has none for them)"),
+     r"e.g. kernel_size=\1 and pool_size=\2 on two lines of Model settings"),
+    (re.compile(r"\(--set\)"), "(Model settings)"),
     (re.compile(r"\(--format ([a-z]+)\)"), r"(choose '\1' in the Format list)"),
     (re.compile(r"\(--format\)"), "(with the Format list)"),
     (re.compile(r"\(--format [^)]*\)"), "(with the Format list)"),

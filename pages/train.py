@@ -1,6 +1,9 @@
 """Train: a model family, its key hyperparameters, marks, label rule and split; live progress and
 cancel; your models beside the bundled ones (rename, compare, delete, download)."""
 
+import dataclasses
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -22,7 +25,7 @@ st.title("Train")
 data = state.current_data()
 ds = data.first
 with st.spinner("Loading the model families (PyTorch)..."):
-    from hmviz.models import MODEL_REGISTRY
+    from hmviz.models import MODEL_REGISTRY, parse_settings
     from hmviz.plots import training_curves
     from hmviz.inference import choose_device
     from hmviz.options import TrainOptions
@@ -35,9 +38,32 @@ family = st.selectbox("Model family", list(MODEL_REGISTRY), key=state.sticky("tr
                       disabled=running)
 spec = MODEL_REGISTRY[family]
 st.caption(f"{spec.description} Predicts {TASKS[spec.task]}.")
-config = spec.config_cls(n_marks=ds.n_marks, n_bins=ds.n_bins)
-problem = None
-if spec.task == "differential" and not data.multi_cell:
+#: Settings with their own control on this page (a line for them in Model settings would be ignored).
+OWN_CONTROLS = {"epochs": "Epochs (at most)", "batch_size": "Batch size", "lr": "Learning rate"}
+fields = [f for f in dataclasses.fields(spec.config_cls) if f.name not in ("n_marks", "n_bins", *OWN_CONTROLS)]
+with st.expander("Model settings (architecture and training, as `--set` on the command line)"):
+    settings_text = st.text_area(
+        "One setting per line, KEY=VALUE (empty: the family's defaults)", key=state.sticky(f"train_settings_{family}", ""),
+        placeholder="e.g. dropout=0.2", disabled=running,
+        help=f"{family}'s settings, with their defaults: "
+             + ", ".join(f"{f.name}={f.default}" for f in fields if f.default is not dataclasses.MISSING)
+             + ". The model card records every value used.")
+problem, overrides, config = None, {}, None
+try:
+    lines = [line.strip() for line in settings_text.splitlines() if line.strip()]
+    overrides = parse_settings(family, lines)
+    if clash := sorted(set(overrides) & set(OWN_CONTROLS)):
+        raise HmvizError(f"{clash[0]} has its own control on this page: set it with {OWN_CONTROLS[clash[0]]}, not in "
+                         "Model settings.")
+    config = spec.config_cls.from_dict({"n_marks": ds.n_marks, "n_bins": ds.n_bins, **overrides}, saved=False)
+except HmvizError as exc:
+    problem = escape_md(in_page_words(str(exc)))
+if config is None:  # the controls below show the family's defaults meanwhile
+    config = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(spec.config_cls)
+                                if f.default is not dataclasses.MISSING})
+if problem:
+    pass
+elif spec.task == "differential" and not data.multi_cell:
     problem = ("DeepDiff compares two cell types, but the dataset in use has one. Choose the two-cell sample "
                "(or upload two cells) on the Data page.")
 elif spec.task != "differential" and data.multi_cell:
@@ -126,7 +152,8 @@ if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=run
             raise HmvizError("Choose at least one mark.")
         options = TrainOptions(model=family, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                                seed=int(seed), device="auto", marks=tuple(marks), label_rule=label_rule, split=split,
-                               valid_chroms=valid_chroms, test_chroms=test_chroms, patience=int(patience), cells=cells)
+                               valid_chroms=valid_chroms, test_chroms=test_chroms, patience=int(patience), cells=cells,
+                               model_overrides=overrides)
         dataset, out = data.dataset, state.new_folder("models")
         job = jobs.start_job("train", f"Training {family}", train_and_save, args=(dataset, options, out),
                              data_key=data.key, data_name=data.name)
@@ -255,10 +282,8 @@ if chosen:
                           for m in chosen])
     st.dataframe(table, hide_index=True)
     state.csv_button(table, "model_comparison.csv", key="download_comparison")
-    cols = st.columns(min(len(chosen), 3))
-    for k, m in enumerate(chosen):
+    for m in chosen:  # one per row: each has two panels, which overlap in a third of the page at 1024 px
         history = list(m.card.history)
         if history:
-            with cols[k % len(cols)]:
-                state.plot(training_curves(history, best_epoch=m.card.run.best_epoch,
-                                           title=m.label), f"training_{m.name}", key=f"compare_curves_{m.key}")
+            state.plot(training_curves(history, best_epoch=m.card.run.best_epoch, title=m.label),
+                       f"training_{m.name}", key=f"compare_curves_{m.key}")

@@ -254,6 +254,43 @@ def test_train_in_background_then_rename_compare_delete(app):
     assert not app.session_state["models"] and not entry.path.exists()
 
 
+def test_train_a_ten_bin_table_with_model_settings(app):
+    """A table of 10 bins per gene (a genome-wide set in 10-kb bins): the Train page opens, says DeepChrome's
+    default kernel and pool do not fit and what to write in Model settings; with them it trains, and the card
+    records them. A setting with its own control, or an unknown one, is refused before training."""
+    import dataclasses
+
+    from hmviz.data.synthetic import make_sample_dataset
+    from hmviz_app.state import DataEntry
+
+    ds, _ = make_sample_dataset(n_genes=240, seed=5)
+    ten = dataclasses.replace(ds, signal=ds.signal.reshape(ds.n_genes, 10, 10, ds.n_marks).sum(axis=2),
+                              bin_size=ds.bin_size * 10, tss_bin=ds.tss_bin // 10)
+    app.session_state["data"] = DataEntry("ten-bins", "ten.csv", ten, "upload")
+    goto(app, "train")
+    assert not app.exception
+    app.selectbox(key="train_family").set_value("deepchrome").run()
+    warning = texts(app.warning)
+    assert "needs at least 14 bins per gene; this data has 10" in warning
+    assert "kernel_size=3 and pool_size=2 on two lines of Model settings" in warning
+    assert app.button(key="train_start").disabled
+    settings = app.text_area(key="train_settings_deepchrome")
+    settings.set_value("lr=0.01").run()
+    assert "lr has its own control on this page: set it with Learning rate" in texts(app.warning)
+    settings.set_value("kernal_size=3").run()
+    assert "deepchrome has no setting 'kernal_size'. Did you mean 'kernel_size'?" in texts(app.warning)
+    settings.set_value("kernel_size=3\npool_size=2\n").run()
+    assert not app.warning and not app.button(key="train_start").disabled
+    app.number_input(key="train_epochs_deepchrome").set_value(1)
+    ok(app.button(key="train_start").click().run())
+    deadline = time.monotonic() + 90
+    while not app.session_state["models"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        app.run()
+    (key, entry), = app.session_state["models"].items()
+    assert (entry.card.n_bins, entry.card.config["kernel_size"], entry.card.config["pool_size"]) == (10, 3, 2)
+
+
 def test_cancel_training(app):
     goto(app, "train")
     app.selectbox(key="train_family").set_value("ranker-deepchrome").run()

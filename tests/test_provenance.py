@@ -213,8 +213,9 @@ def test_report_html_shows_every_character_as_itself_with_its_lines():
     ("--flank 5000 is not a multiple of --bin-size 300", "Window 5000 is not a multiple of Bin size 300"),
     ("(--lr) or check", "(Learning rate) or check"),
     ("Set a smaller convolution and pool that fit, e.g. --set kernel_size=3 --set pool_size=2, use data",
-     "Set a smaller convolution and pool that fit, e.g. kernel_size=3 and pool_size=2 (settings of the command line's "
-     "train; the Train page has none for them), use data"),
+     "Set a smaller convolution and pool that fit, e.g. kernel_size=3 and pool_size=2 on two lines of Model settings, "
+     "use data"),
+    ("the model settings (--set) ask for", "the model settings (Model settings) ask for"),
 ])
 def test_in_page_words_names_page_controls_not_flags_or_python(message, words):
     from hmviz_app.text import in_page_words
