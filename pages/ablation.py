@@ -11,6 +11,7 @@ import streamlit as st
 
 from hmviz.errors import DataError, HmvizError
 from hmviz_app import jobs, state, uploads
+from hmviz_app.model_settings import model_settings
 from hmviz_app.provenance import show_provenance
 
 MODES = {"mask": "Mask marks of the current model (seconds)", "retrain": "Retrain on every subset of marks (minutes)",
@@ -83,10 +84,11 @@ def _retrain_panel() -> None:
     job = jobs.jobs().get("ablation")
     running = job is not None and job.running
     families = [n for n, s in MODEL_REGISTRY.items() if s.task in ab.DEFAULT_METRIC]
-    c1, c2, c3, c4, c5, c6 = st.columns(6)
+    c1, c2, c3 = st.columns(3)  # two rows of three: in one row of six, the lists cut their choices at 1024 px
     family = c1.selectbox("Model family", families, key=state.sticky("abl_family", "deepchrome"), disabled=running)
     seeds = c2.number_input("Seeds per subset", 1, 10, key=state.sticky("abl_seeds", 1), disabled=running)
     epochs = c3.number_input("Epochs (at most)", 1, 500, key=state.sticky("abl_epochs", 5), disabled=running)
+    c4, c5, c6 = st.columns(3)
     patience = c4.number_input("Patience", 0, 50, key=state.sticky("abl_patience", DEFAULT_PATIENCE),
                                disabled=running)
     where = c5.selectbox("Run on", ["local", "ray"], key=state.sticky("abl_executor", "local"), disabled=running,
@@ -100,12 +102,16 @@ def _retrain_panel() -> None:
                                 help="'auto' joins the cluster started on this machine with 'ray start'; or HOST:PORT.")
     marks = st.multiselect("Marks to ablate over", list(ds.marks), key=state.sticky(f"abl_marks_{data.key}",
                                                                                      list(ds.marks)), disabled=running)
+    settings, _, problem = model_settings(family, ds, "abl_settings", disabled=running,
+                                          own_controls={"epochs": "Epochs (at most)"})
+    if problem:
+        st.warning(problem, icon=":material/warning:")
     runs = (2 ** len(marks) - 1) * int(seeds)
     st.caption(f"{2 ** len(marks) - 1} subsets x {int(seeds)} seed(s) = {runs} training runs of at most {int(epochs)} "
                "epochs. Finished runs are kept for this session: starting again with the same settings resumes.")
-    config = repr((data.key, family, tuple(marks), int(seeds), int(epochs), int(patience)))
+    config = repr((data.key, family, tuple(marks), int(seeds), int(epochs), int(patience), sorted(settings.items())))
     out = state.session_dir() / "ablation" / hashlib.sha256(config.encode()).hexdigest()[:16]
-    if not running and st.button("Start", type="primary", key="abl_start", disabled=not marks):
+    if not running and st.button("Start", type="primary", key="abl_start", disabled=not marks or bool(problem)):
         dataset = ds
 
         try:
@@ -116,7 +122,7 @@ def _retrain_panel() -> None:
             return
 
         options = dict(seeds=range(1, int(seeds) + 1), epochs=int(epochs), out_dir=out, executor=executor, marks=marks,
-                       patience=int(patience))
+                       patience=int(patience), settings=settings)
         # a Ray client cannot be sent to another process; the cluster does the work, this thread only waits
         job = jobs.start_job("ablation", f"Ablation of {family}", ablation_retrain, args=(dataset, family, options),
                              process=where == "local")

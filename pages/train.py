@@ -1,9 +1,6 @@
 """Train: a model family, its key hyperparameters, marks, label rule and split; live progress and
 cancel; your models beside the bundled ones (rename, compare, delete, download)."""
 
-import dataclasses
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -14,6 +11,7 @@ from hmviz.engine import epoch_rule
 from hmviz.provenance import shown_card, shown_source, trained_on
 from hmviz_app import jobs, state
 from hmviz_app.job_targets import train_and_save
+from hmviz_app.model_settings import model_settings
 from hmviz_app.text import escape_md, in_page_words
 
 TASKS = {"binary": "high vs low expression", "ranking": "which of two genes is expressed higher",
@@ -25,7 +23,7 @@ st.title("Train")
 data = state.current_data()
 ds = data.first
 with st.spinner("Loading the model families (PyTorch)..."):
-    from hmviz.models import MODEL_REGISTRY, parse_settings
+    from hmviz.models import MODEL_REGISTRY
     from hmviz.plots import training_curves
     from hmviz.inference import choose_device
     from hmviz.options import TrainOptions
@@ -38,29 +36,8 @@ family = st.selectbox("Model family", list(MODEL_REGISTRY), key=state.sticky("tr
                       disabled=running)
 spec = MODEL_REGISTRY[family]
 st.caption(f"{spec.description} Predicts {TASKS[spec.task]}.")
-#: Settings with their own control on this page (a line for them in Model settings would be ignored).
-OWN_CONTROLS = {"epochs": "Epochs (at most)", "batch_size": "Batch size", "lr": "Learning rate"}
-fields = [f for f in dataclasses.fields(spec.config_cls) if f.name not in ("n_marks", "n_bins", *OWN_CONTROLS)]
-with st.expander("Model settings (architecture and training, as `--set` on the command line)"):
-    settings_text = st.text_area(
-        "One setting per line, KEY=VALUE (empty: the family's defaults)", key=state.sticky(f"train_settings_{family}", ""),
-        placeholder="e.g. dropout=0.2", disabled=running,
-        help=f"{family}'s settings, with their defaults: "
-             + ", ".join(f"{f.name}={f.default}" for f in fields if f.default is not dataclasses.MISSING)
-             + ". The model card records every value used.")
-problem, overrides, config = None, {}, None
-try:
-    lines = [line.strip() for line in settings_text.splitlines() if line.strip()]
-    overrides = parse_settings(family, lines)
-    if clash := sorted(set(overrides) & set(OWN_CONTROLS)):
-        raise HmvizError(f"{clash[0]} has its own control on this page: set it with {OWN_CONTROLS[clash[0]]}, not in "
-                         "Model settings.")
-    config = spec.config_cls.from_dict({"n_marks": ds.n_marks, "n_bins": ds.n_bins, **overrides}, saved=False)
-except HmvizError as exc:
-    problem = escape_md(in_page_words(str(exc)))
-if config is None:  # the controls below show the family's defaults meanwhile
-    config = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(spec.config_cls)
-                                if f.default is not dataclasses.MISSING})
+overrides, config, problem = model_settings(family, ds, "train_settings", disabled=running, own_controls={
+    "epochs": "Epochs (at most)", "batch_size": "Batch size", "lr": "Learning rate"})
 if problem:
     pass
 elif spec.task == "differential" and not data.multi_cell:

@@ -254,10 +254,8 @@ def test_train_in_background_then_rename_compare_delete(app):
     assert not app.session_state["models"] and not entry.path.exists()
 
 
-def test_train_a_ten_bin_table_with_model_settings(app):
-    """A table of 10 bins per gene (a genome-wide set in 10-kb bins): the Train page opens, says DeepChrome's
-    default kernel and pool do not fit and what to write in Model settings; with them it trains, and the card
-    records them. A setting with its own control, or an unknown one, is refused before training."""
+def _ten_bins():
+    """240 generated genes with their 100 bins summed into 10 (as a genome-wide set in 10-kb bins), as the app's data."""
     import dataclasses
 
     from hmviz.data.synthetic import make_sample_dataset
@@ -266,7 +264,14 @@ def test_train_a_ten_bin_table_with_model_settings(app):
     ds, _ = make_sample_dataset(n_genes=240, seed=5)
     ten = dataclasses.replace(ds, signal=ds.signal.reshape(ds.n_genes, 10, 10, ds.n_marks).sum(axis=2),
                               bin_size=ds.bin_size * 10, tss_bin=ds.tss_bin // 10)
-    app.session_state["data"] = DataEntry("ten-bins", "ten.csv", ten, "upload")
+    return DataEntry("ten-bins", "ten.csv", ten, "upload")
+
+
+def test_train_a_ten_bin_table_with_model_settings(app):
+    """A table of 10 bins per gene (a genome-wide set in 10-kb bins): the Train page opens, says DeepChrome's
+    default kernel and pool do not fit and what to write in Model settings; with them it trains, and the card
+    records them. A setting with its own control, or an unknown one, is refused before training."""
+    app.session_state["data"] = _ten_bins()
     goto(app, "train")
     assert not app.exception
     app.selectbox(key="train_family").set_value("deepchrome").run()
@@ -436,14 +441,16 @@ def test_model_download_is_the_model_folder_zipped(models_dir):
         assert json.loads(zf.read("model_card.json"))["model"] == "deepchrome"
 
 
-def test_ablation_retrain_in_background(app):
-    """Retraining on every subset of two marks (3 runs of 1 epoch), with progress, then the chart."""
+def _retrain_two_marks(app) -> None:
+    """The Ablation page, retraining on every subset of two marks (3 runs of 1 epoch)."""
     goto(app, "ablation")
     app.radio(key="abl_mode").set_value("retrain").run()
     app.number_input(key="abl_epochs").set_value(1)
     next(m for m in app.multiselect if m.label == "Marks to ablate over").set_value(["H3K4me3", "H3K36me3"])
-    ok(app.run())
-    assert "3 subsets x 1 seed(s) = 3 training runs" in texts(app.caption)
+    app.run()
+
+
+def _finished_ablation(app):
     ok(app.button(key="abl_start").click().run())
     job = app.session_state["jobs"]["ablation"]
     deadline = time.monotonic() + 90
@@ -451,6 +458,30 @@ def test_ablation_retrain_in_background(app):
         time.sleep(0.5)
     ok(app.run())
     assert job.status == "done", job.error
+    return job
+
+
+def test_ablation_retrain_in_background(app):
+    """Retraining on every subset of two marks (3 runs of 1 epoch), with progress, then the chart."""
+    _retrain_two_marks(app)
+    ok(app)
+    assert "3 subsets x 1 seed(s) = 3 training runs" in texts(app.caption)
+    job = _finished_ablation(app)
     assert "Ablation finished" in texts(app.success) and "Smallest subset within" in texts(app.success)
     assert set(job.result["marks"]) == {"H3K4me3+H3K36me3", "H3K4me3", "H3K36me3"}
     assert len(charts(app)) == 1
+
+
+def test_ablation_retrain_of_a_ten_bin_table_takes_model_settings(app):
+    """As ``ablate --set``: DeepChrome's defaults do not fit 10 bins, the page says what to set and waits; with the
+    settings every run trains."""
+    app.session_state["data"] = _ten_bins()
+    _retrain_two_marks(app)
+    assert "kernel_size=3 and pool_size=2 on two lines of Model settings" in texts(app.warning)
+    assert app.button(key="abl_start").disabled
+    app.text_area(key="abl_settings_deepchrome").set_value("epochs=3").run()
+    assert "epochs has its own control on this page: set it with Epochs (at most)" in texts(app.warning)
+    app.text_area(key="abl_settings_deepchrome").set_value("kernel_size=3\npool_size=2").run()
+    assert not app.warning and not app.button(key="abl_start").disabled
+    job = _finished_ablation(app)
+    assert job.result.attrs.get("failed") == 0 and len(job.result) == 3 and job.result["mean"].notna().all()
