@@ -276,9 +276,13 @@ def test_ctrl_c_stops_local_workers_cleanly(cells, tmp_path):
     (tmp_path / "spec.toml").write_text('marks = ["every-subset"]\nepochs = 3\npatience = 0\n'
                                         '[[datasets]]\nname = "A"\npath = "A.csv"\n[[models]]\nname = "deepchrome"\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "hmviz", "study", "run", "spec.toml", "--out", "out", "--workers",
-                             "2", "--quiet"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    # As from a terminal, whatever started this suite: a command run in the background of a shell without job
+    # control inherits SIGINT ignored, and Python then never raises KeyboardInterrupt. Reset it before exec.
+    command = [sys.executable, "-m", "hmviz", "study", "run", "spec.toml", "--out", "out", "--workers", "2", "--quiet"]
+    as_from_a_terminal = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                          "os.execv(sys.argv[1], sys.argv[1:])")
+    proc = subprocess.Popen([sys.executable, "-c", as_from_a_terminal, *command], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 240
     while not list((tmp_path / "out" / "runs").glob("*/result.json")):
         assert proc.poll() is None and time.monotonic() < deadline, "no run finished"
