@@ -549,6 +549,7 @@ def training_curves(
     *,
     metric_name: str | None = None,
     best_epoch: int | None = None,
+    selected_on: str | None = None,
     title: str = "Training progress",
 ) -> go.Figure:
     """Training loss and validation metric per epoch (two panels), from a model card's ``history``
@@ -556,7 +557,8 @@ def training_curves(
 
     The validation value is the entry named ``metric_name``, else the first key starting with
     ``valid_``. A stage other than ``train`` (SimpleChrome's ``pretrain``) gets its own lines.
-    ``best_epoch`` draws a dotted line at the kept epoch.
+    ``best_epoch`` draws a dotted line at the kept epoch; ``selected_on`` (a card's ``training.selected_on``,
+    e.g. "validation loss") labels it with what chose it, which need not be the validation value drawn.
     """
     rows = list(history)
     for r in rows:
@@ -594,8 +596,22 @@ def training_curves(
                 col=2,
             )
     if best_epoch is not None:
+        kept = {"color": "grey", "dash": "dot"}
         for col in (1, 2):
-            fig.add_vline(x=best_epoch, line={"color": "grey", "dash": "dot"}, row=1, col=col)
+            fig.add_vline(x=best_epoch, line=kept, row=1, col=col)
+        if selected_on:  # named in the legend (an annotation beside the line would widen the axis)
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines",
+                    line=kept,
+                    hoverinfo="skip",
+                    name=f"kept: epoch {best_epoch}<br>(best {selected_on})",
+                ),
+                row=1,
+                col=2,
+            )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="validation metric", row=1, col=2)

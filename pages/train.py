@@ -262,5 +262,6 @@ if chosen:
     for m in chosen:  # one per row: each has two panels, which overlap in a third of the page at 1024 px
         history = list(m.card.history)
         if history:
-            state.plot(training_curves(history, best_epoch=m.card.run.best_epoch, title=m.label),
+            state.plot(training_curves(history, best_epoch=m.card.run.best_epoch, selected_on=m.card.run.selected_on,
+                                       title=m.label),
                        f"training_{m.name}", key=f"compare_curves_{m.key}")

@@ -148,7 +148,11 @@ def test_training_curves_from_a_card_history():
     loss, valid = fig.data
     assert list(loss.x) == [1, 2, 3, 4, 5] and np.allclose(loss.y, [1.0 / e for e in range(1, 6)])
     assert np.allclose(valid.y, [0.5 + e / 100 for e in range(1, 6)])
-    assert any(s.x0 == 4 for s in fig.layout.shapes)
+    assert any(s.x0 == 4 for s in fig.layout.shapes) and len(fig.data) == 2
+    # the kept epoch named in the legend with what chose it: here the loss, while the panel draws the metric
+    chosen = plots.training_curves(history, best_epoch=2, selected_on="validation loss")
+    assert [t.name for t in chosen.data[2:]] == ["kept: epoch 2<br>(best validation loss)"]
+    assert chosen.data[2].line.dash == "dot" and list(chosen.data[2].x) == [None]  # no point: a legend entry
     with pytest.raises(DataError, match="train_loss"):
         plots.training_curves([{"epoch": 1}])
 
