@@ -38,7 +38,12 @@ def model_settings(family: str, dataset, key: str, own_controls: dict[str, str],
         if clash := sorted(set(overrides) & set(own_controls)):
             raise HmvizError(f"{clash[0]} has its own control on this page: set it with {own_controls[clash[0]]}, not "
                              "in Model settings.")
-        config = config_cls.from_dict({"n_marks": dataset.n_marks, "n_bins": dataset.n_bins, **overrides}, saved=False)
+        shape = {"n_marks": dataset.n_marks, "n_bins": dataset.n_bins}
+        config = config_cls.from_dict({**shape, **overrides}, saved=False)
+        if overrides:  # on PyTorch's meta device, in milliseconds: an oversized model is refused here, not in its job
+            from hmviz.model_size import check_model_size
+
+            check_model_size(family, {**shape, **overrides}, "Model settings")
         return overrides, config, None
     except HmvizError as exc:
         defaults = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(config_cls)

@@ -13,6 +13,7 @@ from hmviz.errors import DataError, HmvizError
 from hmviz_app import jobs, state, uploads
 from hmviz_app.model_settings import model_settings
 from hmviz_app.provenance import show_provenance
+from hmviz_app.text import escape_md, in_page_words
 
 MODES = {"mask": "Mask marks of the current model (seconds)", "retrain": "Retrain on every subset of marks (minutes)",
          "load": "Load saved or published results"}
@@ -149,7 +150,7 @@ def _job_panel(job: jobs.Job) -> None:
         elif job.status == "cancelled":
             st.warning(job.error, icon=":material/stop:")
         else:
-            st.error(job.error)
+            st.error(escape_md(in_page_words(job.error)))  # the library's words, the user's text as text
         table = job.result if job.status == "done" else None
         if table is None and events:
             table = _partial(events)

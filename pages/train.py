@@ -177,7 +177,7 @@ def _progress_panel(job: jobs.Job) -> None:
         elif job.status == "cancelled":
             st.warning(job.error, icon=":material/stop:")
         else:
-            st.error(job.error)
+            st.error(escape_md(in_page_words(job.error)))  # the library's words, the user's text as text
         if history:
             # Rebuilt only when an epoch ends or the job finishes (building the figure on every poll of
             # every session held the interpreter lock against other users' pages).

@@ -284,6 +284,8 @@ def test_train_a_ten_bin_table_with_model_settings(app):
     assert "lr has its own control on this page: set it with Learning rate" in texts(app.warning)
     settings.set_value("kernal_size=3").run()
     assert "deepchrome has no setting 'kernal_size'. Did you mean 'kernel_size'?" in texts(app.warning)
+    settings.set_value("kernel_size=3\npool_size=2\nn_filters=2000000").run()  # refused on the page, before any job
+    assert "Model settings: model deepchrome" in texts(app.warning) and app.button(key="train_start").disabled
     settings.set_value("kernel_size=3\npool_size=2\n").run()
     assert not app.warning and not app.button(key="train_start").disabled
     app.number_input(key="train_epochs_deepchrome").set_value(1)
