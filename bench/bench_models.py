@@ -84,6 +84,8 @@ from hmviz.runtime import configure_openmp  # noqa: E402
 configure_openmp()
 from _results import write_results  # noqa: E402
 
+from hmviz.models.baselines import BASELINE_WORDS  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data"
 SINGLE_CELL = ["deepchrome", "attentivechrome", "simplechrome", "ranker-deepchrome", "ranker-attentivechrome"]
 ALL = SINGLE_CELL + ["deepdiff"]
@@ -430,35 +432,20 @@ COARSE_SETTINGS = {"deepchrome": ["kernel_size=3", "pool_size=2"], "ranker-deepc
 
 def coarse_bins(ds, n_bins: int):
     """``ds`` with its bins summed into ``n_bins`` wider ones (read counts add up; the TSS keeps its place)."""
-    import dataclasses
-
     factor, rest = divmod(ds.n_bins, n_bins)
     if rest or ds.tss_bin % factor:
         raise ValueError(f"{ds.n_bins} bins (TSS at bin {ds.tss_bin}) do not group into {n_bins}")
-    signal = ds.signal.reshape(ds.n_genes, n_bins, factor, ds.n_marks).sum(axis=2, dtype="float32")
-    return dataclasses.replace(ds, signal=signal, bin_size=ds.bin_size * factor, tss_bin=ds.tss_bin // factor,
-                               meta={**ds.meta, "coarse_from": f"{ds.n_bins} bins of {ds.bin_size} bp"})
+    return ds.merge_bins(factor)
 
 
 SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "best_epoch", "epochs_run", "epochs_max",
                     "valid_auroc", "valid_pairwise_accuracy", "valid_loss")
 
 
-def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
-                 pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto",
-                 baselines: bool = True, first_seed: int = 1, settings: list[str] = ()) -> dict:
-    """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
-
-    ``select_on`` None: the training default (``TrainOptions.select_on``). ``split``: as ``train
-    --split`` (``auto``: the file's split); a random or chromosome split is drawn from each seed.
-    ``settings``: model settings as for ``python -m hmviz train --set``, given to every deep model
-    (a setting search on validation: the validation metric is reported beside the test one).
-    """
+def accuracy_datasets(which) -> dict:
+    """The datasets of ``--datasets`` (``e123``, ``e003``, ``e123-coarse``, ``e003-coarse``, ``sample``) that are
+    present, by their table name: ``(dataset, how)`` with ``how["settings"]`` the families' settings there."""
     from hmviz.data import read_dataset
-    from hmviz.baselines import train_baseline
-    from hmviz.models import parse_settings
-    from hmviz.options import TrainOptions
-    from hmviz.training import train
 
     datasets = {}
     if "e123" not in which:
@@ -482,13 +469,34 @@ def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sam
             SHARED / "deepdiff-E123-E003", {"cell": "Cell2", "coarse": COARSE_BINS, "settings": COARSE_SETTINGS})
     if "sample" in which:
         datasets["sample_data"] = (ROOT / "sample_data", {})
-    results: dict = {}
+    out = {}
     for dname, (path, how) in datasets.items():
         ds = read_dataset(path)
         if "cell" in how:
             ds = ds.cells[how["cell"]]
         if "coarse" in how:
             ds = coarse_bins(ds, how["coarse"])
+        out[dname] = (ds, how)
+    return out
+
+
+def run_accuracy(models: list[str], seeds: int, which: list[str] = ("e123", "sample"),
+                 pair_sampling: str = "within-batch", select_on: str | None = None, split: str = "auto",
+                 baselines: bool = True, first_seed: int = 1, settings: list[str] = ()) -> dict:
+    """Test metrics of every single-cell family and both baselines over ``seeds`` seeds.
+
+    ``select_on`` None: the training default (``TrainOptions.select_on``). ``split``: as ``train
+    --split`` (``auto``: the file's split); a random or chromosome split is drawn from each seed.
+    ``settings``: model settings as for ``python -m hmviz train --set``, given to every deep model
+    (a setting search on validation: the validation metric is reported beside the test one).
+    """
+    from hmviz.baselines import train_baseline
+    from hmviz.models import parse_settings
+    from hmviz.options import TrainOptions
+    from hmviz.training import train
+
+    results: dict = {}
+    for dname, (ds, how) in accuracy_datasets(which).items():
         results[dname] = {}
         with_baselines = baselines and not os.environ.get("HMVIZ_BENCH_NO_BASELINES")
         for name in models + (["logistic", "boosted-trees"] if with_baselines else []):
@@ -664,7 +672,7 @@ def render_results(single: dict, differential: dict, command: str, load: str, no
 
 
 #: The binary baselines, named for what they are.
-BASELINE_NAMES_BINARY = {"logistic": "logistic regression", "boosted-trees": "boosted trees"}
+BASELINE_NAMES_BINARY = {k: v for k, v in BASELINE_WORDS.items() if k != "ridge"}
 REAL_SINGLE, REAL_PAIR = "remc-E123-deepchrome", "deepdiff-E123-E003"
 SHARED_SETS = {"E123 (600 genes)": SHARED / REAL_SINGLE, "E123 vs E003": SHARED / REAL_PAIR}
 #: How each real single-cell set's genes are labelled (the section titles of docs/results.md).

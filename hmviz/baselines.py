@@ -41,7 +41,9 @@ class _DifferentialBaselineScorer(_FittedBaseline):
         return self.score(torch.cat([x_a, x_b], dim=-1))
 
 
-def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, options: TrainOptions) -> dict:
+def train_baseline(
+    dataset: HistoneDataset | MultiCellDataset, name: str, options: TrainOptions, scores_by_gene: bool = False
+) -> dict:
     """Test metrics of the scikit-learn baseline ``name`` (``logistic`` or ``boosted-trees``) trained on
     exactly the split, labels, marks and input transform that ``options`` gives a deep model; the
     result's ``model`` names what was fitted (``logistic``, ``ridge`` for the linear regressor, or
@@ -51,6 +53,10 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
     classifier on the labels; a ranker's baseline is a regressor on log1p expression (a classifier
     when only labels exist); DeepDiff's is a regressor (ridge or boosted trees) of the same log2 fold
     change on both cells' binned features side by side.
+
+    With ``scores_by_gene``, the result also holds ``scores_by_gene``: each test gene's id and its
+    score (the predicted log2 fold change for DeepDiff's), for a paired comparison with the deep model
+    on the same genes (:func:`hmviz.comparison.compare`).
     """
     from hmviz.models import get_spec
     from hmviz.models.baselines import BaselineTask, baseline_label, fit_baseline
@@ -88,6 +94,12 @@ def train_baseline(dataset: HistoneDataset | MultiCellDataset, name: str, option
         X_val=features(vidx),
         y_val=target[task.valid_idx],
     )
-    out = task.test_metrics(scorer_type(est))
+    scorer = scorer_type(est)
+    out = task.test_metrics(scorer)
     out = {k: (round(float(v), 6) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
-    return {"model": baseline_label(name, kind), "compared_with": spec.name, **out}
+    result = {"model": baseline_label(name, kind), "compared_with": spec.name, **out}
+    if scores_by_gene:
+        test = task.test_idx
+        scores = task.predict(scorer, test) if spec.task == "differential" else task.scores(scorer, test)
+        result["scores_by_gene"] = dict(zip(prep.dataset.gene_ids[test].tolist(), np.asarray(scores, float).tolist()))
+    return result

@@ -75,12 +75,14 @@ EPOCHS = Limit("HMVIZ_MAX_EPOCHS", 100_000, "epochs", what="epochs")
 BATCH_SIZE = Limit("HMVIZ_MAX_BATCH_SIZE", 1_000_000, "genes", what="batch size")
 
 
-def check(limit: Limit, value: int, where: str, fix: str = "") -> None:
-    """Raise when ``value`` (in bytes for byte limits) exceeds ``limit``; ``where`` names the input."""
+def check(limit: Limit, value: int, where: str, fix: str = "", subject: str = "") -> None:
+    """Raise when ``value`` (in bytes for byte limits) exceeds ``limit``; ``where`` names the input, and
+    ``subject`` what has that many (``"the deepchrome model"``: "... has 5,000,000 parameters, ...")."""
     if value > limit.value():
         found = f"{value / limit.scale:,.0f} {limit.unit}" if limit.scale > 1 else f"{value:,} {limit.unit}"
+        what = f"{subject} has {found}" if subject else f"{limit.what or limit.unit}: {found}"
         raise LimitError(
-            f"{where}: {limit.what or limit.unit}: {found}, more than hmviz's limit of {limit.shown()}. "
+            f"{where}: {what}, more than hmviz's limit of {limit.shown()}. "
             + (f"{fix} " if fix else "")
             + f"If the machine has the memory, raise the limit with the environment variable {limit.env}."
         )

@@ -306,6 +306,48 @@ _ROWWISE = {auroc: _auroc_rows, pearson_r: _pearson_rows}
 _BOOTSTRAP_CHUNK = 2_000_000
 
 
+def _resampled(one, rows, values: list[np.ndarray], n: int, seed: int, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of a statistic over ``n`` bootstrap resamples of genes (the rows of
+    every array in ``values``, drawn with replacement); ``one(*arrays)`` computes it once (raising
+    :class:`HmvizError` where undefined), ``rows(*matrices)`` for many resamples at once (NaN where
+    undefined) or is None. Undefined resamples are skipped; more than half undefined is an error."""
+    size = len(values[0])
+    if rows is not None:
+        values = [v.astype(np.float64) for v in values]
+    rng = np.random.default_rng(seed)
+    draws: list[float] = []
+    chunk = max(1, _BOOTSTRAP_CHUNK // size) if rows is not None else 1
+    for start in range(0, n, chunk):
+        idx = rng.integers(0, size, (min(chunk, n - start), size))  # the stream of one draw per resample
+        if rows is not None:
+            got = rows(*(v[idx] for v in values))
+            draws.extend(got[np.isfinite(got)].tolist())
+            continue
+        try:
+            draws.append(float(one(*(v[idx[0]] for v in values))))
+        except HmvizError:
+            continue
+    if len(draws) * 2 < n:
+        raise HmvizError(
+            f"The metric is undefined in {n - len(draws)} of {n} bootstrap resamples of {size} genes: "
+            "too few genes (or one class only) for an interval."
+        )
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def _checked(name: str, arrays: tuple, n: int, level: float) -> list[np.ndarray]:
+    if not arrays:
+        raise HmvizError(f"{name} needs at least one array of per-gene values.")
+    values = [np.asarray(a) for a in arrays]
+    size = len(values[0])
+    if any(len(v) != size for v in values):
+        raise HmvizError(f"{name} needs arrays of one length, got {[len(v) for v in values]}.")
+    if size < 2 or n < 1 or not 0 < level < 1:
+        raise HmvizError(f"{name} needs at least 2 genes, n >= 1 and 0 < level < 1 (got {size}, {n}, {level}).")
+    return values
+
+
 def bootstrap_ci(
     metric_fn, *arrays: ArrayLike, n: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
@@ -323,35 +365,41 @@ def bootstrap_ci(
         arrays: ``(genes,)`` arrays of equal length, passed to ``metric_fn`` in this order.
         n: number of resamples; ``seed`` seeds them (same seed, same interval).
     """
-    if not arrays:
-        raise HmvizError("bootstrap_ci needs at least one array of per-gene values.")
-    values = [np.asarray(a) for a in arrays]
-    size = len(values[0])
-    if any(len(v) != size for v in values):
-        raise HmvizError(f"bootstrap_ci needs arrays of one length, got {[len(v) for v in values]}.")
-    if size < 2 or n < 1 or not 0 < level < 1:
-        raise HmvizError(f"bootstrap_ci needs at least 2 genes, n >= 1 and 0 < level < 1 (got {size}, {n}, {level}).")
+    values = _checked("bootstrap_ci", arrays, n, level)
     rows = _ROWWISE.get(metric_fn)
     if rows is not None:
         metric_fn(*values)  # the whole set's checks (label values, finiteness) and messages
-        values = [v.astype(np.float64) for v in values]
-    rng = np.random.default_rng(seed)
-    draws: list[float] = []
-    chunk = max(1, _BOOTSTRAP_CHUNK // size) if rows is not None else 1
-    for start in range(0, n, chunk):
-        idx = rng.integers(0, size, (min(chunk, n - start), size))  # the stream of one draw per resample
-        if rows is not None:
-            got = rows(*(v[idx] for v in values))
-            draws.extend(got[np.isfinite(got)].tolist())
-            continue
-        try:
-            draws.append(float(metric_fn(*(v[idx[0]] for v in values))))
-        except HmvizError:
-            continue
-    if len(draws) * 2 < n:
-        raise HmvizError(
-            f"The metric is undefined in {n - len(draws)} of {n} bootstrap resamples of {size} genes: "
-            "too few genes (or one class only) for an interval."
-        )
-    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    return _resampled(metric_fn, rows, values, n, seed, level)
+
+
+def paired_bootstrap_ci(
+    metric_fn,
+    y_true: ArrayLike,
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """``metric_fn(y, a) - metric_fn(y, b)`` on the same genes, with its percentile bootstrap interval.
+
+    Two models scored on the same genes are compared on the same resamples (each draws the genes once,
+    with replacement, and both models' metric is recomputed on that draw), so the interval is of the
+    *difference*: the genes' own difficulty, shared by both, cancels. Two intervals of each metric
+    alone overlap far more than this one straddles 0. Undefined resamples are skipped as in
+    :func:`bootstrap_ci`, with the same seed giving the same draws.
+
+    Returns:
+        ``(difference on all genes, low, high)``.
+    """
+    values = _checked("paired_bootstrap_ci", (y_true, scores_a, scores_b), n, level)
+    y, a, b = values
+    whole = metric_fn(y, a) - metric_fn(y, b)  # the whole set's checks and messages
+
+    def one(y, a, b):
+        return metric_fn(y, a) - metric_fn(y, b)
+
+    vec = _ROWWISE.get(metric_fn)
+    rows = None if vec is None else (lambda y, a, b: vec(y, a) - vec(y, b))
+    return (float(whole), *_resampled(one, rows, values, n, seed, level))

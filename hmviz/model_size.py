@@ -34,7 +34,8 @@ def check_model_size(name: str, config: dict[str, Any], where: str) -> torch.nn.
     limits.check(
         limits.PARAMETERS,
         n_params,
-        f"{where}: model {name}",
+        where,
         "Use smaller settings (fewer filters, hidden units or layers).",
+        subject=f"the {name} model",
     )
     return model

@@ -62,6 +62,13 @@ class TrainedModel:
 
         return evaluate_model(self.module, self.card, dataset, self.device)
 
+    def against_baselines(self, dataset: HistoneDataset | MultiCellDataset):
+        """Both baselines trained beside this model on ``dataset``, each with the paired comparison of this
+        model minus it on the same test genes (:func:`hmviz.comparison.against_baselines`)."""
+        from hmviz.comparison import against_baselines
+
+        return against_baselines(self.module, self.card, dataset, str(self.device))
+
     def session(self, dataset: HistoneDataset | MultiCellDataset):
         """The data checked against the model and made into inputs (:class:`hmviz.explain.session.ExplainSession`)."""
         from hmviz.explain.session import prepare

@@ -51,17 +51,9 @@ def ablation_retrain(job: Any, dataset: Any, family: str, options: dict):
 
 
 def fit_baselines(job: Any, dataset: Any, card: Any) -> list[dict]:
-    """The baselines (:data:`hmviz.models.baselines.BASELINES`) trained and tested on ``dataset`` with the
-    split, marks and labels of the model whose ``card`` is given (its own split on its own data); one
-    result per baseline, each reported as it finishes."""
-    from hmviz.baselines import train_baseline
-    from hmviz.card import ModelCard
-    from hmviz.evaluation import training_split
-    from hmviz.models.baselines import BASELINES
+    """The baselines trained and tested on ``dataset`` as the model of ``card`` was
+    (:func:`hmviz.comparison.baselines_like`), each reported as it finishes, with its test genes' scores
+    for a paired comparison with the model (``scores_by_gene``)."""
+    from hmviz.comparison import baselines_like
 
-    options = ModelCard.of(card).train_options(training_split(card, dataset) is not None)
-    results = []
-    for name in BASELINES:
-        results.append(train_baseline(dataset, name, options))
-        job.report(name)
-    return results
+    return baselines_like(card, dataset, report=job.report)

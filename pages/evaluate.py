@@ -33,16 +33,25 @@ except HmvizError as exc:
 from hmviz import metrics as M
 from hmviz.provenance import published_matching, roadmap_ids
 
-#: The test metric whose 95% interval is shown, per task: recomputed on the test genes from the scores.
-CI_METRIC = {"binary": ("test_auroc", M.auroc), "ranking": ("test_concordance_index", M.concordance_index),
-             "differential": ("test_pearson_r", M.pearson_r)}
+from hmviz.comparison import INTERVAL_METRIC, Comparison, compare
+from hmviz.models.baselines import BASELINE_WORDS
 
 
 @st.cache_data(max_entries=16, show_spinner="Bootstrapping the test metric (1,000 resamples)...")
-def _interval(model_key: str, data_key: str, task: str, truth, scores) -> tuple[str, float, float] | None:
-    name, fn = CI_METRIC[task]
+def _interval(model_key: str, data_key: str, task: str, truth, scores, _ids) -> tuple[str, float, float] | None:
+    name, fn = INTERVAL_METRIC[task]
     try:
         return name, *M.bootstrap_ci(fn, truth, scores, n=1000, seed=0)
+    except HmvizError:
+        return None
+
+
+@st.cache_data(max_entries=32, show_spinner="Comparing with the baseline on the same test genes (1,000 resamples)...")
+def _comparison(model_key: str, data_key: str, baseline: str, task: str, label: str, truth, scores, ids,
+                _by_gene: dict) -> Comparison | None:
+    """This model (``label``) minus ``baseline`` on the test genes both scored (None where undefined)."""
+    try:
+        return compare(task, truth, scores, ids, _by_gene, model=label, other=BASELINE_WORDS.get(baseline, baseline))
     except HmvizError:
         return None
 
@@ -59,15 +68,19 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     if interval is not None:
         row[f"{interval[0]} 95% CI"] = f"{interval[1]:.3f} to {interval[2]:.3f}"
     rows = [row]
+    compared = [_comparison(entry.cache_key, data.key, b["model"], entry.task, entry.label, *pair, b["scores_by_gene"])
+                if pair is not None and "scores_by_gene" in b else None for b in baselines]
+    versus = f"this model minus baseline, {entry.card.main_metric} (95% CI)"
     rows += [{"model": b["model"], "source": f"baseline, same split, marks and labels as {entry.family}",
-              **{k: v for k, v in b.items() if k.startswith("test_")}} for b in baselines]
+              **{k: v for k, v in b.items() if k.startswith("test_")}, **({versus: c.cell()} if c else {})}
+             for b, c in zip(baselines, compared)]
     rows += [{"model": f"{p.result.model} (published)",
               "source": f"{p.result.data}, {p.gene_set}, {p.split}; {p.result.source}", p.result.metric: p.result.value}
              for p in published]
     table = pd.DataFrame(rows)
     main = entry.card.main_metric
-    ci = [c for c in table.columns if c.endswith("95% CI")]  # beside the main metric, not scrolled out of view
-    table[ci] = table[ci].fillna("")  # the interval is of this model's metric only
+    ci = [c for c in table.columns if "95% CI" in c]  # beside the main metric, not scrolled out of view
+    table[ci] = table[ci].fillna("")  # each interval is of one row's own figure only
     order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]
     st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
@@ -80,11 +93,15 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
                   "Published numbers are shown only for data of the cell type they were measured on (a Roadmap "
                   "id such as E123 in the cell or file names). ")
                + "pearson_r is Pearson's r (not R²); auprc is average precision." + pending)
+    for c in compared:
+        if c is not None:
+            st.caption(escape_md(c.sentence()))
     state.csv_button(table, "metrics.csv", "Download metrics (CSV)", key=f"download_metrics_{len(baselines)}")
 
 
 def _truth_and_scores():
-    """The test genes' truth for the main metric and the model's scores on them (None when missing)."""
+    """The test genes' truth for the main metric, the model's scores on them and their gene ids (None
+    when missing)."""
     rows = session.evaluation_rows()
     scores = state.scores(entry.cache_key, data.key, session)
     if entry.task == "binary":
@@ -97,7 +114,7 @@ def _truth_and_scores():
     if truth is None:
         return None
     rows = rows[np.isfinite(truth[rows])]
-    return truth[rows], scores[rows]
+    return truth[rows], scores[rows], session.dataset.gene_ids[rows]
 
 
 cells = roadmap_ids(data.first.cell or "", data.first.source, *data.first.meta.get("files", []),

@@ -256,15 +256,11 @@ def test_train_in_background_then_rename_compare_delete(app):
 
 def _ten_bins():
     """240 generated genes with their 100 bins summed into 10 (as a genome-wide set in 10-kb bins), as the app's data."""
-    import dataclasses
-
     from hmviz.data.synthetic import make_sample_dataset
     from hmviz_app.state import DataEntry
 
     ds, _ = make_sample_dataset(n_genes=240, seed=5)
-    ten = dataclasses.replace(ds, signal=ds.signal.reshape(ds.n_genes, 10, 10, ds.n_marks).sum(axis=2),
-                              bin_size=ds.bin_size * 10, tss_bin=ds.tss_bin // 10)
-    return DataEntry("ten-bins", "ten.csv", ten, "upload")
+    return DataEntry("ten-bins", "ten.csv", ds.merge_bins(10), "upload")
 
 
 def test_train_a_ten_bin_table_with_model_settings(app):
@@ -285,7 +281,8 @@ def test_train_a_ten_bin_table_with_model_settings(app):
     settings.set_value("kernal_size=3").run()
     assert "deepchrome has no setting 'kernal_size'. Did you mean 'kernel_size'?" in texts(app.warning)
     settings.set_value("kernel_size=3\npool_size=2\nn_filters=2000000").run()  # refused on the page, before any job
-    assert "Model settings: model deepchrome" in texts(app.warning) and app.button(key="train_start").disabled
+    assert "Model settings: the deepchrome model has 5,032,079,001 parameters, more than hmviz's limit of 50,000,000" \
+        in texts(app.warning) and app.button(key="train_start").disabled
     settings.set_value("kernel_size=3\npool_size=2\n").run()
     assert not app.warning and not app.button(key="train_start").disabled
     app.number_input(key="train_epochs_deepchrome").set_value(1)
@@ -371,6 +368,20 @@ def test_evaluate_search_and_ablation(app):
     assert {"logistic", "boosted-trees"} <= set(metrics["model"])
     assert not metrics["model"].str.contains("published").any()  # REMC numbers are not for the synthetic sample
     assert " to " in metrics["test_auroc 95% CI"].iloc[0]
+    # each baseline beside this model on the same test genes: the difference is that of the two rows' test AUROCs
+    versus = metrics.set_index("model")["this model minus baseline, test_auroc (95% CI)"]
+    auroc = metrics.set_index("model")["test_auroc"]
+    model = metrics["model"].iloc[0]
+    assert versus[model] == ""
+    for baseline, words in (("logistic", "logistic regression"), ("boosted-trees", "boosted trees")):
+        diff, low, high = (float(v) for v in re.fullmatch(r"(\S+) \((\S+) to (\S+)\)", versus[baseline]).groups())
+        assert low <= diff <= high and diff == pytest.approx(auroc[model] - auroc[baseline], abs=1e-3)
+        evaluated = re.search(r"([\d,]+) genes evaluated", texts(app.caption)).group(1)
+        sentence = next(part for part in texts(app.caption).split("On the ")[1:] if f"{words};" in part)
+        assert sentence.startswith(f"{evaluated} test genes both were scored on, ")
+        assert (f"the test AUROC of {model} is {abs(diff):.3f} {'above' if diff > 0 else 'below'} that of {words};"
+                in sentence if diff != 0 else f"{model} and {words} have the same test AUROC" in sentence)
+        assert f"runs from {low:+.3f} to {high:+.3f}" in sentence
     app.text_input(key="eval_search").set_value("simg12").run()
     assert set(app.dataframe[1].value["symbol"]).issubset({"SIMG12", "SIMG120", "SIMG121", "SIMG122", "SIMG123",
                                                            "SIMG124", "SIMG125", "SIMG126", "SIMG127", "SIMG128",

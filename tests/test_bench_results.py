@@ -152,3 +152,19 @@ def test_cpu_share_counts_processes_that_start_and_exit_between_snapshots() -> N
     assert used["machine"] == 2.0
     assert used["other"] == round(2.0 - 0.1 - 0.6 - 0.6, 2)
     assert all(v >= 0 for v in used.values())
+
+
+def test_comparison_summary_counts_each_seeds_verdict_and_the_range_of_differences() -> None:
+    """The table docs/evaluation.md quotes (``bench/bench_compare.py``): one row per data, family and baseline."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_compare_for_test", ROOT / "bench" / "bench_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = {"data": "E123", "model": "deepchrome", "baseline": "logistic"}
+    rows = [{**row, "difference": 0.02, "verdict": "ahead"}, {**row, "difference": -0.01, "verdict": "not told apart"},
+            {**row, "difference": 0.005, "verdict": "not told apart"},
+            {**row, "baseline": "boosted-trees", "difference": -0.03, "verdict": "behind"}]
+    lines = module.summary_table(rows).splitlines()
+    assert lines[2] == "| E123 | deepchrome | logistic | +0.005 (-0.010 to +0.020) | 1 / 2 / 0 |"
+    assert lines[3] == "| E123 | deepchrome | boosted-trees | -0.030 (-0.030 to -0.030) | 0 / 0 / 1 |"
+    assert len(lines) == 4

@@ -59,6 +59,53 @@ def test_train_then_evaluate_report_the_same_test_metric(data, tmp_path, capsys,
     assert evaluated[metric] == pytest.approx(trained[metric], abs=1e-6)
 
 
+def test_evaluate_against_baselines_compares_on_the_same_genes(data, tmp_path, capsys):
+    """``evaluate --baselines``: the baselines are those of ``baselines`` for the model's run (same split,
+    labels, seed), and each line's difference is the model's test AUROC minus the baseline's."""
+    out = tmp_path / "model"
+    assert main(["train", "--data", data, "--model", "deepchrome", "--out", str(out), "--epochs", "2", "--seed", "3",
+                 "--device", "cpu", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", data, "--device", "cpu", "--baselines"]) == 0
+    model, *baselines = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
+    assert main(["baselines", "--data", data, "--compare-with", "deepchrome", "--seed", "3"]) == 0
+    alone = {b["model"]: b for b in map(json.loads, capsys.readouterr().out.strip().splitlines())}
+    assert [b["model"] for b in baselines] == ["logistic", "boosted-trees"]
+    for b in baselines:
+        versus = b["versus_model"]
+        assert b["test_auroc"] == alone[b["model"]]["test_auroc"]
+        assert versus["metric"] == "test_auroc" and versus["genes"] == model["genes_evaluated"]
+        assert versus["model_minus_baseline"] == pytest.approx(model["test_auroc"] - b["test_auroc"], abs=2e-6)
+        low, high = versus["ci95"]
+        assert low <= versus["model_minus_baseline"] <= high
+        assert versus["sentence"].startswith(f"On the {versus['genes']:,} test genes both were scored on, ")
+        assert "scores_by_gene" not in b
+
+
+def test_evaluate_against_baselines_on_data_that_lost_its_split_uses_the_models_genes(tmp_path, capsys):
+    """Issue 15's case for the baselines: the model was trained on a table with a split column and is
+    evaluated on the same table without it. The baselines are trained and tested on the model's own genes
+    (from its card), as on the table with the column, not refused for a split the user never asked for."""
+    import dataclasses
+
+    ds, _ = make_sample_dataset(n_genes=240, seed=5)
+    assert ds.split is not None
+    with_split = str(write_long(ds, tmp_path / "with.csv.gz"))
+    without = str(write_long(dataclasses.replace(ds, split=None), tmp_path / "without.csv.gz"))
+    out = str(tmp_path / "model")
+    assert main(["train", "--data", with_split, "--model", "deepchrome", "--out", out, "--epochs", "1", "--quiet",
+                 "--split", "file"]) == 0
+    capsys.readouterr()
+    lines = {}
+    for name, path in (("with", with_split), ("without", without)):
+        assert main(["evaluate", "--model", out, "--data", path, "--device", "cpu", "--baselines"]) == 0
+        lines[name] = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert lines["without"][0]["evaluated_on"].startswith("test split of the training data: the model's")
+    for a, b in zip(lines["with"][1:], lines["without"][1:], strict=True):
+        assert a["test_auroc"] == b["test_auroc"] and a["versus_model"] == b["versus_model"]
+        assert b["versus_model"]["genes"] == int((ds.split == "test").sum())
+
+
 def test_deepdiff_reports_pearson_r(two_cells, tmp_path, capsys):
     assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(tmp_path / "dd"), "--epochs", "1",
                  "--quiet"]) == 0
@@ -236,12 +283,8 @@ def test_models_lists_each_familys_training_defaults_from_its_config(capsys):
 def test_deepchrome_on_ten_bins_names_settings_that_fit_and_they_train(tmp_path, capsys):
     """A table of 10 bins per gene (as a genome-wide set in 10-kb bins): DeepChrome's kernel 10 and pool 5 need 14;
     the error names values that fit, in the command's words, and training with them works."""
-    import dataclasses
-
     ds, _ = make_sample_dataset(n_genes=240, seed=5)
-    ten = dataclasses.replace(ds, signal=ds.signal.reshape(ds.n_genes, 10, 10, ds.n_marks).sum(axis=2),
-                              bin_size=ds.bin_size * 10, tss_bin=ds.tss_bin // 10)
-    path = str(write_long(ten, tmp_path / "ten.csv.gz"))
+    path = str(write_long(ds.merge_bins(10), tmp_path / "ten.csv.gz"))
     base = ["train", "--data", path, "--model", "deepchrome", "--epochs", "2"]
     assert main([*base, "--out", str(tmp_path / "default")]) == 2
     line = _one_error_line(capsys)

@@ -187,6 +187,23 @@ def test_evaluate_refuses_data_with_other_marks_or_window(small, tmp_path):
 def test_baselines_share_the_split(small):
     out = train_baseline(small, "logistic", TrainOptions(model="deepchrome"))
     assert out["model"] == "logistic" and 0.5 < out["test_auroc"] <= 1.0
+    assert "scores_by_gene" not in out
+
+
+def test_baseline_scores_by_gene_are_its_test_genes_and_give_its_test_metric(small):
+    """The scores a paired comparison uses are the ones the baseline's own test metric was computed from."""
+    from hmviz import metrics as M
+
+    from hmviz.models import get_spec
+    from hmviz.preparation import _prepare
+
+    options = TrainOptions(model="deepchrome")
+    out = train_baseline(small, "logistic", options, scores_by_gene=True)
+    prepared = _prepare(small, options, get_spec("deepchrome")).dataset
+    test = prepared.split_indices("test")
+    assert sorted(out["scores_by_gene"]) == sorted(prepared.gene_ids[test].tolist())
+    scores = np.array([out["scores_by_gene"][g] for g in prepared.gene_ids[test]])
+    assert M.auroc(prepared.labels[test], scores) == pytest.approx(out["test_auroc"], abs=1e-6)
 
 
 def test_device_choice():

@@ -53,6 +53,21 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
         help="input file(s) or folder(s), then the output file (.csv, .csv.gz, .tsv, .tsv.gz, .parquet)",
     )
     _input_arguments(p)
+    p.add_argument(
+        "--merge-bins",
+        type=int,
+        default=1,
+        metavar="K",
+        help="write bins K times wider: every K adjacent bins become one, aligned on the TSS (e.g. 100 bins "
+        "of 100 bp with --merge-bins 10: 10 bins of 1 kb); bins at the window's ends that fill no whole "
+        "group are dropped",
+    )
+    p.add_argument(
+        "--merge-how",
+        choices=["sum", "mean"],
+        default="sum",
+        help="how merged bins combine: sum (read counts, the default) or mean (fold enrichment, RPKM)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
 
@@ -71,13 +86,33 @@ def convert(args: argparse.Namespace) -> int:
         if out.exists() and not args.force:
             raise DataError(f"{out} already exists; choose another name, or add --force to overwrite it.")
         data = apply_annotation(args, read_dataset(inputs, format=args.format, expression=args.expression))
+        if args.merge_bins != 1:
+            data = _merged(data, args.merge_bins, args.merge_how)
         write_long(data, out)
     cells = list(data.cells.values()) if isinstance(data, MultiCellDataset) else [data]
     first = cells[0]
     rows = sum(ds.n_genes * ds.n_bins for ds in cells)
     where = f" in {len(cells)} cells ({', '.join(c.cell or '' for c in cells)})" if len(cells) > 1 else ""
+    merged = first.meta.get("merged_bins")
+    how = ""
+    if merged:
+        dropped = merged["dropped_bins"]
+        how = (
+            f" (from {merged['from']}, {merged['factor']} at a time by {merged['how']}; "
+            f"{dropped['upstream']} bin(s) upstream and {dropped['downstream']} downstream dropped)"
+        )
     print(
         f"wrote {out}: {rows} rows, {first.n_genes} genes x {first.n_bins} bins x {first.n_marks} marks "
-        f"({', '.join(first.marks)}){where}, {first.bin_size}-bp bins, TSS at bin {first.tss_bin}"
+        f"({', '.join(first.marks)}){where}, {first.bin_size}-bp bins{how}, TSS at bin {first.tss_bin}"
     )
     return 0
+
+
+def _merged(data, factor: int, how: str):
+    """``data`` with its bins merged ``factor`` at a time, the errors in the flags' words."""
+    if factor < 1:
+        raise DataError(f"--merge-bins must be 1 or more (bins merged into one), got {factor}.")
+    try:
+        return data.merge_bins(factor, how)
+    except DataError as exc:
+        raise DataError(str(exc).replace("Merge fewer bins at a time", "Give a smaller --merge-bins")) from None

@@ -243,6 +243,13 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="a model directory made by 'train'")
     _add_data_args(p)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also train logistic (or ridge) regression and boosted trees as the model was trained (its "
+        "split, labels, marks and transform) and compare: one more JSON line each, with the model's test "
+        "metric minus the baseline's on the same genes and its 95%% paired-bootstrap interval",
+    )
 
 
 @verb(
@@ -255,7 +262,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from hmviz.trained import load
 
     model = load(args.model, device=args.device)  # a bad model directory fails before the data is read
-    print(json.dumps(model.evaluate(_read(args))))
+    dataset = _read(args)
+    print(json.dumps(model.evaluate(dataset)), flush=True)
+    if args.baselines:
+        for result, c in model.against_baselines(dataset):
+            print(json.dumps({**result, **({"versus_model": c.as_dict()} if c else {})}), flush=True)
     return 0
 
 

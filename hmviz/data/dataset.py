@@ -177,6 +177,46 @@ class HistoneDataset:
             self, signal=np.ascontiguousarray(self.signal[:, :, cols]), marks=tuple(marks), meta=dict(self.meta)
         )
 
+    def merge_bins(self, factor: int, how: str = "sum") -> HistoneDataset:
+        """The dataset in bins ``factor`` times wider: every ``factor`` adjacent bins become one.
+
+        Groups are aligned on the TSS (its bin's start stays a bin start, so ``tss_bin`` keeps its
+        meaning); bins at either end of the window that do not fill a whole group are dropped, and
+        ``meta["merged_bins"]`` records what was done. ``how``: ``sum`` for read counts (the counts of a
+        wider bin add up), ``mean`` for signal already per bp or per bin (fold enrichment, RPKM).
+        E.g. 100 bins of 100 bp around the TSS into 10 bins of 1 kb: ``merge_bins(10)``.
+        """
+        if how not in ("sum", "mean"):
+            raise DataError(f"Bins can be merged by 'sum' (read counts) or 'mean' (normalised signal), not {how!r}.")
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+            raise DataError(
+                f"The number of bins to merge into one must be a whole number of at least 1, got {factor!r}."
+            )
+        tss = self.require_tss_bin()
+        up, down = tss // factor, (self.n_bins - tss) // factor
+        if up + down < 1:
+            raise DataError(
+                f"{self.n_bins} bins of {self.bin_size} bp cannot be merged {factor} at a time: that leaves no whole "
+                f"bin of {factor * self.bin_size} bp. Merge fewer bins at a time (at most {max(tss, self.n_bins - tss)}, "
+                f"the bins on the longer side of the TSS)."
+            )
+        first, last = tss - up * factor, tss + down * factor
+        window = self.signal[:, first:last].reshape(self.n_genes, up + down, factor, self.n_marks)
+        signal = window.sum(axis=2) if how == "sum" else window.mean(axis=2)
+        record = {
+            "factor": int(factor),
+            "how": how,
+            "from": f"{self.n_bins} bins of {self.bin_size} bp",
+            "dropped_bins": {"upstream": int(first), "downstream": int(self.n_bins - last)},
+        }
+        return dataclasses.replace(
+            self,
+            signal=np.ascontiguousarray(signal, dtype=self.signal.dtype),
+            bin_size=self.bin_size * int(factor),
+            tss_bin=up,
+            meta={**self.meta, "merged_bins": record},
+        )
+
     def split_indices(self, name: str) -> np.ndarray:
         """Indices of the genes in split ``name`` (``train``, ``valid`` or ``test``)."""
         return np.flatnonzero(self.require_split() == name)
@@ -366,6 +406,10 @@ class MultiCellDataset:
 
     def select_marks(self, marks: Sequence[str]) -> MultiCellDataset:
         return MultiCellDataset({k: v.select_marks(marks) for k, v in self.cells.items()}, source=self.source)
+
+    def merge_bins(self, factor: int, how: str = "sum") -> MultiCellDataset:
+        """Every cell's bins merged ``factor`` at a time (:meth:`HistoneDataset.merge_bins`)."""
+        return MultiCellDataset({k: v.merge_bins(factor, how) for k, v in self.cells.items()}, source=self.source)
 
     def describe(self) -> str:
         parts = [f"{len(self.cells)} cell types over the same genes: {', '.join(self.cells)}"]

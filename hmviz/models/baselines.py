@@ -43,6 +43,10 @@ def flatten_features(X: np.ndarray) -> np.ndarray:
     return X.reshape(X.shape[0], -1).astype(np.float64, copy=False)
 
 
+#: What each baseline label (:func:`baseline_label`) is, in words.
+BASELINE_WORDS = {"logistic": "logistic regression", "ridge": "ridge regression", "boosted-trees": "boosted trees"}
+
+
 def baseline_label(name: str, task: BaselineTask = "binary") -> str:
     """What baseline ``name`` is for ``task``: ``logistic`` (classifier), ``ridge`` (the linear
     regressor) or ``boosted-trees``."""
