@@ -8,7 +8,7 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.views.figures import legend_inside, wrap_titles
 from hmviz.views.report import export_name, with_caption
-from hmviz_app import captions, explore, jobs, state
+from hmviz_app import captions, explore, jobs, paired, state
 from hmviz_app.job_targets import fit_baselines
 from hmviz_app.text import escape_md
 
@@ -99,28 +99,10 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     state.csv_button(table, "metrics.csv", "Download metrics (CSV)", key=f"download_metrics_{len(baselines)}")
 
 
-def _truth_and_scores():
-    """The test genes' truth for the main metric, the model's scores on them and their gene ids (None
-    when missing)."""
-    rows = session.evaluation_rows()
-    scores = state.scores(entry.cache_key, data.key, session)
-    if entry.task == "binary":
-        truth = session.labels()
-        if truth is None:
-            return None
-        rows = rows[truth[rows] >= 0]
-    else:  # ranking: log1p expression (the labels without it); two cells: the measured log2 fold change
-        truth = session.measured()
-    if truth is None:
-        return None
-    rows = rows[np.isfinite(truth[rows])]
-    return truth[rows], scores[rows], session.dataset.gene_ids[rows]
-
-
 cells = roadmap_ids(data.first.cell or "", data.first.source, *data.first.meta.get("files", []),
                     *(getattr(data.dataset, "cells", {}) or {}))
 published = published_matching(entry.family, cells)
-pair = _truth_and_scores()
+pair = paired.test_truth_and_scores(entry, data, session)
 interval = _interval(entry.cache_key, data.key, entry.task, *pair) if pair is not None and len(pair[0]) > 1 else None
 
 

@@ -9,7 +9,7 @@ from hmviz.errors import HmvizError
 from hmviz.card import ModelCard
 from hmviz.engine import epoch_rule
 from hmviz.provenance import shown_card, shown_source, trained_on
-from hmviz_app import jobs, state
+from hmviz_app import jobs, paired, state
 from hmviz_app.job_targets import train_and_save
 from hmviz_app.model_settings import model_settings
 from hmviz_app.text import escape_md, in_page_words
@@ -259,6 +259,14 @@ if chosen:
                           for m in chosen])
     st.dataframe(table, hide_index=True)
     state.csv_button(table, "model_comparison.csv", key="download_comparison")
+    st.caption("Each model's metrics on the test genes of the data it was trained on (its card).")
+    if len(chosen) > 1:
+        data_in_use = state.current_data()
+        st.markdown(f"**{escape_md(chosen[0].label)} against the others, on the same test genes of "
+                    f"{data_in_use.shown_name}**")
+        for other in chosen[1:]:
+            verdict = paired.versus(chosen[0], other, data_in_use)
+            st.caption(escape_md(verdict if isinstance(verdict, str) else verdict.sentence()))
     for m in chosen:  # one per row: each has two panels, which overlap in a third of the page at 1024 px
         history = list(m.card.history)
         if history:

@@ -225,6 +225,24 @@ def test_build_table_from_tracks(app, tmp_path):
 
 
 # ------------------------------------------------------------------------------ training
+def test_compare_models_on_the_same_test_genes(app):
+    """Train page, Compare models: the first model against each other on the same test genes of the data in
+    use; the difference is that of their test AUROCs (the bundled models share the sample's file split), and
+    models trained for another target are not compared gene by gene."""
+    goto(app, "train")
+    app.multiselect(key="compare_models").set_value(
+        ["bundled:deepchrome", "bundled:attentivechrome", "bundled:ranker-deepchrome"]).run()
+    ok(app)
+    table = next(d.value for d in app.dataframe if "model" in d.value.columns).set_index("model")
+    words = texts(app.caption)
+    sentence = next(p for p in words.split("On the ")[1:] if "that of attentivechrome (bundled)" in p)
+    diff = table.loc["deepchrome (bundled)", "test_auroc"] - table.loc["attentivechrome (bundled)", "test_auroc"]
+    assert sentence.startswith("450 test genes both were scored on, the test AUROC of deepchrome (bundled) is "
+                               f"{abs(diff):.3f} {'above' if diff > 0 else 'below'} that of attentivechrome (bundled);")
+    assert "deepchrome (bundled) and ranker-deepchrome (bundled) were trained for different targets" in words
+    assert "deepchrome (bundled) against the others, on the same test genes of" in texts(app.markdown)
+
+
 def test_train_in_background_then_rename_compare_delete(app):
     goto(app, "train")
     app.selectbox(key="train_family").set_value("deepchrome").run()

@@ -1,0 +1,72 @@
+"""Two models on the same test genes, for the pages: the test genes' truth and a model's scores on them
+(the Evaluate page's interval and baselines), and the paired comparison of two models on the data in use
+(the Train page's Compare models). The maths is :mod:`hmviz.comparison`."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from hmviz.comparison import Comparison, compare
+from hmviz.errors import HmvizError
+from hmviz_app import state
+
+
+def test_truth_and_scores(entry: state.ModelEntry, data: state.DataEntry, session):
+    """The genes the model is evaluated on in ``data`` (:meth:`ExplainSession.evaluation_rows`, never one it
+    trained or validated on) with a known truth for its interval metric: ``(truth, scores, gene ids)``, or
+    None when the data has no such truth (labels for binary models, expression for rankers, both cells'
+    expression for DeepDiff)."""
+    rows = session.evaluation_rows()
+    scores = state.scores(entry.cache_key, data.key, session)
+    if entry.task == "binary":
+        truth = session.labels()
+        if truth is None:
+            return None
+        rows = rows[truth[rows] >= 0]
+    else:  # ranking: log1p expression (the labels without it); two cells: the measured log2 fold change
+        truth = session.measured()
+    if truth is None:
+        return None
+    rows = rows[np.isfinite(truth[rows])]
+    return truth[rows], scores[rows], session.dataset.gene_ids[rows]
+
+
+def same_target(a: state.ModelEntry, b: state.ModelEntry) -> bool:
+    """Whether two models were trained for the same target: the task, the label rule and its threshold."""
+    ca, cb = a.card, b.card
+    return a.task == b.task and ca.label_rule == cb.label_rule and ca.label_threshold == cb.label_threshold
+
+
+def versus(a: state.ModelEntry, b: state.ModelEntry, data: state.DataEntry) -> Comparison | str:
+    """``a`` minus ``b`` on the test genes of ``data`` that neither trained or validated on, or why not (a
+    sentence for the page)."""
+    if not same_target(a, b):
+        return (f"{a.label} and {b.label} were trained for different targets (task, label rule or threshold): "
+                "their metrics are not comparable gene by gene.")
+    if not (state.fits(a, data) and state.fits(b, data)):
+        return f"{a.label} and {b.label} cannot both read the data in use ({data.name}): no shared test genes."
+    try:
+        mine = test_truth_scores_of(a, data)
+        theirs = test_truth_scores_of(b, data)
+    except HmvizError as exc:
+        return f"{a.label} against {b.label}: {exc}"
+    if mine is None or theirs is None:
+        return f"The data in use ({data.name}) has no measured truth for {a.label}'s test metric."
+    return _compare(a.cache_key, b.cache_key, data.key, a.task, a.label, b.label, *mine, theirs[2], theirs[1])
+
+
+def test_truth_scores_of(entry: state.ModelEntry, data: state.DataEntry):
+    """:func:`test_truth_and_scores` of a model that need not be the one in use."""
+    return test_truth_and_scores(entry, data, state.explainer(entry, data))
+
+
+@st.cache_data(max_entries=32, show_spinner="Comparing the two models on the same test genes (1,000 resamples)...")
+def _compare(key_a: str, key_b: str, data_key: str, task: str, label_a: str, label_b: str, truth, scores, ids,
+             other_ids, other_scores) -> Comparison | str:
+    """Both models' scores on the genes both are evaluated on: a gene either trained or validated on is out."""
+    try:
+        return compare(task, truth, scores, ids, dict(zip(other_ids.tolist(), other_scores.tolist())),
+                       model=label_a, other=label_b)
+    except HmvizError as exc:
+        return f"{label_a} against {label_b}: {exc}"
