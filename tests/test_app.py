@@ -112,6 +112,12 @@ def test_two_cell_sample_and_deepdiff(app, tmp_path):
     for page in PAGES[1:]:
         ok(goto(app, page))
     assert "predicts" in texts(goto(app, "gene_pairs").info)
+    # Evaluate: the interval is of DeepDiff's main metric (R², on its scale), beside it
+    table = goto(app, "evaluate").dataframe[0].value
+    columns = list(table.columns)
+    assert columns[columns.index("test_r2") + 1] == "test_r2 95% CI"
+    low, high = (float(v) for v in table["test_r2 95% CI"].iloc[0].split(" to "))
+    assert low < table["test_r2"].iloc[0] < high
     # the bundled DeepDiff (raw_d, the default) attends over the difference B - A: one alpha, one beta
     titles = [c["layout"]["title"]["text"] for c in charts(goto(app, "attention"))]
     assert len(titles) == 2 and all("minus" in t for t in titles), titles
