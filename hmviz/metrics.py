@@ -386,9 +386,9 @@ def paired_bootstrap_ci(
 
     Two models scored on the same genes are compared on the same resamples (each draws the genes once,
     with replacement, and both models' metric is recomputed on that draw), so the interval is of the
-    *difference*: the genes' own difficulty, shared by both, cancels. Two intervals of each metric
-    alone overlap far more than this one straddles 0. Undefined resamples are skipped as in
-    :func:`bootstrap_ci`, with the same seed giving the same draws.
+    *difference*: the genes' own difficulty, shared by both, cancels, and when the two models err on the
+    same genes it is much narrower than either model's own interval. Undefined resamples are skipped as
+    in :func:`bootstrap_ci`, with the same seed giving the same draws.
 
     Returns:
         ``(difference on all genes, low, high)``.

@@ -55,9 +55,20 @@ def _comparison(model_key: str, data_key: str, baseline: str, task: str, label: 
     except HmvizError:
         return None
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _baseline_source(model_key: str, data_key: str, family: str, _card, _dataset) -> str:
+    """Where the baselines' rows come from: the model's own split, or a split of data it was not trained on."""
+    from hmviz.evaluation import training_split
+
+    if training_split(_card, _dataset) is not None:
+        return f"baseline, same split, marks and labels as {family}"
+    return f"baseline, trained and tested on a split of this data with the marks of {family} (not the model's data)"
+
+
 st.subheader("Test metrics")
 want_baselines = entry.task != "differential" and st.toggle(
-    "Compare with baselines (logistic regression, boosted trees) trained on the same genes",
+    f"Compare with baselines ({'logistic' if entry.task == 'binary' else 'ridge'} regression, boosted trees) "
+    "trained on the same genes",
     key=state.sticky("eval_baselines", True))
 
 
@@ -70,9 +81,10 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     rows = [row]
     compared = [_comparison(entry.cache_key, data.key, b["model"], entry.task, entry.label, *pair, b["scores_by_gene"])
                 if pair is not None and "scores_by_gene" in b else None for b in baselines]
-    versus = f"this model minus baseline, {entry.card.main_metric} (95% CI)"
-    rows += [{"model": b["model"], "source": f"baseline, same split, marks and labels as {entry.family}",
-              **{k: v for k, v in b.items() if k.startswith("test_")}, **({versus: c.cell()} if c else {})}
+    source = _baseline_source(entry.cache_key, data.key, entry.family, entry.card, data.dataset)
+    rows += [{"model": b["model"], "source": source,
+              **{k: v for k, v in b.items() if k.startswith("test_")},
+              **({f"this model minus baseline, {c.metric} (95% CI)": c.cell()} if c else {})}
              for b, c in zip(baselines, compared)]
     rows += [{"model": f"{p.result.model} (published)",
               "source": f"{p.result.data}, {p.gene_set}, {p.split}; {p.result.source}", p.result.metric: p.result.value}
@@ -81,7 +93,8 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     main = entry.card.main_metric
     ci = [c for c in table.columns if "95% CI" in c]  # beside the main metric, not scrolled out of view
     table[ci] = table[ci].fillna("")  # each interval is of one row's own figure only
-    order = ["model", main, *ci, *[c for c in table.columns if c not in ("model", "source", main, *ci)], "source"]
+    first = [main, *[INTERVAL_METRIC[entry.task][0]] * (INTERVAL_METRIC[entry.task][0] != main), *ci]  # its interval
+    order = ["model", *first, *[c for c in table.columns if c not in ("model", "source", *first)], "source"]
     st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
                                 if c.startswith("test_") and c not in ci})

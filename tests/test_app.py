@@ -426,6 +426,37 @@ def test_evaluate_search_and_ablation(app):
     assert "**A** (1 mark" in texts(app.success)
 
 
+def test_evaluate_a_ranker_against_its_baselines_on_its_own_metric(app):
+    """A ranker is compared on the concordance index (its pairwise accuracy over every comparable pair),
+    and the column says so. This small ranker was trained on 900 of the sample's genes: on all 3,000 it is
+    evaluated on the genes it never trained or validated on, and the baselines on a split of the 3,000 (the
+    rows say so); they are compared on the test genes both were scored on only, fewer than the model's row."""
+    app.session_state["eval_baselines"] = True
+    app.session_state["model"] = "bundled:ranker-deepchrome"
+    ok(goto(app, "evaluate"))
+    deadline = time.monotonic() + TIMEOUT
+    while "boosted-trees" not in set(app.dataframe[0].value["model"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ok(app.run())
+    table = app.dataframe[0].value.set_index("model")
+    model = table.index[0]
+    column = "this model minus baseline, test_concordance_index (95% CI)"
+    assert set(table.index[1:3]) == {"ridge", "boosted-trees"} and table.loc[model, column] == ""
+    assert table.loc["ridge", "source"].endswith("(not the model's data)")
+    # the main metric, then the metric its interval and differences are of, beside them
+    assert list(table.columns[:4]) == ["test_pairwise_accuracy", "test_concordance_index",
+                                       "test_concordance_index 95% CI", column]
+    words = texts(app.caption)
+    evaluated = int(re.search(r"([\d,]+) genes evaluated", words).group(1).replace(",", ""))
+    for baseline, name in (("ridge", "ridge regression"), ("boosted-trees", "boosted trees")):
+        diff, low, high = (float(v) for v in re.fullmatch(r"(\S+) \((\S+) to (\S+)\)", table.loc[baseline, column]).groups())
+        assert low <= diff <= high
+        sentence = next(p for p in words.split("On the ")[1:] if f"that of {name};" in p)
+        shared = int(sentence.split(" ")[0].replace(",", ""))
+        assert 0 < shared <= 450 < evaluated  # at most the baselines' 450 test genes: fewer than the model's row
+        assert f"the test concordance index of {model} is {abs(diff):.3f}" in sentence
+
+
 def test_evaluate_baselines_that_failed_can_be_trained_again(app):
     """A failed baselines job stays failed for every session (it would most likely fail again), with its
     message and a button that starts it again (the cause may have passed: a process killed for memory)."""
