@@ -443,8 +443,9 @@ SINGLE_CELL_KEYS = ("test_auroc", "test_pairwise_accuracy", "test_accuracy", "be
 
 
 def accuracy_datasets(which) -> dict:
-    """The datasets of ``--datasets`` (``e123``, ``e003``, ``e123-coarse``, ``e003-coarse``, ``sample``) that are
-    present, by their table name: ``(dataset, how)`` with ``how["settings"]`` the families' settings there."""
+    """The datasets of ``--datasets`` (``e123``, ``e003``, ``e123-coarse``, ``e003-coarse``, ``sample``, and the
+    two-cell ``e123-e003``) that are present, by their table name: ``(dataset, how)`` with ``how["settings"]``
+    the families' settings there."""
     from hmviz.data import read_dataset
 
     datasets = {}
@@ -469,6 +470,8 @@ def accuracy_datasets(which) -> dict:
             SHARED / "deepdiff-E123-E003", {"cell": "Cell2", "coarse": COARSE_BINS, "settings": COARSE_SETTINGS})
     if "sample" in which:
         datasets["sample_data"] = (ROOT / "sample_data", {})
+    if "e123-e003" in which and (SHARED / REAL_PAIR).exists():  # both cells, for DeepDiff
+        datasets["E123 vs E003 (600 genes)"] = (SHARED / REAL_PAIR, {"pair": True})
     out = {}
     for dname, (path, how) in datasets.items():
         ds = read_dataset(path)

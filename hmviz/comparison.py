@@ -131,10 +131,13 @@ def compare(
     return Comparison(name, model, other, int(shared.size), diff, low, high, level, n)
 
 
-def model_test_scores(model, card, dataset, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The truth of the interval metric, ``model``'s scores and the gene ids on the genes :func:`hmviz.evaluate`
-    scores it on (:func:`hmviz.evaluation.evaluation_set`); None where the data lacks that truth (a ranker
-    on labels only)."""
+def model_test_scores(
+    model, card, dataset, device: str = "cpu"
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(kind, truth, scores, gene ids)`` on the genes :func:`hmviz.evaluate` scores ``model`` on
+    (:func:`hmviz.evaluation.evaluation_set`), for the interval metric of ``kind`` (:data:`INTERVAL_METRIC`):
+    the model's task, except a ranker on data with labels but no expression, which is scored as the
+    binary task (its pairwise accuracy over high/low pairs is the AUROC). None where the data has no truth."""
     from hmviz.evaluation import evaluation_set
     from hmviz.tasks import _DifferentialTask, _RankingTask, _SingleCellTask
 
@@ -142,12 +145,14 @@ def model_test_scores(model, card, dataset, device: str = "cpu") -> tuple[np.nda
     rows = task.test_idx
     ids = np.asarray(dataset.gene_ids)[rows]
     if isinstance(task, _DifferentialTask):
-        return task.diff[rows], task.predict(model, rows), ids
+        return "differential", task.diff[rows], task.predict(model, rows), ids
     assert isinstance(task, _SingleCellTask)
-    truth = task.expression if isinstance(task, _RankingTask) else task.labels
+    kind, truth = ("ranking", task.expression) if isinstance(task, _RankingTask) else ("binary", task.labels)
+    if truth is None and kind == "ranking":
+        kind, truth = "binary", task.labels
     if truth is None:
         return None
-    return truth[rows], task.scores(model, rows), ids
+    return kind, truth[rows], task.scores(model, rows), ids
 
 
 def baselines_like(card, dataset, report: Callable[[str], None] | None = None) -> list[dict]:
@@ -200,8 +205,8 @@ def against_baselines(
         if mine is not None:
             try:
                 comparison = compare(
-                    card.task,
-                    *mine,
+                    mine[0],
+                    *mine[1:],
                     by_gene,
                     model=label or card.model,
                     other=BASELINE_WORDS.get(result["model"], result["model"]),

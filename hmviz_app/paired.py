@@ -14,22 +14,22 @@ from hmviz_app import state
 
 def test_truth_and_scores(entry: state.ModelEntry, data: state.DataEntry, session):
     """The genes the model is evaluated on in ``data`` (:meth:`ExplainSession.evaluation_rows`, never one it
-    trained or validated on) with a known truth for its interval metric: ``(truth, scores, gene ids)``, or
-    None when the data has no such truth (labels for binary models, expression for rankers, both cells'
-    expression for DeepDiff)."""
+    trained or validated on) with a known truth: ``(kind, truth, scores, gene ids)``, ``kind`` naming the
+    interval metric (:data:`hmviz.comparison.INTERVAL_METRIC`): the model's task, or ``binary`` for a ranker
+    on data with labels but no expression. None when the data has no truth (no labels for a binary model,
+    nothing measured for a ranker, not both cells' expression for DeepDiff)."""
     rows = session.evaluation_rows()
     scores = state.scores(entry.cache_key, data.key, session)
-    if entry.task == "binary":
-        truth = session.labels()
-        if truth is None:
-            return None
-        rows = rows[truth[rows] >= 0]
-    else:  # ranking: log1p expression (the labels without it); two cells: the measured log2 fold change
-        truth = session.measured()
+    kind = entry.task
+    truth = session.labels() if kind == "binary" else session.measured()
+    if truth is None and kind == "ranking":  # a ranker on labels only: its pairwise accuracy is the AUROC
+        kind, truth = "binary", session.labels()
     if truth is None:
         return None
+    if kind == "binary":
+        rows = rows[truth[rows] >= 0]
     rows = rows[np.isfinite(truth[rows])]
-    return truth[rows], scores[rows], session.dataset.gene_ids[rows]
+    return kind, truth[rows], scores[rows], session.dataset.gene_ids[rows]
 
 
 def same_target(a: state.ModelEntry, b: state.ModelEntry) -> bool:
@@ -53,7 +53,7 @@ def versus(a: state.ModelEntry, b: state.ModelEntry, data: state.DataEntry) -> C
         return f"{a.label} against {b.label}: {exc}"
     if mine is None or theirs is None:
         return f"The data in use ({data.name}) has no measured truth for {a.label}'s test metric."
-    return _compare(a.cache_key, b.cache_key, data.key, a.task, a.label, b.label, *mine, theirs[2], theirs[1])
+    return _compare(a.cache_key, b.cache_key, data.key, mine[0], a.label, b.label, *mine[1:], theirs[3], theirs[2])
 
 
 def test_truth_scores_of(entry: state.ModelEntry, data: state.DataEntry):

@@ -79,7 +79,7 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     if interval is not None:
         row[f"{interval[0]} 95% CI"] = f"{interval[1]:.3f} to {interval[2]:.3f}"
     rows = [row]
-    compared = [_comparison(entry.cache_key, data.key, b["model"], entry.task, entry.label, *pair, b["scores_by_gene"])
+    compared = [_comparison(entry.cache_key, data.key, b["model"], pair[0], entry.label, *pair[1:], b["scores_by_gene"])
                 if pair is not None and "scores_by_gene" in b else None for b in baselines]
     source = _baseline_source(entry.cache_key, data.key, entry.family, entry.card, data.dataset)
     rows += [{"model": b["model"], "source": source,
@@ -93,7 +93,8 @@ def _metrics_table(baselines: list[dict], pending: str = "") -> None:
     main = entry.card.main_metric
     ci = [c for c in table.columns if "95% CI" in c]  # beside the main metric, not scrolled out of view
     table[ci] = table[ci].fillna("")  # each interval is of one row's own figure only
-    first = [main, *[INTERVAL_METRIC[entry.task][0]] * (INTERVAL_METRIC[entry.task][0] != main), *ci]  # its interval
+    of = INTERVAL_METRIC[pair[0]][0] if pair is not None else main
+    first = [main, *[of] * (of != main), *ci]  # the metric of the interval and differences, beside the main one
     order = ["model", *first, *[c for c in table.columns if c not in ("model", "source", *first)], "source"]
     st.dataframe(table[[c for c in order if c in table.columns]], hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
@@ -116,7 +117,7 @@ cells = roadmap_ids(data.first.cell or "", data.first.source, *data.first.meta.g
                     *(getattr(data.dataset, "cells", {}) or {}))
 published = published_matching(entry.family, cells)
 pair = paired.test_truth_and_scores(entry, data, session)
-interval = _interval(entry.cache_key, data.key, entry.task, *pair) if pair is not None and len(pair[0]) > 1 else None
+interval = _interval(entry.cache_key, data.key, *pair) if pair is not None and len(pair[1]) > 1 else None
 
 
 def _metrics_panel(job: jobs.Job | None, retry) -> None:

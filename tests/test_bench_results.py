@@ -160,11 +160,11 @@ def test_comparison_summary_counts_each_seeds_verdict_and_the_range_of_differenc
     spec = importlib.util.spec_from_file_location("bench_compare_for_test", ROOT / "bench" / "bench_compare.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    row = {"data": "E123", "model": "deepchrome", "baseline": "logistic"}
+    row = {"data": "E123", "model": "deepchrome", "baseline": "logistic", "metric": "test_auroc"}
     rows = [{**row, "difference": 0.02, "verdict": "ahead"}, {**row, "difference": -0.01, "verdict": "not told apart"},
             {**row, "difference": 0.005, "verdict": "not told apart"},
             {**row, "baseline": "boosted-trees", "difference": -0.03, "verdict": "behind"}]
     lines = module.summary_table(rows).splitlines()
-    assert lines[2] == "| E123 | deepchrome | logistic | +0.005 (-0.010 to +0.020) | 1 / 2 / 0 |"
-    assert lines[3] == "| E123 | deepchrome | boosted-trees | -0.030 (-0.030 to -0.030) | 0 / 0 / 1 |"
+    assert lines[2] == "| E123 | deepchrome | logistic | test_auroc | +0.005 (-0.010 to +0.020) | 1 / 2 / 0 |"
+    assert lines[3] == "| E123 | deepchrome | boosted-trees | test_auroc | -0.030 (-0.030 to -0.030) | 0 / 0 / 1 |"
     assert len(lines) == 4

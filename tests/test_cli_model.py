@@ -106,6 +106,27 @@ def test_evaluate_against_baselines_on_data_that_lost_its_split_uses_the_models_
         assert b["versus_model"]["genes"] == int((ds.split == "test").sum())
 
 
+def test_a_ranker_on_labels_only_is_compared_on_the_auroc(tmp_path, capsys):
+    """Without expression a ranker learns high/low pairs, and its pairwise accuracy is the AUROC: it is compared
+    with its baselines (classifiers on the labels) on the test AUROC, not left without a comparison."""
+    import dataclasses
+
+    ds, _ = make_sample_dataset(n_genes=240, seed=5)
+    assert ds.labels is not None
+    path = str(write_long(dataclasses.replace(ds, expression=None), tmp_path / "labels.csv.gz"))
+    out = str(tmp_path / "ranker")
+    assert main(["train", "--data", path, "--model", "ranker-deepchrome", "--out", out, "--epochs", "1",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", out, "--data", path, "--device", "cpu", "--baselines"]) == 0
+    model, *baselines = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
+    assert [b["model"] for b in baselines] == ["logistic", "boosted-trees"]
+    for b in baselines:
+        versus = b["versus_model"]
+        assert versus["metric"] == "test_auroc" and "the test AUROC of ranker-deepchrome is" in versus["sentence"]
+        assert versus["model_minus_baseline"] == pytest.approx(model["test_auroc"] - b["test_auroc"], abs=2e-6)
+
+
 def test_deepdiff_reports_pearson_r(two_cells, tmp_path, capsys):
     assert main(["train", "--data", two_cells, "--model", "deepdiff", "--out", str(tmp_path / "dd"), "--epochs", "1",
                  "--quiet"]) == 0
