@@ -20,16 +20,19 @@ def test_truth_and_scores(entry: state.ModelEntry, data: state.DataEntry, sessio
     nothing measured for a ranker, not both cells' expression for DeepDiff)."""
     rows = session.evaluation_rows()
     scores = state.scores(entry.cache_key, data.key, session)
-    kind = entry.task
+    kind = "binary" if ranked_on_labels(entry, data) else entry.task  # a ranker's pairwise accuracy is then the AUROC
     truth = session.labels() if kind == "binary" else session.measured()
-    if truth is None and kind == "ranking":  # a ranker on labels only: its pairwise accuracy is the AUROC
-        kind, truth = "binary", session.labels()
     if truth is None:
         return None
     if kind == "binary":
         rows = rows[truth[rows] >= 0]
     rows = rows[np.isfinite(truth[rows])]
     return kind, truth[rows], scores[rows], session.dataset.gene_ids[rows]
+
+
+def ranked_on_labels(entry: state.ModelEntry, data: state.DataEntry) -> bool:
+    """A ranker on data with no expression: it is scored, and its baselines are trained, on the labels."""
+    return entry.task == "ranking" and data.first.expression is None
 
 
 def same_target(a: state.ModelEntry, b: state.ModelEntry) -> bool:

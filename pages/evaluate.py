@@ -66,9 +66,9 @@ def _baseline_source(model_key: str, data_key: str, family: str, _card, _dataset
 
 
 st.subheader("Test metrics")
+linear = "ridge" if entry.task == "ranking" and not paired.ranked_on_labels(entry, data) else "logistic"
 want_baselines = entry.task != "differential" and st.toggle(
-    f"Compare with baselines ({'logistic' if entry.task == 'binary' else 'ridge'} regression, boosted trees) "
-    "trained on the same genes",
+    f"Compare with baselines ({linear} regression, boosted trees) trained on the same genes",
     key=state.sticky("eval_baselines", True))
 
 

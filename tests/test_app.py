@@ -457,6 +457,33 @@ def test_evaluate_a_ranker_against_its_baselines_on_its_own_metric(app):
         assert f"the test concordance index of {model} is {abs(diff):.3f}" in sentence
 
 
+def test_evaluate_a_ranker_on_labels_only_names_the_auroc(app):
+    """Data with labels but no expression: a ranker's pairwise accuracy is then the AUROC, and every interval,
+    difference and sentence says AUROC (not a concordance index over 0/1 labels); its linear baseline is
+    logistic regression, and the toggle says so."""
+    import dataclasses
+
+    from hmviz.bundled import SAMPLE_DIR
+    from hmviz.data import read_dataset
+    from hmviz_app.state import DataEntry
+
+    ds = read_dataset(SAMPLE_DIR)
+    app.session_state["data"] = DataEntry("upload:labels-only", "labels.csv", dataclasses.replace(ds, expression=None), "upload")
+    app.session_state["eval_baselines"] = True
+    app.session_state["model"] = "bundled:ranker-deepchrome"
+    ok(goto(app, "evaluate"))
+    assert app.toggle[0].label.startswith("Compare with baselines (logistic regression, boosted trees)")
+    deadline = time.monotonic() + TIMEOUT
+    while "boosted-trees" not in set(app.dataframe[0].value["model"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ok(app.run())
+    columns = list(app.dataframe[0].value.columns)
+    assert "test_auroc 95% CI" in columns and "this model minus baseline, test_auroc (95% CI)" in columns
+    assert not [c for c in columns if "concordance" in c and "CI" in c]
+    words = texts(app.caption)
+    assert "the test AUROC of ranker-deepchrome (bundled) is" in words and "concordance index of" not in words
+
+
 def test_evaluate_baselines_that_failed_can_be_trained_again(app):
     """A failed baselines job stays failed for every session (it would most likely fail again), with its
     message and a button that starts it again (the cause may have passed: a process killed for memory)."""
