@@ -13,22 +13,11 @@ configure_openmp()  # before anything imports torch: OpenMP reads its wait polic
 
 import streamlit as st  # noqa: E402
 
-from hmviz.models import _native  # noqa: E402
 from hmviz_app import jobs, layout, state, timing  # noqa: E402
 from hmviz_app.text import escape_md  # noqa: E402
 
 st.set_page_config(page_title="hmviz: why is this gene expressed?", page_icon=":material/genetics:", layout="wide")
 layout.fit_text()  # long gene names and numbers wrap instead of being cut (hmviz_app/layout.py)
-
-
-@st.cache_resource(show_spinner=False)
-def _start_kernel_build() -> bool:
-    """Once per server: compile the LSTM kernel in the background (about 30 s, once per machine)."""
-    _native.build_in_background()
-    return True
-
-
-_start_kernel_build()
 
 PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data", default=True),
@@ -45,6 +34,7 @@ PAGES = [
 
 
 page = st.navigation(PAGES)
+jobs.page_shown()  # a browser on this machine draws the page before training takes the CPU back
 state.apply_model_param()
 
 with st.sidebar:

@@ -28,6 +28,9 @@ Not a timed test: it prints a table and writes ``bench/results/app_load.json`` (
 
     python bench/bench_app_load.py [--rounds 2] [--epochs 300] [--workers N] [--pages data evaluate]
         [--streamlit runner.postScriptGC=true] [--env HMVIZ_JOB_SCHED=normal] [--no-idle] [--profile]
+
+``--env HMVIZ_JOB_HOLD=off`` measures without the page hold (the trainings keep the CPU while the fourth
+user's browser, on this machine, draws: :class:`hmviz_app.job_process.PageHold`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@ process imports only this module and the job's own).
 * :func:`run_in_process` ``(target, args, ...)`` runs ``target(link, *args)`` in a ``spawn``
   process at the lowest CPU priority (:func:`job_priority`: nice 19 and ``SCHED_IDLE``) with ``threads`` PyTorch/OpenMP threads and
   returns ``(status, result, error)``: ``done``, ``cancelled`` or ``failed`` with the message for the user.
-* :class:`JobLink` is ``link`` in that process: ``report(event, epoch_row)`` and ``cancel.is_set()``.
+* :class:`JobLink` is ``link`` in that process: ``report(event, epoch_row)``, ``cancel.is_set()`` and
+  ``should_stop()`` (the library's check between batches: it first pauses while pages hold the jobs).
+* :class:`PageHold` puts pages first where the user's browser draws on the server's own CPU: a page's
+  run holds the jobs for :data:`HOLD_S` seconds (:func:`page_hold` ``.hold``); a training job pauses at
+  its next batch until the hold ends, but never for more than half of its time (:meth:`PageHold.pause`).
 * :func:`outcome` turns a call into that triple (hmviz's errors are the user's message; anything
   else is a bug, logged with its traceback).
 """
@@ -39,6 +43,17 @@ NICENESS_ENV = "HMVIZ_JOB_NICENESS"
 #: ``idle`` (the default): the job's process also runs under Linux's ``SCHED_IDLE`` policy, so it gets
 #: the CPU only when nothing else of normal priority wants it; ``normal`` keeps the usual policy.
 SCHED_ENV = "HMVIZ_JOB_SCHED"
+#: Whose page runs hold the training jobs: ``local`` (the default: a browser on this machine, whose drawing
+#: shares its CPU with the jobs), ``all`` (every user's) or ``off``.
+HOLD_ENV = "HMVIZ_JOB_HOLD"
+HOLD_MODES = ("local", "all", "off")
+#: How long one page's run holds the jobs (seconds): long enough for a browser to draw a page with its
+#: charts on a busy 2-core machine (bench/bench_app_load.py).
+HOLD_S = 3.0
+#: The most pause a job saves up (seconds): it earns one second of pause per second it runs, so over any
+#: long stretch it runs at least half of the time, however many pages are opened.
+HOLD_BURST_S = 6.0
+_PAUSE_STEP_S = 0.05
 BUG_TEXT = "Something went wrong inside hmviz (a bug, not your input): {}"
 _RELAY_POLL_S = 0.1
 
@@ -61,6 +76,69 @@ def job_priority() -> tuple[int, bool]:
         raise HmvizError(f"{SCHED_ENV}={sched!r} is not 'idle' or 'normal'; unset it for 'idle' (jobs run only when "
                          "nothing else wants the CPU) or set 'normal' (jobs share the CPU by niceness alone).")
     return niceness, sched == "idle"
+
+
+def hold_mode() -> str:
+    """``local``, ``all`` or ``off`` from ``HMVIZ_JOB_HOLD`` (unset: ``local``); an error naming the
+    variable when it is none of them (checked by the server before a job starts)."""
+    mode = os.environ.get(HOLD_ENV, "").strip().lower() or "local"
+    if mode not in HOLD_MODES:
+        raise HmvizError(f"{HOLD_ENV}={mode!r} is not 'local', 'all' or 'off'; unset it for 'local' (training pauses "
+                         "for a few seconds while a browser on this machine draws a page), or set 'all' or 'off'.")
+    return mode
+
+
+class PageHold:
+    """Pages before training jobs, across processes: the server calls :meth:`hold`, a job :meth:`pause`.
+
+    ``until`` is a shared double (the :func:`time.monotonic` time the hold ends, the same clock in every
+    process on Linux); ``clock`` and ``sleep`` are injectable for tests. A job's pause budget starts at
+    ``burst_s`` seconds and grows by the time it runs between pauses, up to ``burst_s``: a job pauses at
+    most ``burst_s`` at once and, over any long stretch, at most half of its time.
+    """
+
+    def __init__(self, until: Any = None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, burst_s: float = HOLD_BURST_S) -> None:
+        self.until = until if until is not None else multiprocessing.get_context("spawn").Value("d", 0.0, lock=False)
+        self._clock, self._sleep, self._burst = clock, sleep, burst_s
+        self._budget: float = burst_s
+        self._last: float | None = None  # when the last pause ended: the job ran since
+
+    def hold(self, seconds: float = HOLD_S) -> None:
+        """(The server) hold the jobs until ``seconds`` from now, or longer where a hold lasts longer."""
+        self.until.value = max(self.until.value, self._clock() + seconds)
+
+    def held(self) -> bool:
+        return self._clock() < self.until.value
+
+    def pause(self, stop: Callable[[], bool] = lambda: False) -> float:
+        """(A job, between batches) sleep while the hold lasts, within the budget and until ``stop()``;
+        the seconds slept."""
+        now = self._clock()
+        if self._last is not None:
+            self._budget = min(self._burst, self._budget + max(0.0, now - self._last))
+        slept = 0.0
+        while now < self.until.value and self._budget > 0 and not stop():
+            self._sleep(min(_PAUSE_STEP_S, self.until.value - now, self._budget))
+            later = self._clock()
+            self._budget -= later - now
+            slept += later - now
+            now = later
+        self._last = now
+        return slept
+
+
+_server_hold: PageHold | None = None
+_server_hold_lock = threading.Lock()
+
+
+def page_hold() -> PageHold:
+    """The server's one :class:`PageHold`, shared with every job process it starts."""
+    global _server_hold
+    with _server_hold_lock:
+        if _server_hold is None:
+            _server_hold = PageHold()
+        return _server_hold
 
 
 def lower_priority(niceness: int, idle: bool) -> None:
@@ -126,6 +204,7 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
     try:
         payload = pickle.dumps((target, args), protocol=pickle.HIGHEST_PROTOCOL)
         priority = job_priority()
+        hold_mode()
     except HmvizError as exc:
         return "failed", None, str(exc)
     except Exception as exc:
@@ -134,8 +213,8 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
     receive, send = ctx.Pipe(duplex=False)
     stop = ctx.Event()
     # not a daemon: a daemonic process may not start children (a study's own worker processes)
-    proc = ctx.Process(target=_process_main, args=(payload, send, stop, threads, title, priority), name="hmviz-job",
-                       daemon=False)
+    proc = ctx.Process(target=_process_main, args=(payload, send, stop, threads, title, priority, page_hold().until),
+                       name="hmviz-job", daemon=False)
     proc.start()
     send.close()  # the child holds the only sending end now: its exit reads as end-of-file here
     started(proc.pid)
@@ -177,11 +256,18 @@ def run_in_process(target: Callable[..., Any], args: tuple, *, threads: int, tit
 # ------------------------------------------------------------------------------ in the job's process
 class JobLink:
     """What a target running in its own process gets as ``job``: :meth:`report` sends progress to the
-    server (events must be picklable), ``cancel`` is set when the user cancels (``cancel.is_set``)."""
+    server (events must be picklable), ``cancel`` is set when the user cancels (``cancel.is_set``);
+    :meth:`should_stop` is the check between batches (it pauses first while pages hold the jobs)."""
 
-    def __init__(self, conn, cancel) -> None:
-        self._conn, self.cancel = conn, cancel
+    def __init__(self, conn, cancel, hold: PageHold | None = None) -> None:
+        self._conn, self.cancel, self._hold = conn, cancel, hold
         self._lock = threading.Lock()  # a study's progress may come from several threads
+
+    def should_stop(self) -> bool:
+        """Whether the user cancelled, after a pause while a page holds the jobs (:class:`PageHold`)."""
+        if self._hold is not None:
+            self._hold.pause(self.cancel.is_set)
+        return self.cancel.is_set()
 
     def report(self, event: Any, epoch_row: dict | None = None) -> None:
         with self._lock:
@@ -198,9 +284,10 @@ def _watch_parent(parent: int, cancel) -> None:
     os._exit(1)
 
 
-def _process_main(payload: bytes, conn, cancel, threads: int, title: str, priority: tuple[int, bool]) -> None:
+def _process_main(payload: bytes, conn, cancel, threads: int, title: str, priority: tuple[int, bool],
+                  hold_until: Any = None) -> None:
     """The body of a job's process: lower priority (``priority``: :func:`job_priority`) and ``threads``
-    threads first, then load, run, send."""
+    threads first, then load, run, send. ``hold_until``: the server's :class:`PageHold` value."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the server: the server cancels its jobs
     with contextlib.suppress(OSError):
         os.setpgrp()  # a group of its own, so that killing it also ends the workers it starts
@@ -214,7 +301,8 @@ def _process_main(payload: bytes, conn, cancel, threads: int, title: str, priori
 
     def call() -> Any:
         target, args = pickle.loads(payload)
-        return target(JobLink(conn, cancel), *args)
+        hold = PageHold(hold_until) if hold_until is not None else None
+        return target(JobLink(conn, cancel, hold), *args)
 
     result = outcome(call, title)
     try:

@@ -2,7 +2,8 @@
 functions with picklable arguments, so that a spawned process can import and call them.
 
 Each takes ``job`` first (a :class:`hmviz_app.jobs.JobLink` in the job's process): progress goes to
-``job.report``, ``job.cancel.is_set`` is the library's ``should_stop``.
+``job.report``, ``job.should_stop`` is the library's ``should_stop`` (between batches: it also pauses
+while a page holds the jobs, :class:`hmviz_app.job_process.PageHold`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def train_and_save(job: Any, dataset: Any, options: Any, out: Path) -> dict:
                    (ev.metric_name or "valid_metric"): ev.valid_metric}
         job.report(ev, row)
 
-    result = train(dataset, options, progress=progress, should_stop=job.cancel.is_set)
+    result = train(dataset, options, progress=progress, should_stop=job.should_stop)
     save_model(result.model, result.card, out)
     return {"path": out, "card": result.card}
 
@@ -47,7 +48,7 @@ def ablation_retrain(job: Any, dataset: Any, family: str, options: dict):
     keyword arguments); every finished run is reported."""
     from hmviz.studies.ablation import ablate_retrain
 
-    return ablate_retrain(dataset, family, progress=job.report, should_stop=job.cancel.is_set, **options)
+    return ablate_retrain(dataset, family, progress=job.report, should_stop=job.should_stop, **options)
 
 
 def fit_baselines(job: Any, dataset: Any, card: Any) -> list[dict]:

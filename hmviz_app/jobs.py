@@ -39,7 +39,7 @@ from typing import Any
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app.job_process import kill_job, outcome, run_in_process
+from hmviz_app.job_process import HOLD_S, hold_mode, kill_job, outcome, page_hold, run_in_process
 
 log = logging.getLogger("hmviz_app")
 
@@ -47,6 +47,25 @@ log = logging.getLogger("hmviz_app")
 POLL_SECONDS = 2.0
 #: How long a stopping server waits for cancelled jobs to reach their next check (seconds).
 STOP_WAIT_S = 20.0
+
+
+def page_shown() -> None:
+    """A page's run began (the router calls this; a fragment's rerun does not): hold the training jobs for
+    :data:`~hmviz_app.job_process.HOLD_S` seconds when this user's browser draws on the server's own CPU
+    (``HMVIZ_JOB_HOLD``: ``local``, the default, for a browser on this machine; ``all``; ``off``), so
+    that the page is drawn before the jobs take the CPU back (:class:`~hmviz_app.job_process.PageHold`)."""
+    try:
+        mode = hold_mode()
+    except HmvizError:  # shown when a job starts (run_in_process); pages are still served
+        return
+    if holds_jobs(mode, st.context.ip_address):
+        page_hold().hold(HOLD_S)
+
+
+def holds_jobs(mode: str, ip_address: str | None) -> bool:
+    """Whether a page's run for a browser at ``ip_address`` (None: this machine, as Streamlit gives it)
+    holds the jobs under ``mode`` (:func:`~hmviz_app.job_process.hold_mode`)."""
+    return mode == "all" or (mode == "local" and ip_address is None)
 
 
 def worker_count() -> int:
@@ -133,6 +152,10 @@ class Job:
         finally:
             self.finished = time.time()
             self.args = ()  # its inputs (a dataset...) are not kept alive by a finished job
+
+    def should_stop(self) -> bool:
+        """The library's check between batches, for a job run in the worker thread (no pause there)."""
+        return self.cancel.is_set()
 
     def _time_out(self) -> None:
         self.timed_out = True

@@ -10,6 +10,9 @@ from pathlib import Path
 # torch loads; ablation workers and the app server run in their own processes.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# The tests' pages and the tests' browser are not a user waiting for a page: their runs would pause the
+# training jobs the same tests wait for (hmviz_app.job_process.PageHold; tests/test_page_hold.py turns it on).
+os.environ.setdefault("HMVIZ_JOB_HOLD", "off")
 
 import pytest
 

@@ -244,7 +244,7 @@ def test_without_the_compiled_kernel_auto_falls_back_and_native_says_why(monkeyp
     monkeypatch.setattr(_native, "_state", {})
     monkeypatch.setattr(_native, "_missing_tool", lambda: None)
 
-    def failing_build() -> None:
+    def failing_build(niceness: int = 0) -> None:
         raise RuntimeError("Error building extension 'hmviz_bilstm': c++: fatal error")
 
     monkeypatch.setattr(_native, "_build", failing_build)

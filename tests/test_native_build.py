@@ -105,7 +105,7 @@ def test_a_model_run_never_builds_the_kernel_and_says_once_how_to(fresh_cache, m
     """ready() (what "auto" models ask) hands out only a finished build: with none, it returns at once,
     builds nothing, and logs one line naming the build command; load() (an explicit request) builds."""
 
-    def no_build() -> None:
+    def no_build(niceness: int = 0) -> None:
         raise AssertionError("a model run must not build the kernel")
 
     monkeypatch.setattr(_native, "_build", no_build)
@@ -195,3 +195,21 @@ def test_without_the_kernel_the_card_records_the_eager_recurrence(monkeypatch) -
     assert card["training"]["bin_lstm_impl"] == "grouped"
     card = train(dataset, TrainOptions(model="deepchrome", epochs=1, device="cpu")).card
     assert "bin_lstm_impl" not in card["training"]  # no LSTM, nothing to record
+
+
+def test_the_apps_background_build_runs_at_the_lowest_priority(monkeypatch) -> None:
+    """The app's build (build_in_background) asks for niceness 19 and the build's main() applies it before
+    anything else, so the compiler it starts inherits it; a build asked for in the foreground keeps its
+    priority. A malformed --nice is a usage error."""
+    monkeypatch.setattr(_native, "_state", {})
+    asked = []
+    monkeypatch.setattr(_native, "load", lambda niceness=0: asked.append(niceness))
+    _native.build_in_background().join(10)
+    assert asked == [19]
+    assert _native._build_command(19)[-2:] == ["--nice", "19"] and "--nice" not in _native._build_command()
+    niced = []
+    monkeypatch.setattr(_native.os, "nice", niced.append)
+    monkeypatch.setattr(_native, "_missing_tool", lambda: "no C++ compiler")
+    assert _native.main(["--quiet", "--nice", "19"]) == 2 and niced == [19]
+    with pytest.raises(SystemExit):
+        _native.main(["--nice", "25"])

@@ -36,6 +36,7 @@ or data file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -164,11 +165,12 @@ def ready():
     return None
 
 
-def load():
+def load(niceness: int = 0):
     """``torch.ops.hmviz_bilstm`` (building it first if needed, bounded), or ``None`` where it cannot be built.
 
     For the build entry points and an explicit request for the kernel; models on ``auto`` use
-    :func:`ready`, which never builds."""
+    :func:`ready`, which never builds. ``niceness``: the build process's CPU priority is lowered by this
+    much (the app's background build: pages come first)."""
     if "ops" in _state:
         return _state["ops"]
     if "reason" in _state:
@@ -179,7 +181,7 @@ def load():
         reason = _missing_tool()
         if reason is None:
             try:
-                _build()
+                _build(niceness)
                 _state["ops"] = torch.ops.hmviz_bilstm
                 return _state["ops"]
             except Exception as exc:  # a failed build must never break the model: fall back
@@ -200,7 +202,7 @@ def is_built(directory: Path | None = None) -> bool:
     return (directory / _MARKER).exists() and _library(directory).exists()
 
 
-def _build() -> None:
+def _build(niceness: int = 0) -> None:
     """Load the finished build, compiling it first (in a child process, with a time limit) if needed."""
     directory = build_dir()
     if not is_built(directory):
@@ -209,15 +211,21 @@ def _build() -> None:
             build_timeout(),
             directory,
         )
-        _run_build_process(directory, build_timeout())
+        _run_build_process(directory, build_timeout(), niceness)
         if not is_built(directory):
             raise RuntimeError(f"the build process finished but left no library in {directory}")
     torch.ops.load_library(str(_library(directory)))
 
 
-def _run_build_process(directory: Path, timeout: float) -> None:
-    """Run :func:`build_into` for ``directory`` in a child process; kill its whole group past ``timeout``."""
-    cmd = [sys.executable, "-m", "hmviz.models._native", "--quiet"]
+def _build_command(niceness: int = 0) -> list[str]:
+    """The child process that builds: this module's :func:`main`, at ``niceness`` lower priority."""
+    return [sys.executable, "-m", "hmviz.models._native", "--quiet", *(["--nice", str(niceness)] if niceness else [])]
+
+
+def _run_build_process(directory: Path, timeout: float, niceness: int = 0) -> None:
+    """Run :func:`build_into` for ``directory`` in a child process (at ``niceness``: :func:`_build_command`);
+    kill its whole group past ``timeout``."""
+    cmd = _build_command(niceness)
     env = {**os.environ, "HMVIZ_CACHE_DIR": str(directory.parent.parent)}
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -321,13 +329,14 @@ def build_into(directory: Path) -> Path:
     return directory
 
 
-def build_in_background() -> threading.Thread | None:
+def build_in_background(niceness: int = 19) -> threading.Thread | None:
     """Start :func:`load` on a daemon thread (the app calls this at start, so the one-off build
     does not wait for the first explanation); ``None`` if it has already run. The compiler runs in a
-    child process, so stopping the app mid-build leaves nothing behind that blocks the next start."""
+    child process at ``niceness`` lower priority (19, the lowest: it never slows a page), so stopping the
+    app mid-build leaves nothing behind that blocks the next start."""
     if "ops" in _state or "reason" in _state:
         return None
-    thread = threading.Thread(target=load, name="hmviz-native-build", daemon=True)
+    thread = threading.Thread(target=load, args=(niceness,), name="hmviz-native-build", daemon=True)
     thread.start()
     return thread
 
@@ -343,8 +352,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m hmviz.models._native", description="Build hmviz's compiled LSTM kernel for this machine now."
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        choices=range(20),
+        metavar="0-19",
+        help="lower this build's CPU priority (and its compiler's) by this much",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    if args.nice:
+        with contextlib.suppress(OSError):
+            os.nice(args.nice)  # inherited by ninja and the compiler
     reason = _missing_tool()
     if reason is not None:
         print(f"error: the compiled LSTM kernel cannot be built here: {reason}", file=sys.stderr)
