@@ -88,6 +88,12 @@ def hold_mode() -> str:
     return mode
 
 
+def holds(mode: str, local: bool) -> bool:
+    """Whether a page for a browser on this machine (``local``) or elsewhere holds the jobs under ``mode``
+    (:func:`hold_mode`)."""
+    return mode == "all" or (mode == "local" and local)
+
+
 class PageHold:
     """Pages before training jobs, across processes: the server calls :meth:`hold`, a job :meth:`pause`.
 

@@ -39,7 +39,7 @@ from typing import Any
 import streamlit as st
 
 from hmviz.errors import HmvizError
-from hmviz_app.job_process import HOLD_S, hold_mode, kill_job, outcome, page_hold, run_in_process
+from hmviz_app.job_process import HOLD_S, hold_mode, holds, kill_job, outcome, page_hold, run_in_process
 
 log = logging.getLogger("hmviz_app")
 
@@ -58,14 +58,8 @@ def page_shown() -> None:
         mode = hold_mode()
     except HmvizError:  # shown when a job starts (run_in_process); pages are still served
         return
-    if holds_jobs(mode, st.context.ip_address):
+    if holds(mode, local=st.context.ip_address is None):  # Streamlit gives None for a browser on this machine
         page_hold().hold(HOLD_S)
-
-
-def holds_jobs(mode: str, ip_address: str | None) -> bool:
-    """Whether a page's run for a browser at ``ip_address`` (None: this machine, as Streamlit gives it)
-    holds the jobs under ``mode`` (:func:`~hmviz_app.job_process.hold_mode`)."""
-    return mode == "all" or (mode == "local" and ip_address is None)
 
 
 def worker_count() -> int:
