@@ -29,7 +29,6 @@ INTERVAL_METRIC = {
     "ranking": ("test_concordance_index", M.concordance_index),
     "differential": ("test_r2", M.r2),
 }
-METRIC_WORDS = {"test_auroc": "test AUROC", "test_concordance_index": "test concordance index", "test_r2": "test R²"}
 
 #: Differences are shown to 3 decimals; one that rounds to 0 is called equal.
 DECIMALS = 3
@@ -76,7 +75,7 @@ class Comparison:
 
     def sentence(self) -> str:
         """What the comparison shows, in words: the difference, its interval, and what the interval allows."""
-        words = METRIC_WORDS.get(self.metric, self.metric)
+        words = M.metric_label(self.metric)
         size = abs(round(self.difference, DECIMALS))
         if size == 0:
             head = f"{self.model} and {self.other} have the same {words} to {DECIMALS} decimals"

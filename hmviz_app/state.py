@@ -87,19 +87,21 @@ def _warm_imports(delay_s: float = 2.0) -> None:
         import hmviz.models
         import hmviz.plots
         import hmviz.training  # noqa: F401
+    except Exception:  # a broken install shows up on the page that needs it, with its message
+        log.exception("warming up imports failed")
+    try:
         from hmviz.models import _native
 
         _native.build_in_background()  # the LSTM kernel, once per machine (about 30 s, in a child process)
-    except Exception:  # a broken install shows up on the page that needs it, with its message
-        log.exception("warming up imports failed")
+    except Exception:  # without the kernel, models use the eager recurrence (the same numbers)
+        log.exception("starting the LSTM kernel's build failed")
 
 
 @st.cache_resource(show_spinner=False)
 def prewarm() -> threading.Thread:
     """Import torch, Captum and scikit-learn in the background once per server, after the first page
     is shown, so that the first visit to a model page does not wait for them; then start building the
-    compiled LSTM kernel (:func:`hmviz.models._native.build_in_background`). The first page itself
-    loads no PyTorch."""
+    compiled LSTM kernel (:func:`hmviz.models._native.build_in_background`, at the lowest CPU priority)."""
     thread = threading.Thread(target=_warm_imports, name="hmviz-prewarm", daemon=True)
     thread.start()
     return thread

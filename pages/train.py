@@ -8,6 +8,7 @@ import streamlit as st
 from hmviz.errors import HmvizError
 from hmviz.card import ModelCard
 from hmviz.engine import epoch_rule
+from hmviz.metrics import metric_label
 from hmviz.provenance import shown_card, shown_source, trained_on
 from hmviz_app import jobs, paired, state
 from hmviz_app.job_targets import train_and_save
@@ -171,7 +172,7 @@ def _progress_panel(job: jobs.Job) -> None:
             main = card.main_metric
             value = card.metrics.get(main)
             st.success(f"Training finished in {job.seconds:.0f} s and the model is saved"
-                       + (f": {main.replace('_', ' ')} = {value:.3f} on {card.split_record.counts['test']} test genes"
+                       + (f": {metric_label(main)} = {value:.3f} on {card.split_record.counts['test']} test genes"
                           if value is not None else "") + ". It is now the model in use (sidebar).",
                        icon=":material/check:")
         elif job.status == "cancelled":

@@ -264,6 +264,7 @@ def test_train_in_background_then_rename_compare_delete(app):
     assert app.session_state["model"] == key  # the new model is the one in use
     assert entry.card.marks == ("H3K4me3", "H3K36me3") and entry.path.is_dir()
     assert "Training finished" in texts(app.success)
+    assert re.search(r"test AUROC = 0\.\d{3} on \d+ test genes", texts(app.success))  # the metric's name, not its key
     app.selectbox(key="manage_model").set_value(key).run()
     app.text_input(key=f"rename_{key}").set_value("two marks").run()
     ok(app.button(key="rename_model").click().run())

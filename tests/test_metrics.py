@@ -236,3 +236,14 @@ def test_classifier_test_metrics_report_the_validation_threshold() -> None:
     assert metrics["valid_decision_threshold"] == pytest.approx(1.5 - 10.0)  # between valid genes 1.0 and 2.0
     assert metrics["test_accuracy_at_valid_threshold"] == 1.0
     assert metrics["test_balanced_accuracy_at_valid_threshold"] == 1.0
+
+
+def test_metric_labels_name_each_metric_as_written_in_the_field():
+    from hmviz.metrics import metric_label
+
+    assert metric_label("test_auroc") == "test AUROC"
+    assert metric_label("valid_auprc") == "valid AUPRC"
+    assert metric_label("test_r2") == "test R²"
+    assert metric_label("test_pairwise_accuracy") == "test pairwise accuracy"
+    assert metric_label("test_concordance_index") == "test concordance index"
+    assert metric_label("test_pearson") == "test Pearson"

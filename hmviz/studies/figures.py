@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hmviz.errors import DataError
+from hmviz.metrics import metric_label
 from hmviz.studies.marks import (
     DEFAULT_MARGIN,
     reference_row,
@@ -16,12 +17,6 @@ from hmviz.studies.marks import (
 )
 
 MAIN, VALID, HIGHLIGHT = "#1f77b4", "#7f7f7f", "#d62728"
-_WORDS = {"auroc": "AUROC", "auprc": "AUPRC", "pearson": "Pearson", "spearman": "Spearman"}
-
-
-def metric_label(metric: str) -> str:
-    """``test_pairwise_accuracy -> 'test pairwise accuracy'``, ``test_auroc -> 'test AUROC'``."""
-    return " ".join(_WORDS.get(w, w) for w in str(metric).split("_"))
 
 
 def _subset_traces(
