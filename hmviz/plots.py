@@ -560,6 +560,8 @@ def training_curves(
     ``best_epoch`` draws a dotted line at the kept epoch; ``selected_on`` (a card's ``training.selected_on``,
     e.g. "validation loss") labels it with what chose it, which need not be the validation value drawn.
     """
+    from hmviz.metrics import metric_label  # scikit-learn and SciPy load only where curves are drawn
+
     rows = list(history)
     for r in rows:
         if "epoch" not in r or "train_loss" not in r:
@@ -589,7 +591,7 @@ def training_curves(
                     x=epochs,
                     y=[r.get(key) for r in sel],
                     mode="lines+markers",
-                    name=key.replace("_", " ") + suffix,
+                    name=metric_label(key) + suffix,
                     line={"color": colour, "dash": "dash"},
                 ),
                 row=1,

@@ -153,6 +153,8 @@ def test_training_curves_from_a_card_history():
     chosen = plots.training_curves(history, best_epoch=2, selected_on="validation loss")
     assert [t.name for t in chosen.data[2:]] == ["kept: epoch 2<br>(best validation loss)"]
     assert chosen.data[2].line.dash == "dot" and list(chosen.data[2].x) == [None]  # no point: a legend entry
+    auroc = plots.training_curves([{"stage": "train", "epoch": 1, "train_loss": 0.5, "valid_auroc": 0.7}])
+    assert auroc.data[1].name == "valid AUROC"  # the metric's name, not its key
     with pytest.raises(DataError, match="train_loss"):
         plots.training_curves([{"epoch": 1}])
 
