@@ -30,7 +30,9 @@ Not a timed test: it prints a table and writes ``bench/results/app_load.json`` (
         [--streamlit runner.postScriptGC=true] [--env HMVIZ_JOB_SCHED=normal] [--no-idle] [--profile]
 
 ``--env HMVIZ_JOB_HOLD=off`` measures without the page hold (the trainings keep the CPU while the fourth
-user's browser, on this machine, draws: :class:`hmviz_app.job_process.PageHold`).
+user's browser, on this machine, draws: :class:`hmviz_app.job_process.PageHold`). ``--cpu-slowdown 2.3``
+runs the fourth user's page 2.3 times slower (Chrome's CPU throttling): the browser of a slower machine (on
+6 December 2026 two shared machines of the same description differed that much in their idle page times).
 """
 
 from __future__ import annotations
@@ -354,6 +356,9 @@ def main() -> None:
                     "priority, as on their own computers (their pages still poll the server); same: in the "
                     "fourth user's chromium, sharing its cores")
     ap.add_argument("--no-idle", action="store_true", help="skip the idle visits (after the warm-up)")
+    ap.add_argument("--cpu-slowdown", type=float, default=1.0, metavar="RATE",
+                    help="run the fourth user's page RATE times slower (Chrome's CPU throttling), as on a slower "
+                         "computer: it recreates a slower machine's browser; the server and jobs are not slowed")
     args = ap.parse_args()
     global PAGES
     if args.pages:
@@ -385,7 +390,8 @@ def main() -> None:
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     out: dict = {"python": platform.python_version(), "cpus": os.cpu_count(), "epochs": args.epochs,
                  "trainers_browser": args.trainers_browser,
-                 "workers": args.workers or "default", "env": args.env, "streamlit": args.streamlit, "served": SERVED,
+                 "workers": args.workers or "default", "env": args.env, "cpu_slowdown": args.cpu_slowdown,
+                 "streamlit": args.streamlit, "served": SERVED,
                  "load_before": os.getloadavg()}
     try:
         while not healthy(url):
@@ -397,6 +403,8 @@ def main() -> None:
             fourth = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             fourth.set_default_timeout(PAGE_TIMEOUT_MS)
             fourth.add_init_script(RUN_COUNTER_JS)
+            if args.cpu_slowdown > 1:  # kept over this page's navigations (checked: by-URL times scale with it)
+                fourth.context.new_cdp_session(fourth).send("Emulation.setCPUThrottlingRate", {"rate": args.cpu_slowdown})
             print("warm-up visits", file=sys.stderr, flush=True)
             out["first"] = visit_all(fourth, url, 1, times_file)  # first visits import torch, load models, fill caches
             print("idle visits", file=sys.stderr, flush=True)

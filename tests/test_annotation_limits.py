@@ -9,28 +9,15 @@ import gzip
 import os
 import threading
 import time
-import zlib
-from pathlib import Path
 
 import pytest
+from bombs import gzip_bomb
 
 from hmviz.errors import DataError, LimitError
 from hmviz.views import read_gene_names
 
 GENE = b'chr1\tHAVANA\tgene\t11869\t14409\t.\t+\t.\tgene_id "ENSG00000223972.5"; gene_name "DDX11L1";\n'
 EXON = b'chr1\tHAVANA\texon\t11869\t12227\t.\t+\t.\tgene_id "ENSG00000223972.5"; gene_name "DDX11L1";\n'
-
-
-def _gz_bomb(path: Path, first: bytes, repeated: bytes, decompressed_mb: int) -> Path:
-    """``first`` then ``decompressed_mb`` MB of ``repeated``, gzip-compressed ~1000:1 (written in pieces)."""
-    comp = zlib.compressobj(1, zlib.DEFLATED, 31)
-    block = (repeated * ((1 << 20) // len(repeated) + 1))[: 1 << 20]
-    with open(path, "wb") as fh:
-        fh.write(comp.compress(first))
-        for _ in range(decompressed_mb):
-            fh.write(comp.compress(block))
-        fh.write(comp.flush())
-    return path
 
 
 def _within(seconds: float, fn, *args):
@@ -52,7 +39,7 @@ def _within(seconds: float, fn, *args):
 
 
 def test_a_gtf_bomb_stops_at_the_annotation_limit(tmp_path, monkeypatch):
-    bomb = _gz_bomb(tmp_path / "genes.gtf.gz", b"#!genome-build GRCh38\n" + GENE, EXON, 256)
+    bomb = gzip_bomb(tmp_path / "genes.gtf.gz", b"#!genome-build GRCh38\n" + GENE, EXON, 256)
     assert bomb.stat().st_size < 3_000_000
     monkeypatch.setenv("HMVIZ_MAX_ANNOTATION_MB", "8")
     error, seconds = _within(60, read_gene_names, bomb)
@@ -64,7 +51,7 @@ def test_a_gtf_bomb_stops_at_the_annotation_limit(tmp_path, monkeypatch):
 
 
 def test_a_gtf_without_line_ends_is_refused_not_read_into_memory(tmp_path, monkeypatch):
-    bomb = _gz_bomb(tmp_path / "one_line.gtf.gz", b"", b"x" * 64, 64)
+    bomb = gzip_bomb(tmp_path / "one_line.gtf.gz", b"", b"x" * 64, 64)
     error, _ = _within(60, read_gene_names, bomb)
     assert isinstance(error, DataError) and "line 1: is longer than 1,048,576 bytes" in str(error), error
 
@@ -86,7 +73,7 @@ def test_gene_records_are_bounded(tmp_path, monkeypatch):
 
 
 def test_a_gene_name_table_bomb_stops_at_the_input_limit(tmp_path, monkeypatch):
-    bomb = _gz_bomb(tmp_path / "names.csv.gz", b"gene_id,symbol\n", b"ENSG1,TP53\n", 256)
+    bomb = gzip_bomb(tmp_path / "names.csv.gz", b"gene_id,symbol\n", b"ENSG1,TP53\n", 256)
     monkeypatch.setenv("HMVIZ_MAX_INPUT_MB", "8")
     error, seconds = _within(60, read_gene_names, bomb)
     assert isinstance(error, LimitError) and "HMVIZ_MAX_INPUT_MB" in str(error), error

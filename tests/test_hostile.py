@@ -16,11 +16,11 @@ import signal
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bombs import gzip_bomb
 
 from hmviz.cli.main import main
 from hmviz.data import read_dataset
@@ -159,22 +159,11 @@ def test_a_wide_header_is_linear(monkeypatch):
         column_roles(SourceFile(Path("x.csv")), header)
 
 
-def _bomb(path: Path, decompressed_mb: int) -> None:
-    """A gzip file of ``decompressed_mb`` MB of long-format rows (compresses ~1000:1)."""
-    comp = zlib.compressobj(1, zlib.DEFLATED, 31)
-    block = (b"a,0,1\n" * 174763)[: 1 << 20]
-    with open(path, "wb") as fh:
-        fh.write(comp.compress(b"gene_id,bin,H3K4me3\n"))
-        for _ in range(decompressed_mb):
-            fh.write(comp.compress(block))
-        fh.write(comp.flush())
-
-
 def test_a_gzip_bomb_stops_at_the_limit_with_bounded_memory(tmp_path):
     """A 256 MB bomb under an 8 MB limit: exit 2 naming the limit, and the child's peak memory stays
     far below what reading the whole bomb takes."""
     bomb = tmp_path / "b.csv.gz"
-    _bomb(bomb, 256)
+    gzip_bomb(bomb, b"gene_id,bin,H3K4me3\n", b"a,0,1\n", 256)
     assert bomb.stat().st_size < 2_000_000
     env = {**os.environ, "HMVIZ_MAX_INPUT_MB": "8"}
     # The child's own peak: VmHWM of its address space. (ru_maxrss survives fork+exec on Linux, so in a
