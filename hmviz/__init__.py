@@ -7,7 +7,7 @@ The library never imports streamlit; the app in ``app.py``/``pages/`` and the co
     model = hmviz.load("models/deepchrome")      # a TrainedModel: .card, .predict, .evaluate, .explain, ...
 
 ``import hmviz`` stays light: :func:`load`, :class:`TrainedModel` and :class:`ModelCard` (and torch with
-them) are imported on first use.
+the first two) are imported on first use.
 """
 
 from hmviz._version import __version__
@@ -15,7 +15,7 @@ from hmviz.errors import HmvizError
 
 _LAZY = {
     "load": "hmviz.trained",
-    "load_card": "hmviz.trained",
+    "load_card": "hmviz.card",
     "TrainedModel": "hmviz.trained",
     "ModelCard": "hmviz.card",
 }

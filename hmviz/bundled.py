@@ -118,7 +118,7 @@ def make_bundled_models(
 
 def _write_readme(out_dir: Path) -> None:
     rows, seconds = [], {}
-    from hmviz.trained import load_card
+    from hmviz.card import load_card
 
     for name, path in list_bundled(out_dir).items():
         card = load_card(path)

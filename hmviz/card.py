@@ -9,8 +9,8 @@ The records inside a card (``training``, ``split``, ``data``) are read here only
 :attr:`ModelCard.split_record` and the data properties (:attr:`~ModelCard.data_source`,
 :attr:`~ModelCard.fingerprint`, :attr:`~ModelCard.n_genes`) give their fields as attributes, None where an
 older card lacks one; the card's dicts stay as they were, so :meth:`ModelCard.to_dict` writes them back
-unchanged. Nothing outside this module and :mod:`hmviz.checkpoints` reads a card key by string (a test
-scans the code for it).
+unchanged. Nothing outside this module, :mod:`hmviz.card_file` (which reads and checks the card, without
+PyTorch) and :mod:`hmviz.checkpoints` reads a card key by string (a test scans the code for it).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hmviz.checkpoints import CARD_FORMAT, check_card
+from hmviz.card_file import CARD_FORMAT, check_card, read_card
 from hmviz.errors import ModelError
+from hmviz.model_families import get_family
 from hmviz.options import TrainOptions
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class ModelCard:
             that predate it.
         metrics, history, training: test metrics, the per-epoch record, and the training settings.
         data: ``source``, ``fingerprint`` and ``genes`` of the training data.
-        card_format: the card's format version (:data:`hmviz.checkpoints.CARD_FORMAT`).
+        card_format: the card's format version (:data:`hmviz.card_file.CARD_FORMAT`).
         extra: every other key of the card (``versions``, ``bundled``, ...), kept as it was.
         absent: the fields the card did not have (an older card); :meth:`to_dict` leaves them out again.
     """
@@ -177,13 +178,11 @@ class ModelCard:
     def _typed(cls, card: dict) -> ModelCard:
         """A card dict as a :class:`ModelCard`, without the checks of :meth:`from_dict` (it needs ``model``,
         ``marks``, ``n_bins``, ``bin_size``, ``transform``, and ``task`` unless the model family is known)."""
-        from hmviz.models import get_spec
-
         names = {f.name for f in dataclasses.fields(cls)} - {"extra", "absent"}
         cells = card.get("cells")
         return cls(
             model=card["model"],
-            task=card.get("task") or get_spec(card["model"]).task,  # cards before 'task': the family's task
+            task=card.get("task") or get_family(card["model"]).task,  # cards before 'task': the family's task
             marks=tuple(card["marks"]),
             n_bins=card["n_bins"],
             bin_size=card["bin_size"],
@@ -302,3 +301,9 @@ class ModelCard:
             return cls._typed(dict(card))
         except (KeyError, TypeError) as exc:
             raise ModelError(f"Not a model card: it lacks {exc} (a model card from hmviz has it).") from None
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """The :class:`ModelCard` of a model folder (or of a card file), checked, without loading the weights or
+    PyTorch (:func:`hmviz.card_file.read_card`)."""
+    return ModelCard._typed(read_card(path))  # read_card checked it (once)

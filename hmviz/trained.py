@@ -7,7 +7,7 @@ its :class:`ModelCard` (``.card``), and the workflow: :meth:`~TrainedModel.predi
 :mod:`hmviz.inference`, :mod:`hmviz.evaluation`, :mod:`hmviz.explain`), so the command line, the app and a
 script get the same answers.
 
-The card is validated once, on load (:func:`hmviz.checkpoints.check_card`: present fields of the right
+The card is validated once, on load (:func:`hmviz.card_file.check_card`: present fields of the right
 types, consistent with each other and with the model family); after that its fields are attributes
 (:class:`hmviz.card.ModelCard`).
 """
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from hmviz.card import ModelCard
-from hmviz.checkpoints import load_model, read_card, save_model
+from hmviz.checkpoints import load_model, save_model
 from hmviz.data.dataset import HistoneDataset, MultiCellDataset
 from hmviz.errors import ModelError
 
@@ -117,8 +117,3 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
 
     module, card = load_model(path, device=choose_device(device))
     return TrainedModel(module, ModelCard._typed(card))  # load_model checked the card (once)
-
-
-def load_card(path: str | Path) -> ModelCard:
-    """The :class:`ModelCard` of a model folder (or of a card file) without loading the weights."""
-    return ModelCard._typed(read_card(path))  # read_card checked it (once)

@@ -345,7 +345,7 @@ def _stamp(path: Path) -> float:
 def _read_card(path: Path) -> ModelCard:
     """The model's card, checked once (a damaged card is a :class:`~hmviz.errors.ModelError`); the weights
     are not read."""
-    from hmviz.trained import load_card
+    from hmviz.card import load_card
 
     return load_card(path)
 

@@ -117,7 +117,7 @@ def test_provenance_of_a_card_says_what_its_training_data_was():
     from hmviz.card import ModelCard
     from hmviz.provenance import shown_card, training_data
     from hmviz.resources import bundled_models
-    from hmviz.trained import load_card
+    from hmviz.card import load_card
 
     card = load_card(bundled_models() / "deepchrome")
     assert TrainingData.of(card) == TrainingData(model="deepchrome", marks=card.marks, source=card.data_source,

@@ -74,9 +74,10 @@ def _perturb_args(p: argparse.ArgumentParser) -> None:
 
 @verb("perturb", "edit a gene's marks in silico: prediction before/after, deletion scan, smallest edit", _perturb_args)
 def cmd_perturb(args: argparse.Namespace) -> int:
+    from hmviz.card import load_card
     from hmviz.perturb import Editor, Window, allowed_masks, parse_edits, resolve, scan, smallest_edit
     from hmviz.perturb.scan import windows
-    from hmviz.trained import load, load_card
+    from hmviz.trained import load
 
     # Cheap checks first (flags, edits against the card's marks and window), then the model and data.
     if args.out and Path(args.out).suffix.lower() not in _SUFFIXES:

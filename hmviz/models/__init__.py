@@ -18,11 +18,12 @@ import difflib
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 
 from hmviz.errors import ModelError
+from hmviz.model_families import FAMILIES, Inputs, Task, get_family
 from hmviz.models._common import ModelConfig, check_input, field_kinds
 from hmviz.models.attentivechrome import AttentionOutput, AttentiveChrome, AttentiveChromeConfig
 from hmviz.models.deepchrome import DeepChrome, DeepChromeConfig
@@ -36,9 +37,6 @@ from hmviz.models.ranker import (
 )
 from hmviz.models.simplechrome import SimpleChrome, SimpleChromeConfig
 
-Task = Literal["binary", "ranking", "differential"]
-Inputs = Literal["single", "pair-of-genes", "two-cells"]
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -49,20 +47,27 @@ class ModelSpec:
         config_cls: the config dataclass.
         module_cls: the ``nn.Module`` class that :attr:`build` returns.
         build: ``config -> module``.
-        task: default task: ``"binary"`` (high/low expression), ``"ranking"`` (which gene of a
-            pair is higher) or ``"differential"`` (log2 fold change between two cells).
         description: one line for the UI.
-        inputs: ``"single"`` (one gene), ``"pair-of-genes"`` (two genes, one cell) or
-            ``"two-cells"`` (one gene in two cells).
+        task, inputs: the family's (:data:`hmviz.model_families.FAMILIES`, the table that needs no PyTorch).
     """
 
     name: str
     config_cls: type[ModelConfig]
     module_cls: type[nn.Module]
     build: Callable[[Any], nn.Module]
-    task: Task
     description: str
-    inputs: Inputs
+
+    @property
+    def task(self) -> Task:
+        """Default task: ``"binary"`` (high/low expression), ``"ranking"`` (which gene of a pair is higher)
+        or ``"differential"`` (log2 fold change between two cells)."""
+        return FAMILIES[self.name].task
+
+    @property
+    def inputs(self) -> Inputs:
+        """``"single"`` (one gene), ``"pair-of-genes"`` (two genes, one cell) or ``"two-cells"`` (one gene
+        in two cells)."""
+        return FAMILIES[self.name].inputs
 
 
 MODEL_REGISTRY: dict[str, ModelSpec] = {
@@ -73,55 +78,43 @@ MODEL_REGISTRY: dict[str, ModelSpec] = {
             DeepChromeConfig,
             DeepChrome,
             DeepChrome,
-            "binary",
             "Convolutional network that scans the mark profiles for local patterns (DeepChrome, 2016).",
-            "single",
         ),
         ModelSpec(
             "attentivechrome",
             AttentiveChromeConfig,
             AttentiveChrome,
             AttentiveChrome,
-            "binary",
             "Recurrent network that shows which bins and which marks it attends to (AttentiveChrome, 2017).",
-            "single",
         ),
         ModelSpec(
             "simplechrome",
             SimpleChromeConfig,
             SimpleChrome,
             SimpleChrome,
-            "binary",
             f"Compresses each gene's mark profile to {SimpleChromeConfig.__dataclass_fields__['latent_dim'].default} "
             "numbers (a VAE; the paper used 10), then classifies those (SimpleChrome, 2020).",
-            "single",
         ),
         ModelSpec(
             "deepdiff",
             DeepDiffConfig,
             DeepDiff,
             DeepDiff,
-            "differential",
             "Predicts how much a gene's expression changes between two cell types from both cells' marks (DeepDiff, 2018).",
-            "two-cells",
         ),
         ModelSpec(
             "ranker-deepchrome",
             RankerDeepChromeConfig,
             PairwiseRanker,
             lambda config: PairwiseRanker(DeepChrome(config)),
-            "ranking",
             "Says which of two genes is expressed higher, scoring each gene with a DeepChrome network.",
-            "pair-of-genes",
         ),
         ModelSpec(
             "ranker-attentivechrome",
             RankerAttentiveChromeConfig,
             PairwiseRanker,
             lambda config: PairwiseRanker(AttentiveChrome(config)),
-            "ranking",
             "Says which of two genes is expressed higher, scoring each gene with an AttentiveChrome network.",
-            "pair-of-genes",
         ),
     )
 }
@@ -159,12 +152,7 @@ def training_defaults(name: str) -> dict[str, Any]:
 
 def get_spec(name: str) -> ModelSpec:
     """The :class:`ModelSpec` for ``name``; an unknown name raises :class:`ModelError` with the valid names."""
-    try:
-        return MODEL_REGISTRY[name]
-    except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name).lower(), list(MODEL_REGISTRY), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ModelError(f"Unknown model {name!r}. Valid models: {', '.join(MODEL_REGISTRY)}.{hint}") from None
+    return MODEL_REGISTRY[get_family(name).name]
 
 
 def build_model(name: str, n_marks: int, n_bins: int, **overrides: Any) -> tuple[nn.Module, ModelConfig]:
