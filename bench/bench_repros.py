@@ -8,9 +8,6 @@ maximum resident set size, the peak memory the issue quotes), with hmviz's defau
 runs started together on one new ``--out``. "Expected" is the exit status the issue asks for: 2 with one
 ``error:`` line for a user's error, 0 where the input is valid (a CR-only file is read).
 
-The gene-symbol case (``explain --gene SYMBOL`` shared by two genes) is tested in the library
-(``tests/test_hostile.py``): the bundled data have no symbols.
-
 Not a timed test: it prints a table and writes ``bench/results/repros.json``.
 
     python bench/bench_repros.py [--bomb-mb 2048] [--only NAME ...]
@@ -70,6 +67,16 @@ def _text(work: Path, name: str, text: str) -> str:
 def _fifo(work: Path, name: str) -> str:
     os.mkfifo(work / name)
     return str(work / name)
+
+
+def _shared_symbol(work: Path) -> str:
+    """The sample data with gene SIM00002's symbol changed to SIM00001's (SIMG1): one symbol, two genes."""
+    import pandas as pd
+
+    table = pd.read_csv(SAMPLE)
+    table.loc[table["gene_id"] == "SIM00002", "symbol"] = "SIMG1"
+    table.to_csv(work / "shared.csv.gz", index=False)
+    return str(work / "shared.csv.gz")
 
 
 def _tracks(work: Path) -> list[str]:
@@ -135,6 +142,9 @@ REPROS = [
     ("explain --steps 1e8", "exit 1", 2,
      lambda w, a: ["explain", "--model", str(BUNDLED), "--data", SAMPLE, "--gene", "SIM00001", "--steps", "100000000",
                    "--out", str(w / "a.csv")]),
+    ("explain --gene SYMBOL shared by two genes", "the first of them explained", 2,
+     lambda w, a: ["explain", "--model", str(BUNDLED), "--data", _shared_symbol(w), "--gene", "SIMG1", "--out",
+                   str(w / "a.csv")]),
     ("explain --out naming a folder", "exit 1", 2,
      lambda w, a: ["explain", "--model", str(BUNDLED), "--data", SAMPLE, "--gene", "SIM00001", "--out",
                    str((w / "results").mkdir() or w / "results")]),
