@@ -364,6 +364,7 @@ def roc_curves(curves: Mapping[str, tuple], *, title: str = "ROC curve: high vs 
     )
     fig.update_layout(
         title=title,
+        showlegend=True,
         xaxis_title="false positive rate (low genes called high)",
         yaxis_title="true positive rate (high genes found)",
         xaxis={"range": [0, 1]},
@@ -391,9 +392,11 @@ def pr_curves(
         y=prevalence,
         line={"color": "grey", "dash": "dot"},
         annotation_text=f"random ranking ({prevalence:.2f} of genes are high)",
+        annotation_position="bottom right",  # under the line: the curve reaches it from above at recall 1
     )
     fig.update_layout(
         title=title,
+        showlegend=True,  # the legend carries the AUPRC: shown also for one model (plotly hides a lone trace's)
         xaxis_title="recall (high genes found)",
         yaxis_title="precision (genes called high that are high)",
         xaxis={"range": [0, 1]},

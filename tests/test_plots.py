@@ -107,6 +107,10 @@ def test_roc_and_pr_curves_name_the_area_in_the_legend():
     fig = plots.pr_curves({"DeepChrome": (y, good)})
     assert fig.data[0].name == f"DeepChrome (AUPRC {average_precision_score(y, good):.3f})"
     assert fig.layout.shapes[0].y0 == pytest.approx(y.mean())
+    # One model: plotly would hide a lone trace's legend, and with it the AUPRC.
+    assert fig.layout.showlegend is True
+    assert fig.layout.annotations[0].text == f"random ranking ({y.mean():.2f} of genes are high)"
+    assert fig.layout.annotations[0].yanchor == "top"  # under the line, where the curve does not run
     with pytest.raises(DataError, match="labels"):
         plots.roc_curves({"x": (y[:10], good)})
     with pytest.raises(DataError, match="both classes"):
