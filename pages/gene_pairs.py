@@ -263,16 +263,16 @@ else:
         st.stop()
     for col, one in zip(st.columns(2), (pe, pe2)):
         with col:
-            st.markdown(f"**Reference: {BASELINES[one.baseline.name].label}**")
+            st.markdown(f"**Reference: {one.baseline.label}**")
             st.info(escape_md(one.sentence), icon=":material/lightbulb:")
             _cap_warning(one)
             st.caption(_note(one))
             own = (one.values_a.sum(axis=0), (1 if two_cells else -1) * one.values_b.sum(axis=0))
             captions.plot(plots.mark_bars(np.stack(own), one.marks, series_names=(name_a, name_b),
-                                          title=f"{noun.capitalize()} of each mark: {BASELINES[one.baseline.name].label}",
+                                          title=f"{noun.capitalize()} of each mark: {one.baseline.label}",
                                           value_title=METHODS[method].value_title(one.unit)),
                           caption.replace(f"reference: {BASELINES[baseline].label}",
-                                          f"reference: {BASELINES[one.baseline.name].label}"),
+                                          f"reference: {one.baseline.label}"),
                           (*figure_name, one.baseline.name, "marks"), key=f"pair_compare_{one.baseline.name}", half=True)
 
 # -------------------------------------------------------------------------------- figures

@@ -102,15 +102,15 @@ fig = gene_tracks_figure(frames, [index.label(r) for r in rows], units=units, at
 measured = "; ".join(f"{index.label(r)} {captions.measured_expression(ds, ds.labels, r)}" for r in rows)
 caption = captions.caption(
     data, entry if show_att else None, genes=[index.label(r) for r in rows],
-    method="Integrated Gradients" if show_att else None, baseline=getattr(att.baseline, "name", None) if show_att else None,
+    method="Integrated Gradients" if show_att else None, baseline=att.baseline.label if show_att else None,
     prediction="; ".join(f"{index.label(r)}: output {o:+.3g} {att.target}" for r, o in zip(rows, att.outputs))
     if show_att else None, measured=f"{measured} ({captions.EXPRESSION_UNIT})")
 with_caption(fig, caption, width_chars=captions.FULL)
 model_name = (entry.name,) if show_att else ()
 state.plot(fig, export_name("gene-view", *model_name, *(index.label(r) for r in rows)), key="gv_fig")
 if show_att:
-    base = getattr(att.baseline, "label", None) or getattr(att.baseline, "name", "")
-    st.caption(f"Attribution: Integrated Gradients of {entry.label}'s {att.target} against the {base} reference; "
+    st.caption(f"Attribution: Integrated Gradients of {entry.label}'s {att.target} against the "
+               f"{att.baseline.label} reference; "
                "red bars raise the output, blue bars lower it. The signal rows show the data itself.")
 if not strand_known:
     st.caption("This data does not orient bins by strand: positions run in genome order, so negative positions "

@@ -22,6 +22,10 @@ def test_gene_view_finds_a_gene_by_symbol_and_draws_signal_and_attribution_track
     assert any(": attribution (" in t for t in titles)
     assert "SIMG12" in spec["layout"]["title"]["text"]
     assert "Integrated Gradients" in texts(at.caption)
+    # The reference by its name for people, as on the other pages (not the key train_mean).
+    assert "against the Training mean reference" in texts(at.caption)
+    assert "reference: Training mean" in spec["layout"]["annotations"][-1]["text"].replace("<br>", " ")
+    assert "train_mean" not in texts(at.caption) + str(spec["layout"]["annotations"])
 
 
 def test_gene_view_says_when_nothing_matches(app):

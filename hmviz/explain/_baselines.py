@@ -98,6 +98,12 @@ class Baseline:
     def is_distribution(self) -> bool:
         return self.values.ndim == 3
 
+    @property
+    def label(self) -> str:
+        """Its name for people (``"Training mean"``, as the app lists it); a custom baseline's ``name``."""
+        spec = BASELINES.get(self.name)
+        return spec.label if spec is not None else self.name
+
     def tensor(self, like: torch.Tensor) -> torch.Tensor:
         """The values as a tensor on ``like``'s device and dtype, with a leading batch axis."""
         t = torch.as_tensor(self.values, dtype=like.dtype, device=like.device)
