@@ -18,6 +18,7 @@ from hmviz.explain import (
     attention_by_class,
     attention_maps,
     attention_maps_per_cell,
+    has_attention,
 )
 
 st.caption("Attention is where the model looked (weights that sum to 1), not what moved its output: read it beside "
@@ -46,13 +47,19 @@ def _maps(model_key: str, data_key: str, rows: tuple[int, ...], _session) -> dic
     return {"": attention_maps(_session.model, _session.x[idx])}
 
 
+if not has_attention(session.model):
+    st.info(f"{escape_md(entry.name)} has no attention weights to show: attention maps exist for AttentiveChrome, "
+            "the ranker built on it and DeepDiff. What moves this model's output is on the Attributions page; "
+            "or choose an attention model (attentivechrome, ranker-attentivechrome or deepdiff) in the sidebar.",
+            icon=":material/info:")
+    st.stop()
 rows_eval = session.evaluation_rows()
 row = state.gene_picker("Gene (type an id or a symbol)", data, ds, "att_gene",
                         int(rows_eval[0]) if len(rows_eval) else 0)
 try:
     one = _maps(entry.cache_key, data.key, (int(row),), session)
 except ModelError as exc:
-    st.info(f"{exc} Choose an attention model (attentivechrome, ranker-attentivechrome or deepdiff) in the sidebar.")
+    state.show_error(exc)
     st.stop()
 name = session.display(int(row))
 

@@ -85,7 +85,10 @@ def test_every_page_with_each_model(app):
         assert "above" in texts(goto(app, "gene_pairs").info)  # the sentence
         assert len(charts(app)) == 3  # pair heatmaps, marks, regions
     goto(app, "attention")
-    assert "no attention weights" in texts(app.info)  # the ranker on deepchrome has none
+    info = texts(app.info)
+    assert "ranker-deepchrome has no attention weights" in info  # the ranker on deepchrome has none
+    assert "Attributions page" in info and "integrated_gradients" not in info  # the app's words, not the API's
+    assert not app.selectbox  # nothing to pick before an attention model is chosen
     app.session_state["model"] = "bundled:attentivechrome"
     goto(app, "attention")
     assert len(charts(app)) >= 5  # alpha, beta, attribution, per-class alpha x2, per-class beta

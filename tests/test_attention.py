@@ -8,7 +8,7 @@ import torch
 
 from hmviz.errors import HmvizError, ModelError
 from hmviz.explain import (attention_attribution_agreement, attention_by_class, attention_maps,
-                           attention_maps_per_cell, explain)
+                           attention_maps_per_cell, explain, has_attention)
 
 N_BINS, N_MARKS = 20, 3
 
@@ -55,6 +55,8 @@ def test_ranker_with_attention_backbone_and_models_without_attention():
         attention_maps(cnn, inputs())
     with pytest.raises(ModelError, match="no attention weights"):
         attention_maps(PairwiseRanker(cnn).eval(), inputs())
+    assert has_attention(backbone) and has_attention(ranker)
+    assert not has_attention(cnn) and not has_attention(PairwiseRanker(cnn))
 
 
 def test_deepdiff_attention_per_cell():
@@ -63,6 +65,7 @@ def test_deepdiff_attention_per_cell():
     torch.manual_seed(0)
     dd = DeepDiff(DeepDiffConfig(n_marks=N_MARKS, n_bins=N_BINS, bin_hidden=8, mark_hidden=4, joint_hidden=8,
                                  variant="aux")).eval()
+    assert has_attention(dd)
     maps = attention_maps_per_cell(dd, inputs(4, 1), inputs(4, 2))
     assert set(maps) == {"a", "b"}
     for alpha, beta in maps.values():

@@ -32,6 +32,7 @@ from hmviz.explain.attention import (
     attention_by_class,
     attention_maps,
     attention_maps_per_cell,
+    has_attention,
 )
 from hmviz.explain.attributions import Attribution, explain
 from hmviz.explain.class_optimization import ClassOptimizationMap, class_optimization_map
@@ -62,6 +63,7 @@ __all__ = [
     "data_regions",
     "explain",
     "explain_pair",
+    "has_attention",
     "make_baseline",
     "orientation_note",
     "output_unit",

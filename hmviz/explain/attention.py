@@ -29,6 +29,15 @@ def _accepts(module: nn.Module, flag: str) -> bool:
         return False
 
 
+def has_attention(model: nn.Module) -> bool:
+    """Whether ``model`` has attention weights to show: AttentiveChrome, a ranker built on it (its
+    :func:`attention_maps`), or DeepDiff (:func:`attention_maps_per_cell`)."""
+    return any(
+        candidate is not None and _accepts(candidate, "return_attention")
+        for candidate in (model, getattr(model, "encoder", None))
+    ) or _accepts(model, "return_all")
+
+
 def _attention_module(model: nn.Module) -> nn.Module:
     """The module whose ``forward(x, return_attention=True)`` gives alpha and beta."""
     for candidate in (model, getattr(model, "encoder", None)):
@@ -37,8 +46,9 @@ def _attention_module(model: nn.Module) -> nn.Module:
     if _accepts(model, "return_all"):
         raise ModelError(f"{type(model).__name__} reads two cells; use attention_maps_per_cell(model, x_a, x_b).")
     raise ModelError(
-        f"{type(model).__name__} has no attention weights to show. Attention maps exist for AttentiveChrome "
-        "and rankers built on it; for other models use an attribution method (e.g. integrated_gradients)."
+        f"{type(model).__name__} has no attention weights to show. Attention maps exist for AttentiveChrome, "
+        "rankers built on it and DeepDiff (attention_maps_per_cell); for other models use an attribution "
+        "method (e.g. integrated_gradients)."
     )
 
 
