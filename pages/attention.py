@@ -20,6 +20,7 @@ from hmviz.explain import (
     attention_maps_per_cell,
     has_attention,
 )
+from hmviz.views.figures import wrap_titles
 
 st.caption("Attention is where the model looked (weights that sum to 1), not what moved its output: read it beside "
            "an attribution, as below.")
@@ -87,11 +88,11 @@ if not session.differential:
     by_marks = attention_attribution_agreement(beta, attr)
     c1, c2 = st.columns([3, 2])
     with c1:
-        state.plot(plots.attribution_heatmap(attr.values[0], marks, starts, bin_size=ds.bin_size,
-                                             colorbar_title=attr.value_title,
-                                             title=f"{name}: contributions to the output (Integrated Gradients, "
-                                                   f"{BASELINES[DEFAULT_BASELINE].label.lower()} reference)"),
-                   f"attribution_{name}", key="att_attr")
+        # Wrapped: the column is about 340 px wide at 1024 px, and plotly cuts a long title.
+        state.plot(wrap_titles(plots.attribution_heatmap(
+            attr.values[0], marks, starts, bin_size=ds.bin_size, colorbar_title=attr.value_title,
+            title=f"{name}: contributions to the output (Integrated Gradients; reference: "
+                  f"{BASELINES[DEFAULT_BASELINE].label})")), f"attribution_{name}", key="att_attr")
     with c2:
         st.metric("Agreement over marks (Spearman, beta vs |attribution|)", f"{by_marks.mean:.2f}")
         st.metric("Agreement over positions (Spearman, alpha vs |attribution|, mean over marks)", f"{by_bins.mean:.2f}")

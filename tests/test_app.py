@@ -92,6 +92,10 @@ def test_every_page_with_each_model(app):
     app.session_state["model"] = "bundled:attentivechrome"
     goto(app, "attention")
     assert len(charts(app)) >= 5  # alpha, beta, attribution, per-class alpha x2, per-class beta
+    title = next(c["layout"]["title"]["text"] for c in charts(app)
+                 if "contributions to the output" in c["layout"]["title"]["text"])
+    assert "reference: Training mean" in title.replace("<br>", " ")
+    assert max(len(line) for line in title.split("<br>")) <= 34  # fits its 340-px column at 1024 px
 
 
 def _small_aux_deepdiff(dataset, tmp_path):
