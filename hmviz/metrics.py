@@ -18,12 +18,20 @@ from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
 
 from hmviz.errors import HmvizError
 
-_WORDS = {"auroc": "AUROC", "auprc": "AUPRC", "pearson": "Pearson", "spearman": "Spearman", "r2": "R²", "mse": "MSE"}
+_WORDS = {
+    "valid": "validation",
+    "auroc": "AUROC",
+    "auprc": "AUPRC",
+    "pearson": "Pearson",
+    "spearman": "Spearman",
+    "r2": "R²",
+    "mse": "MSE",
+}
 
 
 def metric_label(metric: str) -> str:
     """A metric's name in words: ``test_auroc -> 'test AUROC'``, ``test_r2 -> 'test R²'``,
-    ``test_pairwise_accuracy -> 'test pairwise accuracy'``."""
+    ``test_pairwise_accuracy -> 'test pairwise accuracy'``, ``valid_loss -> 'validation loss'``."""
     return " ".join(_WORDS.get(w, w) for w in str(metric).split("_"))
 
 

@@ -559,7 +559,8 @@ def training_curves(
     (list of ``{"stage", "epoch", "train_loss", <validation metric>}``); grows as epochs finish.
 
     The validation value is the entry named ``metric_name``, else the first key starting with
-    ``valid_``. A stage other than ``train`` (SimpleChrome's ``pretrain``) gets its own lines.
+    ``valid_`` other than ``valid_loss``; ``valid_loss``, where the history has it, is drawn beside the
+    training loss (the kept epoch is often chosen on it). A stage other than ``train`` (SimpleChrome's ``pretrain``) gets its own lines.
     ``best_epoch`` draws a dotted line at the kept epoch; ``selected_on`` (a card's ``training.selected_on``,
     e.g. "validation loss") labels it with what chose it, which need not be the validation value drawn.
     """
@@ -569,11 +570,13 @@ def training_curves(
     for r in rows:
         if "epoch" not in r or "train_loss" not in r:
             raise DataError("Each history entry needs 'epoch' and 'train_loss' (a model card's 'history').")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation"))
+    # The legend goes under the panels: beside them it took the width that kept the right panel's axis title
+    # clear of the left panel at 1024 px.
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation"), horizontal_spacing=0.14)
     stages = list(dict.fromkeys(str(r.get("stage", "train")) for r in rows))
     for k, stage in enumerate(stages):
         sel = [r for r in rows if str(r.get("stage", "train")) == stage]
-        key = metric_name if metric_name else next((c for c in sel[0] if c.startswith("valid_")), None)
+        key = metric_name or next((c for c in sel[0] if c.startswith("valid_") and c != "valid_loss"), None)
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         suffix = "" if len(stages) == 1 else f" ({stage})"
         epochs = [r["epoch"] for r in sel]
@@ -588,6 +591,19 @@ def training_curves(
             row=1,
             col=1,
         )
+        if any("valid_loss" in r for r in sel):
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[r.get("valid_loss") for r in sel],
+                    mode="lines+markers",
+                    name=metric_label("valid_loss") + suffix,
+                    line={"color": colour, "dash": "dashdot"},
+                    marker={"symbol": "circle-open"},
+                ),
+                row=1,
+                col=1,
+            )
         if key is not None:
             fig.add_trace(
                 go.Scatter(
@@ -620,5 +636,5 @@ def training_curves(
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="validation metric", row=1, col=2)
-    fig.update_layout(title=title)
+    fig.update_layout(title=title, legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.3, "yanchor": "top"})
     return fig

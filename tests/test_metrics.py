@@ -242,7 +242,8 @@ def test_metric_labels_name_each_metric_as_written_in_the_field():
     from hmviz.metrics import metric_label
 
     assert metric_label("test_auroc") == "test AUROC"
-    assert metric_label("valid_auprc") == "valid AUPRC"
+    assert metric_label("valid_auprc") == "validation AUPRC"
+    assert metric_label("valid_loss") == "validation loss"  # as the cards' selected_on says it
     assert metric_label("test_r2") == "test R²"
     assert metric_label("test_pairwise_accuracy") == "test pairwise accuracy"
     assert metric_label("test_concordance_index") == "test concordance index"

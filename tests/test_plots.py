@@ -158,9 +158,21 @@ def test_training_curves_from_a_card_history():
     assert [t.name for t in chosen.data[2:]] == ["kept: epoch 2<br>(best validation loss)"]
     assert chosen.data[2].line.dash == "dot" and list(chosen.data[2].x) == [None]  # no point: a legend entry
     auroc = plots.training_curves([{"stage": "train", "epoch": 1, "train_loss": 0.5, "valid_auroc": 0.7}])
-    assert auroc.data[1].name == "valid AUROC"  # the metric's name, not its key
+    assert auroc.data[1].name == "validation AUROC"  # the metric's name, not its key
     with pytest.raises(DataError, match="train_loss"):
         plots.training_curves([{"epoch": 1}])
+    # With the validation loss (what chose the kept epoch, in most cards): beside the training loss, the
+    # metric still on the right whatever the keys' order.
+    losses = [{"stage": "train", "epoch": e, "train_loss": 1.0 / e, "valid_loss": (e - 3) ** 2 + 0.3,
+               "valid_auroc": 0.5 + e / 100} for e in range(1, 6)]
+    fig = plots.training_curves(losses, best_epoch=3, selected_on="validation loss")
+    names = {t.name: t for t in fig.data}
+    assert list(names) == ["training loss", "validation loss", "validation AUROC", "kept: epoch 3<br>(best validation loss)"]
+    assert names["validation loss"].xaxis == "x" and names["validation AUROC"].xaxis == "x2"
+    best = int(np.argmin(names["validation loss"].y))
+    assert names["validation loss"].x[best] == 3  # the dotted line stands at the loss's minimum
+    assert plots.training_curves([{k: r[k] for k in ("epoch", "train_loss", "valid_loss")} for r in losses]).data[1].name \
+        == "validation loss"
 
 
 def test_every_bar_of_a_mark_or_region_chart_is_named_on_its_axis():
