@@ -65,6 +65,8 @@ PAGE_WORDS = (
     (re.compile(r"--patience"), "Patience (epochs)"),
     (re.compile(r"\bbin bins // 2\b"), "the middle bin"),
     (re.compile(r"\bbins // 2\b"), "half the number of bins"),
+    (re.compile(r"Give a dataset with two cells over the same genes \(a long table with a cell column\)\."),
+     "Choose the two-cell sample, or upload two cells over the same genes, on the Data page."),
 )
 
 

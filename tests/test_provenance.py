@@ -237,3 +237,23 @@ def test_captions_name_the_training_data_without_a_server_path():
     assert training_data(TrainingData(source="deepdiff format (../shared/data/deepdiff-E123-E003)")) == (
         "deepdiff format (deepdiff-E123-E003)")
     assert training_data(TrainingData()) == "data of unknown origin"
+
+
+def test_a_two_cell_model_on_one_cell_says_where_to_get_two_cells():
+    """DeepDiff on one cell's data: the library says what kind of data it needs; the app says which choice
+    of the Data page gives it."""
+    import hmviz
+    from hmviz.data import read_dataset
+    from hmviz.errors import DataError
+    from hmviz.explain.session import prepare
+    from hmviz.resources import sample_data
+    from hmviz_app.text import in_page_words
+
+    model = hmviz.load("models/deepdiff")
+    with pytest.raises(DataError) as err:
+        prepare(model.module, model.card, read_dataset(sample_data()))
+    message = str(err.value)
+    assert message.startswith("deepdiff compares two cell types, but this dataset has one cell.")
+    assert "a long table with a cell column" in message
+    page = in_page_words(message)
+    assert page.endswith("Choose the two-cell sample, or upload two cells over the same genes, on the Data page.")

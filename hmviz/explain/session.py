@@ -374,7 +374,10 @@ def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | 
     differential = card.task == "differential"
     if differential:
         if not isinstance(dataset, MultiCellDataset):
-            raise DataError(f"{card.model} compares two cell types; give data with both cells over the same genes.")
+            raise DataError(
+                f"{card.model} compares two cell types, but this dataset has one cell. Give a dataset with two "
+                "cells over the same genes (a long table with a cell column)."
+            )
         cell_a, cell_b = (card.cells or dataset.cell_names)[:2]
         missing = [c for c in (cell_a, cell_b) if c not in dataset.cells]
         if missing:
