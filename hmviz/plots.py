@@ -414,12 +414,19 @@ def predicted_vs_actual(
     log1p_expression: bool = True,
     predicted_title: str = "predicted score (logit)",
     title: str | None = None,
+    measured_name: str = "expression",
+    measured_title: str | None = None,
+    spearman: float | None = None,
 ) -> go.Figure:
     """Predicted score against measured expression, one point per gene, Spearman r in the title.
 
     ``predicted``, ``expression``: ``(genes,)``; expression is shown as log(1 + expression) unless
     ``log1p_expression=False``. ``labels`` (0/1) colour the points low/high; ``gene_names`` show on hover.
     Each point's ``customdata`` is its position in ``predicted`` (what a selection of points reports).
+    ``measured_name`` says what was measured (``"log2 fold change"`` for two cells) in the title and on the
+    axis (``measured_title``, when given, is the whole axis title). ``spearman``: the Spearman r to show,
+    when a table beside the figure already gives it for these genes (the same predictions computed in other
+    batches can break ties differently); computed here when None.
     """
     from scipy.stats import spearmanr
 
@@ -453,13 +460,17 @@ def predicted_vs_actual(
                 text=np.asarray(names)[sel],
                 customdata=np.flatnonzero(sel),
                 marker={"color": colour, "size": 5, "opacity": 0.6},
-                hovertemplate="%{text}<br>expression %{x:.3g}<br>score %{y:.3g}<extra></extra>",
+                hovertemplate=f"%{{text}}<br>{measured_name} %{{x:.3g}}<br>score %{{y:.3g}}<extra></extra>",
             )
         )
-    rho = float(spearmanr(e[ok], p[ok])[0]) if ok.sum() > 2 else float("nan")
+    if spearman is not None:
+        rho = float(spearman)
+    else:
+        rho = float(spearmanr(e[ok], p[ok])[0]) if ok.sum() > 2 else float("nan")
+    axis = f"measured {measured_name}" + (", log(1 + value)" if log1p_expression else "")
     fig.update_layout(
-        title=title or f"Predicted vs measured expression (Spearman r = {rho:.3f}, {int(ok.sum())} genes)",
-        xaxis_title="measured expression, log(1 + value)" if log1p_expression else "measured expression",
+        title=title or f"Predicted vs measured {measured_name} (Spearman r = {rho:.3f}, {int(ok.sum())} genes)",
+        xaxis_title=measured_title or axis,
         yaxis_title=predicted_title,
     )
     return fig

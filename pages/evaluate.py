@@ -179,6 +179,15 @@ def _caption(n_genes: int, measured: str) -> str:
                             prediction=", ".join(p for p in (score_name, metric_text) if p), measured=measured)
 
 
+def _table_spearman(rows) -> float | None:
+    """The metrics table's Spearman r when it covers exactly ``rows`` (the scatter's genes), so that the figure
+    and the table show one number for one thing: the scatter's scores come from other batches than the
+    evaluation's, and float rounding can break a tie between two genes' scores (DeepDiff on the two-cell
+    sample: 0.809 against 0.811). None: the figure computes it."""
+    value = metrics.get("test_spearman_r")
+    return value if isinstance(value, float) and len(rows) == metrics.get("genes_evaluated") else None
+
+
 def _scatter(fig, rows, measured: str) -> None:
     with_caption(fig, _caption(len(rows), measured), width_chars=captions.FULL)
     explore.scatter(fig, export_name("evaluate", entry.name, "predicted-vs-measured"), rows, ds.gene_ids, names,
@@ -192,10 +201,13 @@ if session.differential:
         st.info("The data has no expression for both cells, so there is no measured change to compare with.")
     else:
         ok = rows_eval[np.isfinite(measured[rows_eval])]
+        change = f"{session.cells[1]} over {session.cells[0]}"
         _scatter(plots.predicted_vs_actual(scores[ok], measured[ok], gene_names=[names[r] for r in ok],
                                            log1p_expression=False, predicted_title="predicted log2 fold change",
-                                           title=None), ok,
-                 f"log2 fold change of {captions.EXPRESSION_UNIT} ({session.cells[1]} over {session.cells[0]})")
+                                           measured_name="log2 fold change",
+                                           measured_title=f"measured log2 fold change ({change})",
+                                           spearman=_table_spearman(ok)), ok,
+                 f"log2 fold change of {captions.EXPRESSION_UNIT} ({change})")
 else:
     labels = session.labels()
     c1, c2 = st.columns(2)
@@ -214,7 +226,8 @@ else:
         ok = rows_eval[np.isfinite(ds.expression[rows_eval])]
         _scatter(plots.predicted_vs_actual(scores[ok], ds.expression[ok], gene_names=[names[r] for r in ok],
                                            labels=labels[ok] if labels is not None and (labels[ok] >= 0).all()
-                                           else None, predicted_title=score_name), ok, f"log1p of {captions.EXPRESSION_UNIT}")
+                                           else None, predicted_title=score_name, spearman=_table_spearman(ok)), ok,
+                 f"log1p of {captions.EXPRESSION_UNIT}")
 
 # ------------------------------------------------------------------------- predictions
 st.subheader("Per-gene predictions")

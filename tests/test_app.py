@@ -125,6 +125,15 @@ def test_two_cell_sample_and_deepdiff(app, tmp_path):
     assert columns[columns.index("test_r2") + 1] == "test_r2 95% CI"
     low, high = (float(v) for v in table["test_r2 95% CI"].iloc[0].split(" to "))
     assert low < table["test_r2"].iloc[0] < high
+    # the scatter: measured log2 fold change (not "expression"), and the table's Spearman r, not a second one
+    scatter = charts(app)[0]["layout"]
+    rho = table["test_spearman_r"].iloc[0]
+    assert scatter["title"]["text"].startswith(f"Predicted vs measured log2 fold change (Spearman r = {rho:.3f}, ")
+    assert scatter["xaxis"]["title"]["text"] == "measured log2 fold change (synthetic-B over synthetic)"
+    # ... over the genes of the metrics: this small model trained on 900 of the 1,000 genes, so they are its
+    # test genes and the genes it never saw (not the data file's test split)
+    evaluated = int(re.search(r"([\d,]+) genes evaluated", texts(app.caption)).group(1).replace(",", ""))
+    assert evaluated == 227 and scatter["title"]["text"].endswith(f", {evaluated} genes)")
     # the bundled DeepDiff (raw_d, the default) attends over the difference B - A: one alpha, one beta
     titles = [c["layout"]["title"]["text"] for c in charts(goto(app, "attention"))]
     assert len(titles) == 2 and all("minus" in t for t in titles), titles

@@ -112,6 +112,14 @@ def test_partial_overlap_evaluates_only_genes_the_model_did_not_train_or_validat
     assert evaluated == expected
     assert chosen.evaluated_on == ("20 of the model's 45 test genes and 30 genes the model never saw "
                                    "(60 training/validation genes of the model in this data left out)")
+    # The pages draw and suggest the same genes as the metrics (the Evaluate page's figures beside its table),
+    # not the data's own test split; data of training genes only: every gene, to explain them.
+    from hmviz.explain.session import prepare
+
+    session = prepare(result.model, result.card, mixed)
+    assert set(mixed.gene_ids[session.evaluation_rows()].tolist()) == expected
+    seen = dataclasses.replace(ds.subset(np.flatnonzero(ds.split != "test")), split=None, meta={})
+    assert len(prepare(result.model, result.card, seen).evaluation_rows()) == seen.n_genes
 
 
 def test_data_holding_only_training_genes_is_refused(small_model):

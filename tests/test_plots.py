@@ -126,8 +126,15 @@ def test_predicted_vs_actual_groups_by_label():
     np.testing.assert_allclose(low.x, np.log1p(expr[:3]))
     np.testing.assert_allclose(high.y, pred[3:5])  # the gene without expression is left out
     assert "Spearman r = 1.000" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "measured expression, log(1 + value)"
     with pytest.raises(DataError, match="one of each"):
         plots.predicted_vs_actual(pred[:3], expr)
+    # Two cells: what was measured is a change; a Spearman r given (a table's) is the one shown.
+    fc = plots.predicted_vs_actual(pred[:5], [-2.0, -1.0, 0.0, 0.5, 3.0], log1p_expression=False,
+                                   measured_name="log2 fold change", spearman=0.8109)
+    assert fc.layout.title.text == "Predicted vs measured log2 fold change (Spearman r = 0.811, 5 genes)"
+    assert fc.layout.xaxis.title.text == "measured log2 fold change"
+    assert "log2 fold change %{x:.3g}" in fc.data[0].hovertemplate
 
 
 def test_mark_profiles_means_per_group_and_mark():

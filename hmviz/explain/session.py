@@ -104,6 +104,8 @@ class ExplainSession:
         reference_rows, reference_note: the genes baselines are drawn from, and how they were chosen.
         split: the split to evaluate on: the model's own when the data is its training data, else
             the data's, else None.
+        evaluated: the rows a saved model is evaluated on in this data
+            (:func:`hmviz.evaluation.evaluation_genes`, the genes of its metrics), else None.
     """
 
     model: nn.Module
@@ -116,6 +118,7 @@ class ExplainSession:
     x_other: torch.Tensor | None = None
     other: HistoneDataset | None = None
     cells: tuple[str, str] | None = None
+    evaluated: np.ndarray | None = None
     _baselines: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -355,7 +358,10 @@ class ExplainSession:
         return None if ds.labels is None else ds.labels.astype(np.int8)
 
     def evaluation_rows(self) -> np.ndarray:
-        """The genes a model is judged on: its test split when known, else every gene."""
+        """The genes a model is judged on: those of its metrics (:attr:`evaluated`) when known, else its test
+        split, else every gene."""
+        if self.evaluated is not None:
+            return self.evaluated
         if self.split is not None and (self.split == "test").any():
             return np.flatnonzero(self.split == "test")
         return np.arange(self.dataset.n_genes)
@@ -371,6 +377,7 @@ def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | 
     from hmviz.inference import prepare_inputs
 
     card = ModelCard.of(card)  # checked and typed once; the session keeps the typed card
+    evaluated = _evaluated_rows(card, dataset)
     differential = card.task == "differential"
     if differential:
         if not isinstance(dataset, MultiCellDataset):
@@ -391,7 +398,17 @@ def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | 
         trained_on = training_split(card, dataset)
         split = trained_on.split if trained_on is not None else ds_a.split
         return ExplainSession(
-            model, card, ds_a, xa, rows, note, split, x_other=xb, other=ds_b, cells=(str(cell_a), str(cell_b))
+            model,
+            card,
+            ds_a,
+            xa,
+            rows,
+            note,
+            split,
+            x_other=xb,
+            other=ds_b,
+            cells=(str(cell_a), str(cell_b)),
+            evaluated=evaluated,
         )
     if isinstance(dataset, MultiCellDataset):
         raise DataError(
@@ -402,7 +419,20 @@ def prepare(model: nn.Module, card: ModelCard | dict, dataset: HistoneDataset | 
     rows, note = reference_genes(card, dataset)
     trained_on = training_split(card, dataset)
     split = trained_on.split if trained_on is not None else dataset.split
-    return ExplainSession(model, card, dataset, x, rows, note, split)
+    return ExplainSession(model, card, dataset, x, rows, note, split, evaluated=evaluated)
+
+
+def _evaluated_rows(card: ModelCard, dataset: HistoneDataset | MultiCellDataset) -> np.ndarray | None:
+    """The rows of ``dataset`` a saved model is evaluated on (:func:`hmviz.evaluation.evaluation_genes`), so
+    that pages pick and draw the genes of its metrics; None where it has none here (data of its training
+    genes only: the pages still explain them)."""
+    from hmviz.evaluation import evaluation_genes
+
+    try:
+        mask, _, _ = evaluation_genes(card, dataset)
+    except DataError:
+        return None
+    return np.flatnonzero(mask)
 
 
 def suggest_pairs(
