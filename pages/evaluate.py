@@ -246,14 +246,14 @@ else:
     if session.labels() is not None:
         genes["label"] = np.where(session.labels() >= 0, session.labels(), np.nan)
     genes["rank"] = pd.Series(scores).rank(ascending=False, method="min").astype(int).to_numpy()
-c1, c2 = st.columns([3, 1])
+c1, c2 = st.columns([5, 2])
 query = c1.text_input("Search genes by id or symbol", key=state.sticky("eval_search", ""),
                       placeholder="e.g. SIMG12 or SIM00012")
 scope = c2.selectbox("Genes", ["test", "all"], key=state.sticky("eval_scope", "test"),
-                     format_func={"test": "test genes", "all": "all genes"}.get)
-shown = genes
-if scope == "test" and "split" in genes:
-    shown = shown[shown["split"] == "test"]
+                     format_func={"test": f"evaluated ({len(rows_eval):,})", "all": f"all ({len(genes):,})"}.get,
+                     help="Evaluated genes: those of the metrics and figures above, never one the model trained or "
+                          "validated on.")
+shown = genes.iloc[rows_eval] if scope == "test" else genes
 if query.strip():
     q = query.strip().lower()
     hit = shown["gene_id"].str.lower().str.contains(q, regex=False)

@@ -134,6 +134,8 @@ def test_two_cell_sample_and_deepdiff(app, tmp_path):
     # test genes and the genes it never saw (not the data file's test split)
     evaluated = int(re.search(r"([\d,]+) genes evaluated", texts(app.caption)).group(1).replace(",", ""))
     assert evaluated == 227 and scatter["title"]["text"].endswith(f", {evaluated} genes)")
+    assert "227 genes shown." in texts(app.caption)  # the per-gene table lists the same genes
+    assert app.selectbox(key="eval_scope").format_func("test") == "evaluated (227)"
     # the bundled DeepDiff (raw_d, the default) attends over the difference B - A: one alpha, one beta
     titles = [c["layout"]["title"]["text"] for c in charts(goto(app, "attention"))]
     assert len(titles) == 2 and all("minus" in t for t in titles), titles
