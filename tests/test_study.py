@@ -317,6 +317,7 @@ def test_subset_chart_sorts_marks_draws_all_marks_and_the_smallest_subset_within
     assert list(main.y) == list(t.sort_values("mean")["marks"])  # best at the top
     np.testing.assert_allclose(main.error_x.array, t.sort_values("mean")["std"])
     assert list(chosen.y) == ["A"]  # 0.885 >= 0.90 - 0.02 with one mark
+    assert main.name == "test (mean ± SD over seeds)"
     assert "chosen on test" in chosen.name
     assert list(subset_chart(t, margin=0.001).data[1].y) == ["A+B+C"]
     assert list(subset_chart(t, margin=0.01).data[1].y) == ["A+B"]
@@ -330,3 +331,8 @@ def test_subset_chart_takes_a_masking_table():
     t = _ablation_table().drop(columns="std").rename(columns={"mean": "value"})
     fig = subset_chart(t)
     assert fig.data[0].error_x.array is None and list(fig.data[1].y) == ["A+B"]
+    assert fig.data[0].name == "test"  # one evaluation: no "mean ± SD over seeds"
+    assert fig.layout.annotations == ()  # one panel: no panel title (it sat on the legend)
+    # the legend in the figure's pixels, between the title and the plot area (its top margin)
+    assert fig.layout.legend.yref == "container"
+    assert 40 <= (1 - fig.layout.legend.y) * fig.layout.height <= fig.layout.margin.t - 40

@@ -210,7 +210,7 @@ def ablate_mask(
         {
             "evaluated_on": chosen.evaluated_on,
             "genes_evaluated": chosen.n_genes,
-            "baseline": f"{base.name}: {base.description}",
+            "baseline": f"{base.label} ({base.name}): {base.description}",
             "model": spec.name,
         }
     )

@@ -35,7 +35,7 @@ def _subset_traces(
             y=t["marks"],
             mode="markers",
             error_x=err,
-            name="test (mean ± SD over seeds)",
+            name="test (mean ± SD over seeds)" if err is not None else "test",  # masking: one evaluation, no seeds
             marker={"color": MAIN, "size": 8},
             showlegend=legend,
             legendgroup="test",
@@ -98,16 +98,19 @@ def subset_chart(
     panels = ["hmviz"] + (["published"] if published is not None else [])
     if published is not None:
         order += [m for m in published.sort_values("mean")["marks"] if m not in order]
+    # Panel titles only beside a published panel (one panel: the figure's title says it all).
     fig = make_subplots(
         rows=1,
         cols=len(panels),
         shared_yaxes=True,
         horizontal_spacing=0.04,
-        subplot_titles=[f"hmviz: {label}"]
-        + (
-            [f"{published.attrs.get('source', 'published')}: {metric_label(published['metric'].iloc[0])}"]
+        subplot_titles=(
+            [
+                f"hmviz: {label}",
+                f"{published.attrs.get('source', 'published')}: {metric_label(published['metric'].iloc[0])}",
+            ]
             if published is not None
-            else []
+            else None
         ),
     )
     _subset_traces(fig, table, margin, order, 1, "hmviz", True)
@@ -116,11 +119,21 @@ def subset_chart(
     fig.update_yaxes(categoryorder="array", categoryarray=order, title_text="marks used", row=1, col=1)
     for i in range(len(panels)):
         fig.update_xaxes(title_text=label, row=1, col=i + 1)
+    height = max(350, 22 * len(order) + 170)
+    # The legend 60 px below the top of the figure (under the title), the panels' titles at 120 px (the top
+    # margin): placed in the figure's own pixels, they never overlap whatever the number of subsets.
     fig.update_layout(
         title=title or f"Which marks does the model need? {label} per subset of marks",
-        height=max(350, 22 * len(order) + 170),
+        height=height,
         margin={"t": 120},
-        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "xanchor": "left"},
+        legend={
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 1 - 60 / height,
+            "yanchor": "top",
+        },
     )
     return fig
 
