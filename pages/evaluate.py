@@ -235,6 +235,12 @@ genes = ds.gene_table()
 if session.split is not None:
     genes["split"] = session.split
 if session.differential:
+    cell_a, cell_b = session.cells
+    if "expression" in genes:  # each cell's, named: the table's own column is the first cell's
+        genes = genes.rename(columns={"expression": f"expression ({cell_a})"})
+        if session.other is not None and session.other.expression is not None:
+            genes.insert(genes.columns.get_loc(f"expression ({cell_a})") + 1, f"expression ({cell_b})",
+                         session.other.expression)
     genes["predicted_log2fc"] = scores
     measured = session.measured()
     if measured is not None:

@@ -135,6 +135,11 @@ def test_two_cell_sample_and_deepdiff(app, tmp_path):
     evaluated = int(re.search(r"([\d,]+) genes evaluated", texts(app.caption)).group(1).replace(",", ""))
     assert evaluated == 227 and scatter["title"]["text"].endswith(f", {evaluated} genes)")
     assert "227 genes shown." in texts(app.caption)  # the per-gene table lists the same genes
+    per_gene = app.dataframe[-1].value
+    assert {"expression (synthetic)", "expression (synthetic-B)", "measured_log2fc"} <= set(per_gene.columns)
+    row = per_gene.iloc[0]  # the measured change is that of these two columns
+    assert row["measured_log2fc"] == pytest.approx(np.log2((row["expression (synthetic-B)"] + 1)
+                                                           / (row["expression (synthetic)"] + 1)))
     assert app.selectbox(key="eval_scope").format_func("test") == "evaluated (227)"
     # the bundled DeepDiff (raw_d, the default) attends over the difference B - A: one alpha, one beta
     titles = [c["layout"]["title"]["text"] for c in charts(goto(app, "attention"))]
