@@ -58,7 +58,11 @@ def first_page(browser, root: Path) -> dict:
             phases["server_s"] = runs[0]["s"] if runs else float("nan")
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a server that does not stop is killed, never waited on
+                proc.kill()
+                proc.wait()
     return phases
 
 

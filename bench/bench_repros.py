@@ -177,7 +177,15 @@ def two_writers(work: Path) -> dict:
     t0 = time.perf_counter()
     procs = [subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    results = [(p.wait(timeout=TIMEOUT_S), p.stderr.read().strip().splitlines()) for p in procs]
+    results = []
+    for p in procs:  # communicate: a full stderr pipe cannot block the child; a hung one is killed
+        try:
+            _, err = p.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            err = f"{err}\nkilled after {TIMEOUT_S} s"
+        results.append((p.returncode, err.strip().splitlines()))
     codes = sorted(code for code, _ in results)
     return {"exit": "+".join(map(str, codes)), "s": round(time.perf_counter() - t0, 2), "peak_mb": float("nan"),
             "stderr": [line.replace(f"{work}/", "") for _, err in results for line in err], "ok": codes == [0, 2]}
